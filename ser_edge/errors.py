@@ -1,0 +1,26 @@
+"""The exceptions ser-edge raises.
+
+One small hierarchy, after librosa's ``LibrosaError`` → ``ParameterError``: every error that a
+user's input can cause is a :class:`SerEdgeError`, so a command-line front end catches that one
+class, prints its one-line message and exits non-zero, and lets anything else (a bug) surface.
+"""
+
+from __future__ import annotations
+
+__all__ = ["SerEdgeError", "ParameterError", "AudioError", "ModelError"]
+
+
+class SerEdgeError(Exception):
+    """Base class of every error ser-edge raises on bad input."""
+
+
+class ParameterError(SerEdgeError, ValueError):
+    """A parameter has an invalid value (mirrors ``librosa.util.exceptions.ParameterError``)."""
+
+
+class AudioError(SerEdgeError, ValueError):
+    """An audio file or signal cannot be used: missing, empty, corrupt, silent, too short, NaN."""
+
+
+class ModelError(SerEdgeError):
+    """A model file cannot be used: unreadable, or its metadata or shapes do not fit."""
