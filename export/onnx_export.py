@@ -146,7 +146,8 @@ def export_onnx(
     )
     outputs = [o.name for o in model.graph.output]
     if outputs != [LABEL_OUTPUT, PROBA_OUTPUT]:
-        raise ModelError(f"unexpected ONNX outputs {outputs}, expected {[LABEL_OUTPUT, PROBA_OUTPUT]}")
+        expected = [LABEL_OUTPUT, PROBA_OUTPUT]
+        raise ModelError(f"unexpected ONNX outputs {outputs}, expected {expected}")
     model.doc_string = "ser-edge speech emotion classifier"
     meta = {
         "labels": _dumps(labels),
