@@ -174,8 +174,11 @@ def _versions() -> dict[str, str]:
     import skl2onnx
     import sklearn
 
-    out = {"scikit-learn": sklearn.__version__, "skl2onnx": skl2onnx.__version__,
-           "onnx": onnx.__version__}
+    out = {
+        "scikit-learn": sklearn.__version__,
+        "skl2onnx": skl2onnx.__version__,
+        "onnx": onnx.__version__,
+    }
     try:
         import librosa
 
