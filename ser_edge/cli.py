@@ -1,0 +1,447 @@
+"""The ``ser-edge`` command: classify recordings, describe the model, print feature vectors.
+
+A thin typer front end over the Python API (:class:`ser_edge.Classifier`). It imports nothing
+heavy at start-up: numpy, soundfile and onnxruntime are imported by the command that needs them,
+so ``ser-edge --help`` and ``ser-edge --version`` answer at once on a Raspberry Pi.
+
+Exit status: 0 when every file was classified, 1 when at least one file failed (each failure is
+one line on stderr naming the file and the reason), 2 for a usage error (an unknown option, a bad
+value), 3 when the model cannot be used.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from enum import Enum
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated, Any
+
+import typer
+
+from ._version import __version__
+from .errors import ModelError, SerEdgeError
+
+if TYPE_CHECKING:  # pragma: no cover
+    from .model import Classifier, Failure, Prediction
+
+__all__ = ["app", "main", "AUDIO_EXTENSIONS", "find_audio"]
+
+#: Exit statuses, as documented in ``--help`` and the README.
+EXIT_OK = 0
+EXIT_FILE_FAILED = 1
+EXIT_USAGE = 2
+EXIT_MODEL = 3
+
+#: File name extensions taken from folders: the formats libsndfile reads. A file named on the
+#: command line is tried whatever its extension.
+AUDIO_EXTENSIONS = frozenset(
+    ".wav .wave .flac .ogg .oga .opus .mp3 .aiff .aif .aifc .au .snd .caf .w64 .rf64 "
+    ".sd2 .voc .htk .svx .8svx .paf .pvf .sds .ircam .sf .xi .avr .wve .nist .sph .mpc".split()
+)
+
+#: Show a progress bar (on stderr, when it is a terminal) from this many files on.
+PROGRESS_MIN_FILES = 5
+
+EXIT_CODES_HELP = (
+    "Exit status: 0 every file classified; 1 at least one file failed (one line on stderr each, "
+    "the other files are still classified); 2 usage error; 3 the model cannot be used."
+)
+
+app = typer.Typer(
+    name="ser-edge",
+    help=(
+        "Speech emotion recognition for edge devices: librosa-exact features in numpy and an "
+        "ONNX model, no librosa at run time.\n\n"
+        "Examples:\n\n"
+        "  ser-edge classify clip.wav\n\n"
+        "  ser-edge classify recordings/ --json > emotions.jsonl\n\n"
+        "  ser-edge info\n\n" + EXIT_CODES_HELP
+    ),
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+    rich_markup_mode=None,
+    context_settings={"help_option_names": ["-h", "--help"]},
+)
+
+
+class OutputFormat(str, Enum):
+    """How ``classify`` prints its results."""
+
+    text = "text"
+    json = "json"
+    csv = "csv"
+
+
+def _version_callback(value: bool) -> None:
+    if value:
+        typer.echo(f"ser-edge {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _root(
+    version: Annotated[
+        bool,
+        typer.Option(
+            "--version",
+            callback=_version_callback,
+            is_eager=True,
+            help="Print the version and exit.",
+        ),
+    ] = False,
+) -> None:
+    """Speech emotion recognition for edge devices."""
+
+
+# -- helpers -------------------------------------------------------------------------------------
+
+
+def _fail(message: str, code: int) -> typer.Exit:
+    typer.echo(f"ser-edge: error: {message}", err=True)
+    return typer.Exit(code=code)
+
+
+def _load_classifier(model: Path | None) -> Classifier:
+    from .model import Classifier
+
+    try:
+        return Classifier(model)
+    except ModelError as exc:
+        raise _fail(str(exc), EXIT_MODEL) from None
+
+
+def find_audio(paths: list[Path]) -> list[tuple[Path, str | None]]:
+    """Expand files and folders into a list of ``(path, problem)``.
+
+    Folders are searched recursively for files whose extension is in :data:`AUDIO_EXTENSIONS`
+    (any case), in sorted order; a file named directly is kept whatever its extension. ``problem``
+    is None, or a one-line reason why the path cannot be used (missing, an empty folder).
+    """
+    found: list[tuple[Path, str | None]] = []
+    for path in paths:
+        if path.is_dir():
+            files = sorted(
+                p for p in path.rglob("*") if p.suffix.lower() in AUDIO_EXTENSIONS and p.is_file()
+            )
+            if not files:
+                found.append((path, f"{path}: no audio files in this folder"))
+            found.extend((p, None) for p in files)
+        elif path.exists():
+            found.append((path, None))
+        else:
+            found.append((path, f"{path}: no such file or folder"))
+    return found
+
+
+class _Progress:
+    """A one-line progress bar on stderr that result lines on a shared terminal can pass."""
+
+    def __init__(self, total: int, enabled: bool):
+        self.total = total
+        self.done = 0
+        self.enabled = enabled
+
+    def clear(self) -> None:
+        if self.enabled:
+            sys.stderr.write("\r\033[K")
+            sys.stderr.flush()
+
+    def draw(self) -> None:
+        if self.enabled:
+            width = 30
+            filled = width * self.done // max(self.total, 1)
+            bar = "#" * filled + "-" * (width - filled)
+            sys.stderr.write(f"\r[{bar}] {self.done}/{self.total}")
+            sys.stderr.flush()
+
+    def step(self) -> None:
+        self.done += 1
+        self.draw()
+
+
+def _text_line(p: Prediction, top_k: int, width: int) -> str:
+    ranked = p.top(top_k)
+    label, confidence = ranked[0]
+    rest = ", ".join(f"{name} {prob:.2f}" for name, prob in ranked[1:])
+    line = f"{p.path:<{width}}  {label:<9}  {confidence:.2f}"
+    return f"{line}  {rest}" if rest else line
+
+
+# -- commands ------------------------------------------------------------------------------------
+
+
+@app.command(
+    help=(
+        "Classify the emotion of speech recordings.\n\n"
+        "PATHS are audio files or folders (searched recursively for audio files: WAV, FLAC, "
+        "OGG/Opus, MP3, AIFF, CAF, ...). One line per file: path, label, confidence and the "
+        "next-best labels.\n\n"
+        "Examples:\n\n"
+        "  ser-edge classify clip.wav\n\n"
+        "  ser-edge classify recordings/ --top-k 2\n\n"
+        "  ser-edge classify a.flac b.wav --json\n\n"
+        "  ser-edge classify recordings/ --csv > emotions.csv\n\n" + EXIT_CODES_HELP
+    ),
+    no_args_is_help=True,
+)
+def classify(
+    paths: Annotated[
+        list[Path],
+        typer.Argument(help="Audio files or folders.", metavar="PATH", show_default=False),
+    ],
+    json_: Annotated[
+        bool,
+        typer.Option(
+            "--json",
+            help=(
+                "One JSON object per line: path, label, probabilities, top, duration_s, "
+                "sample_rate; or path and error."
+            ),
+        ),
+    ] = False,
+    csv_: Annotated[
+        bool,
+        typer.Option(
+            "--csv",
+            help=(
+                "CSV with a header: path, label, confidence, duration_s, sample_rate, one column "
+                "per label, error."
+            ),
+        ),
+    ] = False,
+    top_k: Annotated[
+        int,
+        typer.Option("--top-k", "-k", min=1, help="Labels shown per file (text and --json)."),
+    ] = 3,
+    model: Annotated[
+        Path | None,
+        typer.Option("--model", "-m", help="ONNX model exported by `python -m export`.",
+                     show_default="the bundled RAVDESS model"),
+    ] = None,
+) -> None:
+    """Classify the emotion of speech recordings."""
+    if json_ and csv_:
+        raise typer.BadParameter("choose one of --json and --csv", param_hint="--json/--csv")
+    fmt = OutputFormat.json if json_ else OutputFormat.csv if csv_ else OutputFormat.text
+    clf = _load_classifier(model)
+    top_k = min(top_k, len(clf.labels))
+    items = find_audio(paths)
+    width = min(max((len(str(p)) for p, _ in items), default=0), 60)
+    progress = _Progress(len(items), len(items) >= PROGRESS_MIN_FILES and sys.stderr.isatty())
+
+    writer = None
+    if fmt is OutputFormat.csv:
+        import csv
+
+        writer = csv.writer(sys.stdout, lineterminator="\n")
+        header = ["path", "label", "confidence", "duration_s", "sample_rate"]
+        writer.writerow([*header, *clf.labels, "error"])
+
+    def results():
+        from .model import Failure
+
+        for path, problem in items:
+            if problem is not None:
+                yield Failure(str(path), FileNotFoundError(problem))
+            else:
+                yield from clf.classify_many([path])
+
+    failed = 0
+    progress.draw()
+    try:
+        for result in results():
+            progress.clear()
+            if hasattr(result, "error"):
+                failed += 1
+                _emit_failure(result, fmt, writer, clf)
+            else:
+                _emit_prediction(result, fmt, writer, top_k, width)
+            sys.stdout.flush()
+            progress.step()
+    finally:
+        progress.clear()
+    if failed:
+        if len(items) > 1:
+            typer.echo(f"ser-edge: {failed} of {len(items)} files failed", err=True)
+        raise typer.Exit(code=EXIT_FILE_FAILED)
+
+
+def _emit_prediction(p: Prediction, fmt: OutputFormat, writer: Any, top_k: int, width: int) -> None:
+    if fmt is OutputFormat.json:
+        record = p.to_dict()
+        record["top"] = [[name, prob] for name, prob in p.top(top_k)]
+        typer.echo(json.dumps(record))
+    elif fmt is OutputFormat.csv:
+        writer.writerow(
+            [p.path, p.label, f"{p.confidence:.6f}", f"{p.duration_s:.3f}", p.sample_rate]
+            + [f"{prob:.6f}" for prob in p.probabilities.values()]
+            + [""]
+        )
+    else:
+        typer.echo(_text_line(p, top_k, width))
+
+
+def _emit_failure(f: Failure, fmt: OutputFormat, writer: Any, clf: Classifier) -> None:
+    message = f.message if not isinstance(f.error, FileNotFoundError) else str(f.error.args[0])
+    typer.echo(f"ser-edge: error: {message}", err=True)
+    if fmt is OutputFormat.json:
+        typer.echo(json.dumps({"path": f.path, "error": message}))
+    elif fmt is OutputFormat.csv:
+        writer.writerow([f.path, "", "", "", ""] + [""] * len(clf.labels) + [message])
+
+
+@app.command(
+    help=(
+        "Describe a model: labels, features, training data, accuracy and versions, from its "
+        "metadata.\n\n"
+        "Examples:\n\n"
+        "  ser-edge info\n\n"
+        "  ser-edge info --model my-model.onnx --json\n\n"
+        "Exit status: 0 ok; 2 usage error; 3 the model cannot be used."
+    )
+)
+def info(
+    model: Annotated[
+        Path | None,
+        typer.Option("--model", "-m", help="ONNX model exported by `python -m export`.",
+                     show_default="the bundled RAVDESS model"),
+    ] = None,
+    json_: Annotated[
+        bool, typer.Option("--json", help="Print the model's metadata as one JSON object.")
+    ] = False,
+) -> None:
+    """Describe a model."""
+    clf = _load_classifier(model)
+    if json_:
+        record = {"model_path": str(clf.model_path), **clf.metadata}
+        typer.echo(json.dumps(record, indent=2, sort_keys=True))
+        return
+    typer.echo("\n".join(_describe(clf)))
+
+
+def _describe(clf: Classifier) -> list[str]:
+    cfg = clf.feature_config
+    meta = clf.metadata
+    lines = [
+        f"model:     {clf.model_path}",
+        f"labels:    {', '.join(clf.labels)}",
+        f"features:  {cfg.n_features} = {' + '.join(cfg.features)} "
+        f"({', '.join(f'{k} {v}' for k, v in cfg.block_sizes.items())}) "
+        f"x {'/'.join(cfg.stats)} over time",
+        f"analysis:  {cfg.sr} Hz, n_fft {cfg.n_fft}, hop {cfg.hop_length}, "
+        f"fmin {cfg.fmin:g} Hz, fmax {'sr/2' if cfg.fmax is None else f'{cfg.fmax:g} Hz'}, "
+        f"{'HTK' if cfg.htk else 'Slaney'} mel, mel in {'dB' if cfg.mel_db else 'power'}",
+    ]
+    training = meta.get("training")
+    if isinstance(training, dict):
+        estimator = training.get("estimator")
+        steps = training.get("pipeline")
+        if estimator:
+            extra = f" (pipeline: {' -> '.join(steps)})" if steps else ""
+            lines.append(f"estimator: {estimator}{extra}")
+        corpora = training.get("corpora")
+        if corpora is not None:
+            lines.append(f"training:  {_short(corpora)}")
+        for key in ("n_clips", "n_train", "seed"):
+            if key in training:
+                lines.append(f"  {key}: {_short(training[key])}")
+    metrics = meta.get("metrics")
+    if isinstance(metrics, dict):
+        si = metrics.get("speaker_independent")
+        if isinstance(si, dict) and si:
+            parts = [
+                f"{name} {_num(si[name])}"
+                for name in ("uar_mean", "uar_std", "accuracy_mean", "macro_f1_mean", "n_folds")
+                if name in si
+            ]
+            lines.append(f"speaker-independent: {', '.join(parts)}")
+        for key, value in metrics.items():
+            if key != "speaker_independent":
+                lines.append(f"{key}: {_short(value)}")
+    versions = training.get("versions") if isinstance(training, dict) else None
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        ort_version = version("onnxruntime")
+    except PackageNotFoundError:  # pragma: no cover - a runtime dependency
+        ort_version = "?"
+    lines.append(
+        f"versions:  ser-edge {__version__}, onnxruntime {ort_version}"
+        + (f"; trained with {_short(versions)}" if versions else "")
+    )
+    return lines
+
+
+def _num(value: Any) -> str:
+    return f"{value:.3f}" if isinstance(value, float) else str(value)
+
+
+def _short(value: Any, limit: int = 300) -> str:
+    if isinstance(value, dict):
+        text = ", ".join(f"{k} {_short(v, 80)}" for k, v in value.items())
+    elif isinstance(value, list):
+        text = ", ".join(_short(v, 80) for v in value)
+    else:
+        text = _num(value)
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+@app.command(
+    help=(
+        "Print the model's input feature vector of an audio file as JSON, for people who embed "
+        "their own model: path, sample_rate (of the analysis, Hz), names, values, and the "
+        "feature configuration.\n\n"
+        "Examples:\n\n"
+        "  ser-edge features clip.wav\n\n"
+        "  ser-edge features clip.wav --model my-model.onnx > clip.json\n\n"
+        "Exit status: 0 ok; 1 the file cannot be used; 2 usage error; 3 the model cannot be used."
+    ),
+    no_args_is_help=True,
+)
+def features(
+    path: Annotated[
+        Path, typer.Argument(help="An audio file.", metavar="PATH", show_default=False)
+    ],
+    model: Annotated[
+        Path | None,
+        typer.Option("--model", "-m", help="Model whose feature configuration to use.",
+                     show_default="the bundled RAVDESS model"),
+    ] = None,
+) -> None:
+    """Print the feature vector of an audio file as JSON."""
+    clf = _load_classifier(model)
+    try:
+        x = clf.features(path)
+    except (SerEdgeError, OSError) as exc:
+        from .model import error_line
+
+        raise _fail(error_line(path, exc), EXIT_FILE_FAILED) from None
+    cfg = clf.feature_config
+    record = {
+        "path": str(path),
+        "sample_rate": cfg.sr,
+        "names": cfg.feature_names(),
+        "values": [float(v) for v in x],
+        "feature_config": json.loads(cfg.to_json()),
+    }
+    typer.echo(json.dumps(record))
+
+
+def main() -> None:
+    """Run the ``ser-edge`` command (the console script's entry point)."""
+    try:
+        app(prog_name="ser-edge")
+    except KeyboardInterrupt:  # pragma: no cover - interactive
+        sys.stderr.write("\n")
+        raise SystemExit(130) from None
+    except BrokenPipeError:  # pragma: no cover - `ser-edge classify dir | head`
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        raise SystemExit(EXIT_FILE_FAILED) from None
+
+
+if __name__ == "__main__":
+    main()

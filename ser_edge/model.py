@@ -1,0 +1,436 @@
+"""The classifier: one onnxruntime session, the model's labels and its feature configuration.
+
+After audonnx's ``Model``: the :class:`~onnxruntime.InferenceSession` is built once, with its
+thread counts set explicitly; the labels and the :class:`~ser_edge.features.FeatureConfig` are
+read from the ONNX model's ``metadata_props`` (written by ``export/``); the width of the feature
+vector is checked against the model's input and the number of labels against its output, with
+errors that give both numbers.
+
+This is the only module of ser-edge that imports onnxruntime.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from .errors import AudioError, ModelError, ParameterError, SerEdgeError
+from .features import FeatureConfig
+
+__all__ = ["BUNDLED_MODEL", "Classifier", "Prediction", "Failure"]
+
+#: The model shipped inside the package: an MLP trained on RAVDESS (see its card, ravdess-mlp.md).
+BUNDLED_MODEL = Path(__file__).resolve().parent / "models" / "ravdess-mlp.onnx"
+
+#: Names of the model's input and of the output that holds the class probabilities.
+INPUT_NAME = "features"
+PROBABILITIES = "probabilities"
+
+
+@dataclass(frozen=True)
+class Prediction:
+    """What the classifier says about one clip.
+
+    Attributes
+    ----------
+    label : str
+        The most probable emotion.
+    probabilities : dict of str to float
+        Probability of every label, in the model's label order; they sum to 1.
+    duration_s : float
+        Length of the clip, in seconds.
+    sample_rate : int
+        Sample rate of the input, in Hz: the file's own rate for :meth:`Classifier.classify`, the
+        ``sr`` passed to :meth:`Classifier.predict`.
+    path : str or None
+        The file classified, or None for :meth:`Classifier.predict`.
+    """
+
+    label: str
+    probabilities: dict[str, float]
+    duration_s: float
+    sample_rate: int
+    path: str | None = None
+
+    @property
+    def confidence(self) -> float:
+        """Probability of :attr:`label`."""
+        return self.probabilities[self.label]
+
+    def top(self, k: int | None = None) -> list[tuple[str, float]]:
+        """Return the ``k`` most probable ``(label, probability)`` pairs, most probable first.
+
+        ``None`` returns all of them. Ties keep the model's label order.
+        """
+        ranked = sorted(self.probabilities.items(), key=lambda item: -item[1])
+        return ranked if k is None else ranked[:k]
+
+    def to_dict(self) -> dict[str, Any]:
+        """Return a JSON-ready dict: path, label, probabilities, duration_s, sample_rate."""
+        return {
+            "path": self.path,
+            "label": self.label,
+            "probabilities": dict(self.probabilities),
+            "duration_s": self.duration_s,
+            "sample_rate": self.sample_rate,
+        }
+
+
+@dataclass(frozen=True)
+class Failure:
+    """A file :meth:`Classifier.classify_many` could not classify.
+
+    Attributes
+    ----------
+    path : str
+        The file.
+    error : Exception
+        What went wrong: a :class:`~ser_edge.errors.SerEdgeError` or an :class:`OSError`.
+    """
+
+    path: str
+    error: Exception
+
+    @property
+    def message(self) -> str:
+        """One line naming the file and the reason."""
+        return error_line(self.path, self.error)
+
+
+def error_line(path: str | os.PathLike[str], error: BaseException) -> str:
+    """Format ``error`` as one line that names ``path`` (once)."""
+    path = str(path)
+    if isinstance(error, OSError) and error.strerror:
+        text = error.strerror
+        if error.filename is not None and str(error.filename) != path:
+            text = f"{text}: {error.filename}"
+    else:
+        text = str(error) or type(error).__name__
+    text = " ".join(text.split())  # one line, always
+    return text if path in text else f"{path}: {text}"
+
+
+def _first_line(error: BaseException, limit: int = 200) -> str:
+    text = " ".join(str(error).split()) or type(error).__name__
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+class Classifier:
+    """Speech emotion classifier: a feature configuration and an ONNX model.
+
+    Parameters
+    ----------
+    model : str or os.PathLike or None
+        Path of an ONNX model exported by ``export/`` (``python -m export``); ``None`` loads the
+        bundled model, :data:`BUNDLED_MODEL`.
+    num_threads : int >= 1
+        Threads onnxruntime may use inside an operator (``intra_op_num_threads``); operators run
+        one after the other (``inter_op_num_threads=1``). 1 suits a small model on an edge device.
+
+    Attributes
+    ----------
+    model_path : pathlib.Path
+        The model file.
+    labels : tuple of str
+        Emotion names, in the order of the model's probability columns.
+    feature_config : FeatureConfig
+        How the model's input vector is computed.
+    metadata : dict of str to Any
+        Every entry of the model's ``metadata_props``, JSON-decoded where it is JSON: ``labels``,
+        ``feature_config``, ``training``, ``metrics``.
+
+    Raises
+    ------
+    ModelError
+        If the file is missing or not a readable ONNX model, if its metadata lacks ``labels`` or
+        ``feature_config`` or they are invalid, if the feature vector's width differs from the
+        model's input width, or if the number of labels differs from the number of probability
+        columns.
+    ParameterError
+        If ``num_threads`` is not a positive integer.
+
+    Examples
+    --------
+    >>> from ser_edge import Classifier
+    >>> clf = Classifier()
+    >>> p = clf.classify("clip.wav")  # doctest: +SKIP
+    >>> p.label, round(p.confidence, 2)  # doctest: +SKIP
+    ('angry', 0.87)
+    """
+
+    def __init__(self, model: str | os.PathLike[str] | None = None, *, num_threads: int = 1):
+        if isinstance(num_threads, bool) or not isinstance(num_threads, (int, np.integer)):
+            raise ParameterError(f"num_threads must be a positive integer, got {num_threads!r}")
+        if num_threads < 1:
+            raise ParameterError(f"num_threads must be a positive integer, got {num_threads!r}")
+        self.model_path = Path(BUNDLED_MODEL if model is None else model)
+        self.num_threads = int(num_threads)
+        self._session = self._open_session()
+        self.metadata = self._read_metadata()
+        self.labels = self._read_labels()
+        self.feature_config = self._read_feature_config()
+        self._check_shapes()
+
+    # -- loading -------------------------------------------------------------------------------
+
+    def _open_session(self) -> Any:
+        path = self.model_path
+        if not path.exists():
+            bundled = path == BUNDLED_MODEL
+            hint = " (the bundled model is missing: reinstall ser-edge)" if bundled else ""
+            raise ModelError(f"{path}: model file not found{hint}")
+        if path.is_dir():
+            raise ModelError(f"{path}: is a folder, not an ONNX model file")
+        try:
+            with open(path, "rb") as f:
+                data = f.read()
+        except OSError as exc:
+            raise ModelError(f"{path}: cannot read model: {exc.strerror or exc}") from None
+        if not data:
+            raise ModelError(f"{path}: model file is empty")
+
+        import onnxruntime as ort
+
+        options = ort.SessionOptions()
+        options.intra_op_num_threads = self.num_threads
+        options.inter_op_num_threads = 1
+        options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
+        options.log_severity_level = 3  # errors only: no warnings on the user's terminal
+        try:
+            return ort.InferenceSession(data, options, providers=["CPUExecutionProvider"])
+        except Exception as exc:  # onnxruntime's errors derive from Exception only
+            raise ModelError(f"{path}: not a readable ONNX model ({_first_line(exc)})") from None
+
+    def _read_metadata(self) -> dict[str, Any]:
+        props = self._session.get_modelmeta().custom_metadata_map
+        metadata: dict[str, Any] = {}
+        for key, value in props.items():
+            try:
+                metadata[key] = json.loads(value)
+            except ValueError:
+                metadata[key] = value
+        return metadata
+
+    def _read_labels(self) -> tuple[str, ...]:
+        labels = self.metadata.get("labels")
+        if labels is None:
+            raise ModelError(
+                f"{self.model_path}: the model has no 'labels' metadata "
+                "(export models with `python -m export`)"
+            )
+        if (
+            not isinstance(labels, list)
+            or not labels
+            or not all(isinstance(label, str) for label in labels)
+        ):
+            raise ModelError(
+                f"{self.model_path}: 'labels' metadata must be a non-empty JSON list of strings, "
+                f"got {_first_line(ValueError(labels), 80)}"
+            )
+        if len(set(labels)) != len(labels):
+            raise ModelError(f"{self.model_path}: 'labels' metadata repeats a name: {labels}")
+        return tuple(labels)
+
+    def _read_feature_config(self) -> FeatureConfig:
+        props = self._session.get_modelmeta().custom_metadata_map
+        text = props.get("feature_config")
+        if text is None:
+            raise ModelError(
+                f"{self.model_path}: the model has no 'feature_config' metadata "
+                "(export models with `python -m export`)"
+            )
+        try:
+            return FeatureConfig.from_json(text)
+        except (ParameterError, TypeError) as exc:
+            raise ModelError(
+                f"{self.model_path}: invalid 'feature_config' metadata: {exc}"
+            ) from None
+
+    def _check_shapes(self) -> None:
+        inputs = self._session.get_inputs()
+        if len(inputs) != 1:
+            raise ModelError(f"{self.model_path}: the model has {len(inputs)} inputs, expected 1")
+        self._input_name = inputs[0].name
+        shape = inputs[0].shape
+        n_features = self.feature_config.n_features
+        if len(shape) != 2:
+            raise ModelError(
+                f"{self.model_path}: the model's input has shape {shape}, "
+                f"expected (n_clips, {n_features})"
+            )
+        if isinstance(shape[1], int) and shape[1] != n_features:
+            raise ModelError(
+                f"{self.model_path}: the feature configuration gives {n_features} features "
+                f"but the model's input takes {shape[1]}"
+            )
+        outputs = {o.name: o for o in self._session.get_outputs()}
+        if PROBABILITIES not in outputs:
+            raise ModelError(
+                f"{self.model_path}: the model has no {PROBABILITIES!r} output "
+                f"(outputs: {', '.join(outputs)}); export it with zipmap disabled"
+            )
+        width = outputs[PROBABILITIES].shape[-1] if outputs[PROBABILITIES].shape else None
+        if not isinstance(width, int):
+            # Symbolic width: ask the model once, on a vector of zeros.
+            probe = np.zeros((1, n_features), dtype=np.float32)
+            width = self._run(probe).shape[-1]
+        if width != len(self.labels):
+            raise ModelError(
+                f"{self.model_path}: the metadata names {len(self.labels)} labels "
+                f"but the model's output has {width} probability columns"
+            )
+
+    # -- running -------------------------------------------------------------------------------
+
+    def _run(self, X: np.ndarray) -> np.ndarray:
+        try:
+            (P,) = self._session.run([PROBABILITIES], {self._input_name: X})
+        except Exception as exc:  # onnxruntime's errors derive from Exception only
+            raise ModelError(f"{self.model_path}: inference failed ({_first_line(exc)})") from None
+        return np.asarray(P, dtype=np.float64)
+
+    def _prediction(
+        self, x: np.ndarray, duration_s: float, sr: int, path: str | None
+    ) -> Prediction:
+        P = self._run(x[np.newaxis, :])
+        row = P[0]
+        probabilities = {label: float(p) for label, p in zip(self.labels, row, strict=True)}
+        label = self.labels[int(np.argmax(row))]
+        return Prediction(label, probabilities, float(duration_s), int(sr), path)
+
+    def features(self, path: str | os.PathLike[str]) -> np.ndarray:
+        """Compute the model's input vector for an audio file.
+
+        Parameters
+        ----------
+        path : str or os.PathLike
+            An audio file that libsndfile reads (WAV, FLAC, OGG, MP3, ...).
+
+        Returns
+        -------
+        x : np.ndarray [shape=(n_features,)], float32
+            The vector :func:`ser_edge.features.feature_vector` computes at
+            ``feature_config.sr``.
+
+        Raises
+        ------
+        AudioError
+            If the file is missing, empty, corrupt, not audio, too short, silent or has NaN.
+        """
+        return self._load_features(path)[0]
+
+    def _load_features(self, path: str | os.PathLike[str]) -> tuple[np.ndarray, float, int]:
+        from . import audio
+        from .features import feature_vector
+
+        config = self.feature_config
+        y, sr = audio.load(path, sr=config.sr)
+        x = feature_vector(y, sr=sr, config=config)
+        if not np.all(np.isfinite(x)):
+            raise AudioError(f"{path}: the features are not finite (is the audio valid?)")
+        return x, y.shape[-1] / sr, _native_rate(path, default=sr)
+
+    def classify(self, path: str | os.PathLike[str]) -> Prediction:
+        """Classify the emotion of one audio file.
+
+        The file is decoded, mixed to mono and resampled to ``feature_config.sr`` as
+        ``librosa.load`` does, then the feature vector goes through the model.
+
+        Parameters
+        ----------
+        path : str or os.PathLike
+            An audio file that libsndfile reads (WAV, FLAC, OGG, MP3, ...).
+
+        Returns
+        -------
+        Prediction
+            With ``path`` set to ``str(path)`` and ``sample_rate`` the file's own rate.
+
+        Raises
+        ------
+        AudioError
+            If the file is missing, empty, corrupt, not audio, shorter than one frame, digital
+            silence or has NaN samples.
+        ModelError
+            If inference fails.
+        """
+        x, duration_s, native_sr = self._load_features(path)
+        return self._prediction(x, duration_s, native_sr, str(path))
+
+    def predict(self, y: np.ndarray, sr: int) -> Prediction:
+        """Classify the emotion of a signal already in memory.
+
+        Parameters
+        ----------
+        y : np.ndarray [shape=(n_samples,) or (n_channels, n_samples)], float
+            The signal, in [-1, 1]; several channels are averaged, as ``librosa.to_mono`` does.
+        sr : int > 0
+            Its sample rate, in Hz; it is resampled to ``feature_config.sr`` if it differs.
+
+        Returns
+        -------
+        Prediction
+            With ``path=None`` and ``sample_rate=sr``.
+
+        Raises
+        ------
+        ParameterError
+            If ``sr`` is not a positive integer.
+        AudioError
+            If the signal is empty, not finite, digital silence or shorter than one frame.
+        """
+        if isinstance(sr, bool) or not isinstance(sr, (int, np.integer)) or sr <= 0:
+            raise ParameterError(f"sr must be a positive integer in Hz, got {sr!r}")
+        from . import audio
+        from .features import feature_vector
+
+        config = self.feature_config
+        y = audio.prepare(y, sr=int(sr), target_sr=config.sr)
+        x = feature_vector(y, sr=config.sr, config=config)
+        if not np.all(np.isfinite(x)):
+            raise AudioError("the features are not finite (is the signal valid?)")
+        return self._prediction(x, y.shape[-1] / config.sr, int(sr), None)
+
+    def classify_many(
+        self, paths: Iterable[str | os.PathLike[str]]
+    ) -> Iterator[Prediction | Failure]:
+        """Classify many files, one at a time; a bad file does not stop the others.
+
+        Parameters
+        ----------
+        paths : iterable of str or os.PathLike
+            Audio files.
+
+        Yields
+        ------
+        Prediction or Failure
+            One per path, in order: a :class:`Prediction`, or a :class:`Failure` holding the
+            :class:`~ser_edge.errors.SerEdgeError` or :class:`OSError` the file raised.
+        """
+        for path in paths:
+            try:
+                yield self.classify(path)
+            except (SerEdgeError, OSError) as exc:
+                yield Failure(str(path), exc)
+
+    def __repr__(self) -> str:
+        return (
+            f"Classifier({str(self.model_path)!r}, labels={list(self.labels)}, "
+            f"n_features={self.feature_config.n_features}, num_threads={self.num_threads})"
+        )
+
+
+def _native_rate(path: str | os.PathLike[str], default: int) -> int:
+    """Return the file's own sample rate, in Hz (``default`` if libsndfile cannot say)."""
+    import soundfile as sf
+
+    try:
+        return int(sf.info(str(path)).samplerate)
+    except Exception:  # the audio was already read once; this is only a report field
+        return int(default)
