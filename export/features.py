@@ -1,0 +1,288 @@
+"""The librosa reference features: what the model is trained on and the runtime must reproduce.
+
+For one file, :func:`reference_feature_vector` is ``librosa.load`` followed by
+``librosa.feature.mfcc``, ``chroma_stft`` and ``melspectrogram`` (librosa 0.11.0), each called with
+every relevant keyword spelled out so that a change of librosa's defaults cannot pass unnoticed,
+and then :func:`ser_edge.features.pool`, so that the vector layout is the runtime's.
+
+:func:`extract_reference` runs it over many files in parallel (joblib, at most ``n_jobs``
+processes) with a progress bar (tqdm), and caches each vector on disk under a key made of the
+configuration's JSON, the file's resolved path, size and modification time, so a second run with
+the same configuration reads the cache instead of recomputing.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import tempfile
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from ser_edge.errors import AudioError
+from ser_edge.features import FeatureConfig, pool
+
+__all__ = [
+    "REFERENCE_LIBROSA",
+    "DEFAULT_CACHE_DIR",
+    "reference_load",
+    "reference_feature_matrices",
+    "reference_feature_vector",
+    "extract_reference",
+    "cache_key",
+]
+
+#: The librosa version the reference is written against (pinned in the ``export`` extra).
+REFERENCE_LIBROSA = "0.11.0"
+
+#: Default on-disk cache: ``.ser-edge-cache/`` at the project root (git-ignored).
+DEFAULT_CACHE_DIR = Path(__file__).resolve().parent.parent / ".ser-edge-cache"
+
+# Bumped whenever the reference computation changes, so that old cache entries are not reused.
+_CACHE_VERSION = "ref-v1"
+
+
+def reference_load(path: str | Path, sr: int) -> np.ndarray:
+    """Load a file as librosa does: ``librosa.load(path, sr=sr, mono=True)`` (soxr_hq resampling).
+
+    Returns
+    -------
+    y : np.ndarray [shape=(n_samples,)], float32
+
+    Raises
+    ------
+    AudioError
+        If the file is missing or cannot be decoded, or holds no samples.
+    """
+    import librosa
+
+    path = Path(path)
+    if not path.is_file():
+        raise AudioError(f"{path}: file not found")
+    try:
+        y, _ = librosa.load(path, sr=sr, mono=True, res_type="soxr_hq", dtype=np.float32)
+    except Exception as exc:  # librosa/soundfile/audioread raise many types
+        raise AudioError(f"{path}: cannot decode audio ({type(exc).__name__}: {exc})") from None
+    if y.size == 0:
+        raise AudioError(f"{path}: no audio samples")
+    return y
+
+
+def reference_feature_matrices(y: np.ndarray, sr: int, config: FeatureConfig) -> dict[str, Any]:
+    """Compute librosa's feature matrices for ``config`` (before pooling over time).
+
+    Parameters
+    ----------
+    y : np.ndarray [shape=(n_samples,)]
+        Mono audio at ``sr``.
+    sr : int > 0
+        Sample rate of ``y``, in Hz; should equal ``config.sr``.
+    config : FeatureConfig
+
+    Returns
+    -------
+    blocks : dict of str to np.ndarray [shape=(n_rows, n_frames)]
+        ``"mfcc"`` (``n_mfcc`` rows, ``librosa.feature.mfcc``: DCT-II orthonormal of the log-mel
+        spectrogram with ``n_mels`` bands), ``"chroma"`` (``n_chroma`` rows,
+        ``librosa.feature.chroma_stft``, ``tuning`` estimated per clip when None) and ``"mel"``
+        (``n_mels`` rows, ``librosa.feature.melspectrogram`` in power, converted with
+        ``librosa.power_to_db(ref=1.0, amin=1e-10, top_db=80.0)`` when ``config.mel_db``),
+        for the blocks named in ``config.features``.
+    """
+    import librosa
+
+    stft_kw = {
+        "n_fft": config.n_fft,
+        "hop_length": config.hop_length,
+        "win_length": None,
+        "window": "hann",
+        "center": True,
+        "pad_mode": "constant",
+    }
+    mel_kw = {"n_mels": config.n_mels, "fmin": config.fmin, "fmax": config.fmax, "htk": config.htk}
+    blocks: dict[str, Any] = {}
+    if "mfcc" in config.features:
+        blocks["mfcc"] = librosa.feature.mfcc(
+            y=y,
+            sr=sr,
+            n_mfcc=config.n_mfcc,
+            dct_type=2,
+            norm="ortho",
+            lifter=0,
+            **stft_kw,
+            **mel_kw,
+        )
+    if "chroma" in config.features:
+        # chroma_stft has no ``power`` keyword: it always uses the power spectrogram.
+        blocks["chroma"] = librosa.feature.chroma_stft(
+            y=y, sr=sr, norm=np.inf, tuning=config.tuning, n_chroma=config.n_chroma, **stft_kw
+        )
+    if "mel" in config.features:
+        mel = librosa.feature.melspectrogram(
+            y=y, sr=sr, power=2.0, norm="slaney", **stft_kw, **mel_kw
+        )
+        if config.mel_db:
+            mel = librosa.power_to_db(mel, ref=1.0, amin=1e-10, top_db=80.0)
+        blocks["mel"] = mel
+    return blocks
+
+
+def reference_feature_vector(path: str | Path, config: FeatureConfig) -> np.ndarray:
+    """Compute the librosa reference vector of one file: load at ``config.sr``, matrices, pool.
+
+    Parameters
+    ----------
+    path : str or Path
+    config : FeatureConfig
+
+    Returns
+    -------
+    x : np.ndarray [shape=(config.n_features,)], float32
+        The layout of :func:`ser_edge.features.pool`.
+
+    Raises
+    ------
+    AudioError
+        If the file cannot be read.
+    """
+    y = reference_load(path, config.sr)
+    return pool(reference_feature_matrices(y, config.sr, config), config)
+
+
+def cache_key(path: str | Path, tag: str) -> str:
+    """Hash of ``tag`` (e.g. a configuration's JSON), the resolved path, its size and mtime.
+
+    Raises
+    ------
+    AudioError
+        If the file does not exist.
+    """
+    path = Path(path).resolve()
+    try:
+        st = path.stat()
+    except OSError:
+        raise AudioError(f"{path}: file not found") from None
+    text = "\n".join([_CACHE_VERSION, tag, str(path), str(st.st_size), str(st.st_mtime_ns)])
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()
+
+
+def _cache_file(cache_dir: Path, key: str) -> Path:
+    return cache_dir / key[:2] / f"{key}.npy"
+
+
+def _compute_and_store(
+    func: Callable[[Path, Any], np.ndarray], path: Path, arg: Any, target: Path | None
+) -> np.ndarray:
+    x = np.asarray(func(path, arg), dtype=np.float32)
+    if target is not None:
+        target.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=target.parent, suffix=".tmp")
+        with os.fdopen(fd, "wb") as fh:
+            np.save(fh, x)
+        os.replace(tmp, target)
+    return x
+
+
+def extract_cached(
+    paths: Sequence[str | Path],
+    func: Callable[[Path, Any], np.ndarray],
+    arg: Any,
+    tag: str,
+    *,
+    n_jobs: int = 2,
+    cache_dir: str | Path | None = None,
+    use_cache: bool = True,
+    progress: bool = True,
+    desc: str = "features",
+) -> np.ndarray:
+    """Run ``func(path, arg)`` over ``paths`` in parallel, caching each 1-D result on disk.
+
+    ``func`` must be a picklable module-level function; ``tag`` must identify ``func`` and
+    ``arg`` completely (it goes into :func:`cache_key`).
+
+    Returns
+    -------
+    X : np.ndarray [shape=(len(paths), n)], float32
+    """
+    from joblib import Parallel, delayed
+    from tqdm.auto import tqdm
+
+    paths = [Path(p) for p in paths]
+    cache = Path(cache_dir) if cache_dir is not None else DEFAULT_CACHE_DIR
+    rows: list[np.ndarray | None] = [None] * len(paths)
+    todo: list[tuple[int, Path | None]] = []
+    for i, path in enumerate(paths):
+        if not use_cache:
+            todo.append((i, None))
+            continue
+        target = _cache_file(cache, cache_key(path, tag))
+        if target.is_file():
+            try:
+                rows[i] = np.load(target)
+                continue
+            except (OSError, ValueError):  # a damaged entry: recompute it
+                pass
+        todo.append((i, target))
+    if todo:
+        bar = tqdm(total=len(todo), desc=desc, disable=not progress, unit="file")
+        jobs = (delayed(_compute_and_store)(func, paths[i], arg, target) for i, target in todo)
+        if n_jobs == 1:
+            results = (job[0](*job[1], **job[2]) for job in jobs)
+        else:
+            results = Parallel(n_jobs=n_jobs, return_as="generator")(jobs)
+        for (i, _), x in zip(todo, results, strict=True):
+            rows[i] = x
+            bar.update(1)
+        bar.close()
+    if not rows:
+        return np.empty((0, 0), dtype=np.float32)
+    return np.stack(rows).astype(np.float32, copy=False)
+
+
+def extract_reference(
+    paths: Sequence[str | Path],
+    config: FeatureConfig,
+    *,
+    n_jobs: int = 2,
+    cache_dir: str | Path | None = None,
+    use_cache: bool = True,
+    progress: bool = True,
+) -> np.ndarray:
+    """Compute reference feature vectors of many files, in parallel, cached on disk.
+
+    Parameters
+    ----------
+    paths : sequence of str or Path
+    config : FeatureConfig
+    n_jobs : int
+        Worker processes (joblib); 1 computes in this process.
+    cache_dir : str or Path, optional
+        Cache folder; default :data:`DEFAULT_CACHE_DIR`.
+    use_cache : bool
+        Read and write the cache.
+    progress : bool
+        Show a tqdm progress bar.
+
+    Returns
+    -------
+    X : np.ndarray [shape=(len(paths), config.n_features)], float32
+
+    Raises
+    ------
+    AudioError
+        If a file is missing or cannot be decoded.
+    """
+    return extract_cached(
+        paths,
+        reference_feature_vector,
+        config,
+        config.to_json(),
+        n_jobs=n_jobs,
+        cache_dir=cache_dir,
+        use_cache=use_cache,
+        progress=progress,
+        desc="librosa features",
+    )
