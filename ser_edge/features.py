@@ -15,13 +15,26 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from .dsp import fft_frequencies, power_to_db, stft
 from .errors import ParameterError
+from .filters import chroma_filters, dct_matrix, hz_to_octs, mel_filters
 
 __all__ = [
     "FEATURES",
     "STATS",
     "FeatureConfig",
+    "chroma_filters",
+    "chroma_stft",
+    "estimate_tuning",
+    "feature_matrices",
+    "feature_vector",
+    "mel_filters",
+    "melspectrogram",
+    "mfcc",
+    "pitch_tuning",
     "pool",
+    "power_to_db",
+    "stft",
 ]
 
 #: The feature blocks a :class:`FeatureConfig` can name, in no particular order.
@@ -126,13 +139,17 @@ class FeatureConfig:
         for name in ("sr", "n_fft", "hop_length", "n_mfcc", "n_mels", "n_chroma"):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value <= 0:
-                raise ParameterError(f"FeatureConfig.{name} must be a positive integer, got {value!r}")
+                raise ParameterError(
+                    f"FeatureConfig.{name} must be a positive integer, got {value!r}"
+                )
         if self.n_mfcc > self.n_mels:
             raise ParameterError(f"n_mfcc={self.n_mfcc} exceeds n_mels={self.n_mels}")
         if self.fmin < 0:
             raise ParameterError(f"FeatureConfig.fmin must be >= 0 Hz, got {self.fmin!r}")
         if self.fmax is not None and not self.fmin < self.fmax:
-            raise ParameterError(f"FeatureConfig.fmax={self.fmax!r} Hz must exceed fmin={self.fmin!r} Hz")
+            raise ParameterError(
+                f"FeatureConfig.fmax={self.fmax!r} Hz must exceed fmin={self.fmin!r} Hz"
+            )
 
     @property
     def block_sizes(self) -> dict[str, int]:
@@ -224,3 +241,400 @@ def pool(blocks: Mapping[str, np.ndarray], config: FeatureConfig) -> np.ndarray:
             )
         parts.extend(_STAT_FUNCS[stat](M, axis=-1) for stat in config.stats)
     return np.concatenate(parts).astype(np.float32, copy=False)
+
+
+def _power_spectrogram(
+    y: np.ndarray | None, S: np.ndarray | None, n_fft: int, hop_length: int, power: float
+) -> tuple[np.ndarray, int]:
+    """Return ``(S, n_fft)``: ``S`` as given (``n_fft`` from its height), or ``|stft(y)| ** power``.
+
+    Mirrors librosa's private ``_spectrogram``.
+    """
+    if S is not None:
+        S = np.asarray(S)
+        if n_fft // 2 + 1 != S.shape[-2]:
+            n_fft = 2 * (S.shape[-2] - 1)
+        return S, n_fft
+    if y is None:
+        raise ParameterError("give either y (audio) or S (a spectrogram)")
+    return np.abs(stft(y, n_fft=n_fft, hop_length=hop_length)) ** power, n_fft
+
+
+def melspectrogram(
+    *,
+    y: np.ndarray | None = None,
+    sr: float = 22050,
+    S: np.ndarray | None = None,
+    n_fft: int = 2048,
+    hop_length: int = 512,
+    power: float = 2.0,
+    n_mels: int = 128,
+    fmin: float = 0.0,
+    fmax: float | None = None,
+    htk: bool = False,
+    norm: str | None = "slaney",
+) -> np.ndarray:
+    """Mel-scaled spectrogram.
+
+    Mirrors ``librosa.feature.melspectrogram`` (librosa 0.11.0) with a centred, zero-padded,
+    periodic-Hann STFT.
+
+    Parameters
+    ----------
+    y : np.ndarray [shape=(..., n)] or None
+        Audio time series.
+    sr : float > 0
+        Sample rate of ``y``, in Hz.
+    S : np.ndarray [shape=(..., 1 + n_fft // 2, n_frames)] or None
+        A precomputed spectrogram (magnitude raised to ``power``); if given, ``y`` is ignored
+        and ``n_fft`` is taken from its height.
+    n_fft : int > 0
+        FFT length in samples.
+    hop_length : int > 0
+        Number of samples between successive frames.
+    power : float > 0
+        Exponent of the magnitude (2.0 for power, 1.0 for energy).
+    n_mels : int > 0
+        Number of mel bands.
+    fmin, fmax : float
+        Frequency range of the filter bank, in Hz; ``fmax=None`` means ``sr / 2``.
+    htk : bool
+        Use the HTK mel formula instead of Slaney's.
+    norm : {"slaney", None}
+        Normalisation of the mel filters.
+
+    Returns
+    -------
+    M : np.ndarray [shape=(..., n_mels, n_frames)], float32 for float32 input
+
+    Raises
+    ------
+    ParameterError
+        If neither ``y`` nor ``S`` is given, or the audio is invalid.
+    """
+    S, n_fft = _power_spectrogram(y, S, n_fft, hop_length, power)
+    mel_basis = mel_filters(
+        sr=sr, n_fft=n_fft, n_mels=n_mels, fmin=fmin, fmax=fmax, htk=htk, norm=norm
+    )
+    return np.matmul(mel_basis, S)
+
+
+def mfcc(
+    *,
+    y: np.ndarray | None = None,
+    sr: float = 22050,
+    S: np.ndarray | None = None,
+    n_mfcc: int = 20,
+    **kwargs,
+) -> np.ndarray:
+    """Mel-frequency cepstral coefficients: the orthonormal DCT-II of the log-power mel spectrogram.
+
+    Mirrors ``librosa.feature.mfcc`` (librosa 0.11.0) with ``dct_type=2``, ``norm="ortho"`` and
+    ``lifter=0``.
+
+    Parameters
+    ----------
+    y : np.ndarray [shape=(..., n)] or None
+        Audio time series.
+    sr : float > 0
+        Sample rate of ``y``, in Hz.
+    S : np.ndarray [shape=(..., n_mels, n_frames)] or None
+        A precomputed log-power mel spectrogram in dB (as from :func:`power_to_db`).
+    n_mfcc : int > 0
+        Number of coefficients; at most ``n_mels``.
+    **kwargs
+        Passed to :func:`melspectrogram` when ``S`` is not given (``n_fft``, ``hop_length``,
+        ``n_mels``, ``fmin``, ``fmax``, ``htk``).
+
+    Returns
+    -------
+    M : np.ndarray [shape=(..., n_mfcc, n_frames)], float32
+
+    Raises
+    ------
+    ParameterError
+        If ``n_mfcc`` exceeds the number of mel bands, or the audio is invalid.
+    """
+    if S is None:
+        S = power_to_db(melspectrogram(y=y, sr=sr, **kwargs))
+    S = np.asarray(S)
+    n_mels = S.shape[-2]
+    if not 0 < n_mfcc <= n_mels:
+        raise ParameterError(f"n_mfcc={n_mfcc} must be between 1 and n_mels={n_mels}")
+    return np.matmul(dct_matrix(n_mfcc, n_mels), S.astype(np.float32, copy=False))
+
+
+def _localmax_rows(Z: np.ndarray, rows: np.ndarray) -> np.ndarray:
+    """``librosa.util.localmax(Z, axis=-2)`` on ``rows`` only, shape ``(len(rows), n_frames)``."""
+    n = Z.shape[-2]
+    out = np.zeros((len(rows),) + Z.shape[-1:], dtype=bool)
+    inner = (rows > 0) & (rows < n - 1)
+    r = rows[inner]
+    out[inner] = (Z[r] > Z[r - 1]) & (Z[r] >= Z[r + 1])
+    last = rows == n - 1
+    if last.any() and n > 1:
+        out[last] = Z[n - 1] > Z[n - 2]
+    return out
+
+
+def _piptrack_peaks(
+    S: np.ndarray, *, sr: float, n_fft: int, fmin: float = 150.0, fmax: float = 4000.0,
+    threshold: float = 0.1
+) -> tuple[np.ndarray, np.ndarray]:
+    """The non-zero entries of ``librosa.piptrack(S=S, sr=sr)``: pitches (Hz) and magnitudes.
+
+    librosa fills two ``S``-sized arrays and keeps the peaks; only the peaks matter to the tuning
+    estimate, so this computes them alone, over the bins from ``fmin`` to ``fmax`` and their
+    neighbours, with librosa's arithmetic (float32 data, the parabolic shift evaluated in float64
+    as numba does in ``_pi_stencil``).
+    """
+    S = np.abs(S)
+    fmin = np.maximum(fmin, 0)
+    fmax = np.minimum(fmax, float(sr) / 2)
+    fft_freqs = fft_frequencies(sr=sr, n_fft=n_fft)
+    rows = np.flatnonzero((fmin <= fft_freqs) & (fft_freqs < fmax))
+    if rows.size == 0 or S.shape[-1] == 0:
+        empty = np.zeros(0, dtype=S.dtype)
+        return empty, empty
+    lo, hi = max(rows[0] - 1, 0), min(rows[-1] + 2, S.shape[-2])
+    ref_value = threshold * np.max(S, axis=-2, keepdims=True)
+    band = S[lo:hi]
+    Z = band * (band > ref_value)
+    peaks = _localmax_rows(Z, rows - lo)
+    r_idx, t_idx = np.nonzero(peaks)
+    k = rows[r_idx]  # bin index in S
+    n = S.shape[-2]
+    center = S[k, t_idx]
+    # Neighbours; at the edges the stencil is not evaluated and the shift is 0.
+    edge = (k == 0) | (k == n - 1)
+    up = S[np.minimum(k + 1, n - 1), t_idx]
+    down = S[np.maximum(k - 1, 0), t_idx]
+    # np.gradient along frequency: central differences inside, one-sided at the edges.
+    avg = np.where(k == 0, up - center, np.where(k == n - 1, center - down, (up - down) / 2.0))
+    a = (up + down).astype(np.float64) - 2 * center.astype(np.float64)
+    b = (up - down).astype(np.float64) / 2
+    with np.errstate(divide="ignore", invalid="ignore"):
+        shift = np.where((np.abs(b) >= np.abs(a)) | edge, 0.0, -b / a).astype(S.dtype)
+    dskew = 0.5 * avg.astype(S.dtype) * shift
+    pitches = ((k + shift) * float(sr) / n_fft).astype(S.dtype)
+    mags = center + dskew
+    return pitches, mags
+
+
+def pitch_tuning(
+    frequencies: np.ndarray, *, resolution: float = 0.01, bins_per_octave: int = 12
+) -> float:
+    """Estimate the tuning offset from a set of frequencies.
+
+    The estimate is the peak of a histogram of their deviations from the equal-tempered grid.
+
+    Mirrors ``librosa.pitch_tuning`` (librosa 0.11.0), except that an empty set returns 0.0
+    without a warning.
+
+    Parameters
+    ----------
+    frequencies : np.ndarray
+        Frequencies, in Hz; values <= 0 are ignored.
+    resolution : float in (0, 1)
+        Width of a histogram bin, in fractions of a bin of the grid.
+    bins_per_octave : int > 0
+        Bins per octave of the grid.
+
+    Returns
+    -------
+    tuning : float in [-0.5, 0.5)
+        Deviation from A440 tuning, in fractions of a bin.
+    """
+    frequencies = np.atleast_1d(frequencies)
+    frequencies = frequencies[frequencies > 0]
+    if not np.any(frequencies):
+        return 0.0
+    residual = np.mod(bins_per_octave * hz_to_octs(frequencies), 1.0)
+    # A residual of 0.95 is more likely a deviation of -0.05 from the next tone up.
+    residual[residual >= 0.5] -= 1.0
+    bins = np.linspace(-0.5, 0.5, int(np.ceil(1.0 / resolution)) + 1)
+    counts, tuning = np.histogram(residual, bins)
+    return float(tuning[np.argmax(counts)])
+
+
+def estimate_tuning(
+    *,
+    y: np.ndarray | None = None,
+    sr: float = 22050,
+    S: np.ndarray | None = None,
+    n_fft: int = 2048,
+    hop_length: int | None = None,
+    resolution: float = 0.01,
+    bins_per_octave: int = 12,
+) -> float:
+    """Estimate the tuning of a signal from its spectral peaks between 150 and 4000 Hz.
+
+    Mirrors ``librosa.estimate_tuning`` (librosa 0.11.0) with its default ``piptrack`` settings
+    (``fmin=150``, ``fmax=4000``, ``threshold=0.1``): peaks above a tenth of their frame's
+    maximum, refined by parabolic interpolation, are kept where their magnitude reaches the median,
+    and :func:`pitch_tuning` takes the histogram peak of their deviations.
+
+    Parameters
+    ----------
+    y : np.ndarray [shape=(n,)] or None
+        Audio time series.
+    sr : float > 0
+        Sample rate, in Hz.
+    S : np.ndarray [shape=(1 + n_fft // 2, n_frames)] or None
+        A precomputed magnitude or power spectrogram (``chroma_stft`` passes the power one).
+    n_fft : int > 0
+        FFT length in samples (taken from ``S`` when it is given).
+    hop_length : int > 0 or None
+        Hop for the STFT of ``y``; ``None`` means ``n_fft // 4`` as in ``librosa.piptrack``.
+    resolution : float in (0, 1)
+        Resolution of the tuning, in fractions of a bin.
+    bins_per_octave : int > 0
+        Bins per octave.
+
+    Returns
+    -------
+    tuning : float in [-0.5, 0.5)
+        Deviation from A440 tuning, in fractions of a bin.
+    """
+    if S is None:
+        if y is None:
+            raise ParameterError("give either y (audio) or S (a spectrogram)")
+        S = np.abs(stft(y, n_fft=n_fft, hop_length=hop_length))
+    S, n_fft = _power_spectrogram(None, S, n_fft, 0, 1.0)
+    if S.ndim != 2:
+        raise ParameterError(f"estimate_tuning takes one spectrogram (2-D), got shape {S.shape}")
+    pitch, mag = _piptrack_peaks(S, sr=sr, n_fft=n_fft)
+    pitch_mask = pitch > 0
+    threshold = np.median(mag[pitch_mask]) if pitch_mask.any() else 0.0
+    return pitch_tuning(
+        pitch[(mag >= threshold) & pitch_mask],
+        resolution=resolution,
+        bins_per_octave=bins_per_octave,
+    )
+
+
+def chroma_stft(
+    *,
+    y: np.ndarray | None = None,
+    sr: float = 22050,
+    S: np.ndarray | None = None,
+    n_fft: int = 2048,
+    hop_length: int = 512,
+    tuning: float | None = None,
+    n_chroma: int = 12,
+) -> np.ndarray:
+    """Chromagram from a power spectrogram, each frame scaled to a maximum of 1.
+
+    Mirrors ``librosa.feature.chroma_stft`` (librosa 0.11.0) with ``norm=np.inf``: with
+    ``tuning=None`` the tuning is estimated from the power spectrogram (:func:`estimate_tuning`)
+    and shifts the chroma filter bank.
+
+    Parameters
+    ----------
+    y : np.ndarray [shape=(n,)] or None
+        Audio time series.
+    sr : float > 0
+        Sample rate, in Hz.
+    S : np.ndarray [shape=(1 + n_fft // 2, n_frames)] or None
+        A precomputed power spectrogram; if given, ``y`` is ignored.
+    n_fft : int > 0
+        FFT length in samples (taken from ``S`` when it is given).
+    hop_length : int > 0
+        Number of samples between successive frames.
+    tuning : float or None
+        Deviation from A440 tuning in fractions of a chroma bin; ``None`` estimates it.
+    n_chroma : int > 0
+        Number of chroma bins.
+
+    Returns
+    -------
+    chromagram : np.ndarray [shape=(n_chroma, n_frames)], float32, in [0, 1]
+        Frames without energy are all zero.
+    """
+    S, n_fft = _power_spectrogram(y, S, n_fft, hop_length, 2.0)
+    if tuning is None:
+        tuning = estimate_tuning(S=S, sr=sr, bins_per_octave=n_chroma)
+    chromafb = chroma_filters(sr=sr, n_fft=n_fft, tuning=float(tuning), n_chroma=n_chroma)
+    raw = np.matmul(chromafb, S)
+    # librosa.util.normalize(norm=np.inf, axis=-2): frames below float tiny stay unscaled.
+    length = np.max(np.abs(raw), axis=-2, keepdims=True).astype(np.float64)
+    length[length < np.finfo(raw.dtype).tiny] = 1.0
+    return (raw / length).astype(raw.dtype)
+
+
+def feature_matrices(y: np.ndarray, *, sr: int, config: FeatureConfig) -> dict[str, np.ndarray]:
+    """The feature matrices named by ``config``, from one shared STFT.
+
+    librosa's three calls (``mfcc``, ``chroma_stft``, ``melspectrogram``) each compute the same
+    power spectrogram; this computes it once, and the log-mel spectrogram once for MFCC and mel.
+
+    Parameters
+    ----------
+    y : np.ndarray [shape=(n,)], float32
+        Mono audio at ``config.sr``.
+    sr : int
+        Sample rate of ``y``, in Hz; must equal ``config.sr``.
+    config : FeatureConfig
+        Which features and their parameters.
+
+    Returns
+    -------
+    blocks : dict of str to np.ndarray [shape=(n_rows, n_frames)], float32
+        ``"mfcc"`` (n_mfcc rows), ``"chroma"`` (n_chroma) and ``"mel"`` (n_mels, in dB when
+        ``config.mel_db``), those that ``config.features`` names.
+
+    Raises
+    ------
+    ParameterError
+        If ``sr`` differs from ``config.sr``, or ``y`` is not 1-D, finite and non-empty.
+    """
+    if sr != config.sr:
+        raise ParameterError(
+            f"audio at {sr} Hz, but the feature configuration expects {config.sr} Hz: "
+            f"load it with sr={config.sr}"
+        )
+    y = np.asarray(y)
+    if y.ndim != 1:
+        raise ParameterError(f"feature_matrices takes mono audio (1-D), got shape {y.shape}")
+    S = np.abs(stft(y, n_fft=config.n_fft, hop_length=config.hop_length)) ** 2
+    blocks: dict[str, np.ndarray] = {}
+    wanted = set(config.features)
+    if wanted & {"mfcc", "mel"}:
+        mel = melspectrogram(
+            S=S, sr=sr, n_fft=config.n_fft, n_mels=config.n_mels,
+            fmin=config.fmin, fmax=config.fmax, htk=config.htk,
+        )
+        mel_db = power_to_db(mel) if ("mfcc" in wanted or config.mel_db) else None
+        if "mfcc" in wanted:
+            blocks["mfcc"] = mfcc(S=mel_db, n_mfcc=config.n_mfcc)
+        if "mel" in wanted:
+            blocks["mel"] = mel_db if config.mel_db else mel
+    if "chroma" in wanted:
+        blocks["chroma"] = chroma_stft(S=S, sr=sr, tuning=config.tuning, n_chroma=config.n_chroma)
+    return blocks
+
+
+def feature_vector(y: np.ndarray, *, sr: int, config: FeatureConfig | None = None) -> np.ndarray:
+    """The model's input vector: :func:`feature_matrices` pooled over time by :func:`pool`.
+
+    Parameters
+    ----------
+    y : np.ndarray [shape=(n,)], float32
+        Mono audio at ``config.sr``.
+    sr : int
+        Sample rate of ``y``, in Hz; must equal ``config.sr``.
+    config : FeatureConfig or None
+        The configuration; ``None`` means ``FeatureConfig()``, the bundled model's.
+
+    Returns
+    -------
+    x : np.ndarray [shape=(config.n_features,)], float32
+
+    Raises
+    ------
+    ParameterError
+        As :func:`feature_matrices`.
+    """
+    if config is None:
+        config = FeatureConfig()
+    return pool(feature_matrices(y, sr=sr, config=config), config)

@@ -1,0 +1,172 @@
+"""Audio loading and validation: soundfile decoding, mean downmix, soxr resampling.
+
+:func:`load` returns what ``librosa.load`` (librosa 0.11.0) returns on the same file, sample for
+sample: libsndfile decodes to float32, channels are averaged, and ``soxr`` resamples at librosa's
+default quality (``soxr_hq``) to librosa's output length ``ceil(n * sr / sr_native)``.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from pathlib import Path
+
+import numpy as np
+import soundfile as sf
+import soxr
+
+from .errors import AudioError
+
+__all__ = ["load", "resample", "valid_audio", "MIN_SR", "MAX_SR"]
+
+#: The range of native sample rates accepted, in Hz: below it there is no speech band to analyse,
+#: above it no real recorder.
+MIN_SR, MAX_SR = 1000, 768_000
+
+
+def _name(path: object) -> str:
+    return os.fspath(path) if isinstance(path, (str, os.PathLike)) else repr(path)
+
+
+def valid_audio(
+    y: np.ndarray,
+    *,
+    path: str | os.PathLike | None = None,
+    min_samples: int = 1,
+    allow_silence: bool = True,
+) -> None:
+    """Check that ``y`` is audio the features can use; raise :class:`AudioError` if not.
+
+    Parameters
+    ----------
+    y : np.ndarray [shape=(n,) or (n_channels, n)]
+        Audio time series.
+    path : str or os.PathLike or None
+        The file ``y`` came from, named in the message.
+    min_samples : int >= 1
+        Fewest samples accepted (e.g. ``n_fft``, one analysis frame).
+    allow_silence : bool
+        Accept digital silence (every sample zero).
+
+    Raises
+    ------
+    AudioError
+        If ``y`` is not floating-point, not 1-D or 2-D, has fewer than ``min_samples`` samples,
+        has NaN or infinite samples, or (``allow_silence=False``) is all zeros.
+    """
+    where = f"{_name(path)}: " if path is not None else ""
+    if not isinstance(y, np.ndarray) or not np.issubdtype(y.dtype, np.floating):
+        kind = getattr(y, "dtype", type(y).__name__)
+        raise AudioError(f"{where}audio must be a floating-point numpy array, got {kind}")
+    if y.ndim not in (1, 2):
+        raise AudioError(f"{where}audio must be 1-D or (channels, samples), got shape {y.shape}")
+    n = y.shape[-1]
+    if n == 0:
+        raise AudioError(f"{where}no audio samples")
+    if n < min_samples:
+        raise AudioError(f"{where}too short: {n} samples, at least {min_samples} needed")
+    if not np.isfinite(y).all():
+        raise AudioError(f"{where}audio has NaN or infinite samples")
+    if not allow_silence and not y.any():
+        raise AudioError(f"{where}digital silence: every sample is zero")
+
+
+def resample(y: np.ndarray, *, orig_sr: int, target_sr: int) -> np.ndarray:
+    """Resample along the last axis with soxr at ``soxr_hq``, to ``ceil(n * target_sr / orig_sr)``.
+
+    Mirrors ``librosa.resample(y, orig_sr=..., target_sr=..., res_type="soxr_hq")`` (librosa
+    0.11.0): each channel separately, then trimmed or zero-padded to librosa's length.
+
+    Parameters
+    ----------
+    y : np.ndarray [shape=(..., n)], float32 or float64
+        Audio time series.
+    orig_sr, target_sr : int > 0
+        Sample rates, in Hz.
+
+    Returns
+    -------
+    y_hat : np.ndarray [shape=(..., ceil(n * target_sr / orig_sr))], of ``y``'s dtype
+    """
+    if orig_sr == target_sr:
+        return y
+    n_samples = int(np.ceil(y.shape[-1] * (float(target_sr) / orig_sr)))
+    flat = y.reshape(-1, y.shape[-1])
+    out = np.zeros((flat.shape[0], n_samples), dtype=y.dtype)
+    for i, channel in enumerate(flat):
+        y_hat = soxr.resample(channel, orig_sr, target_sr, quality="soxr_hq")[:n_samples]
+        out[i, : len(y_hat)] = y_hat
+    return out.reshape(y.shape[:-1] + (n_samples,))
+
+
+def load(
+    path: str | os.PathLike,
+    *,
+    sr: int | None = 22050,
+    mono: bool = True,
+) -> tuple[np.ndarray, int]:
+    """Load an audio file as float32, downmixed and resampled as ``librosa.load`` does.
+
+    Mirrors ``librosa.load(path, sr=sr, mono=mono)`` (librosa 0.11.0, soundfile back end,
+    ``res_type="soxr_hq"``). Reads WAV, FLAC, OGG/Vorbis, Opus, MP3 and whatever else the
+    installed libsndfile reads.
+
+    Parameters
+    ----------
+    path : str or os.PathLike
+        The audio file.
+    sr : int > 0 or None
+        Target sample rate, in Hz; ``None`` keeps the file's own rate.
+    mono : bool
+        Average the channels into one.
+
+    Returns
+    -------
+    y : np.ndarray [shape=(n,) or (n_channels, n)], float32
+        Audio samples, nominally in [-1, 1].
+    sr : int
+        Sample rate of ``y``, in Hz.
+
+    Raises
+    ------
+    AudioError
+        If the file is missing, empty, unreadable, not audio, truncated so that libsndfile cannot
+        decode it, has no samples or NaN/infinite samples, or its sample rate is outside
+        [MIN_SR, MAX_SR] Hz. The message names the file and the problem on one line.
+    """
+    name = _name(path)
+    file = Path(path)
+    if not file.exists():
+        raise AudioError(f"{name}: no such file")
+    if file.is_dir():
+        raise AudioError(f"{name}: is a folder, not an audio file")
+    if file.stat().st_size == 0:
+        raise AudioError(f"{name}: empty file (0 bytes)")
+    try:
+        with sf.SoundFile(file) as f:
+            sr_native = f.samplerate
+            if f.channels < 1:
+                raise AudioError(f"{name}: no audio channels")
+            y = f.read(frames=-1, dtype="float32", always_2d=False).T
+    except AudioError:
+        raise
+    except (sf.LibsndfileError, RuntimeError, ValueError, TypeError, OSError) as exc:
+        reason = " ".join(str(exc).split()) or type(exc).__name__
+        raise AudioError(f"{name}: cannot decode as audio ({reason})") from None
+    if not MIN_SR <= sr_native <= MAX_SR:
+        raise AudioError(
+            f"{name}: sample rate {sr_native} Hz is outside the supported {MIN_SR}-{MAX_SR} Hz"
+        )
+    valid_audio(y, path=name)
+    if mono and y.ndim > 1:
+        y = np.mean(y, axis=tuple(range(y.ndim - 1)))
+    if sr is None:
+        return y, sr_native
+    if isinstance(sr, bool) or not isinstance(sr, (int, np.integer)) or sr <= 0:
+        raise AudioError(f"{name}: target sample rate must be a positive integer, got {sr!r}")
+    return resample(y, orig_sr=sr_native, target_sr=int(sr)), int(sr)
+
+
+def duration(y: np.ndarray, sr: int) -> float:
+    """Duration of ``y`` (samples on the last axis) at ``sr`` Hz, in seconds."""
+    return y.shape[-1] / sr if sr > 0 else math.nan
