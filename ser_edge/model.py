@@ -327,14 +327,25 @@ class Classifier:
 
     def _load_features(self, path: str | os.PathLike[str]) -> tuple[np.ndarray, float, int]:
         from . import audio
+
+        y, sr_native = audio.load(path, sr=None)
+        duration_s = y.shape[-1] / sr_native
+        y = audio.resample(y, orig_sr=sr_native, target_sr=self.feature_config.sr)
+        return self._vector(y, path), duration_s, int(sr_native)
+
+    def _vector(self, y: np.ndarray, path: str | os.PathLike[str] | None) -> np.ndarray:
+        """Check mono audio at ``feature_config.sr`` and compute its feature vector."""
+        from . import audio
         from .features import feature_vector
 
         config = self.feature_config
-        y, sr = audio.load(path, sr=config.sr)
-        x = feature_vector(y, sr=sr, config=config)
+        # One analysis frame at least, and not digital silence: nothing to classify otherwise.
+        audio.valid_audio(y, path=path, min_samples=config.n_fft, allow_silence=False)
+        x = feature_vector(y, sr=config.sr, config=config)
         if not np.all(np.isfinite(x)):
-            raise AudioError(f"{path}: the features are not finite (is the audio valid?)")
-        return x, y.shape[-1] / sr, _native_rate(path, default=sr)
+            where = f"{path}: " if path is not None else ""
+            raise AudioError(f"{where}the features are not finite (is the audio valid?)")
+        return x
 
     def classify(self, path: str | os.PathLike[str]) -> Prediction:
         """Classify the emotion of one audio file.
@@ -388,14 +399,15 @@ class Classifier:
         if isinstance(sr, bool) or not isinstance(sr, (int, np.integer)) or sr <= 0:
             raise ParameterError(f"sr must be a positive integer in Hz, got {sr!r}")
         from . import audio
-        from .features import feature_vector
 
-        config = self.feature_config
-        y = audio.prepare(y, sr=int(sr), target_sr=config.sr)
-        x = feature_vector(y, sr=config.sr, config=config)
-        if not np.all(np.isfinite(x)):
-            raise AudioError("the features are not finite (is the signal valid?)")
-        return self._prediction(x, y.shape[-1] / config.sr, int(sr), None)
+        y = np.asarray(y)
+        audio.valid_audio(y)
+        if y.ndim > 1:  # librosa.to_mono
+            y = np.mean(y, axis=tuple(range(y.ndim - 1)))
+        duration_s = y.shape[-1] / sr
+        y = audio.resample(y.astype(np.float32, copy=False), orig_sr=int(sr),
+                           target_sr=self.feature_config.sr)
+        return self._prediction(self._vector(y, None), duration_s, int(sr), None)
 
     def classify_many(
         self, paths: Iterable[str | os.PathLike[str]]
@@ -424,13 +436,3 @@ class Classifier:
             f"Classifier({str(self.model_path)!r}, labels={list(self.labels)}, "
             f"n_features={self.feature_config.n_features}, num_threads={self.num_threads})"
         )
-
-
-def _native_rate(path: str | os.PathLike[str], default: int) -> int:
-    """Return the file's own sample rate, in Hz (``default`` if libsndfile cannot say)."""
-    import soundfile as sf
-
-    try:
-        return int(sf.info(str(path)).samplerate)
-    except Exception:  # the audio was already read once; this is only a report field
-        return int(default)

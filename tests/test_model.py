@@ -1,0 +1,308 @@
+"""ser_edge.model: the Classifier, its metadata and shape checks, and its results."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from ser_edge.errors import AudioError, ModelError, ParameterError
+from ser_edge.features import FeatureConfig
+from ser_edge.model import BUNDLED_MODEL, Classifier, Failure, Prediction
+
+EMOTIONS = ("neutral", "calm", "happy", "sad", "angry", "fearful", "disgust", "surprised")
+
+
+# -- models made in fixtures ---------------------------------------------------------------------
+
+
+def build_model(
+    path: Path, *, config: FeatureConfig | None = None, seed: int = 0
+) -> Path:
+    """Export a tiny Pipeline(StandardScaler, MLPClassifier) fitted on random rows to ``path``."""
+    pytest.importorskip("sklearn")
+    pytest.importorskip("skl2onnx")
+    from sklearn.neural_network import MLPClassifier
+    from sklearn.pipeline import Pipeline
+    from sklearn.preprocessing import StandardScaler
+
+    from export.onnx_export import export_onnx
+
+    config = FeatureConfig() if config is None else config
+    rng = np.random.default_rng(seed)
+    X = rng.normal(size=(16 * len(EMOTIONS), config.n_features)).astype(np.float32)
+    y = np.array(EMOTIONS)[np.arange(len(X)) % len(EMOTIONS)]
+    clf = MLPClassifier(hidden_layer_sizes=(16,), max_iter=50, random_state=seed)
+    pipeline = Pipeline([("scaler", StandardScaler()), ("clf", clf)])
+    with pytest.warns(Warning):  # ConvergenceWarning: 50 iterations on noise
+        pipeline.fit(X, y)
+    export_onnx(
+        pipeline,
+        feature_config=config,
+        labels=[str(c) for c in clf.classes_],
+        training={"corpora": {"random": len(X)}, "seed": seed},
+        metrics={"speaker_independent": {}},
+        path=path,
+    )
+    return path
+
+
+def rewrite_metadata(src: Path, dst: Path, **entries: str | None) -> Path:
+    """Copy an ONNX model, replacing (str) or deleting (None) metadata entries."""
+    onnx = pytest.importorskip("onnx")
+    model = onnx.load(str(src))
+    props = {p.key: p.value for p in model.metadata_props}
+    for key, value in entries.items():
+        if value is None:
+            props.pop(key, None)
+        else:
+            props[key] = value
+    del model.metadata_props[:]
+    for key, value in props.items():
+        entry = model.metadata_props.add()
+        entry.key, entry.value = key, value
+    onnx.save_model(model, str(dst))
+    return dst
+
+
+@pytest.fixture(scope="session")
+def tiny_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A tiny valid model with the default feature configuration and the 8 RAVDESS labels."""
+    return build_model(tmp_path_factory.mktemp("models") / "tiny.onnx")
+
+
+@pytest.fixture(scope="session")
+def tiny(tiny_model: Path) -> Classifier:
+    return Classifier(tiny_model)
+
+
+@pytest.fixture
+def speech_like(rng: np.random.Generator) -> tuple[np.ndarray, int]:
+    """One second of a harmonic tone with vibrato plus a little noise, at 16 kHz."""
+    sr = 16000
+    t = np.arange(sr) / sr
+    f0 = 140 + 8 * np.sin(2 * np.pi * 5 * t)
+    phase = 2 * np.pi * np.cumsum(f0) / sr
+    y = sum(np.sin(k * phase) / k for k in range(1, 8)) * 0.2
+    y = y + 0.01 * rng.standard_normal(sr)
+    return y.astype(np.float32), sr
+
+
+# -- loading -------------------------------------------------------------------------------------
+
+
+def test_attributes_come_from_the_metadata(tiny_model: Path, tiny: Classifier) -> None:
+    assert tiny.model_path == tiny_model
+    assert tiny.labels == tuple(sorted(EMOTIONS))  # classes_ order
+    assert tiny.feature_config == FeatureConfig()
+    assert tiny.metadata["labels"] == list(tiny.labels)
+    assert tiny.metadata["training"]["estimator"] == "MLPClassifier"
+    assert "speaker_independent" in tiny.metadata["metrics"]
+    assert "360" in repr(tiny) and str(tiny_model) in repr(tiny)
+
+
+@pytest.mark.parametrize("bad", [0, -1, 1.5, True, "2"])
+def test_num_threads_must_be_a_positive_integer(tiny_model: Path, bad: object) -> None:
+    with pytest.raises(ParameterError, match="num_threads"):
+        Classifier(tiny_model, num_threads=bad)  # type: ignore[arg-type]
+
+
+def test_two_threads_give_the_same_answer(tiny_model: Path, tiny: Classifier, speech_like) -> None:
+    y, sr = speech_like
+    two = Classifier(tiny_model, num_threads=2)
+    a, b = tiny.predict(y, sr), two.predict(y, sr)
+    assert a.label == b.label
+    np.testing.assert_allclose(list(a.probabilities.values()), list(b.probabilities.values()),
+                               atol=1e-6)
+
+
+def test_missing_model(tmp_path: Path) -> None:
+    path = tmp_path / "nope.onnx"
+    with pytest.raises(ModelError, match=r"nope\.onnx: model file not found"):
+        Classifier(path)
+
+
+def test_empty_model(tmp_path: Path) -> None:
+    path = tmp_path / "empty.onnx"
+    path.write_bytes(b"")
+    with pytest.raises(ModelError, match=r"empty\.onnx: model file is empty"):
+        Classifier(path)
+
+
+def test_folder_is_not_a_model(tmp_path: Path) -> None:
+    with pytest.raises(ModelError, match="is a folder"):
+        Classifier(tmp_path)
+
+
+def test_garbage_model(tmp_path: Path) -> None:
+    path = tmp_path / "garbage.onnx"
+    path.write_bytes(b"this is not a protobuf\n" * 10)
+    with pytest.raises(ModelError, match=r"garbage\.onnx: not a readable ONNX model") as info:
+        Classifier(path)
+    assert "\n" not in str(info.value)
+
+
+def test_truncated_model(tiny_model: Path, tmp_path: Path) -> None:
+    path = tmp_path / "cut.onnx"
+    path.write_bytes(tiny_model.read_bytes()[:500])
+    with pytest.raises(ModelError, match=r"cut\.onnx: not a readable ONNX model"):
+        Classifier(path)
+
+
+def test_wrong_width_gives_both_numbers(tiny_model: Path, tmp_path: Path) -> None:
+    # A model fitted on 20 MFCCs (320 features) whose metadata claims the default 360.
+    narrow = FeatureConfig(n_mfcc=20)
+    src = build_model(tmp_path / "narrow.onnx", config=narrow)
+    bad = rewrite_metadata(src, tmp_path / "wrong-width.onnx",
+                           feature_config=FeatureConfig().to_json())
+    with pytest.raises(ModelError, match=r"wrong-width\.onnx: .*gives 360 features.* takes 320"):
+        Classifier(bad)
+
+
+def test_wrong_label_count_gives_both_numbers(tiny_model: Path, tmp_path: Path) -> None:
+    bad = rewrite_metadata(tiny_model, tmp_path / "seven.onnx",
+                           labels=json.dumps(list(EMOTIONS[:7])))
+    with pytest.raises(ModelError, match=r"seven\.onnx: .*7 labels.* 8 probability columns"):
+        Classifier(bad)
+
+
+@pytest.mark.parametrize("key", ["labels", "feature_config"])
+def test_missing_metadata(tiny_model: Path, tmp_path: Path, key: str) -> None:
+    bad = rewrite_metadata(tiny_model, tmp_path / "bare.onnx", **{key: None})
+    with pytest.raises(ModelError, match=rf"bare\.onnx: the model has no '{key}' metadata"):
+        Classifier(bad)
+
+
+@pytest.mark.parametrize(
+    ("key", "value", "message"),
+    [
+        ("labels", '"angry"', "non-empty JSON list of strings"),
+        ("labels", json.dumps(["a", "a", "b", "c", "d", "e", "f", "g"]), "repeats a name"),
+        ("feature_config", '{"n_mfcc": -3}', "invalid 'feature_config' metadata"),
+        ("feature_config", "not json", "invalid 'feature_config' metadata"),
+    ],
+)
+def test_invalid_metadata(tiny_model: Path, tmp_path: Path, key: str, value: str,
+                          message: str) -> None:
+    bad = rewrite_metadata(tiny_model, tmp_path / "bad-meta.onnx", **{key: value})
+    with pytest.raises(ModelError, match=message):
+        Classifier(bad)
+
+
+# -- results -------------------------------------------------------------------------------------
+
+
+def _check(p: Prediction, labels: tuple[str, ...]) -> None:
+    assert list(p.probabilities) == list(labels)
+    values = np.array(list(p.probabilities.values()))
+    assert np.all(values >= 0)
+    assert values.sum() == pytest.approx(1.0, abs=1e-5)
+    assert p.label == labels[int(np.argmax(values))]
+    assert p.confidence == p.probabilities[p.label] == max(values)
+    top = p.top(3)
+    assert [name for name, _ in top][0] == p.label
+    assert [prob for _, prob in top] == sorted((prob for _, prob in top), reverse=True)
+
+
+def test_predict(tiny: Classifier, speech_like) -> None:
+    y, sr = speech_like
+    p = tiny.predict(y, sr)
+    _check(p, tiny.labels)
+    assert p.path is None
+    assert p.sample_rate == sr
+    assert p.duration_s == pytest.approx(len(y) / sr, abs=1e-3)
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        p.label = "calm"  # type: ignore[misc]
+    record = p.to_dict()
+    assert json.loads(json.dumps(record)) == record
+
+
+def test_predict_mixes_channels_down(tiny: Classifier, speech_like) -> None:
+    y, sr = speech_like
+    mono = tiny.predict(y, sr)
+    stereo = tiny.predict(np.stack([y, y]), sr)
+    assert stereo.label == mono.label
+    np.testing.assert_allclose(list(stereo.probabilities.values()),
+                               list(mono.probabilities.values()), atol=1e-5)
+
+
+@pytest.mark.parametrize("sr", [0, -16000, 16000.5, True])
+def test_predict_rejects_bad_rates(tiny: Classifier, speech_like, sr: object) -> None:
+    y, _ = speech_like
+    with pytest.raises(ParameterError, match="sr must be a positive integer"):
+        tiny.predict(y, sr)  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize(
+    "make",
+    [
+        lambda: np.zeros(16000, dtype=np.float32),  # digital silence
+        lambda: np.full(16000, np.nan, dtype=np.float32),
+        lambda: np.zeros(0, dtype=np.float32),
+    ],
+    ids=["silence", "nan", "empty"],
+)
+def test_predict_rejects_unusable_signals(tiny: Classifier, make) -> None:
+    with pytest.raises(AudioError):
+        tiny.predict(make(), 16000)
+
+
+def test_classify_real_clip(tiny: Classifier, ravdess_dir: Path) -> None:
+    import soundfile as sf
+
+    clip = sorted(ravdess_dir.glob("Actor_01/*.flac"))[0]
+    p = tiny.classify(clip)
+    _check(p, tiny.labels)
+    info = sf.info(str(clip))
+    assert p.path == str(clip)
+    assert p.sample_rate == info.samplerate
+    assert p.duration_s == pytest.approx(info.duration, abs=1e-3)
+    x = tiny.features(clip)
+    assert x.shape == (tiny.feature_config.n_features,) and x.dtype == np.float32
+
+
+def test_classify_many_goes_on_after_a_bad_file(tiny: Classifier, ravdess_dir: Path,
+                                                 tmp_path: Path) -> None:
+    clips = sorted(ravdess_dir.glob("Actor_02/*.flac"))[:2]
+    missing = tmp_path / "missing.wav"
+    results = list(tiny.classify_many([clips[0], missing, clips[1]]))
+    assert [type(r) for r in results] == [Prediction, Failure, Prediction]
+    assert [r.path for r in results] == [str(clips[0]), str(missing), str(clips[1])]
+    failure = results[1]
+    assert isinstance(failure.error, (AudioError, OSError))
+    assert "missing.wav" in failure.message and "\n" not in failure.message
+    assert results[0].probabilities == tiny.classify(clips[0]).probabilities
+
+
+# -- the bundled model ---------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="session")
+def bundled() -> Classifier:
+    if not BUNDLED_MODEL.is_file():
+        pytest.skip(f"the bundled model {BUNDLED_MODEL} is not there yet")
+    return Classifier()
+
+
+def test_bundled_model(bundled: Classifier) -> None:
+    assert bundled.model_path == BUNDLED_MODEL
+    assert sorted(bundled.labels) == sorted(EMOTIONS)
+    assert bundled.feature_config.n_features > 0
+    for key in ("labels", "feature_config", "training", "metrics"):
+        assert key in bundled.metadata
+    assert "speaker_independent" in bundled.metadata["metrics"]
+
+
+def test_bundled_model_on_a_real_clip(bundled: Classifier, ravdess_dir: Path) -> None:
+    clip = sorted(ravdess_dir.glob("Actor_03/*.flac"))[5]
+    _check(bundled.classify(clip), bundled.labels)
+
+
+def test_lazy_export_from_the_package() -> None:
+    import ser_edge
+
+    assert ser_edge.Classifier is Classifier
+    assert ser_edge.Prediction is Prediction
