@@ -1,0 +1,1 @@
+"""Training side of ser-edge: corpora, librosa reference features, models, evaluation, ONNX."""

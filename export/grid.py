@@ -1,0 +1,149 @@
+"""Choose the feature configuration by measurement: a small grid, cheaply.
+
+The expensive part of a feature vector is the audio loading and the spectrograms; the pooling is
+cheap. So for each *base* (sample rate, FFT size, hop, number of mel bands) the librosa matrices of
+every clip are computed once (:func:`superset_statistics`: MFCCs up to 40, chroma with tuning
+estimated and with tuning 0, mel in power and in dB, each pooled with every statistic), cached on
+disk like the vectors of :mod:`export.features`, and any :class:`FeatureConfig` on that base is
+assembled from those columns (:func:`assemble`) without touching the audio again.
+:func:`assemble` gives exactly :func:`export.features.reference_feature_vector` (checked by
+:func:`check_assembly`): the MFCC DCT is orthonormal, so its first ``n_mfcc`` rows do not depend
+on how many are kept, and the statistics are taken row by row.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+
+from ser_edge.features import STATS, FeatureConfig
+
+from .features import (
+    extract_cached,
+    reference_feature_matrices,
+    reference_feature_vector,
+    reference_load,
+)
+
+__all__ = ["Base", "superset_statistics", "extract_superset", "assemble", "check_assembly"]
+
+_MAX_MFCC = 40
+
+
+@dataclasses.dataclass(frozen=True)
+class Base:
+    """The part of a :class:`FeatureConfig` that needs the audio: one extraction per base."""
+
+    sr: int = 22050
+    n_fft: int = 2048
+    hop_length: int = 512
+    n_mels: int = 128
+
+    def config(self, **kwargs: object) -> FeatureConfig:
+        """Return a :class:`FeatureConfig` on this base with the other fields from ``kwargs``."""
+        return FeatureConfig(
+            sr=self.sr, n_fft=self.n_fft, hop_length=self.hop_length, n_mels=self.n_mels, **kwargs
+        )
+
+    @property
+    def n_mfcc(self) -> int:
+        """MFCC rows the superset keeps."""
+        return min(_MAX_MFCC, self.n_mels)
+
+    def layout(self) -> dict[tuple[str, str], tuple[int, int]]:
+        """Column ranges of the superset: ``(block, stat) -> (start, stop)``.
+
+        Blocks: ``mfcc``, ``chroma`` (tuning estimated), ``chroma0`` (tuning 0), ``mel``
+        (power), ``meldb`` (dB).
+        """
+        rows = {"mfcc": self.n_mfcc, "chroma": 12, "chroma0": 12, "mel": self.n_mels}
+        rows["meldb"] = self.n_mels
+        out, start = {}, 0
+        for block, n in rows.items():
+            for stat in STATS:
+                out[(block, stat)] = (start, start + n)
+                start += n
+        return out
+
+
+def superset_statistics(path: Path, base: Base) -> np.ndarray:
+    """Pool every block and statistic of one file for ``base`` (see :meth:`Base.layout`)."""
+    import librosa
+
+    y = reference_load(path, base.sr)
+    cfg = base.config(n_mfcc=base.n_mfcc, mel_db=False, tuning=None)
+    blocks = reference_feature_matrices(y, base.sr, cfg)
+    blocks["chroma0"] = reference_feature_matrices(
+        y, base.sr, dataclasses.replace(cfg, features=("chroma",), tuning=0.0)
+    )["chroma"]
+    blocks["meldb"] = librosa.power_to_db(blocks["mel"], ref=1.0, amin=1e-10, top_db=80.0)
+    funcs = {"mean": np.mean, "std": np.std, "min": np.min, "max": np.max}
+    parts = []
+    for block in ("mfcc", "chroma", "chroma0", "mel", "meldb"):
+        M = np.asarray(blocks[block], dtype=np.float32)
+        parts.extend(funcs[stat](M, axis=-1) for stat in STATS)
+    return np.concatenate(parts).astype(np.float32)
+
+
+def extract_superset(
+    paths: Sequence[str | Path],
+    base: Base,
+    *,
+    n_jobs: int = 2,
+    cache_dir: str | Path | None = None,
+    progress: bool = True,
+) -> np.ndarray:
+    """Compute :func:`superset_statistics` of many files, in parallel, cached on disk."""
+    tag = f"superset-v1 {dataclasses.asdict(base)}"
+    return extract_cached(
+        paths,
+        superset_statistics,
+        base,
+        tag,
+        n_jobs=n_jobs,
+        cache_dir=cache_dir,
+        progress=progress,
+        desc=f"superset sr={base.sr} n_mels={base.n_mels}",
+    )
+
+
+def assemble(S: np.ndarray, base: Base, config: FeatureConfig) -> np.ndarray:
+    """Build the feature matrix of ``config`` from superset columns ``S`` of ``base``.
+
+    Returns
+    -------
+    X : np.ndarray [shape=(n_clips, config.n_features)], float32
+
+    Raises
+    ------
+    ValueError
+        If ``config`` is not on ``base`` or asks for something the superset lacks.
+    """
+    for name in ("sr", "n_fft", "hop_length", "n_mels"):
+        if getattr(config, name) != getattr(base, name):
+            raise ValueError(f"config.{name}={getattr(config, name)} is not on base {base}")
+    if config.n_mfcc > base.n_mfcc or config.n_chroma != 12 or config.fmin != 0.0:
+        raise ValueError("the superset has n_mfcc <= 40, n_chroma 12 and fmin 0 only")
+    if config.fmax is not None or config.htk or config.tuning not in (None, 0.0):
+        raise ValueError("the superset has fmax None, htk False and tuning None or 0 only")
+    layout = base.layout()
+    block_name = {
+        "mfcc": "mfcc",
+        "chroma": "chroma" if config.tuning is None else "chroma0",
+        "mel": "meldb" if config.mel_db else "mel",
+    }
+    cols = []
+    for feature, rows in config.block_sizes.items():
+        for stat in config.stats:
+            start, _ = layout[(block_name[feature], stat)]
+            cols.append(np.arange(start, start + rows))
+    return np.ascontiguousarray(S[:, np.concatenate(cols)], dtype=np.float32)
+
+
+def check_assembly(path: Path, base: Base, config: FeatureConfig, S_row: np.ndarray) -> float:
+    """Return the largest difference between :func:`assemble` and the reference vector of a file."""
+    x = reference_feature_vector(path, config)
+    return float(np.max(np.abs(assemble(S_row[None, :], base, config)[0] - x)))

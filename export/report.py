@@ -1,0 +1,257 @@
+"""The evaluation report folder: ``metrics.json``, ``summary.md``, PNG plots (matplotlib, Agg)."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+__all__ = ["write_report", "plot_confusion", "plot_per_class_f1", "plot_model_comparison"]
+
+_MODEL_NAMES = {
+    "mlp": "MLP",
+    "knn": "k-NN",
+    "svm": "SVM (RBF)",
+    "rf": "random forest",
+    "tree": "decision tree",
+}
+
+
+def _pyplot() -> Any:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def plot_confusion(
+    confusion: Sequence[Sequence[int]], labels: Sequence[str], path: Path, title: str
+) -> Path:
+    """Save a row-normalised confusion-matrix heatmap (rows: true emotion; each row sums to 1)."""
+    plt = _pyplot()
+    C = np.asarray(confusion, dtype=float)
+    N = C / np.maximum(C.sum(axis=1, keepdims=True), 1)
+    fig, ax = plt.subplots(figsize=(6.4, 5.6), dpi=110)
+    im = ax.imshow(N, cmap="Blues", vmin=0, vmax=1)
+    ax.set_xticks(range(len(labels)), labels, rotation=45, ha="right")
+    ax.set_yticks(range(len(labels)), labels)
+    ax.set_xlabel("predicted")
+    ax.set_ylabel("true")
+    for i in range(N.shape[0]):
+        for j in range(N.shape[1]):
+            ax.text(
+                j, i, f"{N[i, j]:.2f}", ha="center", va="center", fontsize=7,
+                color="white" if N[i, j] > 0.5 else "black",
+            )  # fmt: skip
+    fig.colorbar(im, ax=ax, fraction=0.046, pad=0.04, label="fraction of true class")
+    ax.set_title(title, fontsize=10)
+    fig.tight_layout()
+    fig.savefig(path)
+    plt.close(fig)
+    return path
+
+
+def plot_per_class_f1(models: Mapping[str, Mapping[str, Any]], path: Path, title: str) -> Path:
+    """Save grouped bars of per-class F1 (out-of-fold), one group per emotion, one bar per model."""
+    plt = _pyplot()
+    names = list(models)
+    labels = list(next(iter(models.values()))["labels"])
+    width = 0.8 / max(len(names), 1)
+    fig, ax = plt.subplots(figsize=(8, 4), dpi=110)
+    x = np.arange(len(labels))
+    for k, name in enumerate(names):
+        f1 = [models[name]["per_class"][label]["f1-score"] for label in labels]
+        ax.bar(
+            x + (k - (len(names) - 1) / 2) * width, f1, width, label=_MODEL_NAMES.get(name, name)
+        )
+    ax.set_xticks(x, labels, rotation=30, ha="right")
+    ax.set_ylabel("F1")
+    ax.set_ylim(0, 1)
+    ax.grid(axis="y", alpha=0.3)
+    ax.legend(fontsize=8, ncol=min(len(names), 5))
+    ax.set_title(title, fontsize=10)
+    fig.tight_layout()
+    fig.savefig(path)
+    plt.close(fig)
+    return path
+
+
+def plot_model_comparison(models: Mapping[str, Mapping[str, Any]], path: Path, title: str) -> Path:
+    """Save bars of UAR, accuracy and macro-F1 (mean over folds, error bar = std) per model."""
+    plt = _pyplot()
+    names = list(models)
+    metrics = [("uar", "UAR"), ("accuracy", "accuracy"), ("macro_f1", "macro-F1")]
+    width = 0.8 / len(metrics)
+    x = np.arange(len(names))
+    fig, ax = plt.subplots(figsize=(7, 4), dpi=110)
+    for k, (key, label) in enumerate(metrics):
+        means = [models[n][f"{key}_mean"] for n in names]
+        stds = [models[n][f"{key}_std"] for n in names]
+        ax.bar(x + (k - 1) * width, means, width, yerr=stds, capsize=3, label=label)
+    ax.set_xticks(x, [_MODEL_NAMES.get(n, n) for n in names])
+    ax.set_ylim(0, 1)
+    ax.set_ylabel("score (mean ± std over folds)")
+    ax.grid(axis="y", alpha=0.3)
+    ax.legend(fontsize=8)
+    ax.set_title(title, fontsize=10)
+    fig.tight_layout()
+    fig.savefig(path)
+    plt.close(fig)
+    return path
+
+
+def _fmt(mean: float, std: float | None = None) -> str:
+    return f"{mean:.3f}" if std is None else f"{mean:.3f} ± {std:.3f}"
+
+
+def _strip(result: Mapping[str, Any]) -> dict[str, Any]:
+    return {k: v for k, v in result.items() if k != "predictions"}
+
+
+def write_report(folder: str | Path, report: Mapping[str, Any]) -> Path:
+    """Write ``metrics.json``, ``summary.md``, ``predictions.csv`` and the plots.
+
+    Parameters
+    ----------
+    folder : str or Path
+        Created if needed; files in it are overwritten.
+    report : mapping
+        ``title``, ``feature_config`` (JSON string), ``dataset`` (list of corpus descriptions),
+        ``seed``, ``default_model``, ``models`` (name -> :func:`export.evaluate.cross_validate`
+        result, with ``params``), optionally ``random_split`` and ``cross_corpus`` (name ->
+        result) and ``grid`` (list of rows with ``label``, ``n_features``, ``uar_mean``, ...),
+        ``clips`` (paths in the order of the predictions), ``command``.
+
+    Returns
+    -------
+    folder : Path
+    """
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    models = report["models"]
+    default = report["default_model"]
+    best = models[default]
+    labels = best["labels"]
+
+    metrics = {k: v for k, v in report.items() if k not in ("models", "clips")}
+    metrics["models"] = {name: _strip(res) for name, res in models.items()}
+    (folder / "metrics.json").write_text(json.dumps(metrics, indent=1, sort_keys=True) + "\n")
+
+    if report.get("clips"):
+        lines = ["clip,true," + ",".join(models)]
+        for i, clip in enumerate(report["clips"]):
+            row = [models[name]["predictions"][i] for name in models]
+            lines.append(f"{clip},{report['truth'][i]}," + ",".join(row))
+        (folder / "predictions.csv").write_text("\n".join(lines) + "\n")
+
+    plot_confusion(
+        best["confusion"],
+        labels,
+        folder / "confusion.png",
+        f"{_MODEL_NAMES.get(default, default)}: {best['protocol']}, summed over folds\n"
+        f"UAR {_fmt(best['uar_mean'], best['uar_std'])}",
+    )
+    plot_per_class_f1(models, folder / "per_class_f1.png", f"per-class F1, {best['protocol']}")
+    plot_model_comparison(models, folder / "model_comparison.png", best["protocol"])
+
+    md = [f"# {report.get('title', 'Evaluation report')}", ""]
+    if report.get("command"):
+        md += ["Written by:", "", "```", report["command"], "```", ""]
+    md += ["## Data", ""]
+    for c in report.get("dataset", []):
+        emo = ", ".join(f"{k} {v}" for k, v in c["emotions"].items())
+        md.append(f"- {c['name']}: {c['n_clips']} clips, {c['n_speakers']} speakers ({emo})")
+    md += ["", "## Features", "", f"`FeatureConfig.from_json('{report['feature_config']}')`", ""]
+    md += [
+        f"## Speaker-independent results ({best['protocol']})",
+        "",
+        "Folds split by speaker: every clip of a speaker is in one fold; mean ± std over folds. "
+        "UAR = unweighted average recall (balanced accuracy).",
+        "",
+        "| model | UAR | accuracy | macro-F1 | ONNX size |",
+        "|---|---|---|---|---|",
+    ]
+    for name, res in models.items():
+        size = res.get("onnx_bytes")
+        size_txt = f"{size / 1024:.0f} KiB" if size else "-"
+        md.append(
+            f"| {_MODEL_NAMES.get(name, name)}{' (default)' if name == default else ''} | "
+            f"{_fmt(res['uar_mean'], res['uar_std'])} | "
+            f"{_fmt(res['accuracy_mean'], res['accuracy_std'])} | "
+            f"{_fmt(res['macro_f1_mean'], res['macro_f1_std'])} | {size_txt} |"
+        )
+    md += ["", "Parameters:", ""]
+    for name, res in models.items():
+        md.append(f"- {_MODEL_NAMES.get(name, name)}: `{json.dumps(res.get('params', {}))}`")
+    md += ["", f"Seed: {report.get('seed')}", ""]
+    md += [f"### Per-class report ({_MODEL_NAMES.get(default, default)}, out-of-fold)", ""]
+    md += ["| emotion | precision | recall | F1 | support |", "|---|---|---|---|---|"]
+    for label in labels:
+        r = best["per_class"][label]
+        md.append(
+            f"| {label} | {r['precision']:.3f} | {r['recall']:.3f} | {r['f1-score']:.3f} | "
+            f"{int(r['support'])} |"
+        )
+    md += ["", "### Confusion matrix (rows true, columns predicted, summed over folds)", ""]
+    md += ["| true \\ predicted | " + " | ".join(labels) + " |"]
+    md += ["|---" * (len(labels) + 1) + "|"]
+    for label, row in zip(labels, best["confusion"], strict=True):
+        md.append(f"| {label} | " + " | ".join(str(v) for v in row) + " |")
+    md += ["", "### Per fold", "", "| fold | test speakers | UAR | accuracy | macro-F1 |"]
+    md += ["|---|---|---|---|---|"]
+    for k, f in enumerate(best["folds"]):
+        spk = ", ".join(s.split(":")[-1] for s in f["speakers"])
+        md.append(
+            f"| {k + 1} | {spk} | {f['uar']:.3f} | {f['accuracy']:.3f} | {f['macro_f1']:.3f} |"
+        )
+    md += ["", "![confusion](confusion.png)", "", "![per-class F1](per_class_f1.png)", ""]
+    md += ["![model comparison](model_comparison.png)", ""]
+
+    if report.get("random_split"):
+        md += ["## Random split (NOT speaker-independent)", ""]
+        any_res = next(iter(report["random_split"].values()))
+        md += [
+            f"{any_res['protocol']}: the same actors appear in training and test, which is how",
+            "many published figures are made; it overstates accuracy on a new voice.",
+            "",
+        ]
+        md += ["| model | UAR | accuracy | macro-F1 |", "|---|---|---|---|"]
+        for name, res in report["random_split"].items():
+            md.append(
+                f"| {_MODEL_NAMES.get(name, name)} | {res['uar']:.3f} | {res['accuracy']:.3f} | "
+                f"{res['macro_f1']:.3f} |"
+            )
+        md.append("")
+    if report.get("cross_corpus"):
+        md += ["## Cross-corpus", ""]
+        md += ["| model | train → test | emotions | n test | UAR | accuracy | macro-F1 |"]
+        md += ["|---|---|---|---|---|---|---|"]
+        for name, res in report["cross_corpus"].items():
+            md.append(
+                f"| {_MODEL_NAMES.get(name, name)} | "
+                f"{res['train_corpus']} → {res['test_corpus']} | "
+                f"{', '.join(res['emotions'])} | {res['n_test']} | {res['uar']:.3f} | "
+                f"{res['accuracy']:.3f} | {res['macro_f1']:.3f} |"
+            )
+        md.append("")
+    if report.get("grid"):
+        md += ["## Feature and MLP grid (speaker-independent 6-fold UAR on RAVDESS, 8 classes)", ""]
+        md += report.get("grid_note", []) + [""]
+        md += [
+            "| # | configuration | n features | UAR | accuracy | macro-F1 |",
+            "|---|---|---|---|---|---|",
+        ]
+        for k, row in enumerate(report["grid"]):
+            md.append(
+                f"| {k + 1} | {row['label']} | {row['n_features']} | "
+                f"{_fmt(row['uar_mean'], row['uar_std'])} | {row['accuracy_mean']:.3f} | "
+                f"{row['macro_f1_mean']:.3f} |"
+            )
+        md.append("")
+    (folder / "summary.md").write_text("\n".join(md))
+    return folder
