@@ -147,3 +147,86 @@ def check_assembly(path: Path, base: Base, config: FeatureConfig, S_row: np.ndar
     """Return the largest difference between :func:`assemble` and the reference vector of a file."""
     x = reference_feature_vector(path, config)
     return float(np.max(np.abs(assemble(S_row[None, :], base, config)[0] - x)))
+
+
+#: The feature grid (stage 1, with the default MLP): label, base, FeatureConfig fields.
+_B22 = Base(22050, 2048, 512, 128)
+_B16 = Base(16000, 2048, 512, 128)
+_B16S = Base(16000, 1024, 256, 128)
+_B16M = Base(16000, 2048, 512, 64)
+_ALL = ("mean", "std", "min", "max")
+FEATURE_GRID: list[tuple[str, Base, dict]] = [
+    ("seeds: 22.05 kHz, mean, mel power", _B22, {"stats": ("mean",), "mel_db": False}),
+    ("22.05 kHz, mean, mel dB", _B22, {"stats": ("mean",)}),
+    ("22.05 kHz, mean+std, mel power", _B22, {"mel_db": False}),
+    ("22.05 kHz, mean+std, mel dB", _B22, {}),
+    ("22.05 kHz, mean+std+min+max, mel dB", _B22, {"stats": _ALL}),
+    ("22.05 kHz, mean+std, 20 MFCC", _B22, {"n_mfcc": 20}),
+    ("22.05 kHz, mean+std, tuning 0", _B22, {"tuning": 0.0}),
+    ("22.05 kHz, mean+std, no chroma", _B22, {"features": ("mfcc", "mel")}),
+    ("22.05 kHz, mean+std, MFCC only", _B22, {"features": ("mfcc",)}),
+    ("16 kHz, mean+std, mel dB", _B16, {}),
+    ("16 kHz, mean+std, tuning 0", _B16, {"tuning": 0.0}),
+    ("16 kHz, mean+std+min+max", _B16, {"stats": _ALL}),
+    ("16 kHz n_fft 1024 hop 256, mean+std", _B16S, {}),
+    ("16 kHz, 64 mels, mean+std", _B16M, {}),
+    ("16 kHz, 64 mels, mean+std, tuning 0", _B16M, {"tuning": 0.0}),
+]
+
+#: The MLP grid (stage 2, on the chosen features): label, MLPClassifier parameters.
+MLP_GRID: list[tuple[str, dict]] = [
+    ("(256,) alpha 1e-2, 300 it (default)", {}),
+    ("(128,) alpha 1e-2", {"hidden_layer_sizes": (128,)}),
+    ("(512,) alpha 1e-2", {"hidden_layer_sizes": (512,)}),
+    ("(256, 128) alpha 1e-2", {"hidden_layer_sizes": (256, 128)}),
+    ("(256,) alpha 1e-4", {"alpha": 1e-4}),
+    ("(256,) alpha 1e-1", {"alpha": 1e-1}),
+    ("(256,) alpha 1.0", {"alpha": 1.0}),
+    ("(256,) early stopping", {"early_stopping": True, "max_iter": 1000}),
+    ("(256,) 100 it", {"max_iter": 100}),
+]
+
+
+def run_grid(
+    paths: Sequence[Path],
+    y: np.ndarray,
+    speakers: np.ndarray,
+    entries: Sequence[tuple[str, Base, dict, dict]],
+    *,
+    n_jobs: int = 2,
+    cache_dir: str | Path | None = None,
+    seed: int = 0,
+    log: object = print,
+) -> list[dict]:
+    """Cross-validate the MLP for each (label, base, config fields, MLP params) entry.
+
+    Returns
+    -------
+    rows : list of dict
+        ``label``, ``feature_config`` (JSON), ``params``, ``n_features`` and the scores of
+        :func:`export.evaluate.cross_validate` (without per-clip predictions).
+    """
+    from .evaluate import cross_validate
+
+    supersets: dict[Base, np.ndarray] = {}
+    rows = []
+    for label, base, fields, params in entries:
+        if base not in supersets:
+            supersets[base] = extract_superset(paths, base, n_jobs=n_jobs, cache_dir=cache_dir)
+        config = base.config(**fields)
+        X = assemble(supersets[base], base, config)
+        res = cross_validate(X, y, speakers, model="mlp", params=params, seed=seed, n_jobs=n_jobs)
+        row = {
+            "label": label,
+            "feature_config": config.to_json(),
+            "params": params,
+            "n_features": config.n_features,
+        }
+        for key in ("uar", "accuracy", "macro_f1"):
+            row[f"{key}_mean"] = res[f"{key}_mean"]
+            row[f"{key}_std"] = res[f"{key}_std"]
+        rows.append(row)
+        log(
+            f"{label:45s} n={config.n_features:4d} UAR {row['uar_mean']:.3f} ± {row['uar_std']:.3f}"
+        )
+    return rows

@@ -1,0 +1,442 @@
+"""``python -m export``: extract features, evaluate models, search the grid, train and export ONNX.
+
+Sub-commands
+------------
+``features``  write a feature table (CSV) of corpora.
+``evaluate``  compare models speaker-independently (plus random split, cross-corpus); report folder.
+``grid``      cross-validate the feature and MLP grids of :mod:`export.grid`.
+``train``     train one model on all of the chosen clips, evaluate it, and write the ONNX model.
+"""
+
+from __future__ import annotations
+
+import json
+import shlex
+import sys
+from enum import Enum
+from pathlib import Path
+from typing import Annotated, Any
+
+import numpy as np
+import typer
+
+from ser_edge.errors import SerEdgeError
+from ser_edge.features import FeatureConfig
+
+from .train import DEFAULT_FEATURE_CONFIG, DEFAULT_PARAMS, DEFAULT_SEED, MODELS
+
+app = typer.Typer(
+    help="Train speech-emotion models on real corpora, evaluate them honestly, export ONNX.",
+    no_args_is_help=True,
+    add_completion=False,
+)
+
+_D = DEFAULT_FEATURE_CONFIG
+_D_FEATURES = ",".join(_D.features)
+_D_STATS = ",".join(_D.stats)
+_D_TUNING = "estimate" if _D.tuning is None else repr(_D.tuning)
+
+
+class Model(str, Enum):
+    """Classifier choices."""
+
+    mlp = "mlp"
+    knn = "knn"
+    svm = "svm"
+    rf = "rf"
+    tree = "tree"
+
+
+class Stage(str, Enum):
+    """Grid stages."""
+
+    features = "features"
+    mlp = "mlp"
+
+
+CorpusOpt = Annotated[
+    list[str],
+    typer.Option(
+        "--corpus",
+        "-c",
+        help="Corpus to use, repeatable: ravdess, emodb, tess=/folder, folder=/folder "
+        "(without '=folder' it is looked up under $SER_EDGE_DATA).",
+    ),
+]
+EmotionsOpt = Annotated[
+    str,
+    typer.Option(help="Emotion subset: 'all', '4class', '6class' or a comma-separated list."),
+]
+SrOpt = Annotated[int, typer.Option("--sr", help="Analysis sample rate, Hz.")]
+NfftOpt = Annotated[int, typer.Option("--n-fft", help="FFT length, samples.")]
+HopOpt = Annotated[int, typer.Option("--hop-length", help="Hop between frames, samples.")]
+NmfccOpt = Annotated[int, typer.Option("--n-mfcc", help="Number of MFCCs.")]
+NmelsOpt = Annotated[int, typer.Option("--n-mels", help="Number of mel bands.")]
+FeaturesOpt = Annotated[str, typer.Option("--features", help="Comma list of mfcc,chroma,mel.")]
+StatsOpt = Annotated[str, typer.Option("--stats", help="Comma list of mean,std,min,max.")]
+MelDbOpt = Annotated[bool, typer.Option("--mel-db/--mel-power", help="Pool the mel block in dB.")]
+TuningOpt = Annotated[
+    str, typer.Option("--tuning", help="Chroma tuning in bins, or 'estimate' (per clip).")
+]
+SeedOpt = Annotated[int, typer.Option("--seed", help="Random seed of training and splits.")]
+JobsOpt = Annotated[int, typer.Option("--jobs", "-j", help="Worker processes (max 2 advised).")]
+CacheOpt = Annotated[Path | None, typer.Option("--cache-dir", help="Feature cache folder.")]
+QuietOpt = Annotated[bool, typer.Option("--quiet", "-q", help="No progress bars.")]
+FoldsOpt = Annotated[int, typer.Option("--folds", help="Speaker-independent folds.")]
+CrossOpt = Annotated[
+    list[str] | None,
+    typer.Option("--cross-corpus", help="Corpus to test cross-corpus on (repeatable)."),
+]
+
+
+def _config(
+    sr: int,
+    n_fft: int,
+    hop_length: int,
+    n_mfcc: int,
+    n_mels: int,
+    features: str,
+    stats: str,
+    mel_db: bool,
+    tuning: str,
+) -> FeatureConfig:
+    tune = None if tuning.strip().lower() in ("estimate", "none") else float(tuning)
+    return FeatureConfig(
+        features=tuple(s.strip() for s in features.split(",") if s.strip()),
+        sr=sr,
+        n_fft=n_fft,
+        hop_length=hop_length,
+        n_mfcc=n_mfcc,
+        n_mels=n_mels,
+        tuning=tune,
+        mel_db=mel_db,
+        stats=tuple(s.strip() for s in stats.split(",") if s.strip()),
+    )
+
+
+def _emotions(text: str) -> str | list[str]:
+    text = text.strip()
+    return [s.strip() for s in text.split(",")] if "," in text else text
+
+
+def _command() -> str:
+    return "python -m export " + " ".join(shlex.quote(a) for a in sys.argv[1:])
+
+
+def _fail(exc: Exception) -> typer.Exit:
+    typer.echo(f"error: {exc}", err=True)
+    return typer.Exit(code=2)
+
+
+def _compact(res: dict[str, Any]) -> dict[str, Any]:
+    keys = (
+        "protocol",
+        "n_folds",
+        "uar_mean",
+        "uar_std",
+        "accuracy_mean",
+        "accuracy_std",
+        "macro_f1_mean",
+        "macro_f1_std",
+        "uar",
+        "accuracy",
+        "macro_f1",
+        "n_train",
+        "n_test",
+        "train_corpus",
+        "test_corpus",
+        "emotions",
+        "labels",
+        "confusion",
+    )
+    return {k: res[k] for k in keys if k in res}
+
+
+def _clip_id(clip: Any) -> str:
+    return f"{clip.corpus}:{clip.path.parent.name}/{clip.path.name}"
+
+
+@app.command()
+def features(
+    out: Annotated[Path, typer.Option("--out", "-o", help="CSV file to write.")],
+    corpus: CorpusOpt = ["ravdess"],  # noqa: B006 - typer reads the default
+    emotions: EmotionsOpt = "all",
+    sr: SrOpt = _D.sr,
+    n_fft: NfftOpt = _D.n_fft,
+    hop_length: HopOpt = _D.hop_length,
+    n_mfcc: NmfccOpt = _D.n_mfcc,
+    n_mels: NmelsOpt = _D.n_mels,
+    features: FeaturesOpt = _D_FEATURES,
+    stats: StatsOpt = _D_STATS,
+    mel_db: MelDbOpt = _D.mel_db,
+    tuning: TuningOpt = _D_TUNING,
+    jobs: JobsOpt = 2,
+    cache_dir: CacheOpt = None,
+    quiet: QuietOpt = False,
+) -> None:
+    """Write one CSV row per clip: path, corpus, speaker, emotion, other labels, features."""
+    from .corpora import write_feature_csv
+    from .dataset import load_dataset
+
+    try:
+        config = _config(sr, n_fft, hop_length, n_mfcc, n_mels, features, stats, mel_db, tuning)
+        data = load_dataset(
+            corpus, config, emotions=_emotions(emotions), n_jobs=jobs, cache_dir=cache_dir,
+            progress=not quiet,
+        )  # fmt: skip
+        write_feature_csv(out, data.clips, data.X, config.feature_names())
+    except SerEdgeError as exc:
+        raise _fail(exc) from None
+    typer.echo(f"wrote {len(data.clips)} clips x {config.n_features} features to {out}")
+
+
+def _evaluate_one(data: Any, model: str, params: dict, seed: int, folds: int, jobs: int) -> dict:
+    from .evaluate import cross_validate, random_split
+
+    cv = cross_validate(
+        data.X, data.y, data.speakers, model=model, params=params, seed=seed, n_folds=folds,
+        n_jobs=jobs,
+    )  # fmt: skip
+    rs = random_split(data.X, data.y, model=model, params=params, seed=seed)
+    return {"cv": cv, "random": rs}
+
+
+def _cross(data: Any, cross: list[str], config: FeatureConfig, model: str, params: dict,
+           seed: int, jobs: int, cache_dir: Path | None, quiet: bool) -> dict:  # fmt: skip
+    from .dataset import load_dataset
+    from .evaluate import cross_corpus
+
+    out = {}
+    for spec in cross:
+        other = load_dataset([spec], config, n_jobs=jobs, cache_dir=cache_dir, progress=not quiet)
+        name = other.clips[0].corpus
+        train_name = "+".join(sorted({c.corpus for c in data.clips}))
+        out[name] = cross_corpus(
+            data.X, data.y, other.X, other.y, train_corpus=train_name, test_corpus=name,
+            model=model, params=params, seed=seed,
+        )  # fmt: skip
+    return out
+
+
+@app.command()
+def train(
+    out: Annotated[Path, typer.Option("--out", "-o", help="ONNX file to write.")] = Path(
+        "ser_edge/models/ravdess-mlp.onnx"
+    ),
+    corpus: CorpusOpt = ["ravdess"],  # noqa: B006
+    emotions: EmotionsOpt = "all",
+    model: Annotated[Model, typer.Option(help="Classifier.")] = Model.mlp,
+    params: Annotated[
+        str, typer.Option(help="JSON object of classifier parameters over the defaults.")
+    ] = "{}",
+    seed: SeedOpt = DEFAULT_SEED,
+    sr: SrOpt = _D.sr,
+    n_fft: NfftOpt = _D.n_fft,
+    hop_length: HopOpt = _D.hop_length,
+    n_mfcc: NmfccOpt = _D.n_mfcc,
+    n_mels: NmelsOpt = _D.n_mels,
+    features: FeaturesOpt = _D_FEATURES,
+    stats: StatsOpt = _D_STATS,
+    mel_db: MelDbOpt = _D.mel_db,
+    tuning: TuningOpt = _D_TUNING,
+    folds: FoldsOpt = 6,
+    evaluate: Annotated[
+        bool, typer.Option("--evaluate/--no-evaluate", help="Measure metrics for the metadata.")
+    ] = True,
+    cross_corpus: CrossOpt = None,
+    jobs: JobsOpt = 2,
+    cache_dir: CacheOpt = None,
+    quiet: QuietOpt = False,
+) -> None:
+    """Train one model on all chosen clips, measure it, check ONNX against sklearn, write it."""
+    from .dataset import load_dataset
+    from .onnx_export import export_onnx
+    from .train import fit_pipeline
+
+    try:
+        config = _config(sr, n_fft, hop_length, n_mfcc, n_mels, features, stats, mel_db, tuning)
+        extra = json.loads(params)
+        if not isinstance(extra, dict):
+            raise SerEdgeError(f"--params must be a JSON object, got {params!r}")
+        data = load_dataset(
+            corpus, config, emotions=_emotions(emotions), n_jobs=jobs, cache_dir=cache_dir,
+            progress=not quiet,
+        )  # fmt: skip
+        metrics: dict[str, Any] = {"speaker_independent": {}}
+        if evaluate:
+            res = _evaluate_one(data, model.value, extra, seed, folds, jobs)
+            metrics = {
+                "speaker_independent": _compact(res["cv"]),
+                "random_split": _compact(res["random"]),
+            }
+            if cross_corpus:
+                cc = _cross(data, cross_corpus, config, model.value, extra, seed, jobs,
+                            cache_dir, quiet)  # fmt: skip
+                metrics["cross_corpus"] = {k: _compact(v) for k, v in cc.items()}
+        pipeline = fit_pipeline(data.X, data.y, model=model.value, params=extra, seed=seed)
+        training = {
+            "corpora": data.describe(),
+            "n_clips": len(data.clips),
+            "emotion_subset": emotions,
+            "model": model.value,
+            "params_over_defaults": extra,
+            "seed": seed,
+            "command": _command(),
+        }
+        export_onnx(
+            pipeline, feature_config=config, labels=list(pipeline.classes_), training=training,
+            metrics=metrics, path=out, check_rows=data.X,
+        )  # fmt: skip
+    except (SerEdgeError, json.JSONDecodeError) as exc:
+        raise _fail(exc) from None
+    si = metrics["speaker_independent"]
+    summary = f"UAR {si['uar_mean']:.3f} ± {si['uar_std']:.3f}" if si else "not evaluated"
+    typer.echo(
+        f"wrote {out} ({out.stat().st_size / 1024:.0f} KiB): {model.value}, {len(data.clips)} "
+        f"clips, {config.n_features} features, speaker-independent {summary}"
+    )
+
+
+@app.command("evaluate")
+def evaluate_cmd(
+    out: Annotated[Path, typer.Option("--out", "-o", help="Report folder to write.")],
+    corpus: CorpusOpt = ["ravdess"],  # noqa: B006
+    emotions: EmotionsOpt = "all",
+    models: Annotated[
+        str, typer.Option("--models", help=f"Comma list from {', '.join(MODELS)}.")
+    ] = ",".join(MODELS),
+    seed: SeedOpt = DEFAULT_SEED,
+    sr: SrOpt = _D.sr,
+    n_fft: NfftOpt = _D.n_fft,
+    hop_length: HopOpt = _D.hop_length,
+    n_mfcc: NmfccOpt = _D.n_mfcc,
+    n_mels: NmelsOpt = _D.n_mels,
+    features: FeaturesOpt = _D_FEATURES,
+    stats: StatsOpt = _D_STATS,
+    mel_db: MelDbOpt = _D.mel_db,
+    tuning: TuningOpt = _D_TUNING,
+    folds: FoldsOpt = 6,
+    cross_corpus: CrossOpt = None,
+    grid: Annotated[
+        Path | None, typer.Option("--grid", help="grid.json (from 'grid') to include.")
+    ] = None,
+    title: Annotated[str, typer.Option(help="Report title.")] = "Evaluation report",
+    jobs: JobsOpt = 2,
+    cache_dir: CacheOpt = None,
+    quiet: QuietOpt = False,
+) -> None:
+    """Compare models speaker-independently; write metrics.json, summary.md and plots."""
+    from .dataset import load_dataset
+    from .onnx_export import export_onnx
+    from .report import write_report
+    from .train import fit_pipeline
+
+    try:
+        config = _config(sr, n_fft, hop_length, n_mfcc, n_mels, features, stats, mel_db, tuning)
+        names = [m.strip() for m in models.split(",") if m.strip()]
+        for name in names:
+            if name not in MODELS:
+                raise SerEdgeError(f"unknown model {name!r}; choose from {MODELS}")
+        data = load_dataset(
+            corpus, config, emotions=_emotions(emotions), n_jobs=jobs, cache_dir=cache_dir,
+            progress=not quiet,
+        )  # fmt: skip
+        results, random, cross = {}, {}, {}
+        for name in names:
+            res = _evaluate_one(data, name, {}, seed, folds, jobs)
+            pipeline = fit_pipeline(data.X, data.y, model=name, seed=seed)
+            onnx_model = export_onnx(
+                pipeline, feature_config=config, labels=list(pipeline.classes_),
+                training={"model": name, "seed": seed}, metrics={"speaker_independent": {}},
+                check_rows=data.X,
+            )  # fmt: skip
+            res["cv"]["onnx_bytes"] = len(onnx_model.SerializeToString())
+            res["cv"]["params"] = {**DEFAULT_PARAMS[name], "random_state": seed}
+            results[name], random[name] = res["cv"], res["random"]
+            if cross_corpus:
+                for k, v in _cross(data, cross_corpus, config, name, {}, seed, jobs, cache_dir,
+                                   quiet).items():  # fmt: skip
+                    cross[f"{name}" if len(cross_corpus) == 1 else f"{name}:{k}"] = v
+            if not quiet:
+                typer.echo(
+                    f"{name:5s} UAR {res['cv']['uar_mean']:.3f} ± {res['cv']['uar_std']:.3f}  "
+                    f"acc {res['cv']['accuracy_mean']:.3f}  F1 {res['cv']['macro_f1_mean']:.3f}"
+                )
+        report = {
+            "title": title,
+            "command": _command(),
+            "feature_config": config.to_json(),
+            "dataset": data.describe(),
+            "seed": seed,
+            "default_model": names[0],
+            "models": results,
+            "random_split": random,
+            "cross_corpus": cross,
+            "clips": [_clip_id(c) for c in data.clips],
+            "truth": data.y.tolist(),
+        }
+        if grid is not None:
+            loaded = json.loads(Path(grid).read_text())
+            report["grid"] = loaded["rows"]
+            report["grid_note"] = loaded.get("note", [])
+        write_report(out, report)
+    except SerEdgeError as exc:
+        raise _fail(exc) from None
+    typer.echo(f"wrote report to {out}")
+
+
+@app.command("grid")
+def grid_cmd(
+    out: Annotated[Path, typer.Option("--out", "-o", help="JSON file of grid rows (appended).")],
+    stage: Annotated[Stage, typer.Option(help="Which grid of export.grid to run.")],
+    sr: SrOpt = _D.sr,
+    n_fft: NfftOpt = _D.n_fft,
+    hop_length: HopOpt = _D.hop_length,
+    n_mfcc: NmfccOpt = _D.n_mfcc,
+    n_mels: NmelsOpt = _D.n_mels,
+    features: FeaturesOpt = _D_FEATURES,
+    stats: StatsOpt = _D_STATS,
+    mel_db: MelDbOpt = _D.mel_db,
+    tuning: TuningOpt = _D_TUNING,
+    seed: SeedOpt = DEFAULT_SEED,
+    jobs: JobsOpt = 2,
+    cache_dir: CacheOpt = None,
+) -> None:
+    """Cross-validate the feature grid (default MLP) or the MLP grid (given features), RAVDESS."""
+    from .corpora import parse_corpus
+    from .dataset import resolve_corpus
+    from .grid import FEATURE_GRID, MLP_GRID, Base, run_grid
+
+    try:
+        name, root = resolve_corpus("ravdess")
+        clips = parse_corpus(name, root).clips
+        paths = [c.path for c in clips]
+        y = np.array([c.emotion for c in clips])
+        speakers = np.array([c.speaker for c in clips])
+        if stage is Stage.features:
+            entries = [(label, base, fields, {}) for label, base, fields in FEATURE_GRID]
+        else:
+            config = _config(sr, n_fft, hop_length, n_mfcc, n_mels, features, stats, mel_db, tuning)
+            base = Base(config.sr, config.n_fft, config.hop_length, config.n_mels)
+            fields = {
+                "features": config.features, "n_mfcc": config.n_mfcc, "stats": config.stats,
+                "mel_db": config.mel_db, "tuning": config.tuning,
+            }  # fmt: skip
+            entries = [(f"MLP {label}", base, fields, p) for label, p in MLP_GRID]
+        rows = run_grid(paths, y, speakers, entries, n_jobs=jobs, cache_dir=cache_dir, seed=seed)
+    except SerEdgeError as exc:
+        raise _fail(exc) from None
+    old = json.loads(out.read_text()) if out.is_file() else {"rows": []}
+    old["rows"] = [r for r in old["rows"] if r["label"] not in {x["label"] for x in rows}] + rows
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(old, indent=1) + "\n")
+    typer.echo(f"wrote {len(rows)} rows to {out}")
+
+
+def main() -> None:
+    """Entry point of ``python -m export``."""
+    app()
+
+
+if __name__ == "__main__":
+    main()
