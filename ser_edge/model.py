@@ -339,11 +339,17 @@ class Classifier:
         from .features import feature_vector
 
         config = self.feature_config
+        where = f"{path}: " if path is not None else ""
         # One analysis frame at least, and not digital silence: nothing to classify otherwise.
+        if 0 < y.shape[-1] < config.n_fft:
+            raise AudioError(
+                f"{where}too short: {1000 * y.shape[-1] / config.sr:.0f} ms, shorter than one "
+                f"analysis frame ({config.n_fft} samples at {config.sr} Hz = "
+                f"{1000 * config.n_fft / config.sr:.0f} ms)"
+            )
         audio.valid_audio(y, path=path, min_samples=config.n_fft, allow_silence=False)
         x = feature_vector(y, sr=config.sr, config=config)
         if not np.all(np.isfinite(x)):
-            where = f"{path}: " if path is not None else ""
             raise AudioError(f"{where}the features are not finite (is the audio valid?)")
         return x
 
