@@ -1,0 +1,201 @@
+"""Corpus parsers on file names the tests make (no audio is decoded by the parsers)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from export.corpora import (
+    EMOTIONS,
+    combine,
+    normalise_emotion,
+    parse_corpus,
+    parse_emodb,
+    parse_folder_per_label,
+    parse_ravdess,
+    parse_tess,
+    read_feature_csv,
+    select,
+    write_feature_csv,
+)
+from ser_edge.errors import ParameterError
+
+
+def _touch(root: Path, *names: str) -> None:
+    for name in names:
+        path = root / name
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(b"")
+
+
+def test_ravdess_speech_and_song_labels(tmp_path):
+    _touch(
+        tmp_path,
+        "Actor_01/03-01-05-02-01-02-01.wav",  # speech, angry, strong, statement 1, rep 2, actor 1
+        "Actor_02/03-02-03-01-02-01-02.flac",  # song, happy, normal, actor 2
+        "Actor_02/01-01-08-02-02-02-02.wav",  # full-AV speech, surprised
+        "Actor_02/readme.txt",  # not audio: ignored
+    )
+    corpus = parse_ravdess(tmp_path)
+    assert corpus.rejected == []
+    by_name = {c.path.name: c for c in corpus.clips}
+    angry = by_name["03-01-05-02-01-02-01.wav"]
+    assert angry.emotion == "angry"
+    assert angry.speaker == "ravdess:01"
+    assert angry.corpus == "ravdess"
+    assert angry.labels["vocal_channel"] == "speech"
+    assert angry.labels["intensity"] == "strong"
+    assert angry.labels["statement"] == "01"
+    assert angry.labels["repetition"] == "02"
+    assert angry.labels["sex"] == "male"
+    assert angry.labels["modality"] == "audio-only"
+    song = by_name["03-02-03-01-02-01-02.flac"]
+    assert (song.emotion, song.labels["vocal_channel"], song.labels["sex"]) == (
+        "happy",
+        "song",
+        "female",
+    )
+    assert by_name["01-01-08-02-02-02-02.wav"].labels["modality"] == "full-AV"
+    assert corpus.counts() == {"angry": 1, "happy": 1, "surprised": 1}
+
+
+def test_ravdess_codes_map_to_the_shared_vocabulary(tmp_path):
+    _touch(tmp_path, *[f"Actor_03/03-01-{i:02d}-01-01-01-03.wav" for i in range(1, 9)])
+    corpus = parse_ravdess(tmp_path)
+    assert [c.emotion for c in corpus.clips] == list(EMOTIONS)
+
+
+def test_ravdess_reports_non_conforming_files(tmp_path):
+    _touch(
+        tmp_path,
+        "Actor_01/03-01-05-01-01-01-01.wav",  # fine
+        "Actor_01/03-01-09-01-01-01-01.wav",  # emotion code 09 does not exist
+        "Actor_01/03-01-05-01-01-01-02.wav",  # actor 02 inside Actor_01
+        "Actor_01/03-01-01-02-01-01-01.wav",  # neutral has no strong intensity
+        "Actor_01/03-02-07-01-01-01-01.wav",  # song has no disgust
+        "Actor_01/03-01-05-01-01-01-25.wav",  # actor 25
+        "Actor_01/my recording.wav",
+    )
+    with pytest.warns(UserWarning, match="6 file"):
+        corpus = parse_ravdess(tmp_path)
+    assert [c.path.name for c in corpus.clips] == ["03-01-05-01-01-01-01.wav"]
+    reasons = {p.name: r for p, r in corpus.rejected}
+    assert len(reasons) == 6
+    assert "folder" in reasons["03-01-05-01-01-01-02.wav"]
+    assert "strong" in reasons["03-01-01-02-01-01-01.wav"]
+    assert "song" in reasons["03-02-07-01-01-01-01.wav"]
+    assert "my recording.wav" in reasons
+
+
+def test_emodb_letters_and_rejects(tmp_path):
+    _touch(
+        tmp_path,
+        "03a01Wa.wav",
+        "08b10Lc.flac",
+        "10a05Eb.wav",
+        "11b02Ac.wav",
+        "13a07Fa.wav",
+        "14b09Tb.wav",
+        "16a04Na.wav",
+        "03a01Xa.wav",  # unknown letter
+        "3a01Wa.wav",  # one-digit speaker
+    )
+    with pytest.warns(UserWarning, match="2 file"):
+        corpus = parse_emodb(tmp_path)
+    got = {c.path.stem: (c.emotion, c.speaker, c.labels["sex"]) for c in corpus.clips}
+    assert got == {
+        "03a01Wa": ("angry", "emodb:03", "male"),
+        "08b10Lc": ("boredom", "emodb:08", "female"),
+        "10a05Eb": ("disgust", "emodb:10", "male"),
+        "11b02Ac": ("fearful", "emodb:11", "male"),
+        "13a07Fa": ("happy", "emodb:13", "female"),
+        "14b09Tb": ("sad", "emodb:14", "female"),
+        "16a04Na": ("neutral", "emodb:16", "female"),
+    }
+    assert corpus.clips[0].labels["text"] == "a01"
+    assert sorted(p.name for p, _ in corpus.rejected) == ["03a01Xa.wav", "3a01Wa.wav"]
+    # boredom is not in the shared vocabulary: selecting it away leaves the RAVDESS emotions
+    assert "boredom" not in {c.emotion for c in select(corpus.clips, EMOTIONS)}
+
+
+def test_tess_names_including_pleasant_surprise(tmp_path):
+    _touch(
+        tmp_path,
+        "OAF_angry/OAF_back_angry.wav",
+        "YAF_pleasant_surprised/YAF_bath_ps.wav",
+        "OAF_Fear/OAF_bean_fear.wav",
+        "YAF_sad/YAF_wire_sad.wav",
+        "OAF_neutral/OA_bite_neutral.wav",  # a known mis-named file: reported
+        "YAF_x/YAF_bath_bliss.wav",  # unknown emotion
+    )
+    with pytest.warns(UserWarning, match="2 file"):
+        corpus = parse_tess(tmp_path)
+    got = {c.path.stem: (c.emotion, c.speaker, c.labels["word"]) for c in corpus.clips}
+    assert got == {
+        "OAF_back_angry": ("angry", "tess:OAF", "back"),
+        "YAF_bath_ps": ("surprised", "tess:YAF", "bath"),
+        "OAF_bean_fear": ("fearful", "tess:OAF", "bean"),
+        "YAF_wire_sad": ("sad", "tess:YAF", "wire"),
+    }
+    assert {p.name for p, _ in corpus.rejected} == {"OA_bite_neutral.wav", "YAF_bath_bliss.wav"}
+
+
+def test_folder_per_label(tmp_path):
+    _touch(tmp_path, "Anger/a.wav", "happy/b.flac", "pleasant_surprise/c.wav", "laughter/d.wav")
+    _touch(tmp_path, "loose.wav")
+    with pytest.warns(UserWarning, match="1 file"):
+        corpus = parse_folder_per_label(tmp_path, name="mine")
+    got = {c.path.name: c.emotion for c in corpus.clips}
+    assert got == {"a.wav": "angry", "b.flac": "happy", "c.wav": "surprised", "d.wav": "laughter"}
+    assert {c.corpus for c in corpus.clips} == {"mine"}
+    assert [p.name for p, _ in corpus.rejected] == ["loose.wav"]
+
+
+def test_normalise_emotion():
+    assert normalise_emotion("Pleasant Surprise") == "surprised"
+    assert normalise_emotion("ps") == "surprised"
+    assert normalise_emotion("FEAR") == "fearful"
+    assert normalise_emotion("bliss") is None
+
+
+def test_select_subsets_and_labels(tmp_path):
+    _touch(
+        tmp_path / "r",
+        *[f"Actor_0{a}/03-01-0{e}-01-01-01-0{a}.wav" for a in (1, 2) for e in (1, 2, 3, 4, 5, 6)],
+    )
+    _touch(tmp_path / "e", "03a01Wa.wav", "08b10Lc.wav")
+    clips = combine(parse_ravdess(tmp_path / "r"), parse_emodb(tmp_path / "e"))
+    four = select(clips, "4class")
+    assert {c.emotion for c in four} == {"neutral", "happy", "sad", "angry"}
+    assert len(four) == 4 * 2 + 1
+    assert len(select(clips, ["angry"], corpora=["emodb"])) == 1
+    assert len(select(clips, speakers=["ravdess:02"])) == 6
+    assert len(select(clips, where={"sex": "male"})) == 6 + 1
+    with pytest.raises(ParameterError, match="unknown emotion subset"):
+        select(clips, "9class")
+
+
+def test_parse_corpus_errors(tmp_path):
+    with pytest.raises(ParameterError, match="unknown corpus layout"):
+        parse_corpus("iemocap", tmp_path)
+    with pytest.raises(ParameterError, match="not found"):
+        parse_corpus("ravdess", tmp_path / "missing")
+
+
+def test_feature_csv_round_trip(tmp_path, rng):
+    _touch(tmp_path / "r", "Actor_01/03-01-05-01-01-01-01.wav", "Actor_02/03-01-04-01-01-01-02.wav")
+    clips = parse_ravdess(tmp_path / "r").clips
+    X = rng.normal(size=(2, 3)).astype(np.float32)
+    names = ["f0", "f1", "f2"]
+    out = write_feature_csv(tmp_path / "t.csv", clips, X, names)
+    header = out.read_text().splitlines()[0].split(",")
+    assert header[:4] == ["path", "corpus", "speaker", "emotion"]
+    assert "intensity" in header and header[-3:] == names
+    back, X2 = read_feature_csv(out, names)
+    assert [c.emotion for c in back] == [c.emotion for c in clips]
+    assert back[0].labels["actor"] == "01"
+    np.testing.assert_array_equal(X2, X)
+    with pytest.raises(ParameterError, match="shape"):
+        write_feature_csv(tmp_path / "bad.csv", clips, X[:1], names)
