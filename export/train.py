@@ -43,7 +43,8 @@ DEFAULT_PARAMS: dict[str, dict[str, Any]] = {
         "learning_rate_init": 1e-3,
         "batch_size": 64,
     },
-    "knn": {"n_neighbors": 10, "weights": "distance"},
+    # uniform weights: "distance" gives a training row infinite weight, which ONNX cannot mirror
+    "knn": {"n_neighbors": 10, "weights": "uniform"},
     "svm": {"C": 10.0, "kernel": "rbf", "gamma": "scale"},
     "rf": {"n_estimators": 200, "min_samples_leaf": 2, "max_features": "sqrt"},
     "tree": {"max_depth": 12, "min_samples_leaf": 3},

@@ -1,0 +1,219 @@
+"""End to end on a small RAVDESS subset: cached librosa features, training, ONNX export."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+pytest.importorskip("librosa")
+pytest.importorskip("sklearn")
+pytest.importorskip("skl2onnx")
+
+import onnx  # noqa: E402
+
+from export import features as ref  # noqa: E402
+from export.corpora import parse_ravdess, select  # noqa: E402
+from export.evaluate import cross_validate, speaker_folds  # noqa: E402
+from export.onnx_export import (  # noqa: E402
+    METADATA_KEYS,
+    check_onnx,
+    export_onnx,
+    onnx_predict,
+    read_metadata,
+)
+from export.train import fit_pipeline, predict  # noqa: E402
+from ser_edge.errors import AudioError, ModelError, ParameterError  # noqa: E402
+from ser_edge.features import FeatureConfig  # noqa: E402
+
+# Small and cheap: 16 kHz, 64 mels, 20 MFCCs; the layout is the same as the bundled model's.
+CONFIG = FeatureConfig(sr=16000, n_mels=64, n_mfcc=20, tuning=0.0)
+EMOTIONS = ("neutral", "happy", "sad", "angry")
+
+
+@pytest.fixture(scope="module")
+def subset(ravdess_dir):
+    """Actors 01-04, four emotions, statement 01, repetition 01: 28 clips."""
+    clips = parse_ravdess(ravdess_dir).clips
+    return select(
+        clips,
+        EMOTIONS,
+        speakers=["ravdess:01", "ravdess:02", "ravdess:03", "ravdess:04"],
+        where={"statement": "01", "repetition": "01"},
+    )
+
+
+@pytest.fixture(scope="module")
+def cache(tmp_path_factory):
+    return tmp_path_factory.mktemp("feature-cache")
+
+
+@pytest.fixture(scope="module")
+def data(subset, cache):
+    X = ref.extract_reference(
+        [c.path for c in subset], CONFIG, n_jobs=1, cache_dir=cache, progress=False
+    )
+    y = np.array([c.emotion for c in subset])
+    speakers = np.array([c.speaker for c in subset])
+    return X, y, speakers
+
+
+def test_subset_is_what_the_test_expects(subset):
+    assert len(subset) == 4 * (1 + 3 * 2)  # neutral has one intensity, others two
+    assert {c.emotion for c in subset} == set(EMOTIONS)
+
+
+def test_reference_vector_shape_and_layout(data, subset):
+    X, _, _ = data
+    assert X.shape == (len(subset), CONFIG.n_features)
+    assert X.dtype == np.float32
+    assert np.isfinite(X).all()
+    # The pooled layout: the first block is the MFCC means; MFCC 0 (log energy) is negative dB-ish
+    x = ref.reference_feature_vector(subset[0].path, CONFIG)
+    np.testing.assert_array_equal(x, X[0])
+
+
+def test_cache_second_extraction_does_not_recompute(data, subset, cache, monkeypatch):
+    X, _, _ = data
+    entries = sorted(cache.rglob("*.npy"))
+    assert len(entries) == len(subset)
+
+    def fail(path, config):
+        raise AssertionError(f"recomputed {path}")
+
+    monkeypatch.setattr(ref, "reference_feature_vector", fail)
+    X2 = ref.extract_reference(
+        [c.path for c in subset], CONFIG, n_jobs=1, cache_dir=cache, progress=False
+    )
+    np.testing.assert_array_equal(X2, X)
+    # Another configuration is another key: it must compute (and here, fail).
+    with pytest.raises(AssertionError, match="recomputed"):
+        ref.extract_reference(
+            [subset[0].path], FeatureConfig(sr=16000, n_mels=64, n_mfcc=13, tuning=0.0),
+            n_jobs=1, cache_dir=cache, progress=False,
+        )  # fmt: skip
+
+
+def test_missing_file_is_an_audio_error(tmp_path):
+    with pytest.raises(AudioError, match="not found"):
+        ref.extract_reference([tmp_path / "nope.wav"], CONFIG, n_jobs=1, cache_dir=tmp_path)
+    bad = tmp_path / "bad.wav"
+    bad.write_bytes(b"not audio at all")
+    with pytest.raises(AudioError, match="bad.wav"):
+        ref.reference_feature_vector(bad, CONFIG)
+
+
+def test_train_export_and_check_onnx(data, tmp_path):
+    X, y, _ = data
+    pipe = fit_pipeline(X, y, model="mlp", params={"max_iter": 200}, seed=3)
+    path = tmp_path / "m.onnx"
+    model = export_onnx(
+        pipe, feature_config=CONFIG, labels=list(pipe.classes_),
+        training={"corpora": [{"name": "ravdess", "n_clips": len(y)}], "seed": 3},
+        metrics={"speaker_independent": {"uar_mean": 0.5}}, path=path, check_rows=X,
+    )  # fmt: skip
+    assert path.is_file()
+    loaded = onnx.load(str(path))
+    assert [i.name for i in loaded.graph.input] == ["features"]
+    assert [o.name for o in loaded.graph.output] == ["label", "probabilities"]
+    meta = read_metadata(path)
+    assert tuple(meta) == METADATA_KEYS
+    for prop in loaded.metadata_props:  # each value is a JSON string
+        json.loads(prop.value)
+    assert meta["labels"] == sorted(EMOTIONS)
+    assert FeatureConfig.from_json(json.dumps(meta["feature_config"])) == CONFIG
+    assert meta["training"]["estimator"] == "MLPClassifier"
+    assert meta["training"]["estimator_params"]["random_state"] == 3
+    assert meta["training"]["estimator_params"]["max_iter"] == 200
+    assert {"scikit-learn", "skl2onnx", "librosa"} <= set(meta["training"]["versions"])
+    labels, proba = onnx_predict(model, X)
+    np.testing.assert_array_equal(labels, predict(pipe, X))
+    np.testing.assert_allclose(proba, pipe.predict_proba(X), atol=1e-4)
+    np.testing.assert_allclose(proba.sum(axis=1), 1.0, atol=1e-5)
+
+
+@pytest.mark.parametrize("name", ["knn", "svm", "rf", "tree"])
+def test_other_models_export(data, name):
+    X, y, _ = data
+    pipe = fit_pipeline(X, y, model=name, seed=0)
+    export_onnx(
+        pipe, feature_config=CONFIG, labels=list(pipe.classes_), training={},
+        metrics={"speaker_independent": {}}, check_rows=X,
+    )  # fmt: skip
+
+
+def test_check_onnx_catches_a_different_model(data):
+    X, y, _ = data
+    a = fit_pipeline(X, y, model="mlp", params={"max_iter": 50}, seed=0)
+    b = fit_pipeline(X, y, model="tree", seed=0)
+    model = export_onnx(
+        a, feature_config=CONFIG, labels=list(a.classes_), training={},
+        metrics={"speaker_independent": {}},
+    )  # fmt: skip
+    with pytest.raises(ModelError, match="disagree|differ"):
+        check_onnx(model, b, X)
+
+
+def test_export_rejects_wrong_labels_and_width(data):
+    X, y, _ = data
+    pipe = fit_pipeline(X, y, model="tree", seed=0)
+    with pytest.raises(ModelError, match="classes_"):
+        export_onnx(pipe, feature_config=CONFIG, labels=["a", "b", "c", "d"], training={},
+                    metrics={"speaker_independent": {}})  # fmt: skip
+    with pytest.raises(ModelError, match="features"):
+        export_onnx(pipe, feature_config=FeatureConfig(), labels=list(pipe.classes_),
+                    training={}, metrics={"speaker_independent": {}})  # fmt: skip
+
+
+def test_same_seed_same_predictions(data):
+    X, y, speakers = data
+    a = cross_validate(X, y, speakers, model="mlp", params={"max_iter": 100}, seed=7, n_folds=2)
+    b = cross_validate(X, y, speakers, model="mlp", params={"max_iter": 100}, seed=7, n_folds=2)
+    assert a["predictions"] == b["predictions"]
+    assert a["uar_mean"] == b["uar_mean"]
+    p1 = fit_pipeline(X, y, params={"max_iter": 100}, seed=7).predict_proba(X)
+    p2 = fit_pipeline(X, y, params={"max_iter": 100}, seed=7).predict_proba(X)
+    np.testing.assert_array_equal(p1, p2)
+
+
+def test_speaker_folds_keep_speakers_together():
+    speakers = np.repeat([f"ravdess:{i:02d}" for i in range(1, 25)], 3)
+    folds = speaker_folds(speakers, 6)
+    assert len(folds) == 6
+    seen = []
+    for train, test in folds:
+        assert not set(speakers[train]) & set(speakers[test])
+        seen.append(sorted(set(speakers[test])))
+    assert seen[0] == ["ravdess:01", "ravdess:02", "ravdess:03", "ravdess:04"]
+    assert sorted(np.concatenate([t for _, t in folds]).tolist()) == list(range(len(speakers)))
+    with pytest.raises(ParameterError, match="speaker"):
+        speaker_folds(["a", "b"], 3)
+    with pytest.raises(ParameterError, match="speaker"):
+        speaker_folds(["a", "", "b"], 2)
+
+
+def test_fit_pipeline_errors(data):
+    X, y, _ = data
+    with pytest.raises(ParameterError, match="unknown model"):
+        fit_pipeline(X, y, model="xgboost")
+    with pytest.raises(ParameterError, match="no parameter"):
+        fit_pipeline(X, y, params={"hidden": 3})
+    with pytest.raises(ParameterError, match="two emotions"):
+        fit_pipeline(X[:2], np.array(["sad", "sad"]))
+
+
+def test_bundled_model_if_present():
+    path = Path(__file__).resolve().parent.parent / "ser_edge" / "models" / "ravdess-mlp.onnx"
+    if not path.is_file():
+        pytest.skip("bundled model not written yet")
+    assert path.stat().st_size < 5 * 1024 * 1024
+    meta = read_metadata(path)
+    si = meta["metrics"]["speaker_independent"]
+    assert {"uar_mean", "uar_std", "accuracy_mean", "macro_f1_mean", "n_folds"} <= set(si)
+    assert meta["training"]["n_clips"] == 1440
+    assert sorted(meta["labels"]) == sorted(
+        ["neutral", "calm", "happy", "sad", "angry", "fearful", "disgust", "surprised"]
+    )
+    FeatureConfig.from_json(json.dumps(meta["feature_config"]))
