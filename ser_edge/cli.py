@@ -162,6 +162,10 @@ class _Progress:
         self.draw()
 
 
+def _stderr_is_terminal() -> bool:
+    return sys.stderr.isatty()
+
+
 def _text_line(p: Prediction, top_k: int, width: int) -> str:
     ranked = p.top(top_k)
     label, confidence = ranked[0]
@@ -230,7 +234,7 @@ def classify(
     top_k = min(top_k, len(clf.labels))
     items = find_audio(paths)
     width = min(max((len(str(p)) for p, _ in items), default=0), 60)
-    progress = _Progress(len(items), len(items) >= PROGRESS_MIN_FILES and sys.stderr.isatty())
+    progress = _Progress(len(items), len(items) >= PROGRESS_MIN_FILES and _stderr_is_terminal())
 
     writer = None
     if fmt is OutputFormat.csv:

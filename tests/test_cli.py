@@ -167,6 +167,22 @@ def test_default_model(clips: list[Path]) -> None:
     assert result.stdout.startswith(str(clips[0]))
 
 
+def test_progress_bar_only_on_a_terminal(model: Path, ravdess_dir: Path,
+                                         monkeypatch: pytest.MonkeyPatch) -> None:
+    import ser_edge.cli
+
+    clips = sorted((ravdess_dir / "Actor_06").glob("*.flac"))[:ser_edge.cli.PROGRESS_MIN_FILES]
+    plain = run("classify", "--model", model, *clips)
+    assert plain.exit_code == EXIT_OK and plain.stderr == ""
+    monkeypatch.setattr(ser_edge.cli, "_stderr_is_terminal", lambda: True)
+    shown = run("classify", "--model", model, *clips)
+    assert shown.exit_code == EXIT_OK
+    assert f"] {len(clips)}/{len(clips)}" in shown.stderr
+    assert shown.stdout == plain.stdout  # results untouched by the bar
+    few = run("classify", "--model", model, *clips[:2])
+    assert few.stderr == ""
+
+
 def test_info(model: Path, labels: tuple[str, ...]) -> None:
     result = run("info", "--model", model)
     assert result.exit_code == EXIT_OK, result.output
