@@ -29,6 +29,43 @@ def emodb_dir() -> Path:
     return _corpus("emodb")
 
 
+SIGNALS = ("noise", "sine", "chirp", "vibrato", "silence", "short")
+
+
+def make_signal(kind: str, sr: int, *, duration: float = 1.0, seed: int = 0) -> np.ndarray:
+    """Return a float32 test signal: a deterministic function of (kind, sr, duration, seed).
+
+    ``short`` is 300 samples, shorter than every ``n_fft`` the tests use.
+    """
+    n = 300 if kind == "short" else int(round(duration * sr))
+    t = np.arange(n) / sr
+    rng = np.random.default_rng(seed)
+    if kind == "noise":
+        y = 0.1 * rng.standard_normal(n)
+    elif kind == "sine":
+        y = 0.5 * np.sin(2 * np.pi * 440.0 * t) + 0.2 * np.sin(2 * np.pi * 1234.5 * t)
+    elif kind == "chirp":
+        f0, f1 = 100.0, min(8000.0, 0.45 * sr)
+        k = (f1 - f0) / max(t[-1], 1e-9)
+        y = 0.5 * np.sin(2 * np.pi * (f0 * t + 0.5 * k * t**2))
+    elif kind in ("vibrato", "short"):
+        # Speech-like: a 160 Hz voice with 5 Hz vibrato and ten harmonics falling off, plus breath.
+        phase = 2 * np.pi * (160.0 * t - (3.0 / 5.0) * np.cos(2 * np.pi * 5.0 * t))
+        y = sum(np.sin(h * phase) / h for h in range(1, 11)) * 0.2
+        y = y + 0.005 * rng.standard_normal(n)
+    elif kind == "silence":
+        y = np.zeros(n)
+    else:
+        raise ValueError(kind)
+    return np.asarray(y, dtype=np.float32)
+
+
+@pytest.fixture(scope="session")
+def signal():
+    """The factory :func:`make_signal`: ``signal(kind, sr, duration=1.0, seed=0)``."""
+    return make_signal
+
+
 @pytest.fixture
 def rng() -> np.random.Generator:
     return np.random.default_rng(20261120)

@@ -1,0 +1,150 @@
+"""The runtime features on their own: shapes, dtypes, configuration and errors (no librosa)."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from ser_edge import ParameterError, dsp, features, filters
+from ser_edge.features import FeatureConfig
+
+
+def test_default_config_shapes(signal):
+    config = FeatureConfig()
+    y = signal("vibrato", config.sr, duration=1.0)
+    blocks = features.feature_matrices(y, sr=config.sr, config=config)
+    n_frames = 1 + len(y) // config.hop_length
+    assert {k: v.shape for k, v in blocks.items()} == {
+        "mfcc": (config.n_mfcc, n_frames),
+        "chroma": (config.n_chroma, n_frames),
+        "mel": (config.n_mels, n_frames),
+    }
+    x = features.feature_vector(y, sr=config.sr, config=config)
+    assert x.shape == (config.n_features,) == (len(config.feature_names()),)
+    assert x.dtype == np.float32 and np.isfinite(x).all()
+
+
+def test_vector_layout_follows_config_order(signal):
+    config = FeatureConfig(features=("chroma", "mfcc"), stats=("std", "mean"), n_mfcc=13)
+    y = signal("vibrato", config.sr)
+    blocks = features.feature_matrices(y, sr=config.sr, config=config)
+    x = features.feature_vector(y, sr=config.sr, config=config)
+    expected = np.concatenate([blocks["chroma"].std(axis=1), blocks["chroma"].mean(axis=1),
+                               blocks["mfcc"].std(axis=1), blocks["mfcc"].mean(axis=1)])
+    np.testing.assert_array_equal(x, expected.astype(np.float32))
+    assert config.feature_names()[:2] == ["chroma_std_0", "chroma_std_1"]
+
+
+def test_mel_power_or_db(signal):
+    y = signal("noise", 22050)
+    power = features.feature_matrices(y, sr=22050, config=FeatureConfig(mel_db=False))["mel"]
+    db = features.feature_matrices(y, sr=22050, config=FeatureConfig(mel_db=True))["mel"]
+    np.testing.assert_allclose(db, dsp.power_to_db(power), rtol=0, atol=1e-5)
+
+
+def test_fixed_tuning_is_used(signal):
+    y = signal("vibrato", 22050)
+    S = np.abs(dsp.stft(y)) ** 2
+    a = features.chroma_stft(S=S, sr=22050, tuning=0.0)
+    b = features.chroma_stft(S=S, sr=22050, tuning=0.4)
+    c = features.feature_matrices(y, sr=22050, config=FeatureConfig(tuning=0.4))["chroma"]
+    assert not np.allclose(a, b)
+    np.testing.assert_allclose(b, c, rtol=0, atol=1e-6)
+
+
+def test_silence_gives_finite_features(signal):
+    y = signal("silence", 22050)
+    x = features.feature_vector(y, sr=22050)
+    assert np.isfinite(x).all()
+    assert features.estimate_tuning(y=y, sr=22050) == 0.0
+    assert not features.chroma_stft(y=y, sr=22050).any()
+
+
+def test_config_json_round_trip():
+    config = FeatureConfig(features=("mel", "mfcc"), sr=16000, n_mfcc=13, fmax=7600.0,
+                           tuning=0.1, stats=("mean", "min", "max"), htk=True)
+    text = config.to_json()
+    assert json.loads(text)["schema"] == 1
+    assert FeatureConfig.from_json(text) == config
+    assert FeatureConfig.from_json(FeatureConfig().to_json()) == FeatureConfig()
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "match"),
+    [
+        (dict(features=("mfcc", "pitch")), "unknown feature 'pitch'"),
+        (dict(features=()), "empty"),
+        (dict(stats=("mean", "median")), "unknown statistic 'median'"),
+        (dict(n_fft=0), "n_fft must be a positive integer"),
+        (dict(hop_length=1.5), "hop_length must be a positive integer"),
+        (dict(n_mfcc=200, n_mels=128), "n_mfcc=200 exceeds n_mels=128"),
+        (dict(fmin=-1.0), "fmin must be >= 0"),
+        (dict(fmin=4000.0, fmax=3000.0), "must exceed fmin"),
+    ],
+)
+def test_config_rejects_bad_values(kwargs, match):
+    with pytest.raises(ParameterError, match=match):
+        FeatureConfig(**kwargs)
+
+
+@pytest.mark.parametrize(
+    ("text", "match"),
+    [("not json", "not valid JSON"), ("[1, 2]", "JSON object"),
+     ('{"sr": 16000, "colour": "red"}', "unknown keys: colour"), ('{"schema": 9}', "schema 9")],
+)
+def test_config_from_bad_json(text, match):
+    with pytest.raises(ParameterError, match=match):
+        FeatureConfig.from_json(text)
+
+
+def test_feature_vector_checks_rate_and_shape(signal):
+    y = signal("noise", 16000)
+    with pytest.raises(ParameterError, match="audio at 16000 Hz.*expects 22050 Hz"):
+        features.feature_vector(y, sr=16000, config=FeatureConfig())
+    with pytest.raises(ParameterError, match="mono audio"):
+        features.feature_vector(np.stack([y, y]), sr=22050)
+
+
+@pytest.mark.parametrize(
+    ("y", "match"),
+    [(np.zeros(0, np.float32), "at least one sample"), (np.arange(10), "floating-point"),
+     (np.array([0.0, np.nan], np.float32), "not finite")],
+)
+def test_stft_rejects_bad_audio(y, match):
+    with pytest.raises(ParameterError, match=match):
+        dsp.stft(y)
+
+
+def test_stft_multichannel_matches_each_channel(signal):
+    y = np.stack([signal("noise", 22050), signal("sine", 22050)])
+    D = dsp.stft(y, n_fft=1024, hop_length=256)
+    assert D.shape[0] == 2
+    for c in range(2):
+        np.testing.assert_array_equal(D[c], dsp.stft(y[c], n_fft=1024, hop_length=256))
+
+
+def test_hann_window_is_periodic():
+    w = dsp.hann_window(8)
+    np.testing.assert_allclose(w, 0.5 - 0.5 * np.cos(2 * np.pi * np.arange(8) / 8), atol=1e-15)
+
+
+def test_filter_banks_are_cached_and_read_only():
+    a = filters.mel_filters(sr=22050, n_fft=2048)
+    assert a is filters.mel_filters(sr=22050, n_fft=2048)
+    with pytest.raises(ValueError):
+        a[0, 0] = 1.0
+    assert filters.chroma_filters(sr=22050, n_fft=2048).shape == (12, 1025)
+
+
+def test_dct_matrix_is_orthonormal():
+    B = filters.dct_matrix(32, 32).astype(np.float64)
+    np.testing.assert_allclose(B @ B.T, np.eye(32), atol=1e-6)
+
+
+def test_pitch_tuning_finds_a_detuned_grid():
+    # A sharp by a fifth of a semitone: every partial sits 0.2 bins above the grid.
+    freqs = 440.0 * 2.0 ** (np.array([-12, -5, 0, 3, 7, 12]) / 12 + 0.2 / 12)
+    assert features.pitch_tuning(freqs.astype(np.float32)) == pytest.approx(0.2, abs=0.011)
+    assert features.pitch_tuning(np.zeros(3)) == 0.0

@@ -1,0 +1,122 @@
+"""Parity with librosa on real speech: RAVDESS and EmoDB from ``SER_EDGE_DATA``.
+
+A fixed sample (two clips per RAVDESS actor, 20 EmoDB clips) runs by default; every RAVDESS clip
+runs in the slow test. Both paths load the file themselves, so loading is compared too.
+"""
+
+from __future__ import annotations
+
+import warnings
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from ser_edge import audio, features
+
+librosa = pytest.importorskip("librosa")
+pytestmark = pytest.mark.parity
+
+CONFIG = features.FeatureConfig()
+
+
+def _ravdess_sample(root: Path) -> list[Path]:
+    """Two clips per actor, spread over emotions and statements, chosen by position."""
+    picks = []
+    for k, actor in enumerate(sorted(root.glob("Actor_*"))):
+        clips = sorted(actor.glob("*.flac"))
+        picks += [clips[(7 * k) % len(clips)], clips[(7 * k + 31) % len(clips)]]
+    return picks
+
+
+def _librosa_blocks(y: np.ndarray, sr: int, config: features.FeatureConfig):
+    common = dict(n_fft=config.n_fft, hop_length=config.hop_length, center=True,
+                  pad_mode="constant")
+    mel_kw = dict(n_mels=config.n_mels, fmin=config.fmin, fmax=config.fmax, htk=config.htk)
+    S = np.abs(librosa.stft(y, window="hann", **common)) ** 2
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)
+        tuning = librosa.estimate_tuning(S=S, sr=sr, bins_per_octave=config.n_chroma)
+    mel = librosa.feature.melspectrogram(y=y, sr=sr, power=2.0, **common, **mel_kw)
+    return tuning, {
+        "mfcc": librosa.feature.mfcc(y=y, sr=sr, n_mfcc=config.n_mfcc, **common, **mel_kw),
+        "chroma": librosa.feature.chroma_stft(y=y, sr=sr, tuning=config.tuning,
+                                              n_chroma=config.n_chroma, **common),
+        "mel": librosa.power_to_db(mel, ref=1.0, amin=1e-10, top_db=80.0) if config.mel_db
+        else mel,
+        "mel_power": mel,
+    }
+
+
+def _check_clip(path: Path, config: features.FeatureConfig) -> None:
+    y_ref, sr_ref = librosa.load(path, sr=config.sr, mono=True)
+    y, sr = audio.load(path, sr=config.sr, mono=True)
+    assert sr == sr_ref
+    np.testing.assert_array_equal(y, y_ref, err_msg=f"{path}: samples differ from librosa.load")
+    tuning_ref, ref = _librosa_blocks(y_ref, sr, config)
+    S = np.abs(features.stft(y, n_fft=config.n_fft, hop_length=config.hop_length)) ** 2
+    assert features.estimate_tuning(S=S, sr=sr, bins_per_octave=config.n_chroma) == tuning_ref, path
+    ours = features.feature_matrices(y, sr=sr, config=config)
+    mel = features.melspectrogram(S=S, sr=sr, n_mels=config.n_mels, fmin=config.fmin,
+                                  fmax=config.fmax, htk=config.htk)
+    np.testing.assert_allclose(mel, ref["mel_power"], rtol=0, atol=1e-4 * ref["mel_power"].max())
+    np.testing.assert_allclose(features.power_to_db(mel), librosa.power_to_db(ref["mel_power"]),
+                               rtol=0, atol=1e-3)
+    np.testing.assert_allclose(ours["mfcc"], ref["mfcc"], rtol=0, atol=1e-2, err_msg=str(path))
+    np.testing.assert_allclose(ours["chroma"], ref["chroma"], rtol=0, atol=1e-3, err_msg=str(path))
+
+
+def test_ravdess_sample(ravdess_dir):
+    clips = _ravdess_sample(ravdess_dir)
+    assert len(clips) == 48
+    # The stereo clips of the corpus are in the sample's reach through the slow test; force one in.
+    stereo = ravdess_dir / "Actor_01" / "03-01-02-01-01-02-01.flac"
+    for path in clips + [stereo]:
+        _check_clip(path, CONFIG)
+
+
+def test_emodb_sample(emodb_dir):
+    clips = sorted(emodb_dir.glob("*.flac"))[::27][:20]
+    assert len(clips) == 20
+    for path in clips:
+        _check_clip(path, CONFIG)
+
+
+def _clip_worker(path: str, config_json: str):
+    """One clip, both ways: (librosa tuning, our tuning, our vector)."""
+    config = features.FeatureConfig.from_json(config_json)
+    y_ref, sr = librosa.load(path, sr=config.sr, mono=True)
+    S_ref = np.abs(librosa.stft(y_ref, n_fft=config.n_fft, hop_length=config.hop_length,
+                                window="hann", center=True, pad_mode="constant")) ** 2
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)
+        tuning_ref = librosa.estimate_tuning(S=S_ref, sr=sr, bins_per_octave=config.n_chroma)
+    y, sr = audio.load(path, sr=config.sr)
+    S = np.abs(features.stft(y, n_fft=config.n_fft, hop_length=config.hop_length)) ** 2
+    tuning = features.estimate_tuning(S=S, sr=sr, bins_per_octave=config.n_chroma)
+    return tuning_ref, tuning, features.feature_vector(y, sr=sr, config=config)
+
+
+@pytest.mark.slow
+def test_all_ravdess_clips(ravdess_dir):
+    """Every RAVDESS clip: the same tuning, and the pooled vector within 1e-3 of each feature's
+    spread over the corpus, against the librosa reference vectors of ``export``."""
+    joblib = pytest.importorskip("joblib")
+    from export.dataset import load_dataset
+
+    data = load_dataset([f"ravdess={ravdess_dir}"], CONFIG, emotions="all", progress=False)
+    paths = [clip.path for clip in data.clips]
+    assert len(paths) == 1440
+    results = joblib.Parallel(n_jobs=2)(
+        joblib.delayed(_clip_worker)(str(p), CONFIG.to_json()) for p in paths)
+    tuning_ref = np.array([r[0] for r in results])
+    tuning = np.array([r[1] for r in results])
+    mismatched = [str(p) for p, a, b in zip(paths, tuning_ref, tuning) if a != b]
+    assert not mismatched, f"tuning differs on {len(mismatched)} clips: {mismatched[:5]}"
+    X = np.stack([r[2] for r in results])
+    spread = data.X.std(axis=0)
+    err = np.abs(X - data.X) / np.where(spread > 0, spread, 1.0)
+    worst = np.unravel_index(np.argmax(err), err.shape)
+    assert err.max() < 1e-3, (
+        f"feature {CONFIG.feature_names()[worst[1]]} of {paths[worst[0]]} is "
+        f"{err.max():.2e} spreads off")
