@@ -15,7 +15,6 @@ import pytest
 
 from ser_edge import dsp, features, filters
 
-
 librosa = pytest.importorskip("librosa")
 pytestmark = pytest.mark.parity
 
@@ -94,7 +93,8 @@ def test_features_grid(signal, kind, sr, n_fft, hop_length):
 @pytest.mark.parametrize(
     ("n_mels", "fmin", "fmax", "htk", "norm"),
     [(128, 0.0, None, False, "slaney"), (40, 20.0, 7600.0, False, "slaney"),
-     (80, 0.0, None, True, "slaney"), (26, 300.0, 4000.0, True, None), (128, 0.0, 8000.0, False, None)],
+     (80, 0.0, None, True, "slaney"), (26, 300.0, 4000.0, True, None),
+     (128, 0.0, 8000.0, False, None)],
 )
 @pytest.mark.parametrize(("sr", "n_fft"), [(16000, 512), (22050, 2048), (44100, 1024)])
 def test_mel_filters_equal_librosa(n_mels, fmin, fmax, htk, norm, sr, n_fft):

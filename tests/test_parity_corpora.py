@@ -111,7 +111,7 @@ def test_all_ravdess_clips(ravdess_dir):
         joblib.delayed(_clip_worker)(str(p), CONFIG.to_json()) for p in paths)
     tuning_ref = np.array([r[0] for r in results])
     tuning = np.array([r[1] for r in results])
-    mismatched = [str(p) for p, a, b in zip(paths, tuning_ref, tuning) if a != b]
+    mismatched = [str(p) for p, a, b in zip(paths, tuning_ref, tuning, strict=True) if a != b]
     assert not mismatched, f"tuning differs on {len(mismatched)} clips: {mismatched[:5]}"
     X = np.stack([r[2] for r in results])
     spread = data.X.std(axis=0)
