@@ -1,0 +1,333 @@
+"""What every benchmark shares: machine facts, result files, tables, child processes, test clips.
+
+Nothing here measures; the scripts do. Imported as ``benchmarks._common`` (run the scripts with
+``python -m benchmarks.<name>`` from the project root).
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import json
+import os
+import platform
+import statistics
+import subprocess
+import sys
+import warnings
+from collections.abc import Sequence
+from importlib import metadata
+from pathlib import Path
+from typing import Any
+
+from benchmarks import THREAD_ENV
+
+ROOT = Path(__file__).resolve().parent.parent
+RESULTS = ROOT / "benchmarks" / "results"
+#: The seeds' way of classifying one clip, run as a script in a fresh process.
+LIBROSA_WAY = ROOT / "benchmarks" / "librosa_way.py"
+#: The venv's own console script and interpreter.
+VENV_BIN = Path(sys.executable).parent
+SER_EDGE_EXE = VENV_BIN / "ser-edge"
+
+PACKAGES = (
+    "ser-edge", "numpy", "soundfile", "soxr", "onnxruntime", "typer",
+    "librosa", "scikit-learn", "numba", "scipy", "audioread", "psutil",
+)
+
+
+# -- machine and versions --------------------------------------------------------------------------
+
+
+def versions() -> dict[str, str | None]:
+    """Installed versions of the packages both sides use (None when absent), without importing."""
+    out: dict[str, str | None] = {"python": platform.python_version()}
+    for name in PACKAGES:
+        try:
+            out[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            out[name] = None
+    return out
+
+
+def _cpu_model() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
+def _mem_total_mb() -> float | None:
+    try:
+        for line in Path("/proc/meminfo").read_text().splitlines():
+            if line.startswith("MemTotal:"):
+                return int(line.split()[1]) / 1024
+    except OSError:
+        pass
+    return None
+
+
+def loadavg() -> list[float] | None:
+    """The 1, 5 and 15 minute load averages (the machine is shared: they qualify every figure)."""
+    try:
+        return [round(x, 2) for x in os.getloadavg()]
+    except OSError:
+        return None
+
+
+def machine() -> dict[str, Any]:
+    """Facts about this machine and run, for the JSON result."""
+    return {
+        "platform": platform.platform(),
+        "machine": platform.machine(),
+        "cpu": _cpu_model(),
+        "cpu_count": os.cpu_count(),
+        "mem_total_mb": _mem_total_mb(),
+        "thread_env": {k: os.environ.get(k) for k in THREAD_ENV},
+    }
+
+
+def start(name: str, args: Any) -> dict[str, Any]:
+    """Begin a result: name, UTC date, command line, options, machine, versions, load average."""
+    return {
+        "benchmark": name,
+        "date": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
+        "command": " ".join([Path(sys.executable).name, "-m", f"benchmarks.{name}", *sys.argv[1:]]),
+        "options": {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(args).items()},
+        "machine": machine(),
+        "versions": versions(),
+        "loadavg_start": loadavg(),
+    }
+
+
+def finish(result: dict[str, Any], table: str) -> Path:
+    """Close a result (load average at the end, the table), write it, print the table."""
+    result["loadavg_end"] = loadavg()
+    result["table_md"] = table
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    path = RESULTS / f"{result['benchmark']}.json"
+    path.write_text(json.dumps(result, indent=1, default=str) + "\n")
+    print(table)
+    print(f"\nload average {result['loadavg_start']} -> {result['loadavg_end']}; "
+          f"threads {result['machine']['thread_env']}; wrote {path.relative_to(ROOT)}")
+    return path
+
+
+# -- figures and tables --------------------------------------------------------------------------
+
+
+def summary(values: Sequence[float]) -> dict[str, float]:
+    """Median, min, max and the quartiles of repeated measurements."""
+    v = sorted(values)
+    q = statistics.quantiles(v, n=4) if len(v) > 1 else [v[0], v[0], v[0]]
+    return {"median": statistics.median(v), "min": v[0], "max": v[-1], "q1": q[0], "q3": q[2],
+            "n": len(v)}
+
+
+def table(headers: Sequence[str], rows: Sequence[Sequence[Any]]) -> str:
+    """A Markdown table: the first column left-aligned, the others (figures) right-aligned."""
+    body = [[str(x) for x in row] for row in rows]
+    align = ["---"] + ["---:"] * (len(headers) - 1)
+    lines = ["| " + " | ".join(headers) + " |", "| " + " | ".join(align) + " |"]
+    lines += ["| " + " | ".join(r) + " |" for r in body]
+    return "\n".join(lines)
+
+
+def ms(seconds: float) -> str:
+    """Seconds as milliseconds with sensible precision."""
+    x = 1000 * seconds
+    return f"{x:.3f}" if x < 1 else f"{x:.2f}" if x < 10 else f"{x:.1f}" if x < 1000 else f"{x:.0f}"
+
+
+def ratio(a: float, b: float) -> str:
+    """``a / b`` as ``"4.2x"``."""
+    return f"{a / b:.1f}x" if b > 0 else "n/a"
+
+
+# -- child processes -----------------------------------------------------------------------------
+
+
+def child_env(**extra: str) -> dict[str, str]:
+    """This process's environment (with the pinned thread pools) plus ``extra``."""
+    env = dict(os.environ)
+    env.update(extra)
+    return env
+
+
+# A small launcher: the child is forked from this ~10 MB interpreter, not from the benchmark. On
+# Linux a child's ru_maxrss keeps the high-water mark of the process it was forked from (exec
+# records the old address space's peak), so forking from a benchmark that has imported librosa
+# and scikit-learn would report ~250 MB for any child.
+_LAUNCHER = """
+import os, sys, time, json
+out, cmd = sys.argv[1], sys.argv[2:]
+t0 = time.perf_counter()
+pid = os.fork()
+if pid == 0:
+    try:
+        os.execvp(cmd[0], cmd)
+    finally:
+        os._exit(127)
+_, status, ru = os.wait4(pid, 0)
+wall = time.perf_counter() - t0
+with open(out, "w") as f:
+    json.dump({"wall_s": wall, "maxrss_kb": ru.ru_maxrss, "user_s": ru.ru_utime,
+               "sys_s": ru.ru_stime, "code": os.waitstatus_to_exitcode(status)}, f)
+"""
+
+
+def run_child(cmd: Sequence[str], env: dict[str, str] | None = None) -> dict[str, Any]:
+    """Run ``cmd`` to completion: wall time, its own peak RSS (``wait4``), exit code, output.
+
+    The command is started by a small launcher interpreter (see ``_LAUNCHER``) so that its peak
+    resident memory is its own, and timed there from fork to exit.
+
+    Raises
+    ------
+    RuntimeError
+        If the command fails (the message carries the tail of its stderr).
+    """
+    import tempfile
+
+    with tempfile.TemporaryDirectory(prefix="child-") as d:
+        report = Path(d) / "rusage.json"
+        launch = [sys.executable, "-S", "-c", _LAUNCHER, str(report), *map(str, cmd)]
+        proc = subprocess.run(launch, capture_output=True, env=env)
+        stdout, stderr = proc.stdout.decode(errors="replace"), proc.stderr.decode(errors="replace")
+        rep = json.loads(report.read_text()) if report.exists() else {"code": proc.returncode}
+    if proc.returncode != 0 or rep["code"] != 0:
+        raise RuntimeError(f"{' '.join(map(str, cmd))} failed ({rep['code']}):\n{stderr[-3000:]}")
+    return {
+        "wall_s": rep["wall_s"],
+        "peak_rss_mb": rep["maxrss_kb"] / 1024,  # kilobytes on Linux
+        "user_s": rep["user_s"],
+        "sys_s": rep["sys_s"],
+        "stdout": stdout,
+    }
+
+
+# -- test clips ----------------------------------------------------------------------------------
+
+
+def ravdess_files(limit: int | None = None) -> list[Path]:
+    """The RAVDESS clips, sorted (empty if the corpus is absent)."""
+    from export.paths import corpus_dir
+
+    root = corpus_dir("ravdess")
+    files = sorted(root.glob("Actor_*/*.flac")) if root is not None else []
+    return files[:limit] if limit else files
+
+
+def _speech_like(seconds: float, sr: int, seed: int = 0) -> Any:
+    """Seeded speech-like signal: voiced syllables (harmonics, vibrato, formant-ish tilt), noise."""
+    import numpy as np
+
+    rng = np.random.default_rng(seed)
+    n = int(seconds * sr)
+    t = np.arange(n) / sr
+    f0 = 140 + 30 * np.sin(2 * np.pi * 0.7 * t) + 5 * np.sin(2 * np.pi * 5.5 * t)
+    phase = 2 * np.pi * np.cumsum(f0) / sr
+    y = sum(np.sin(k * phase) / k**1.2 for k in range(1, 25) if k * 200 < sr / 2)
+    syllables = (np.sin(2 * np.pi * 3.0 * t) > -0.2).astype(float)
+    y = y * syllables + 0.01 * rng.standard_normal(n)
+    return (0.3 * y / np.max(np.abs(y))).astype(np.float32)
+
+
+_SOURCE: dict[str, Any] = {}
+
+
+def _source_48k(seconds: float) -> Any:
+    """At least ``seconds`` of real speech at 48 kHz: RAVDESS clips end to end (mono), tiled."""
+    import numpy as np
+    import soundfile as sf
+
+    if "y" not in _SOURCE:
+        files = ravdess_files()
+        if files:
+            # 60 s of distinct clips from all actors, then tiled for longer clips.
+            picked, total, parts = files[::24], 0, []
+            for f in picked:
+                y, sr = sf.read(f, dtype="float32", always_2d=True)
+                parts.append(y.mean(axis=1))
+                total += len(y) / sr
+                if total >= 60:
+                    break
+            _SOURCE["y"], _SOURCE["kind"] = np.concatenate(parts), "RAVDESS clips end to end"
+        else:
+            _SOURCE["y"], _SOURCE["kind"] = _speech_like(60, 48000), "synthetic speech-like"
+    y = _SOURCE["y"]
+    n = int(np.ceil(seconds * 48000))
+    return np.tile(y, -(-n // len(y)))[:n]
+
+
+def source_kind() -> str:
+    """What the clips are made of (for the JSON)."""
+    _source_48k(1)
+    return _SOURCE["kind"]
+
+
+def make_clip(folder: Path, seconds: float, sr: int) -> Path:
+    """Write a mono 16-bit WAV of ``seconds`` of speech at ``sr`` Hz in ``folder`` (cached)."""
+    import soundfile as sf
+    import soxr
+
+    path = Path(folder) / f"clip_{seconds:g}s_{sr}Hz.wav"
+    if not path.exists():
+        y = _source_48k(seconds)
+        if sr != 48000:
+            y = soxr.resample(y, 48000, sr, quality="VHQ")
+        sf.write(path, y[: int(round(seconds * sr))], sr, subtype="PCM_16")
+    return path
+
+
+# -- models --------------------------------------------------------------------------------------
+
+
+def make_models(folder: Path) -> dict[str, Any]:
+    """The two sides' models: an ONNX model for ser-edge and a pickled scikit-learn pipeline.
+
+    The pickle is ``Pipeline(StandardScaler, MLPClassifier)`` with the bundled model's hidden
+    layer size, fitted on seeded random rows of the bundled feature layout: its predictions mean
+    nothing, its cost is that of the real one. ser-edge uses the bundled model when it exists,
+    else the same pipeline exported with ``export.onnx_export.export_onnx``.
+    """
+    import numpy as np
+    from sklearn.neural_network import MLPClassifier
+    from sklearn.pipeline import Pipeline
+    from sklearn.preprocessing import StandardScaler
+
+    from export.train import DEFAULT_PARAMS
+    from ser_edge.features import FeatureConfig
+    from ser_edge.model import BUNDLED_MODEL
+
+    folder = Path(folder)
+    config = FeatureConfig()
+    labels = ["angry", "calm", "disgust", "fearful", "happy", "neutral", "sad", "surprised"]
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(40 * len(labels), config.n_features)).astype(np.float32)
+    y = np.array(labels)[np.arange(len(X)) % len(labels)]
+    hidden = tuple(DEFAULT_PARAMS["mlp"]["hidden_layer_sizes"])
+    clf = MLPClassifier(hidden_layer_sizes=hidden, max_iter=20, random_state=0)
+    pipe = Pipeline([("scaler", StandardScaler()), ("clf", clf)])
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # ConvergenceWarning: 20 iterations on noise
+        pipe.fit(X, y)
+    pkl = folder / "librosa-way-mlp.pkl"
+    import pickle
+
+    with open(pkl, "wb") as f:
+        pickle.dump(pipe, f)
+    if BUNDLED_MODEL.is_file():
+        onnx_path, kind = BUNDLED_MODEL, "bundled ravdess-mlp.onnx"
+    else:
+        from export.onnx_export import export_onnx
+
+        onnx_path, kind = folder / "stand-in-mlp.onnx", f"stand-in MLP {hidden}, random rows"
+        export_onnx(pipe, feature_config=config, labels=labels,
+                    training={"corpora": {"random": len(X)}, "seed": 0},
+                    metrics={"speaker_independent": {}}, path=onnx_path)
+    return {"onnx": onnx_path, "pickle": pkl, "onnx_kind": kind,
+            "pickle_kind": f"MLPClassifier{hidden} on seeded random rows",
+            "hidden_layer_sizes": list(hidden), "n_features": config.n_features}
