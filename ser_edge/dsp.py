@@ -13,7 +13,7 @@ import numpy as np
 
 from .errors import ParameterError
 
-__all__ = ["hann_window", "stft", "power_to_db", "fft_frequencies"]
+__all__ = ["hann_window", "stft", "power_spectrogram", "power_to_db", "fft_frequencies"]
 
 # Frames transformed at once: a 512 KB float64 scratch at n_fft=2048, whatever the clip's length.
 _BLOCK_FRAMES = 32
@@ -53,6 +53,51 @@ def hann_window(n_fft: int) -> np.ndarray:
     return window
 
 
+def _frame_blocks(y: np.ndarray, n_fft: int, hop_length: int | None, center: bool):
+    """Validate, pad and frame ``y``; yield ``(channel, start, spectra)`` block by block.
+
+    ``spectra`` is a reused complex128 buffer of shape ``(m, 1 + n_fft // 2)`` holding the rfft of
+    frames ``start .. start + m`` of ``channel`` (after the window); the generator's first item is
+    ``(lead_shape, n_frames, out_dtype)``.
+    """
+    _check_positive_int("n_fft", n_fft)
+    if hop_length is None:
+        hop_length = n_fft // 4
+    _check_positive_int("hop_length", hop_length)
+    y = np.asarray(y)
+    if not np.issubdtype(y.dtype, np.floating):
+        raise ParameterError(f"audio must be floating-point, got dtype {y.dtype}")
+    if y.ndim == 0 or y.shape[-1] == 0:
+        raise ParameterError(f"audio must have at least one sample, got shape {y.shape}")
+    if not np.isfinite(y).all():
+        raise ParameterError("audio buffer is not finite everywhere")
+    if center:
+        padding = [(0, 0)] * (y.ndim - 1) + [(n_fft // 2, n_fft // 2)]
+        y = np.pad(y, padding, mode="constant")
+    if y.shape[-1] < n_fft:
+        raise ParameterError(
+            f"n_fft={n_fft} is too large for uncentred analysis of a signal of length {y.shape[-1]}"
+        )
+    # (..., n_frames, n_fft) view: one contiguous row per frame, so rfft runs along the last axis.
+    frames = np.lib.stride_tricks.sliding_window_view(y, n_fft, axis=-1)[..., ::hop_length, :]
+    lead, n_frames = frames.shape[:-2], frames.shape[-2]
+    frames = frames.reshape((-1, n_frames, n_fft))
+    yield lead, n_frames, (np.complex64 if y.dtype == np.float32 else np.complex128)
+    window = hann_window(n_fft)
+    # Small blocks through two reused buffers: the float64 products and their spectra stay in
+    # cache, and no large temporary is allocated (page faults cost more than the FFTs).
+    block = min(_BLOCK_FRAMES, n_frames)
+    buf = np.empty((block, n_fft))
+    spec = np.empty((block, 1 + n_fft // 2), dtype=np.complex128)
+    for c in range(frames.shape[0]):
+        for start in range(0, n_frames, block):
+            m = min(block, n_frames - start)
+            np.multiply(frames[c, start : start + m], window, out=buf[:m])
+            np.fft.rfft(buf[:m], axis=-1, out=spec[:m])
+            yield c, start, spec[:m]
+
+
+
 def stft(
     y: np.ndarray,
     *,
@@ -90,44 +135,57 @@ def stft(
         If ``y`` is not a finite floating-point array with at least one sample, or ``n_fft`` or
         ``hop_length`` is not a positive integer, or (uncentred) ``y`` is shorter than ``n_fft``.
     """
-    _check_positive_int("n_fft", n_fft)
-    if hop_length is None:
-        hop_length = n_fft // 4
-    _check_positive_int("hop_length", hop_length)
-    y = np.asarray(y)
-    if not np.issubdtype(y.dtype, np.floating):
-        raise ParameterError(f"audio must be floating-point, got dtype {y.dtype}")
-    if y.ndim == 0 or y.shape[-1] == 0:
-        raise ParameterError(f"audio must have at least one sample, got shape {y.shape}")
-    if not np.isfinite(y).all():
-        raise ParameterError("audio buffer is not finite everywhere")
-    if center:
-        padding = [(0, 0)] * (y.ndim - 1) + [(n_fft // 2, n_fft // 2)]
-        y = np.pad(y, padding, mode="constant")
-    if y.shape[-1] < n_fft:
-        raise ParameterError(
-            f"n_fft={n_fft} is too large for uncentred analysis of a signal of length {y.shape[-1]}"
-        )
-    # (..., n_frames, n_fft) view: one contiguous row per frame, so rfft runs along the last axis.
-    frames = np.lib.stride_tricks.sliding_window_view(y, n_fft, axis=-1)[..., ::hop_length, :]
-    lead, n_frames = frames.shape[:-2], frames.shape[-2]
-    frames = frames.reshape((-1, n_frames, n_fft))
-    window = hann_window(n_fft)
-    out_dtype = np.complex64 if y.dtype == np.float32 else np.complex128
-    D = np.empty((frames.shape[0], n_frames, 1 + n_fft // 2), dtype=out_dtype)
-    # Small blocks through two reused buffers: the float64 products and their spectra stay in
-    # cache, and no large temporary is allocated (page faults cost more than the FFTs).
-    block = min(_BLOCK_FRAMES, n_frames)
-    buf = np.empty((block, n_fft))
-    spec = np.empty((block, 1 + n_fft // 2), dtype=np.complex128)
-    for c in range(frames.shape[0]):
-        for start in range(0, n_frames, block):
-            m = min(block, n_frames - start)
-            np.multiply(frames[c, start : start + m], window, out=buf[:m])
-            np.fft.rfft(buf[:m], axis=-1, out=spec[:m])
-            D[c, start : start + m] = spec[:m]
-    D = D.reshape(lead + (n_frames, 1 + n_fft // 2))
-    return np.swapaxes(D, -1, -2)
+    blocks = _frame_blocks(y, n_fft, hop_length, center)
+    lead, n_frames, dtype = next(blocks)
+    D = np.empty((int(np.prod(lead)), n_frames, 1 + n_fft // 2), dtype=dtype)
+    for c, start, spec in blocks:
+        D[c, start : start + len(spec)] = spec
+    return np.swapaxes(D.reshape(lead + D.shape[1:]), -1, -2)
+
+
+def power_spectrogram(
+    y: np.ndarray,
+    *,
+    n_fft: int = 2048,
+    hop_length: int | None = None,
+    center: bool = True,
+    power: float = 2.0,
+) -> np.ndarray:
+    """``abs(stft(y)) ** power``, computed block by block without the complex matrix.
+
+    Bit-identical to ``np.abs(librosa.stft(y, ...)) ** power`` (librosa 0.11.0): each block of
+    spectra is rounded to complex64 before its magnitude is taken, as librosa stores it. Peak
+    memory is the result alone, a third of what the complex STFT and its magnitude take.
+
+    Parameters
+    ----------
+    y : np.ndarray [shape=(..., n)], float32 or float64
+        Audio time series; leading dimensions (channels) are transformed independently.
+    n_fft : int > 0
+        FFT length in samples; the spectrum has ``1 + n_fft // 2`` frequency bins.
+    hop_length : int > 0 or None
+        Number of samples between successive frames; ``None`` means ``n_fft // 4``.
+    center : bool
+        Pad ``y`` with ``n_fft // 2`` zeros on both sides (see :func:`stft`).
+    power : float > 0
+        Exponent of the magnitude: 2.0 for power, 1.0 for magnitude.
+
+    Returns
+    -------
+    S : np.ndarray [shape=(..., 1 + n_fft // 2, n_frames)], float32 for float32 y, C order
+
+    Raises
+    ------
+    ParameterError
+        As :func:`stft`.
+    """
+    blocks = _frame_blocks(y, n_fft, hop_length, center)
+    lead, n_frames, dtype = next(blocks)
+    real = np.float32 if dtype == np.complex64 else np.float64
+    S = np.empty((int(np.prod(lead)), 1 + n_fft // 2, n_frames), dtype=real)
+    for c, start, spec in blocks:
+        S[c, :, start : start + len(spec)] = (np.abs(spec.astype(dtype)) ** power).T
+    return S.reshape(lead + S.shape[1:])
 
 
 def power_to_db(

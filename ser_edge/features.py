@@ -15,7 +15,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .dsp import fft_frequencies, power_to_db, stft
+from .dsp import fft_frequencies, power_spectrogram, power_to_db, stft
 from .errors import ParameterError
 from .filters import chroma_filters, dct_matrix, hz_to_octs, mel_filters
 
@@ -258,8 +258,7 @@ def _power_spectrogram(
         return S, n_fft
     if y is None:
         raise ParameterError("give either y (audio) or S (a spectrogram)")
-    S = np.ascontiguousarray(np.abs(stft(y, n_fft=n_fft, hop_length=hop_length)) ** power)
-    return S, n_fft
+    return power_spectrogram(y, n_fft=n_fft, hop_length=hop_length, power=power), n_fft
 
 
 def melspectrogram(

@@ -51,6 +51,7 @@ def test_stft_power_is_bit_identical(signal, kind, sr, n_fft):
     assert ours.shape == ref.shape
     assert ours.dtype == ref.dtype == np.float32
     np.testing.assert_array_equal(ours, ref)
+    np.testing.assert_array_equal(dsp.power_spectrogram(y, n_fft=n_fft, hop_length=hop_length), ref)
 
 
 @pytest.mark.parametrize("kind", SIGNALS)
