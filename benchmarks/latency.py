@@ -1,0 +1,238 @@
+"""Warm latency per clip and per stage: ser-edge against librosa (+ scikit-learn).
+
+For clips of 1, 3, 10 and 60 s at 16, 22.05 and 48 kHz (mono 16-bit WAV made in a temporary
+folder from RAVDESS speech, never kept), each stage is timed on both sides with the same input,
+in one warm process, alternating sides (ser-edge first on even repetitions, librosa first on odd
+ones); the minimum and median of the repetitions are reported. Stages (feature rate 22050 Hz,
+n_fft 2048, hop 512, 128 mels, 40 MFCC, 12 chroma):
+
+- decode: file to mono float32 at the native rate (``load(sr=None)`` on both sides)
+- resample: native rate to 22050 Hz, soxr_hq (nothing to do at 22.05 kHz)
+- stft: the power spectrogram ``|STFT|**2``
+- mel: mel filter bank on that spectrogram
+- mfcc: dB conversion and DCT of the mel spectrogram
+- tuning: tuning estimation on the power spectrogram (``estimate_tuning``)
+- chroma: chroma from the power spectrogram at that tuning
+- pooling: mean and standard deviation of each row into the 360-number vector
+- inference: ONNX Runtime session (ser-edge) / ``predict_proba`` of the pickled pipeline
+
+and end to end: ``features`` = load at 22050 Hz + the feature vector (ser-edge ``audio.load`` +
+``feature_vector``; librosa ``load`` + ``mfcc`` + ``chroma_stft`` + ``melspectrogram`` +
+``power_to_db`` + pooling, the seeds' three calls), ``classify`` = features + inference
+(``Classifier.classify``). The issue-2 target: ``features`` on the 3 s 48 kHz clip >= 5x.
+
+Both sides run with one BLAS/OpenMP thread (see ``benchmarks/__init__.py``).
+
+usage: ``python -m benchmarks.latency [--reps 5] [--lengths 1 3 10 60] [--rates 16000 22050 48000]``
+"""
+
+from __future__ import annotations
+
+import argparse
+import pickle
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from benchmarks import _common as C
+
+STAGES = ("decode", "resample", "stft", "mel", "mfcc", "tuning", "chroma", "pooling", "inference")
+TOTALS = ("features", "classify")
+SR = 22050
+SAMPLE_MIN_S = 0.005  # fast calls are repeated within one sample until it lasts this long
+
+
+def ser_edge_side(path: Path, clf: Any) -> dict[str, Callable[[], Any]]:
+    """Zero-argument callables, one per stage, on ser-edge (inputs prepared once)."""
+    from ser_edge import audio
+    from ser_edge.features import (
+        FeatureConfig,
+        _power_spectrogram,
+        chroma_stft,
+        estimate_tuning,
+        feature_vector,
+        melspectrogram,
+        mfcc,
+        pool,
+        power_to_db,
+    )
+
+    config = FeatureConfig()
+    y, sr = audio.load(path, sr=None)
+    y22 = audio.resample(y, orig_sr=sr, target_sr=SR)
+    S = _power_spectrogram(y22, None, 2048, 512, 2.0)[0]
+    mel = melspectrogram(S=S, sr=SR, n_mels=128)
+    tuning = estimate_tuning(S=S, sr=SR, bins_per_octave=12)
+    blocks = {"mfcc": mfcc(S=power_to_db(mel), n_mfcc=40),
+              "chroma": chroma_stft(S=S, sr=SR, tuning=tuning), "mel": power_to_db(mel)}
+    x = pool(blocks, config)
+
+    def features() -> Any:
+        y, _ = audio.load(path, sr=SR)
+        return feature_vector(y, sr=SR, config=config)
+
+    return {
+        "decode": lambda: audio.load(path, sr=None),
+        "resample": lambda: audio.resample(y, orig_sr=sr, target_sr=SR),
+        "stft": lambda: _power_spectrogram(y22, None, 2048, 512, 2.0),
+        "mel": lambda: melspectrogram(S=S, sr=SR, n_mels=128),
+        "mfcc": lambda: mfcc(S=power_to_db(mel), n_mfcc=40),
+        "tuning": lambda: estimate_tuning(S=S, sr=SR, bins_per_octave=12),
+        "chroma": lambda: chroma_stft(S=S, sr=SR, tuning=tuning),
+        "pooling": lambda: pool(blocks, config),
+        "inference": lambda: clf._run(x[np.newaxis, :]),
+        "features": features,
+        "classify": lambda: clf.classify(path),
+    }
+
+
+def librosa_side(path: Path, pipe: Any) -> dict[str, Callable[[], Any]]:
+    """Zero-argument callables, one per stage, on librosa and scikit-learn."""
+    import librosa
+    from librosa.core.spectrum import _spectrogram
+
+    from benchmarks.librosa_way import features
+
+    y, sr = librosa.load(path, sr=None, mono=True)
+    y22 = librosa.resample(y, orig_sr=sr, target_sr=SR, res_type="soxr_hq")
+    S = _spectrogram(y=y22, n_fft=2048, hop_length=512, power=2.0)[0]
+    mel = librosa.feature.melspectrogram(S=S, sr=SR, n_mels=128)
+    tuning = librosa.estimate_tuning(S=S, sr=SR, bins_per_octave=12)
+    blocks = [librosa.feature.mfcc(S=librosa.power_to_db(mel), n_mfcc=40),
+              librosa.feature.chroma_stft(S=S, sr=SR, tuning=tuning), librosa.power_to_db(mel)]
+
+    def pooling() -> Any:
+        return np.concatenate([np.r_[b.mean(axis=1), b.std(axis=1)] for b in blocks]).astype(
+            np.float32)
+
+    x = pooling()
+    return {
+        "decode": lambda: librosa.load(path, sr=None, mono=True),
+        "resample": lambda: librosa.resample(y, orig_sr=sr, target_sr=SR, res_type="soxr_hq"),
+        "stft": lambda: _spectrogram(y=y22, n_fft=2048, hop_length=512, power=2.0),
+        "mel": lambda: librosa.feature.melspectrogram(S=S, sr=SR, n_mels=128),
+        "mfcc": lambda: librosa.feature.mfcc(S=librosa.power_to_db(mel), n_mfcc=40),
+        "tuning": lambda: librosa.estimate_tuning(S=S, sr=SR, bins_per_octave=12),
+        "chroma": lambda: librosa.feature.chroma_stft(S=S, sr=SR, tuning=tuning),
+        "pooling": pooling,
+        "inference": lambda: pipe.predict_proba(x[np.newaxis, :]),
+        "features": lambda: features(str(path)),
+        "classify": lambda: pipe.predict_proba(features(str(path))[np.newaxis, :]),
+    }
+
+
+def sample(fn: Callable[[], Any], number: int) -> float:
+    """Seconds per call of ``fn``, averaged over ``number`` back-to-back calls."""
+    t0 = time.perf_counter()
+    for _ in range(number):
+        fn()
+    return (time.perf_counter() - t0) / number
+
+
+def measure_clip(path: Path, clf: Any, pipe: Any, reps: int) -> dict[str, dict[str, Any]]:
+    """Per stage and side: every sample, min and median, seconds per call."""
+    sides = {"ser-edge": ser_edge_side(path, clf), "librosa": librosa_side(path, pipe)}
+    number: dict[tuple[str, str], int] = {}
+    for side, fns in sides.items():  # warm-up, and calls per sample for the fast stages
+        for stage, fn in fns.items():
+            fn()
+            once = sample(fn, 1)
+            number[side, stage] = max(1, min(1000, int(SAMPLE_MIN_S / max(once, 1e-7))))
+    samples: dict[str, dict[str, list[float]]] = {s: {k: [] for k in sides[s]} for s in sides}
+    names = list(sides)
+    for rep in range(reps):
+        order = names if rep % 2 == 0 else names[::-1]
+        for stage in (*STAGES, *TOTALS):
+            for side in order:
+                samples[side][stage].append(sample(sides[side][stage], number[side, stage]))
+    out: dict[str, dict[str, Any]] = {}
+    for stage in (*STAGES, *TOTALS):
+        out[stage] = {}
+        for side in names:
+            v = samples[side][stage]
+            out[stage][side] = {"min_s": min(v), "median_s": float(np.median(v)),
+                                "samples_s": v, "calls_per_sample": number[side, stage]}
+        a, b = out[stage]["ser-edge"], out[stage]["librosa"]
+        out[stage]["ratio_min"] = b["min_s"] / a["min_s"]
+        out[stage]["ratio_median"] = b["median_s"] / a["median_s"]
+    return out
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--reps", type=int, default=5, help="repetitions per stage and side")
+    ap.add_argument("--lengths", type=float, nargs="+", default=[1, 3, 10, 60],
+                    help="clip lengths in seconds")
+    ap.add_argument("--rates", type=int, nargs="+", default=[16000, 22050, 48000],
+                    help="native sample rates of the clips, in Hz")
+    args = ap.parse_args(argv)
+    result = C.start("latency", args)
+    from ser_edge import Classifier
+
+    clips: list[dict[str, Any]] = []
+    with tempfile.TemporaryDirectory(prefix="ser-edge-bench-") as tmp:
+        tmp = Path(tmp)
+        models = C.make_models(tmp)
+        clf = Classifier(models["onnx"])
+        with open(models["pickle"], "rb") as f:
+            pipe = pickle.load(f)
+        for seconds in args.lengths:
+            for rate in args.rates:
+                path = C.make_clip(tmp, seconds, rate)
+                stages = measure_clip(path, clf, pipe, args.reps)
+                clips.append({"seconds": seconds, "sr": rate, "stages": stages,
+                              "loadavg": C.loadavg()})
+                f = stages["features"]
+                print(f"{seconds:g} s {rate} Hz: features ser-edge "
+                      f"{C.ms(f['ser-edge']['min_s'])} ms, librosa {C.ms(f['librosa']['min_s'])} ms"
+                      f" ({f['ratio_min']:.1f}x)", file=sys.stderr, flush=True)
+    result.update(model=models["onnx_kind"], pickle=models["pickle_kind"],
+                  clips_from=C.source_kind(), feature_sr=SR, clips=clips)
+
+    def find(seconds: float, rate: int) -> dict[str, Any] | None:
+        return next((c for c in clips if c["seconds"] == seconds and c["sr"] == rate), None)
+
+    text = []
+    ref = find(3, 48000) or clips[0]
+    label = f"{ref['seconds']:g} s at {ref['sr'] / 1000:g} kHz"
+    rows = []
+    for stage in (*STAGES, *TOTALS):
+        s = ref["stages"][stage]
+        rows.append([stage, C.ms(s["ser-edge"]["min_s"]), C.ms(s["librosa"]["min_s"]),
+                     f"{s['ratio_min']:.1f}x", C.ms(s["ser-edge"]["median_s"]),
+                     C.ms(s["librosa"]["median_s"]), f"{s['ratio_median']:.1f}x"])
+    text.append(C.table([f"stage ({label})", "ser-edge min ms", "librosa min ms", "ratio (min)",
+                         "ser-edge median ms", "librosa median ms", "ratio (median)"], rows))
+    rows = []
+    for c in clips:
+        f, k = c["stages"]["features"], c["stages"]["classify"]
+        rows.append([f"{c['seconds']:g} s, {c['sr'] / 1000:g} kHz",
+                     C.ms(f["ser-edge"]["min_s"]), C.ms(f["librosa"]["min_s"]),
+                     f"{f['ratio_min']:.1f}x", C.ms(k["ser-edge"]["min_s"]),
+                     C.ms(k["librosa"]["min_s"]), f"{k['ratio_min']:.1f}x"])
+    text.append(C.table(["clip", "features ser-edge ms", "features librosa ms", "ratio",
+                         "classify ser-edge ms", "classify librosa ms", "ratio"], rows))
+    heads = [f"{c['seconds']:g}s/{c['sr'] / 1000:g}k" for c in clips]
+    rows = [[stage, *(f"{c['stages'][stage]['ratio_min']:.1f}" for c in clips)]
+            for stage in (*STAGES, *TOTALS)]
+    text.append("librosa / ser-edge time ratio per stage (min of repetitions):\n\n"
+                + C.table(["stage", *heads], rows))
+    target = ref["stages"]["features"]["ratio_min"]
+    result["targets"] = {"warm_features_5x": target >= 5, "warm_features_ratio_3s_48k": target,
+                         "warm_features_ratio_3s_48k_median": ref["stages"]["features"][
+                             "ratio_median"]}
+    text.append(f"issue-2 target, warm features (load + the three calls) on {label} >= 5x: "
+                f"{target:.1f}x (min), {ref['stages']['features']['ratio_median']:.1f}x (median) "
+                f"-> {'met' if target >= 5 else 'MISSED'}\nmodel: {models['onnx_kind']}; times in "
+                "ms per clip, min and median over repetitions, sides alternating")
+    C.finish(result, "\n\n".join(text))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
