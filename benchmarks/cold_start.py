@@ -84,14 +84,16 @@ def main(argv: list[str] | None = None) -> int:
     for name, rs in labelled:
         wall = C.summary([r["wall_s"] for r in rs])
         rss = C.summary([r["peak_rss_mb"] for r in rs])
-        stats[name] = {"wall_s": wall, "peak_rss_mb": rss}
+        cpu = C.summary([r["user_s"] + r["sys_s"] for r in rs])
+        stats[name] = {"wall_s": wall, "peak_rss_mb": rss, "cpu_s": cpu}
         rows.append([name, wall["n"], f"{wall['median']:.3f}",
                      f"{wall['min']:.3f}-{wall['max']:.3f}", f"{wall['q3'] - wall['q1']:.3f}",
-                     f"{rss['median']:.0f}", f"{rss['max']:.0f}"])
+                     f"{cpu['median']:.3f}", f"{rss['median']:.0f}", f"{rss['max']:.0f}"])
     a, b = stats["ser-edge"], stats["librosa+sklearn"]
     ratios = {
         "wall_librosa_over_ser_edge": b["wall_s"]["median"] / a["wall_s"]["median"],
         "rss_librosa_over_ser_edge": b["peak_rss_mb"]["median"] / a["peak_rss_mb"]["median"],
+        "cpu_librosa_over_ser_edge": b["cpu_s"]["median"] / a["cpu_s"]["median"],
         # ratio of paired runs (each A with the B right after it), robust to load drifts
         "wall_paired_ratio_median": statistics.median(
             rb["wall_s"] / ra["wall_s"] for ra, rb in zip(runs["ser-edge"], runs["librosa+sklearn"],
@@ -105,11 +107,13 @@ def main(argv: list[str] | None = None) -> int:
         "peak_rss_under_100mb": a["peak_rss_mb"]["max"] < 100,
     }
     result.update(stats=stats, ratios=ratios, targets=targets)
-    text = C.table(["cold start (fresh process, 3 s clip)", "runs", "median s", "min-max s",
-                    "IQR s", "peak RSS median MB", "peak RSS max MB"], rows)
+    text = C.table(["cold start (fresh process, 3 s clip)", "runs", "wall median s",
+                    "wall min-max s", "wall IQR s", "CPU median s", "peak RSS median MB",
+                    "peak RSS max MB"], rows)
     text += (
         f"\n\nlibrosa / ser-edge: wall {ratios['wall_librosa_over_ser_edge']:.1f}x "
         f"(paired runs {ratios['wall_paired_ratio_median']:.1f}x), "
+        f"CPU time {ratios['cpu_librosa_over_ser_edge']:.1f}x, "
         f"peak RSS {ratios['rss_librosa_over_ser_edge']:.1f}x"
     )
     if first:
