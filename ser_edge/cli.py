@@ -347,11 +347,16 @@ def _describe(clf: Classifier) -> list[str]:
             extra = f" (pipeline: {' -> '.join(steps)})" if steps else ""
             lines.append(f"estimator: {estimator}{extra}")
         corpora = training.get("corpora")
-        if corpora is not None:
+        if isinstance(corpora, list):
+            for i, corpus in enumerate(corpora):
+                lines.append(f"{'training:' if i == 0 else '':<11}{_corpus(corpus)}")
+        elif corpora is not None:
             lines.append(f"training:  {_short(corpora)}")
-        for key in ("n_clips", "n_train", "seed"):
-            if key in training:
-                lines.append(f"  {key}: {_short(training[key])}")
+        if "seed" in training:
+            lines.append(f"seed:      {training['seed']}")
+        params = training.get("estimator_params")
+        if isinstance(params, dict) and params:
+            lines.append(f"params:    {_short(params)}")
     metrics = meta.get("metrics")
     if isinstance(metrics, dict):
         si = metrics.get("speaker_independent")
@@ -379,8 +384,19 @@ def _describe(clf: Classifier) -> list[str]:
     return lines
 
 
+def _corpus(corpus: Any) -> str:
+    if not isinstance(corpus, dict) or "name" not in corpus:
+        return _short(corpus)
+    text = f"{corpus['name']}: {corpus.get('n_clips', '?')} clips"
+    if "n_speakers" in corpus:
+        text += f", {corpus['n_speakers']} speakers"
+    if isinstance(corpus.get("emotions"), dict):
+        text += f" ({_short(corpus['emotions'])})"
+    return text
+
+
 def _num(value: Any) -> str:
-    return f"{value:.3f}" if isinstance(value, float) else str(value)
+    return f"{value:.4g}" if isinstance(value, float) else str(value)
 
 
 def _short(value: Any, limit: int = 300) -> str:
