@@ -27,6 +27,7 @@ import platform
 import statistics
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -51,14 +52,23 @@ def disk_usage(path: Path, skip_tooling: bool = False) -> int:
     return total
 
 
-def timed(cmd: list[str]) -> float:
-    """Wall time of one run of ``cmd``, in seconds; raises if it fails."""
-    start = time.perf_counter()
-    proc = subprocess.run(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    elapsed = time.perf_counter() - start
-    if proc.returncode != 0:
-        raise SystemExit(f"failed ({proc.returncode}): {' '.join(cmd)}\n{proc.stderr[-2000:]}")
-    return elapsed
+def timed(cmd: list[str]) -> tuple[float, float]:
+    """Wall time and CPU time (user + system, of that child alone) of one run, in seconds.
+
+    CPU time is what the program costs; wall time also holds waiting for a machine that other
+    work shares. Raises SystemExit if the program fails.
+    """
+    with tempfile.TemporaryFile() as err:
+        start = time.perf_counter()
+        proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=err)
+        _, status, usage = os.wait4(proc.pid, 0)
+        elapsed = time.perf_counter() - start
+        proc.returncode = os.waitstatus_to_exitcode(status)
+        if proc.returncode != 0:
+            err.seek(0)
+            tail = err.read()[-2000:].decode(errors="replace")
+            raise SystemExit(f"failed ({proc.returncode}): {' '.join(cmd)}\n{tail}")
+    return elapsed, usage.ru_utime + usage.ru_stime
 
 
 def main() -> int:
@@ -86,45 +96,53 @@ def main() -> int:
             args.clip,
         ]
     first = {name: timed(cmd) for name, cmd in programs.items()}
-    times: dict[str, list[float]] = {name: [] for name in programs}
+    runs: dict[str, list[tuple[float, float]]] = {name: [] for name in programs}
     for _ in range(args.runs):
         for name, cmd in programs.items():
-            times[name].append(timed(cmd))
+            runs[name].append(timed(cmd))
 
+    wall = {k: [w for w, _ in v] for k, v in runs.items()}
+    cpu = {k: [c for _, c in v] for k, v in runs.items()}
     result = {
         "machine": platform.machine(),
         "python": platform.python_version(),
         "clip": args.clip,
         "commands": {k: " ".join(v) for k, v in programs.items()},
         "runs": args.runs,
-        "first_run_s": first,
-        "seconds": times,
-        "median_s": {k: statistics.median(v) for k, v in times.items()},
-        "min_s": {k: min(v) for k, v in times.items()},
+        "first_run": {k: {"wall_s": w, "cpu_s": c} for k, (w, c) in first.items()},
+        "wall_s": wall,
+        "cpu_s": cpu,
+        "median_wall_s": {k: statistics.median(v) for k, v in wall.items()},
+        "median_cpu_s": {k: statistics.median(v) for k, v in cpu.items()},
         "site_packages_bytes": {
             d: {"all": disk_usage(Path(d)), "without_pip": disk_usage(Path(d), True)}
             for d in args.site_packages
         },
     }
-    med = result["median_s"]
-    if "librosa+sklearn" in med:
-        result["ratio_librosa_over_ser_edge"] = med["librosa+sklearn"] / med["ser-edge"]
+    mw, mc = result["median_wall_s"], result["median_cpu_s"]
+    if "librosa+sklearn" in mw:
+        result["ratio_librosa_over_ser_edge"] = {
+            "wall": mw["librosa+sklearn"] / mw["ser-edge"],
+            "cpu": mc["librosa+sklearn"] / mc["ser-edge"],
+        }
     if args.json:
         print(json.dumps(result, indent=2))
         return 0
     print(
         f"cold start on {result['machine']}, python {result['python']}, {args.runs} runs "
-        f"each, alternating; clip {Path(args.clip).name}"
+        f"each, alternating, after one first run each; clip {Path(args.clip).name}"
     )
-    print(f"{'program':18s}{'first s':>9s}{'median s':>10s}{'min s':>8s}   measured runs")
-    for name, v in times.items():
-        runs = " ".join(f"{t:.2f}" for t in v)
-        print(f"{name:18s}{first[name]:9.2f}{med[name]:10.2f}{min(v):8.2f}   {runs}")
+    print(
+        f"{'program':16s}{'first wall/cpu s':>18s}{'median wall s':>15s}{'median cpu s':>14s}"
+        "   wall of each run"
+    )
+    for name in programs:
+        fw, fc = first[name]
+        each = " ".join(f"{t:.2f}" for t in wall[name])
+        print(f"{name:16s}{fw:10.2f}/{fc:<7.2f}{mw[name]:15.2f}{mc[name]:14.2f}   {each}")
     if "ratio_librosa_over_ser_edge" in result:
-        print(
-            f"ratio librosa+sklearn / ser-edge (medians): "
-            f"{result['ratio_librosa_over_ser_edge']:.1f}x"
-        )
+        r = result["ratio_librosa_over_ser_edge"]
+        print(f"librosa+sklearn / ser-edge (medians): wall {r['wall']:.1f}x, cpu {r['cpu']:.1f}x")
     for d, b in result["site_packages_bytes"].items():
         print(
             f"site-packages {d}: {b['all'] / 2**20:.1f} MiB "
