@@ -186,6 +186,25 @@ MLP_GRID: list[tuple[str, dict]] = [
     ("(256,) 100 it", {"max_iter": 100}),
 ]
 
+#: Stage 3: stronger regularisation, and the best MLP back on the other feature bases.
+_A1 = {"alpha": 1.0}
+REFINE_GRID: list[tuple[str, Base, dict, dict]] = [
+    ("16 kHz 1024/256, MLP alpha 3", _B16S, {}, {"alpha": 3.0}),
+    ("16 kHz 1024/256, MLP alpha 10", _B16S, {}, {"alpha": 10.0}),
+    (
+        "16 kHz 1024/256, MLP (512,) alpha 1",
+        _B16S,
+        {},
+        {"alpha": 1.0, "hidden_layer_sizes": (512,)},
+    ),
+    ("16 kHz 1024/256, MLP alpha 1, 600 it", _B16S, {}, {"alpha": 1.0, "max_iter": 600}),
+    ("16 kHz 1024/256, tuning 0, MLP alpha 1", _B16S, {"tuning": 0.0}, _A1),
+    ("16 kHz 1024/256, mean+std+min+max, MLP alpha 1", _B16S, {"stats": _ALL}, _A1),
+    ("22.05 kHz 2048/512, MLP alpha 1", _B22, {}, _A1),
+    ("16 kHz 2048/512, tuning 0, MLP alpha 1", _B16, {"tuning": 0.0}, _A1),
+    ("16 kHz 2048/512, 64 mels, tuning 0, MLP alpha 1", _B16M, {"tuning": 0.0}, _A1),
+]
+
 
 def run_grid(
     paths: Sequence[Path],
