@@ -53,6 +53,17 @@ _STAT_FUNCS = {
 _CONFIG_SCHEMA = 1
 
 
+def _check_names(field: str, names: tuple[str, ...], allowed: tuple[str, ...], kind: str) -> None:
+    """Raise ParameterError unless ``names`` is a non-empty, repeat-free subset of ``allowed``."""
+    if not names:
+        raise ParameterError(f"FeatureConfig.{field} is empty: name at least one {kind}")
+    for name in names:
+        if name not in allowed:
+            raise ParameterError(f"unknown {kind} {name!r}; choose from {allowed}")
+    if len(set(names)) != len(names):
+        raise ParameterError(f"FeatureConfig.{field} repeats a name: {names}")
+
+
 @dataclass(frozen=True)
 class FeatureConfig:
     """What the model's input vector is made of: a declarative, JSON-serialisable configuration.
@@ -122,20 +133,8 @@ class FeatureConfig:
         # Lists arrive from JSON; keep the dataclass hashable and immutable.
         object.__setattr__(self, "features", tuple(self.features))
         object.__setattr__(self, "stats", tuple(self.stats))
-        if not self.features:
-            raise ParameterError("FeatureConfig.features is empty: name at least one feature")
-        for name in self.features:
-            if name not in FEATURES:
-                raise ParameterError(f"unknown feature {name!r}; choose from {FEATURES}")
-        if len(set(self.features)) != len(self.features):
-            raise ParameterError(f"FeatureConfig.features repeats a name: {self.features}")
-        if not self.stats:
-            raise ParameterError("FeatureConfig.stats is empty: name at least one statistic")
-        for name in self.stats:
-            if name not in STATS:
-                raise ParameterError(f"unknown statistic {name!r}; choose from {STATS}")
-        if len(set(self.stats)) != len(self.stats):
-            raise ParameterError(f"FeatureConfig.stats repeats a name: {self.stats}")
+        _check_names("features", self.features, FEATURES, "feature")
+        _check_names("stats", self.stats, STATS, "statistic")
         for name in ("sr", "n_fft", "hop_length", "n_mfcc", "n_mels", "n_chroma"):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value <= 0:
