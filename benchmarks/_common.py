@@ -89,10 +89,21 @@ def machine() -> dict[str, Any]:
     }
 
 
+def git_state() -> dict[str, Any]:
+    """The project's commit and whether ``ser_edge/`` differs from it (what was measured)."""
+    def git(*args: str) -> str:
+        proc = subprocess.run(["git", "-C", str(ROOT), *args], capture_output=True, text=True)
+        return proc.stdout.strip() if proc.returncode == 0 else ""
+
+    return {"commit": git("rev-parse", "--short", "HEAD") or None,
+            "ser_edge_modified": bool(git("status", "--porcelain", "--", "ser_edge"))}
+
+
 def start(name: str, args: Any) -> dict[str, Any]:
     """Begin a result: name, UTC date, command line, options, machine, versions, load average."""
     return {
         "benchmark": name,
+        "git": git_state(),
         "date": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
         "command": " ".join([Path(sys.executable).name, "-m", f"benchmarks.{name}", *sys.argv[1:]]),
         "options": {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(args).items()},

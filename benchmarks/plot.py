@@ -1,8 +1,9 @@
 """Plot latency against clip length for ser-edge and librosa: ``results/latency_vs_length.png``.
 
-Reads ``benchmarks/results/latency.json`` (warm end-to-end ``classify`` latency, min of the
-repetitions, per native sample rate) and, when present, ``benchmarks/results/scaling.json``
-(fresh-process classify time and peak memory, 1 s to 10 min at 48 kHz). Run the benchmarks first.
+Reads ``benchmarks/results/latency.json`` (warm end-to-end ``classify`` latency in CPU time,
+min of the repetitions, per native sample rate) and, when present,
+``benchmarks/results/scaling.json`` (fresh-process classify time and peak memory, 1 s to 10 min
+at 48 kHz). Run the benchmarks first.
 
 usage: ``python -m benchmarks.plot``
 """
@@ -36,11 +37,11 @@ def main() -> int:
         clips = sorted((c for c in lat["clips"] if c["sr"] == rate), key=lambda c: c["seconds"])
         xs = [c["seconds"] for c in clips]
         for side in ("ser-edge", "librosa"):
-            ys = [1000 * c["stages"]["classify"][side]["min_s"] for c in clips]
+            ys = [1000 * c["stages"]["classify"][side]["cpu_min_s"] for c in clips]
             ax.plot(xs, ys, SIDES[side], marker="o", ms=3, color=COLORS.get(rate),
                     label=f"{side}, {rate / 1000:g} kHz")
-    ax.set(xscale="log", yscale="log", xlabel="clip length (s)", ylabel="ms per clip",
-           title="Warm latency: file to emotion")
+    ax.set(xscale="log", yscale="log", xlabel="clip length (s)",
+           ylabel="CPU ms per clip (min of repetitions)", title="Warm latency: file to emotion")
     ax.grid(True, which="both", alpha=0.3)
     ax.legend(fontsize=7)
     if scal:
@@ -53,10 +54,10 @@ def main() -> int:
             axes[0, 2].plot(xs, [med[k]["peak_rss_mb"] for k in lengths], SIDES[side],
                             marker="o", ms=3, color="k", label=side)
         axes[0, 1].set(xscale="log", yscale="log", xlabel="clip length (s), 48 kHz",
-                       ylabel="s to classify (fresh process, after imports)",
-                       title="Time, 1 s to 10 min")
-        axes[0, 2].set(xscale="log", xlabel="clip length (s), 48 kHz",
-                       ylabel="peak resident memory (MB)", title="Peak memory, fresh process")
+                       ylabel="s to classify (warm call, wall)",
+                       title="Time, 1 s to 10 min (fresh process)")
+        axes[0, 2].set(xlabel="clip length (s), 48 kHz", ylabel="peak resident memory (MB)",
+                       title="Peak memory, fresh process", ylim=(0, None))
         for a in axes[0, 1:]:
             a.grid(True, which="both", alpha=0.3)
             a.legend(fontsize=7)
