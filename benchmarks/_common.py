@@ -90,13 +90,13 @@ def machine() -> dict[str, Any]:
 
 
 def git_state() -> dict[str, Any]:
-    """The project's commit and whether ``ser_edge/`` differs from it (what was measured)."""
+    """The project's commit and whether ``ser_edge/*.py`` differs from it (what was measured)."""
     def git(*args: str) -> str:
         proc = subprocess.run(["git", "-C", str(ROOT), *args], capture_output=True, text=True)
         return proc.stdout.strip() if proc.returncode == 0 else ""
 
     return {"commit": git("rev-parse", "--short", "HEAD") or None,
-            "ser_edge_modified": bool(git("status", "--porcelain", "--", "ser_edge"))}
+            "ser_edge_modified": bool(git("status", "--porcelain", "--", "ser_edge/*.py"))}
 
 
 def start(name: str, args: Any) -> dict[str, Any]:
