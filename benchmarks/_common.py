@@ -10,6 +10,7 @@ import datetime as _dt
 import json
 import os
 import platform
+import re
 import statistics
 import subprocess
 import sys
@@ -119,7 +120,11 @@ def finish(result: dict[str, Any], table: str) -> Path:
     result["table_md"] = table
     RESULTS.mkdir(parents=True, exist_ok=True)
     path = RESULTS / f"{result['benchmark']}.json"
-    path.write_text(json.dumps(result, indent=1, default=str) + "\n")
+    text = json.dumps(result, indent=1, default=str)
+    # lists of numbers on one line each: the per-run figures stay readable and the file small
+    text = re.sub(r"\[\s+([-0-9.e,\s]+?)\s+\]", lambda m: "[" + " ".join(m.group(1).split()) + "]",
+                  text)
+    path.write_text(text + "\n")
     print(table)
     print(f"\nload average {result['loadavg_start']} -> {result['loadavg_end']}; "
           f"threads {result['machine']['thread_env']}; wrote {path.relative_to(ROOT)}")

@@ -137,8 +137,10 @@ def section() -> str:
     lines += [
         "Reproduce (from the project root, with the `bench` extra installed): "
         "`python -m benchmarks.cold_start`, `latency`, `throughput`, `footprint`, `scaling`, "
-        "then `python -m benchmarks.plot`; each prints a Markdown table and writes "
-        "`benchmarks/results/<name>.json` with the machine, versions, load average and every run.",
+        "then `python -m benchmarks.plot` and `python -m benchmarks.summary` (this section); "
+        "each prints a Markdown table and writes `benchmarks/results/<name>.json` with the "
+        "machine, versions, load average and every run. `python -m benchmarks.profile` writes "
+        "pyinstrument profiles of ser-edge's paths to the same folder.",
     ]
     return "\n".join(lines) + "\n"
 
