@@ -96,4 +96,6 @@ def test_runtime_equals_reference_on_every_clip(bundled: Classifier, reference) 
         f"probabilities differ by more than {PROBA_ATOL} on {far.size} clips; "
         f"worst {diff[worst]:.3g} on {Path(data.clips[worst].path).name}"
     )
+    print(f"{len(results)} clips: {wrong.size} labels differ; largest probability difference "
+          f"{diff.max():.3g} ({Path(data.clips[worst].path).name})")  # shown with pytest -rP
     assert wrong.size == 0 and far.size == 0, detail
