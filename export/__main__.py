@@ -53,6 +53,7 @@ class Stage(str, Enum):
     features = "features"
     mlp = "mlp"
     refine = "refine"
+    tiebreak = "tiebreak"
 
 
 CorpusOpt = Annotated[
@@ -406,7 +407,7 @@ def grid_cmd(
     """Cross-validate the feature grid (default MLP) or the MLP grid (given features), RAVDESS."""
     from .corpora import parse_corpus
     from .dataset import resolve_corpus
-    from .grid import FEATURE_GRID, MLP_GRID, REFINE_GRID, Base, run_grid
+    from .grid import FEATURE_GRID, MLP_GRID, REFINE_GRID, TIEBREAK_GRID, Base, run_grid
 
     try:
         name, root = resolve_corpus("ravdess")
@@ -418,6 +419,8 @@ def grid_cmd(
             entries = [(label, base, fields, {}) for label, base, fields in FEATURE_GRID]
         elif stage is Stage.refine:
             entries = list(REFINE_GRID)
+        elif stage is Stage.tiebreak:
+            entries = list(TIEBREAK_GRID)
         else:
             config = _config(sr, n_fft, hop_length, n_mfcc, n_mels, features, stats, mel_db, tuning)
             base = Base(config.sr, config.n_fft, config.hop_length, config.n_mels)

@@ -205,6 +205,12 @@ REFINE_GRID: list[tuple[str, Base, dict, dict]] = [
     ("16 kHz 2048/512, 64 mels, tuning 0, MLP alpha 1", _B16M, {"tuning": 0.0}, _A1),
 ]
 
+#: Stage 4: the two best configurations, to be run with other seeds (cheaper wins a tie).
+TIEBREAK_GRID: list[tuple[str, Base, dict, dict]] = [
+    ("16 kHz 1024/256, MLP alpha 1", _B16S, {}, _A1),
+    ("16 kHz 1024/256, tuning 0, MLP alpha 1", _B16S, {"tuning": 0.0}, _A1),
+]
+
 
 def run_grid(
     paths: Sequence[Path],
@@ -236,7 +242,8 @@ def run_grid(
         X = assemble(supersets[base], base, config)
         res = cross_validate(X, y, speakers, model="mlp", params=params, seed=seed, n_jobs=n_jobs)
         row = {
-            "label": label,
+            "label": label if seed == 0 else f"{label} (seed {seed})",
+            "seed": seed,
             "feature_config": config.to_json(),
             "params": params,
             "n_features": config.n_features,
