@@ -369,7 +369,7 @@ def _describe(clf: Classifier) -> list[str]:
             lines.append(f"speaker-independent: {', '.join(parts)}")
         for key, value in metrics.items():
             if key != "speaker_independent":
-                lines.append(f"{key}: {_short(value)}")
+                lines.append(f"{key.replace('_', '-')}: {_scalars(value)}")
     versions = training.get("versions") if isinstance(training, dict) else None
     from importlib.metadata import PackageNotFoundError, version
 
@@ -393,6 +393,19 @@ def _corpus(corpus: Any) -> str:
     if isinstance(corpus.get("emotions"), dict):
         text += f" ({_short(corpus['emotions'])})"
     return text
+
+
+def _scalars(value: Any) -> str:
+    """The numbers of a metrics entry (not its confusion matrices or label lists)."""
+    if not isinstance(value, dict):
+        return _short(value)
+    parts = []
+    for key, item in value.items():
+        if isinstance(item, dict):
+            parts.append(f"{key} ({_scalars(item)})")
+        elif isinstance(item, (int, float)) and not isinstance(item, bool):
+            parts.append(f"{key} {_num(item)}")
+    return _short(", ".join(parts) if parts else value)
 
 
 def _num(value: Any) -> str:
