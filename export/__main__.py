@@ -353,7 +353,9 @@ def evaluate_cmd(
                 check_rows=data.X,
             )  # fmt: skip
             res["cv"]["onnx_bytes"] = len(onnx_model.SerializeToString())
-            res["cv"]["params"] = {**DEFAULT_PARAMS[name], "random_state": seed}
+            clf_params = pipeline.steps[-1][1].get_params()
+            keys = [*DEFAULT_PARAMS[name], "random_state"]
+            res["cv"]["params"] = {k: clf_params[k] for k in keys if k in clf_params}
             results[name], random[name] = res["cv"], res["random"]
             if cross_corpus:
                 for k, v in _cross(data, cross_corpus, config, name, {}, seed, jobs, cache_dir,

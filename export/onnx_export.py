@@ -15,6 +15,7 @@ compared with scikit-learn (:func:`check_onnx`).
 from __future__ import annotations
 
 import json
+import warnings
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -138,12 +139,15 @@ def export_onnx(
     training.setdefault("pipeline", [name for name, _ in getattr(pipeline, "steps", [])])
     training.setdefault("versions", _versions())
 
-    model = convert_sklearn(
-        pipeline,
-        initial_types=[(INPUT_NAME, FloatTensorType([None, n_features]))],
-        target_opset=dict(target_opset) if isinstance(target_opset, Mapping) else target_opset,
-        options={id(clf): {"zipmap": False}},
-    )
+    with warnings.catch_warnings():
+        # scikit-learn 1.9 deprecates SVC's probA_/probB_, which the converter reads.
+        warnings.simplefilter("ignore", FutureWarning)
+        model = convert_sklearn(
+            pipeline,
+            initial_types=[(INPUT_NAME, FloatTensorType([None, n_features]))],
+            target_opset=dict(target_opset) if isinstance(target_opset, Mapping) else target_opset,
+            options={id(clf): {"zipmap": False}},
+        )
     outputs = [o.name for o in model.graph.output]
     if outputs != [LABEL_OUTPUT, PROBA_OUTPUT]:
         expected = [LABEL_OUTPUT, PROBA_OUTPUT]
@@ -243,8 +247,10 @@ def check_onnx(model: Any, pipeline: Any, X: np.ndarray, *, atol: float = PROBA_
         labels, proba = onnx_predict(model, X)
     except Exception as exc:  # onnxruntime raises its own exception types
         raise ModelError(f"onnxruntime cannot run the exported model: {exc}") from exc
-    sk_labels = np.asarray(pipeline.predict(X)).astype(str)
-    sk_proba = np.asarray(pipeline.predict_proba(X), dtype=np.float64)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", FutureWarning)
+        sk_labels = np.asarray(pipeline.predict(X)).astype(str)
+        sk_proba = np.asarray(pipeline.predict_proba(X), dtype=np.float64)
     if proba.shape != sk_proba.shape:
         raise ModelError(
             f"ONNX probabilities have shape {proba.shape}, scikit-learn's {sk_proba.shape}"

@@ -168,7 +168,7 @@ def write_report(folder: str | Path, report: Mapping[str, Any]) -> Path:
         md.append(f"- {c['name']}: {c['n_clips']} clips, {c['n_speakers']} speakers ({emo})")
     md += ["", "## Features", "", f"`FeatureConfig.from_json('{report['feature_config']}')`", ""]
     md += [
-        f"## Speaker-independent results ({best['protocol']})",
+        f"## Speaker-independent results ({best['n_folds']} folds by speaker)",
         "",
         "Folds split by speaker: every clip of a speaker is in one fold; mean ± std over folds. "
         "UAR = unweighted average recall (balanced accuracy).",
@@ -188,7 +188,8 @@ def write_report(folder: str | Path, report: Mapping[str, Any]) -> Path:
     md += ["", "Parameters:", ""]
     for name, res in models.items():
         md.append(f"- {_MODEL_NAMES.get(name, name)}: `{json.dumps(res.get('params', {}))}`")
-    md += ["", f"Seed: {report.get('seed')}", ""]
+    md += ["", f"Seed: {report.get('seed')}. Only the MLP's parameters were searched (grid below);"]
+    md += ["the other models use fixed, common settings.", ""]
     md += [f"### Per-class report ({_MODEL_NAMES.get(default, default)}, out-of-fold)", ""]
     md += ["| emotion | precision | recall | F1 | support |", "|---|---|---|---|---|"]
     for label in labels:
@@ -216,8 +217,9 @@ def write_report(folder: str | Path, report: Mapping[str, Any]) -> Path:
         md += ["## Random split (NOT speaker-independent)", ""]
         any_res = next(iter(report["random_split"].values()))
         md += [
-            f"{any_res['protocol']}: the same actors appear in training and test, which is how",
-            "many published figures are made; it overstates accuracy on a new voice.",
+            f"Protocol: {any_res['protocol']}, seed {report.get('seed')}. The same actors appear "
+            "in training and test, as in many published figures; this overstates the accuracy "
+            "on a new voice. For comparison only.",
             "",
         ]
         md += ["| model | UAR | accuracy | macro-F1 |", "|---|---|---|---|"]
