@@ -38,9 +38,9 @@ def test_vector_layout_follows_config_order(signal):
 
 
 def test_mel_power_or_db(signal):
-    y = signal("noise", 22050)
-    power = features.feature_matrices(y, sr=22050, config=FeatureConfig(mel_db=False))["mel"]
-    db = features.feature_matrices(y, sr=22050, config=FeatureConfig(mel_db=True))["mel"]
+    y = signal("noise", 16000)
+    power = features.feature_matrices(y, sr=16000, config=FeatureConfig(mel_db=False))["mel"]
+    db = features.feature_matrices(y, sr=16000, config=FeatureConfig(mel_db=True))["mel"]
     np.testing.assert_allclose(db, dsp.power_to_db(power), rtol=0, atol=1e-5)
 
 
@@ -49,17 +49,26 @@ def test_fixed_tuning_is_used(signal):
     S = np.abs(dsp.stft(y)) ** 2
     a = features.chroma_stft(S=S, sr=22050, tuning=0.0)
     b = features.chroma_stft(S=S, sr=22050, tuning=0.4)
-    c = features.feature_matrices(y, sr=22050, config=FeatureConfig(tuning=0.4))["chroma"]
+    config = FeatureConfig(sr=22050, n_fft=2048, hop_length=512, tuning=0.4)
+    c = features.feature_matrices(y, sr=22050, config=config)["chroma"]
     assert not np.allclose(a, b)
     np.testing.assert_allclose(b, c, rtol=0, atol=1e-6)
 
 
 def test_silence_gives_finite_features(signal):
-    y = signal("silence", 22050)
-    x = features.feature_vector(y, sr=22050)
+    y = signal("silence", 16000)
+    x = features.feature_vector(y, sr=16000)
     assert np.isfinite(x).all()
-    assert features.estimate_tuning(y=y, sr=22050) == 0.0
-    assert not features.chroma_stft(y=y, sr=22050).any()
+    assert features.estimate_tuning(y=y, sr=16000) == 0.0
+    assert not features.chroma_stft(y=y, sr=16000).any()
+
+
+def test_default_config_is_the_bundled_models():
+    onnx = pytest.importorskip("onnx")
+    from ser_edge.model import BUNDLED_MODEL
+
+    meta = {p.key: p.value for p in onnx.load(str(BUNDLED_MODEL)).metadata_props}
+    assert FeatureConfig.from_json(meta["feature_config"]) == FeatureConfig()
 
 
 def test_config_json_round_trip():
@@ -100,11 +109,11 @@ def test_config_from_bad_json(text, match):
 
 
 def test_feature_vector_checks_rate_and_shape(signal):
-    y = signal("noise", 16000)
-    with pytest.raises(ParameterError, match="audio at 16000 Hz.*expects 22050 Hz"):
-        features.feature_vector(y, sr=16000, config=FeatureConfig())
+    y = signal("noise", 22050)
+    with pytest.raises(ParameterError, match="audio at 22050 Hz.*expects 16000 Hz"):
+        features.feature_vector(y, sr=22050, config=FeatureConfig())
     with pytest.raises(ParameterError, match="mono audio"):
-        features.feature_vector(np.stack([y, y]), sr=22050)
+        features.feature_vector(np.stack([y, y]), sr=16000)
 
 
 @pytest.mark.parametrize(

@@ -18,6 +18,9 @@ librosa = pytest.importorskip("librosa")
 pytestmark = pytest.mark.parity
 
 CONFIG = features.FeatureConfig()
+#: librosa's own defaults, with the tuning estimated per clip as chroma_stft does by default.
+LIBROSA_DEFAULTS = features.FeatureConfig(sr=22050, n_fft=2048, hop_length=512, tuning=None)
+CONFIGS = pytest.mark.parametrize("config", [CONFIG, LIBROSA_DEFAULTS], ids=["bundled", "librosa"])
 
 
 def _ravdess_sample(root: Path) -> list[Path]:
@@ -66,25 +69,26 @@ def _check_clip(path: Path, config: features.FeatureConfig) -> None:
     np.testing.assert_allclose(ours["chroma"], ref["chroma"], rtol=0, atol=1e-3, err_msg=str(path))
 
 
-def test_ravdess_sample(ravdess_dir):
+@CONFIGS
+def test_ravdess_sample(ravdess_dir, config):
     clips = _ravdess_sample(ravdess_dir)
     assert len(clips) == 48
     # The stereo clips of the corpus are in the sample's reach through the slow test; force one in.
     stereo = ravdess_dir / "Actor_01" / "03-01-02-01-01-02-01.flac"
     for path in clips + [stereo]:
-        _check_clip(path, CONFIG)
+        _check_clip(path, config)
 
 
-def test_emodb_sample(emodb_dir):
+@CONFIGS
+def test_emodb_sample(emodb_dir, config):
     clips = sorted(emodb_dir.glob("*.flac"))[::27][:20]
     assert len(clips) == 20
     for path in clips:
-        _check_clip(path, CONFIG)
+        _check_clip(path, config)
 
 
-def _clip_worker(path: str, config_json: str):
-    """One clip, both ways: (librosa tuning, our tuning, our vector)."""
-    config = features.FeatureConfig.from_json(config_json)
+def _tunings(path: str, config: features.FeatureConfig) -> tuple[float, float]:
+    """The tuning chroma_stft estimates for ``path`` at ``config``: (librosa's, ours)."""
     y_ref, sr = librosa.load(path, sr=config.sr, mono=True)
     S_ref = np.abs(librosa.stft(y_ref, n_fft=config.n_fft, hop_length=config.hop_length,
                                 window="hann", center=True, pad_mode="constant")) ** 2
@@ -92,27 +96,32 @@ def _clip_worker(path: str, config_json: str):
         warnings.simplefilter("ignore", UserWarning)
         tuning_ref = librosa.estimate_tuning(S=S_ref, sr=sr, bins_per_octave=config.n_chroma)
     y, sr = audio.load(path, sr=config.sr)
-    S = np.abs(features.stft(y, n_fft=config.n_fft, hop_length=config.hop_length)) ** 2
-    tuning = features.estimate_tuning(S=S, sr=sr, bins_per_octave=config.n_chroma)
-    return tuning_ref, tuning, features.feature_vector(y, sr=sr, config=config)
+    S = features.power_spectrogram(y, n_fft=config.n_fft, hop_length=config.hop_length)
+    return tuning_ref, features.estimate_tuning(S=S, sr=sr, bins_per_octave=config.n_chroma)
+
+
+def _clip_worker(path: str):
+    """One clip: the tunings at both configurations, and our vector at the bundled one."""
+    y, sr = audio.load(path, sr=CONFIG.sr)
+    return (_tunings(path, CONFIG), _tunings(path, LIBROSA_DEFAULTS),
+            features.feature_vector(y, sr=sr, config=CONFIG))
 
 
 @pytest.mark.slow
 def test_all_ravdess_clips(ravdess_dir):
-    """Every RAVDESS clip: the same tuning, and the pooled vector within 1e-3 of each feature's
-    spread over the corpus, against the librosa reference vectors of ``export``."""
+    """Every RAVDESS clip: the same estimated tuning (at the bundled model's STFT and at
+    librosa's defaults), and the pooled vector within 1e-3 of each feature's spread over the
+    corpus, against the librosa reference vectors of ``export``."""
     joblib = pytest.importorskip("joblib")
     from export.dataset import load_dataset
 
     data = load_dataset([f"ravdess={ravdess_dir}"], CONFIG, emotions="all", progress=False)
     paths = [clip.path for clip in data.clips]
     assert len(paths) == 1440
-    results = joblib.Parallel(n_jobs=2)(
-        joblib.delayed(_clip_worker)(str(p), CONFIG.to_json()) for p in paths)
-    tuning_ref = np.array([r[0] for r in results])
-    tuning = np.array([r[1] for r in results])
-    mismatched = [str(p) for p, a, b in zip(paths, tuning_ref, tuning, strict=True) if a != b]
-    assert not mismatched, f"tuning differs on {len(mismatched)} clips: {mismatched[:5]}"
+    results = joblib.Parallel(n_jobs=2)(joblib.delayed(_clip_worker)(str(p)) for p in paths)
+    for i, name in enumerate(["bundled", "librosa"]):
+        mismatched = [str(p) for p, r in zip(paths, results, strict=True) if r[i][0] != r[i][1]]
+        assert not mismatched, f"{name}: tuning differs on {len(mismatched)}: {mismatched[:5]}"
     X = np.stack([r[2] for r in results])
     spread = data.X.std(axis=0)
     err = np.abs(X - data.X) / np.where(spread > 0, spread, 1.0)
