@@ -304,11 +304,15 @@ def make_clip(folder: Path, seconds: float, sr: int) -> Path:
 def make_models(folder: Path) -> dict[str, Any]:
     """The two sides' models: an ONNX model for ser-edge and a pickled scikit-learn pipeline.
 
-    The pickle is ``Pipeline(StandardScaler, MLPClassifier)`` with the bundled model's hidden
-    layer size, fitted on seeded random rows of the bundled feature layout: its predictions mean
-    nothing, its cost is that of the real one. ser-edge uses the bundled model when it exists,
-    else the same pipeline exported with ``export.onnx_export.export_onnx``.
+    ser-edge uses the bundled model when it exists. The pickle is ``Pipeline(StandardScaler,
+    MLPClassifier)`` with the bundled model's hidden layer sizes and input width, fitted on
+    seeded random rows: its predictions mean nothing, its cost is that of the real one. Without
+    a bundled model, the same pipeline exported with ``export.onnx_export.export_onnx`` stands in.
+    The feature configuration (the bundled model's, else ``FeatureConfig()``) is written beside
+    the pickle as ``<name>.json``, so that ``librosa_way.py`` computes the same features.
     """
+    import pickle
+
     import numpy as np
     from sklearn.neural_network import MLPClassifier
     from sklearn.pipeline import Pipeline
@@ -319,23 +323,30 @@ def make_models(folder: Path) -> dict[str, Any]:
     from ser_edge.model import BUNDLED_MODEL
 
     folder = Path(folder)
-    config = FeatureConfig()
     labels = ["angry", "calm", "disgust", "fearful", "happy", "neutral", "sad", "surprised"]
+    hidden = tuple(DEFAULT_PARAMS["mlp"]["hidden_layer_sizes"])
+    config = FeatureConfig()
+    bundled = BUNDLED_MODEL.is_file()
+    if bundled:
+        from ser_edge import Classifier
+
+        clf = Classifier(BUNDLED_MODEL)
+        config, labels = clf.feature_config, list(clf.labels)
+        params = clf.metadata.get("training", {}).get("estimator_params", {})
+        hidden = tuple(params.get("hidden_layer_sizes", hidden))
     rng = np.random.default_rng(0)
     X = rng.normal(size=(40 * len(labels), config.n_features)).astype(np.float32)
     y = np.array(labels)[np.arange(len(X)) % len(labels)]
-    hidden = tuple(DEFAULT_PARAMS["mlp"]["hidden_layer_sizes"])
-    clf = MLPClassifier(hidden_layer_sizes=hidden, max_iter=20, random_state=0)
-    pipe = Pipeline([("scaler", StandardScaler()), ("clf", clf)])
+    mlp = MLPClassifier(hidden_layer_sizes=hidden, max_iter=20, random_state=0)
+    pipe = Pipeline([("scaler", StandardScaler()), ("clf", mlp)])
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # ConvergenceWarning: 20 iterations on noise
         pipe.fit(X, y)
     pkl = folder / "librosa-way-mlp.pkl"
-    import pickle
-
     with open(pkl, "wb") as f:
         pickle.dump(pipe, f)
-    if BUNDLED_MODEL.is_file():
+    pkl.with_suffix(".json").write_text(config.to_json())
+    if bundled:
         onnx_path, kind = BUNDLED_MODEL, "bundled ravdess-mlp.onnx"
     else:
         from export.onnx_export import export_onnx
@@ -346,4 +357,5 @@ def make_models(folder: Path) -> dict[str, Any]:
                     metrics={"speaker_independent": {}}, path=onnx_path)
     return {"onnx": onnx_path, "pickle": pkl, "onnx_kind": kind,
             "pickle_kind": f"MLPClassifier{hidden} on seeded random rows",
-            "hidden_layer_sizes": list(hidden), "n_features": config.n_features}
+            "hidden_layer_sizes": list(hidden), "n_features": config.n_features,
+            "config": config, "feature_config": json.loads(config.to_json())}

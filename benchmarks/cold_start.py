@@ -74,6 +74,7 @@ def main(argv: list[str] | None = None) -> int:
         clip=str(args.clip) if args.clip else "3 s of RAVDESS speech, 48 kHz mono 16-bit WAV",
         commands={k: " ".join(map(str, v)) for k, v in sides.items()},
         model=models["onnx_kind"], pickle=models["pickle_kind"],
+        feature_config=models["feature_config"],
         numba_cache=numba_cache_files(), runs=runs, first_runs_empty_numba_cache=first,
     )
     stats = {}

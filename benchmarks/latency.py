@@ -4,22 +4,25 @@ For clips of 1, 3, 10 and 60 s at 16, 22.05 and 48 kHz (mono 16-bit WAV made in 
 folder from RAVDESS speech, never kept), each stage is timed on both sides with the same input,
 in one warm process, alternating sides (ser-edge first on even repetitions, librosa first on odd
 ones); the minimum and median of the repetitions are reported, in CPU time (``process_time``,
-both sides single-threaded: robust to the load of a shared machine) and in wall time. Stages
-(feature rate 22050 Hz, n_fft 2048, hop 512, 128 mels, 40 MFCC, 12 chroma):
+both sides single-threaded: robust to the load of a shared machine) and in wall time. Both sides
+compute the bundled model's features (its ``FeatureConfig``: sample rate, n_fft, hop, mels,
+MFCC, chroma, tuning). Stages:
 
 - decode: file to mono float32 at the native rate (``load(sr=None)`` on both sides)
-- resample: native rate to 22050 Hz, soxr_hq (nothing to do at 22.05 kHz)
+- resample: native rate to the feature rate, soxr_hq (nothing to do when they are equal)
 - stft: the power spectrogram ``|STFT|**2``
 - mel: mel filter bank on that spectrogram
 - mfcc: dB conversion and DCT of the mel spectrogram
-- tuning: tuning estimation on the power spectrogram (``estimate_tuning``)
+- tuning: tuning estimation on the power spectrogram (``estimate_tuning``; on the features path
+  only when the configuration's ``tuning`` is None)
 - chroma: chroma from the power spectrogram at that tuning
-- pooling: mean and standard deviation of each row into the 360-number vector
+- pooling: mean and standard deviation of each row into the model's input vector
 - inference: ONNX Runtime session (ser-edge) / ``predict_proba`` of the pickled pipeline
 
-and end to end: ``features`` = load at 22050 Hz + the feature vector (ser-edge ``audio.load`` +
-``feature_vector``; librosa ``load`` + ``mfcc`` + ``chroma_stft`` + ``melspectrogram`` +
-``power_to_db`` + pooling, the seeds' three calls), ``classify`` = features + inference
+and end to end: ``features`` = load at the feature rate + the feature vector (ser-edge
+``audio.load`` + ``feature_vector``; librosa ``load`` + ``mfcc`` + ``chroma_stft`` +
+``melspectrogram`` + ``power_to_db`` + pooling, the seeds' three calls), ``classify`` = features
++ inference
 (``Classifier.classify``). The issue-2 target: ``features`` on the 3 s 48 kHz clip >= 5x.
 
 Both sides run with one BLAS/OpenMP thread (see ``benchmarks/__init__.py``).
@@ -44,15 +47,13 @@ from benchmarks import _common as C
 
 STAGES = ("decode", "resample", "stft", "mel", "mfcc", "tuning", "chroma", "pooling", "inference")
 TOTALS = ("features", "classify")
-SR = 22050
 SAMPLE_MIN_S = 0.005  # fast calls are repeated within one sample until it lasts this long
 
 
-def ser_edge_side(path: Path, clf: Any) -> dict[str, Callable[[], Any]]:
+def ser_edge_side(path: Path, clf: Any, config: Any) -> dict[str, Callable[[], Any]]:
     """Zero-argument callables, one per stage, on ser-edge (inputs prepared once)."""
     from ser_edge import audio
     from ser_edge.features import (
-        FeatureConfig,
         _power_spectrogram,
         chroma_stft,
         estimate_tuning,
@@ -63,28 +64,31 @@ def ser_edge_side(path: Path, clf: Any) -> dict[str, Callable[[], Any]]:
         power_to_db,
     )
 
-    config = FeatureConfig()
-    y, sr = audio.load(path, sr=None)
-    y22 = audio.resample(y, orig_sr=sr, target_sr=SR)
-    S = _power_spectrogram(y22, None, 2048, 512, 2.0)[0]
-    mel = melspectrogram(S=S, sr=SR, n_mels=128)
-    tuning = estimate_tuning(S=S, sr=SR, bins_per_octave=12)
-    blocks = {"mfcc": mfcc(S=power_to_db(mel), n_mfcc=40),
-              "chroma": chroma_stft(S=S, sr=SR, tuning=tuning), "mel": power_to_db(mel)}
+    sr, n_fft, hop = config.sr, config.n_fft, config.hop_length
+    mel_kw = {"n_mels": config.n_mels, "fmin": config.fmin, "fmax": config.fmax, "htk": config.htk}
+    y, sr_native = audio.load(path, sr=None)
+    y_sr = audio.resample(y, orig_sr=sr_native, target_sr=sr)
+    S = _power_spectrogram(y_sr, None, n_fft, hop, 2.0)[0]
+    mel = melspectrogram(S=S, sr=sr, n_fft=n_fft, **mel_kw)
+    estimated = estimate_tuning(S=S, sr=sr, bins_per_octave=config.n_chroma)
+    tuning = estimated if config.tuning is None else config.tuning
+    blocks = {"mfcc": mfcc(S=power_to_db(mel), n_mfcc=config.n_mfcc),
+              "chroma": chroma_stft(S=S, sr=sr, tuning=tuning, n_chroma=config.n_chroma),
+              "mel": power_to_db(mel)}
     x = pool(blocks, config)
 
     def features() -> Any:
-        y, _ = audio.load(path, sr=SR)
-        return feature_vector(y, sr=SR, config=config)
+        y, _ = audio.load(path, sr=sr)
+        return feature_vector(y, sr=sr, config=config)
 
     return {
         "decode": lambda: audio.load(path, sr=None),
-        "resample": lambda: audio.resample(y, orig_sr=sr, target_sr=SR),
-        "stft": lambda: _power_spectrogram(y22, None, 2048, 512, 2.0),
-        "mel": lambda: melspectrogram(S=S, sr=SR, n_mels=128),
-        "mfcc": lambda: mfcc(S=power_to_db(mel), n_mfcc=40),
-        "tuning": lambda: estimate_tuning(S=S, sr=SR, bins_per_octave=12),
-        "chroma": lambda: chroma_stft(S=S, sr=SR, tuning=tuning),
+        "resample": lambda: audio.resample(y, orig_sr=sr_native, target_sr=sr),
+        "stft": lambda: _power_spectrogram(y_sr, None, n_fft, hop, 2.0),
+        "mel": lambda: melspectrogram(S=S, sr=sr, n_fft=n_fft, **mel_kw),
+        "mfcc": lambda: mfcc(S=power_to_db(mel), n_mfcc=config.n_mfcc),
+        "tuning": lambda: estimate_tuning(S=S, sr=sr, bins_per_octave=config.n_chroma),
+        "chroma": lambda: chroma_stft(S=S, sr=sr, tuning=tuning, n_chroma=config.n_chroma),
         "pooling": lambda: pool(blocks, config),
         "inference": lambda: clf._run(x[np.newaxis, :]),
         "features": features,
@@ -92,20 +96,27 @@ def ser_edge_side(path: Path, clf: Any) -> dict[str, Callable[[], Any]]:
     }
 
 
-def librosa_side(path: Path, pipe: Any) -> dict[str, Callable[[], Any]]:
+def librosa_side(path: Path, pipe: Any, config: Any) -> dict[str, Callable[[], Any]]:
     """Zero-argument callables, one per stage, on librosa and scikit-learn."""
+    import json
+
     import librosa
     from librosa.core.spectrum import _spectrogram
 
     from benchmarks.librosa_way import features
 
-    y, sr = librosa.load(path, sr=None, mono=True)
-    y22 = librosa.resample(y, orig_sr=sr, target_sr=SR, res_type="soxr_hq")
-    S = _spectrogram(y=y22, n_fft=2048, hop_length=512, power=2.0)[0]
-    mel = librosa.feature.melspectrogram(S=S, sr=SR, n_mels=128)
-    tuning = librosa.estimate_tuning(S=S, sr=SR, bins_per_octave=12)
-    blocks = [librosa.feature.mfcc(S=librosa.power_to_db(mel), n_mfcc=40),
-              librosa.feature.chroma_stft(S=S, sr=SR, tuning=tuning), librosa.power_to_db(mel)]
+    cfg = json.loads(config.to_json())
+    sr, n_fft, hop = config.sr, config.n_fft, config.hop_length
+    mel_kw = {"n_mels": config.n_mels, "fmin": config.fmin, "fmax": config.fmax, "htk": config.htk}
+    y, sr_native = librosa.load(path, sr=None, mono=True)
+    y_sr = librosa.resample(y, orig_sr=sr_native, target_sr=sr, res_type="soxr_hq")
+    S = _spectrogram(y=y_sr, n_fft=n_fft, hop_length=hop, power=2.0)[0]
+    mel = librosa.feature.melspectrogram(S=S, sr=sr, n_fft=n_fft, **mel_kw)
+    estimated = librosa.estimate_tuning(S=S, sr=sr, bins_per_octave=config.n_chroma)
+    tuning = estimated if config.tuning is None else config.tuning
+    blocks = [librosa.feature.mfcc(S=librosa.power_to_db(mel), n_mfcc=config.n_mfcc),
+              librosa.feature.chroma_stft(S=S, sr=sr, tuning=tuning, n_chroma=config.n_chroma),
+              librosa.power_to_db(mel)]
 
     def pooling() -> Any:
         return np.concatenate([np.r_[b.mean(axis=1), b.std(axis=1)] for b in blocks]).astype(
@@ -114,16 +125,18 @@ def librosa_side(path: Path, pipe: Any) -> dict[str, Callable[[], Any]]:
     x = pooling()
     return {
         "decode": lambda: librosa.load(path, sr=None, mono=True),
-        "resample": lambda: librosa.resample(y, orig_sr=sr, target_sr=SR, res_type="soxr_hq"),
-        "stft": lambda: _spectrogram(y=y22, n_fft=2048, hop_length=512, power=2.0),
-        "mel": lambda: librosa.feature.melspectrogram(S=S, sr=SR, n_mels=128),
-        "mfcc": lambda: librosa.feature.mfcc(S=librosa.power_to_db(mel), n_mfcc=40),
-        "tuning": lambda: librosa.estimate_tuning(S=S, sr=SR, bins_per_octave=12),
-        "chroma": lambda: librosa.feature.chroma_stft(S=S, sr=SR, tuning=tuning),
+        "resample": lambda: librosa.resample(y, orig_sr=sr_native, target_sr=sr,
+                                             res_type="soxr_hq"),
+        "stft": lambda: _spectrogram(y=y_sr, n_fft=n_fft, hop_length=hop, power=2.0),
+        "mel": lambda: librosa.feature.melspectrogram(S=S, sr=sr, n_fft=n_fft, **mel_kw),
+        "mfcc": lambda: librosa.feature.mfcc(S=librosa.power_to_db(mel), n_mfcc=config.n_mfcc),
+        "tuning": lambda: librosa.estimate_tuning(S=S, sr=sr, bins_per_octave=config.n_chroma),
+        "chroma": lambda: librosa.feature.chroma_stft(S=S, sr=sr, tuning=tuning,
+                                                      n_chroma=config.n_chroma),
         "pooling": pooling,
         "inference": lambda: pipe.predict_proba(x[np.newaxis, :]),
-        "features": lambda: features(str(path)),
-        "classify": lambda: pipe.predict_proba(features(str(path))[np.newaxis, :]),
+        "features": lambda: features(str(path), cfg),
+        "classify": lambda: pipe.predict_proba(features(str(path), cfg)[np.newaxis, :]),
     }
 
 
@@ -135,9 +148,12 @@ def sample(fn: Callable[[], Any], number: int) -> tuple[float, float]:
     return (time.perf_counter() - t0) / number, (time.process_time() - c0) / number
 
 
-def measure_clip(path: Path, clf: Any, pipe: Any, reps: int) -> dict[str, dict[str, Any]]:
+def measure_clip(
+    path: Path, clf: Any, pipe: Any, config: Any, reps: int
+) -> dict[str, dict[str, Any]]:
     """Per stage and side: every sample, min and median, seconds per call."""
-    sides = {"ser-edge": ser_edge_side(path, clf), "librosa": librosa_side(path, pipe)}
+    sides = {"ser-edge": ser_edge_side(path, clf, config),
+             "librosa": librosa_side(path, pipe, config)}
     number: dict[tuple[str, str], int] = {}
     for side, fns in sides.items():  # warm-up, and calls per sample for the fast stages
         for stage, fn in fns.items():
@@ -189,7 +205,7 @@ def main(argv: list[str] | None = None) -> int:
         for seconds in args.lengths:
             for rate in args.rates:
                 path = C.make_clip(tmp, seconds, rate)
-                stages = measure_clip(path, clf, pipe, args.reps)
+                stages = measure_clip(path, clf, pipe, models["config"], args.reps)
                 clips.append({"seconds": seconds, "sr": rate, "stages": stages,
                               "loadavg": C.loadavg()})
                 f = stages["features"]
@@ -197,8 +213,10 @@ def main(argv: list[str] | None = None) -> int:
                       f"{C.ms(f['ser-edge']['cpu_min_s'])} ms, librosa "
                       f"{C.ms(f['librosa']['cpu_min_s'])} ms ({f['ratio_cpu_min']:.1f}x)",
                       file=sys.stderr, flush=True)
+    config = models["config"]
     result.update(model=models["onnx_kind"], pickle=models["pickle_kind"],
-                  clips_from=C.source_kind(), feature_sr=SR, clips=clips)
+                  clips_from=C.source_kind(), feature_config=models["feature_config"],
+                  clips=clips)
 
     def find(seconds: float, rate: int) -> dict[str, Any] | None:
         return next((c for c in clips if c["seconds"] == seconds and c["sr"] == rate), None)
@@ -212,6 +230,9 @@ def main(argv: list[str] | None = None) -> int:
         rows.append([stage, C.ms(s["ser-edge"]["cpu_min_s"]), C.ms(s["librosa"]["cpu_min_s"]),
                      f"{s['ratio_cpu_min']:.1f}x", C.ms(s["ser-edge"]["min_s"]),
                      C.ms(s["librosa"]["min_s"]), f"{s['ratio_min']:.1f}x"])
+    if config.tuning is not None:
+        text.append(f"(the configuration fixes tuning={config.tuning:g}: the tuning stage is "
+                    "timed for reference but is not on the features path)")
     text.append(C.table([f"stage ({label})", "ser-edge CPU ms", "librosa CPU ms", "ratio (CPU)",
                          "ser-edge wall ms", "librosa wall ms", "ratio (wall)"], rows))
     rows = []

@@ -1,10 +1,13 @@
 """The seeds' way of classifying one clip: librosa features and a pickled scikit-learn pipeline.
 
 What a user writes without ser-edge, run as a fresh process by ``benchmarks.cold_start`` and
-``benchmarks.scaling``: ``librosa.load`` at 22050 Hz mono (soxr_hq), ``mfcc`` (40 coefficients),
-``chroma_stft`` (tuning estimated) and a dB ``melspectrogram`` (128 bands), the mean and standard
-deviation over time of every row (ser-edge's ``FeatureConfig()`` layout, 360 numbers), then the
-pipeline's ``predict_proba``. It imports librosa, numpy and scikit-learn only (not ser_edge).
+``benchmarks.scaling``: ``librosa.load`` mono (soxr_hq), ``mfcc``, ``chroma_stft`` and a dB
+``melspectrogram``, the statistics over time of every row, then the pipeline's
+``predict_proba``. The parameters are those of the feature configuration in ``MODEL.json`` beside
+the pickle (written by ``benchmarks._common.make_models``: the bundled model's, so both sides
+compute the same features); without it, the seeds' librosa defaults (22050 Hz, n_fft 2048,
+hop 512, 40 MFCC, 128 mels, tuning estimated, mean and std). It imports librosa, numpy and
+scikit-learn only (not ser_edge).
 
 usage::
 
@@ -21,22 +24,42 @@ import json
 import pickle
 import sys
 import time
+from pathlib import Path
+
+#: The seeds' parameters (librosa's defaults, 40 MFCC), used when no configuration is given.
+SEEDS = {"features": ["mfcc", "chroma", "mel"], "sr": 22050, "n_fft": 2048, "hop_length": 512,
+         "n_mfcc": 40, "n_mels": 128, "n_chroma": 12, "fmin": 0.0, "fmax": None, "htk": False,
+         "tuning": None, "mel_db": True, "stats": ["mean", "std"]}
 
 
-def features(path: str):  # noqa: ANN201 - numpy is imported lazily, after the clock starts
-    """The seeds' feature vector of one file, shape (360,), float32."""
+def load_config(model_path: str) -> dict:
+    """The feature configuration beside the pickle (``MODEL.json``), else :data:`SEEDS`."""
+    path = Path(model_path).with_suffix(".json")
+    return json.loads(path.read_text()) if path.exists() else dict(SEEDS)
+
+
+def features(path: str, cfg: dict = SEEDS):  # noqa: ANN201, B006 - numpy is imported lazily
+    """The feature vector of one file for configuration ``cfg``, float32."""
     import librosa
     import numpy as np
 
-    y, sr = librosa.load(path, sr=22050, mono=True)
-    blocks = [
-        librosa.feature.mfcc(y=y, sr=sr, n_mfcc=40),
-        librosa.feature.chroma_stft(y=y, sr=sr),
-        librosa.power_to_db(librosa.feature.melspectrogram(y=y, sr=sr, n_mels=128), ref=1.0),
-    ]
-    return np.concatenate([np.r_[b.mean(axis=1), b.std(axis=1)] for b in blocks]).astype(
-        np.float32
-    )
+    y, sr = librosa.load(path, sr=cfg["sr"], mono=True)
+    stft = {"n_fft": cfg["n_fft"], "hop_length": cfg["hop_length"]}
+    mel = {"n_mels": cfg["n_mels"], "fmin": cfg["fmin"], "fmax": cfg["fmax"], "htk": cfg["htk"]}
+    blocks = []
+    for name in cfg["features"]:
+        if name == "mfcc":
+            blocks.append(librosa.feature.mfcc(y=y, sr=sr, n_mfcc=cfg["n_mfcc"], **stft, **mel))
+        elif name == "chroma":
+            blocks.append(librosa.feature.chroma_stft(y=y, sr=sr, tuning=cfg["tuning"],
+                                                      n_chroma=cfg["n_chroma"], **stft))
+        else:
+            m = librosa.feature.melspectrogram(y=y, sr=sr, **stft, **mel)
+            blocks.append(librosa.power_to_db(m, ref=1.0) if cfg["mel_db"] else m)
+    stats = {"mean": np.mean, "std": np.std, "min": np.min, "max": np.max}
+    return np.concatenate(
+        [stats[s](b, axis=1) for b in blocks for s in cfg["stats"]]
+    ).astype(np.float32)
 
 
 def main(argv: list[str]) -> int:
@@ -51,12 +74,13 @@ def main(argv: list[str]) -> int:
     t1 = time.perf_counter()
     with open(argv[0], "rb") as f:
         pipe = pickle.load(f)
+    cfg = load_config(argv[0])
     t2 = time.perf_counter()
-    x = features(argv[1])
+    x = features(argv[1], cfg)
     proba = pipe.predict_proba(x[np.newaxis, :])[0]
     t3 = time.perf_counter()
     if len(argv) == 3:
-        pipe.predict_proba(features(argv[1])[np.newaxis, :])
+        pipe.predict_proba(features(argv[1], cfg)[np.newaxis, :])
     t4 = time.perf_counter()
     classes = [str(c) for c in pipe.classes_]
     out = {

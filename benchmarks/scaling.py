@@ -99,6 +99,7 @@ def main(argv: list[str] | None = None) -> int:
                           "peak_rss_intercept_mb": base,
                           "classify_s_per_audio_s": s_per_s, "fit_lengths_s": xs}
     result.update(rate=RATE, clips_from=C.source_kind(), model=models["onnx_kind"],
+                  feature_config=models["feature_config"],
                   pickle=models["pickle_kind"], runs=runs, medians=med, fits=fits)
     rows = []
     for k in med["ser-edge"]:

@@ -46,8 +46,11 @@ def init_librosa(pickle_path: str) -> None:
     """Pool initializer: import librosa, load the pickled pipeline."""
     import librosa  # noqa: F401
 
+    from benchmarks.librosa_way import load_config
+
     with open(pickle_path, "rb") as f:
         _WORKER["pipe"] = pickle.load(f)
+    _WORKER["cfg"] = load_config(pickle_path)
 
 
 def run_librosa(path: str) -> str:
@@ -57,7 +60,7 @@ def run_librosa(path: str) -> str:
     from benchmarks.librosa_way import features
 
     pipe = _WORKER["pipe"]
-    proba = pipe.predict_proba(features(path)[np.newaxis, :])[0]
+    proba = pipe.predict_proba(features(path, _WORKER["cfg"])[np.newaxis, :])[0]
     return str(pipe.classes_[int(np.argmax(proba))])
 
 
@@ -130,6 +133,7 @@ def main(argv: list[str] | None = None) -> int:
                  f"{1000 / a:.1f}", f"{1000 / b:.1f}"])
     result.update(
         n_clips=len(files), corpus="RAVDESS (48 kHz FLAC)", model=models["onnx_kind"],
+        feature_config=models["feature_config"],
         pickle=models["pickle_kind"], chunks=[len(c) for c in chunks], elapsed_s=elapsed,
         cpu_s_one_process=cpu, clips_per_cpu_s_one_process=cpu_rate,
         clips_per_s=rate, ratios=ratios,
