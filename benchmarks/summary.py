@@ -95,6 +95,16 @@ def section() -> str:
             rows.append(["Memory growth per second of 48 kHz audio", f"{ka:.0f} KiB/s",
                          f"{kb:.0f} KiB/s", f"{kb / ka:.1f}x"])
     machine = some["machine"]
+    cfg = next((r["feature_config"] for r in (lat, cold, thr, scal) if r and "feature_config" in r),
+               None)
+    what = ""
+    if cfg:
+        tuning = "estimated" if cfg["tuning"] is None else f"fixed at {cfg['tuning']:g}"
+        what = (f" Both sides compute the bundled model's features ({cfg['sr'] / 1000:g} kHz, "
+                f"n_fft {cfg['n_fft']}, hop {cfg['hop_length']}, {cfg['n_mfcc']} MFCC, "
+                f"{cfg['n_chroma']} chroma with tuning {tuning}, {cfg['n_mels']} mel bands in dB; "
+                f"{' and '.join(cfg['stats'])} over time) and run the same network, as ONNX and "
+                "as a pickled scikit-learn pipeline.")
     lines = [
         "## Benchmarks",
         "",
@@ -104,7 +114,7 @@ def section() -> str:
         f"onnxruntime {some['versions']['onnxruntime']}; {some['date'][:10]}). Both sides run "
         "with one BLAS/OpenMP thread; runs alternate between the sides, and warm timings use CPU "
         "time, which the machine's load does not stretch. Ratios are librosa's cost over "
-        "ser-edge's (higher is better for ser-edge).",
+        "ser-edge's (higher is better for ser-edge)." + what,
         "",
         C.table(["", "ser-edge", "librosa + scikit-learn", "ratio"], rows),
         "",
