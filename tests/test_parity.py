@@ -157,7 +157,8 @@ def test_power_to_db_parameters():
 @pytest.mark.parametrize("sr", SRS)
 def test_feature_vector_equals_pooled_librosa(signal, sr):
     """The whole vector, through the same pooling, from librosa's three calls."""
-    config = features.FeatureConfig(sr=sr, n_mfcc=20, n_mels=64, stats=("mean", "std", "max"))
+    config = features.FeatureConfig(sr=sr, n_fft=2048, hop_length=512, n_mfcc=20, n_mels=64,
+                                    tuning=None, stats=("mean", "std", "max"))
     y = signal("vibrato", sr, duration=1.5)
     common = dict(n_fft=config.n_fft, hop_length=config.hop_length, center=True,
                   pad_mode="constant")
