@@ -14,11 +14,13 @@ from ._version import __version__
 from .errors import AudioError, ModelError, ParameterError, SerEdgeError
 
 if TYPE_CHECKING:  # pragma: no cover
-    from .model import Classifier, Prediction
+    from .model import BUNDLED_MODEL, Classifier, Failure, Prediction
 
 __all__ = [
     "__version__",
+    "BUNDLED_MODEL",
     "Classifier",
+    "Failure",
     "Prediction",
     "SerEdgeError",
     "AudioError",
@@ -26,7 +28,7 @@ __all__ = [
     "ParameterError",
 ]
 
-_LAZY = {"Classifier": "model", "Prediction": "model"}
+_LAZY = {name: "model" for name in ("BUNDLED_MODEL", "Classifier", "Failure", "Prediction")}
 
 
 def __getattr__(name: str) -> Any:

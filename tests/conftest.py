@@ -2,12 +2,17 @@
 
 from __future__ import annotations
 
+import warnings
 from pathlib import Path
 
 import numpy as np
 import pytest
 
 from export.paths import DATA_ENV, corpus_dir, data_root
+from ser_edge.features import FeatureConfig
+
+#: RAVDESS's eight emotions.
+EMOTIONS = ("neutral", "calm", "happy", "sad", "angry", "fearful", "disgust", "surprised")
 
 
 def _corpus(name: str) -> Path:
@@ -69,3 +74,43 @@ def signal():
 @pytest.fixture
 def rng() -> np.random.Generator:
     return np.random.default_rng(20261120)
+
+
+def _build_model(
+    path: Path, *, config: FeatureConfig | None = None, seed: int = 0
+) -> Path:
+    """Export a tiny Pipeline(StandardScaler, MLPClassifier) fitted on random rows to ``path``."""
+    pytest.importorskip("sklearn")
+    pytest.importorskip("skl2onnx")
+    from sklearn.neural_network import MLPClassifier
+    from sklearn.pipeline import Pipeline
+    from sklearn.preprocessing import StandardScaler
+
+    from export.onnx_export import export_onnx
+
+    config = FeatureConfig() if config is None else config
+    rng = np.random.default_rng(seed)
+    X = rng.normal(size=(16 * len(EMOTIONS), config.n_features)).astype(np.float32)
+    y = np.array(EMOTIONS)[np.arange(len(X)) % len(EMOTIONS)]
+    clf = MLPClassifier(hidden_layer_sizes=(16,), max_iter=50, random_state=seed)
+    pipeline = Pipeline([("scaler", StandardScaler()), ("clf", clf)])
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # ConvergenceWarning: 50 iterations on noise
+        pipeline.fit(X, y)
+    export_onnx(
+        pipeline,
+        feature_config=config,
+        labels=[str(c) for c in clf.classes_],
+        training={"corpora": {"random": len(X)}, "seed": seed},
+        metrics={"speaker_independent": {}},
+        path=path,
+    )
+    return path
+
+
+@pytest.fixture(scope="session")
+def build_model():
+    """The factory ``build_model(path, *, config=None, seed=0) -> path``: a tiny ONNX model
+    (StandardScaler + MLP fitted on random rows, the eight RAVDESS labels), exported by
+    ``export.onnx_export``; skips without scikit-learn or skl2onnx."""
+    return _build_model

@@ -33,12 +33,10 @@ EXIT_OK, EXIT_FILE_FAILED, EXIT_USAGE, EXIT_MODEL = 0, 1, 2, 3
 
 
 @pytest.fixture(scope="session")
-def model(tmp_path_factory: pytest.TempPathFactory) -> Path:
+def model(build_model, tmp_path_factory: pytest.TempPathFactory) -> Path:
     """The bundled model when it is there, else a tiny model made for the tests."""
     if BUNDLED_MODEL.is_file():
         return BUNDLED_MODEL
-    from test_model import build_model
-
     return build_model(tmp_path_factory.mktemp("cli-models") / "tiny.onnx")
 
 

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import warnings
 from pathlib import Path
 
 import numpy as np
@@ -18,38 +17,6 @@ EMOTIONS = ("neutral", "calm", "happy", "sad", "angry", "fearful", "disgust", "s
 
 
 # -- models made in fixtures ---------------------------------------------------------------------
-
-
-def build_model(
-    path: Path, *, config: FeatureConfig | None = None, seed: int = 0
-) -> Path:
-    """Export a tiny Pipeline(StandardScaler, MLPClassifier) fitted on random rows to ``path``."""
-    pytest.importorskip("sklearn")
-    pytest.importorskip("skl2onnx")
-    from sklearn.neural_network import MLPClassifier
-    from sklearn.pipeline import Pipeline
-    from sklearn.preprocessing import StandardScaler
-
-    from export.onnx_export import export_onnx
-
-    config = FeatureConfig() if config is None else config
-    rng = np.random.default_rng(seed)
-    X = rng.normal(size=(16 * len(EMOTIONS), config.n_features)).astype(np.float32)
-    y = np.array(EMOTIONS)[np.arange(len(X)) % len(EMOTIONS)]
-    clf = MLPClassifier(hidden_layer_sizes=(16,), max_iter=50, random_state=seed)
-    pipeline = Pipeline([("scaler", StandardScaler()), ("clf", clf)])
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")  # ConvergenceWarning: 50 iterations on noise
-        pipeline.fit(X, y)
-    export_onnx(
-        pipeline,
-        feature_config=config,
-        labels=[str(c) for c in clf.classes_],
-        training={"corpora": {"random": len(X)}, "seed": seed},
-        metrics={"speaker_independent": {}},
-        path=path,
-    )
-    return path
 
 
 def rewrite_metadata(src: Path, dst: Path, **entries: str | None) -> Path:
@@ -71,7 +38,7 @@ def rewrite_metadata(src: Path, dst: Path, **entries: str | None) -> Path:
 
 
 @pytest.fixture(scope="session")
-def tiny_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
+def tiny_model(build_model, tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A tiny valid model with the default feature configuration and the 8 RAVDESS labels."""
     return build_model(tmp_path_factory.mktemp("models") / "tiny.onnx")
 
@@ -154,7 +121,7 @@ def test_truncated_model(tiny_model: Path, tmp_path: Path) -> None:
         Classifier(path)
 
 
-def test_wrong_width_gives_both_numbers(tiny_model: Path, tmp_path: Path) -> None:
+def test_wrong_width_gives_both_numbers(build_model, tmp_path: Path) -> None:
     # A model fitted on 20 MFCCs (320 features) whose metadata claims the default 360.
     narrow = FeatureConfig(n_mfcc=20)
     src = build_model(tmp_path / "narrow.onnx", config=narrow)
