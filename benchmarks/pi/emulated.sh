@@ -61,11 +61,17 @@ if [ "$rc_bin" = 0 ]; then LV="$B/librosa-binary"; elif [ "$rc_def" = 0 ]; then 
 args=(--clip "$CLIP" --ser-edge "$PV/bin/ser-edge" --runs "$RUNS")
 sites=("$PV/lib/python3.11/site-packages")
 dirs=(-d "$ROOT" -d "$CACHE/pi-check" -d "$(dirname "$CLIP")" -d "$B")
+model_arg=()
 if [ -n "${PI_BENCH_MODEL:-}" ]; then
-  args+=(--model "$(realpath "$PI_BENCH_MODEL")"); dirs+=(-d "$(dirname "$(realpath "$PI_BENCH_MODEL")")")
+  model_arg=(--model "$(realpath "$PI_BENCH_MODEL")")
+  args+=("${model_arg[@]}"); dirs+=(-d "$(dirname "$(realpath "$PI_BENCH_MODEL")")")
 fi
 if [ -n "$LV" ]; then
   echo "[pi-bench] pickling a Pipeline(StandardScaler, MLPClassifier) inside, with $LV" >&2
+  # Both sides compute the same features: the model's configuration beside the pickle.
+  inpi -d "$CACHE/pi-check" "${dirs[@]}" -- "$PV/bin/ser-edge" features "${model_arg[@]}" "$CLIP" \
+    | /usr/bin/env python3 -c 'import json,sys; print(json.dumps(json.load(sys.stdin)["feature_config"]))' \
+    > "$B/model.json"
   inpi -d "$ROOT" -- "$LV/bin/python" "$ROOT/benchmarks/pi/make_pickle.py" "$B/model.pkl"
   args+=(--librosa-python "$LV/bin/python" --librosa-model "$B/model.pkl")
   sites+=("$LV/lib/python3.11/site-packages")
