@@ -117,8 +117,13 @@ def reference_feature_matrices(y: np.ndarray, sr: int, config: FeatureConfig) ->
         )
     if "chroma" in config.features:
         # chroma_stft has no ``power`` keyword: it always uses the power spectrogram.
-        blocks["chroma"] = librosa.feature.chroma_stft(
-            y=y, sr=sr, norm=np.inf, tuning=config.tuning, n_chroma=config.n_chroma, **stft_kw
+        # Unnormalised chroma, then librosa's own normalisation with the configuration's
+        # threshold: chroma_stft does not pass one on (it uses the smallest float32).
+        raw = librosa.feature.chroma_stft(
+            y=y, sr=sr, norm=None, tuning=config.tuning, n_chroma=config.n_chroma, **stft_kw
+        )
+        blocks["chroma"] = librosa.util.normalize(
+            raw, norm=np.inf, axis=-2, threshold=config.chroma_threshold
         )
     if "mel" in config.features:
         mel = librosa.feature.melspectrogram(

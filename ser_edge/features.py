@@ -73,7 +73,8 @@ class FeatureConfig:
     speaker-independent UAR on RAVDESS (see ``ser_edge/models/ravdess-mlp-report``): 16 kHz,
     ``n_fft=1024``, ``hop_length=256``, 40 MFCC + 12 chroma + 128 mel bands in dB, mean and
     standard deviation over time, chroma at ``tuning=0.0`` (estimating the tuning per clip scored
-    the same within noise, at a third more cost). The defaults of the feature *functions* are
+    the same within noise, at a third more cost) with silent frames left at zero
+    (``chroma_threshold=1e-10``). The defaults of the feature *functions* are
     librosa's; only this configuration differs. The same
     object drives the runtime (:func:`feature_vector`) and the librosa reference in ``export/``,
     and its JSON rides in the ONNX model's metadata under ``feature_config``.
@@ -108,6 +109,12 @@ class FeatureConfig:
     tuning : float or None
         Deviation from A440 tuning in fractions of a chroma bin for the chroma filter bank;
         ``None`` estimates it per clip as ``librosa.feature.chroma_stft`` does.
+    chroma_threshold : float > 0 or None
+        Chroma frames whose largest raw energy (power) is below this stay unscaled, i.e. near
+        zero, instead of being scaled to a maximum of 1 (see :func:`chroma_stft`'s
+        ``threshold``); ``None`` is librosa's behaviour. The default, 1e-10, is
+        ``power_to_db``'s floor: digital silence, whose resampling noise would otherwise become
+        full-scale chroma that differs between CPUs (x86 and a Raspberry Pi's ARM).
     mel_db : bool
         Pool the mel block in dB (``power_to_db(ref=1.0, amin=1e-10, top_db=80.0)``) instead of
         in power.
@@ -132,6 +139,7 @@ class FeatureConfig:
     fmax: float | None = None
     htk: bool = False
     tuning: float | None = 0.0
+    chroma_threshold: float | None = 1e-10
     mel_db: bool = True
     stats: tuple[str, ...] = ("mean", "std")
 
@@ -151,6 +159,10 @@ class FeatureConfig:
             raise ParameterError(f"n_mfcc={self.n_mfcc} exceeds n_mels={self.n_mels}")
         if self.fmin < 0:
             raise ParameterError(f"FeatureConfig.fmin must be >= 0 Hz, got {self.fmin!r}")
+        if self.chroma_threshold is not None and not self.chroma_threshold > 0:
+            raise ParameterError(
+                f"FeatureConfig.chroma_threshold must be > 0 or None, got {self.chroma_threshold!r}"
+            )
         if self.fmax is not None and not self.fmin < self.fmax:
             raise ParameterError(
                 f"FeatureConfig.fmax={self.fmax!r} Hz must exceed fmin={self.fmin!r} Hz"
@@ -205,6 +217,8 @@ class FeatureConfig:
                 f"feature configuration schema {schema!r} is not supported "
                 f"(this ser-edge reads schema {_CONFIG_SCHEMA})"
             )
+        # Written before the field existed, a configuration meant librosa's chroma scaling.
+        data.setdefault("chroma_threshold", None)
         known = {f.name for f in dataclasses.fields(cls)}
         unknown = sorted(set(data) - known)
         if unknown:
@@ -528,6 +542,7 @@ def chroma_stft(
     hop_length: int = 512,
     tuning: float | None = None,
     n_chroma: int = 12,
+    threshold: float | None = None,
 ) -> np.ndarray:
     """Chromagram from a power spectrogram, each frame scaled to a maximum of 1.
 
@@ -551,11 +566,19 @@ def chroma_stft(
         Deviation from A440 tuning in fractions of a chroma bin; ``None`` estimates it.
     n_chroma : int > 0
         Number of chroma bins.
+    threshold : float > 0 or None
+        Frames whose largest raw chroma energy is below ``threshold`` are left unscaled instead
+        of being scaled to 1; ``None`` means librosa's default, the smallest positive float32.
+        This is ``librosa.util.normalize``'s ``threshold``, which ``librosa.feature.chroma_stft``
+        does not pass on (an extension: the reference computes it as
+        ``normalize(chroma_stft(..., norm=None), norm=np.inf, axis=-2, threshold=threshold)``).
+        It keeps the resampler's rounding noise in digital silence (~1e-16 in power) from
+        becoming full-scale chroma that differs between CPUs.
 
     Returns
     -------
     chromagram : np.ndarray [shape=(n_chroma, n_frames)], float32, in [0, 1]
-        Frames without energy are all zero.
+        Frames without energy (or below ``threshold``) keep their raw, near-zero values.
     """
     S, n_fft = _power_spectrogram(y, S, n_fft, hop_length, 2.0)
     if tuning is None:
@@ -563,8 +586,12 @@ def chroma_stft(
     chromafb = chroma_filters(sr=sr, n_fft=n_fft, tuning=float(tuning), n_chroma=n_chroma)
     raw = np.matmul(chromafb, S)
     # librosa.util.normalize(norm=np.inf, axis=-2): frames below float tiny stay unscaled.
+    if threshold is None:
+        threshold = np.finfo(raw.dtype).tiny
+    elif not threshold > 0:
+        raise ParameterError(f"threshold={threshold!r} must be strictly positive")
     length = np.max(np.abs(raw), axis=-2, keepdims=True).astype(np.float64)
-    length[length < np.finfo(raw.dtype).tiny] = 1.0
+    length[length < threshold] = 1.0
     return (raw / length).astype(raw.dtype)
 
 
@@ -616,7 +643,8 @@ def feature_matrices(y: np.ndarray, *, sr: int, config: FeatureConfig) -> dict[s
         if "mel" in wanted:
             blocks["mel"] = mel_db if config.mel_db else mel
     if "chroma" in wanted:
-        blocks["chroma"] = chroma_stft(S=S, sr=sr, tuning=config.tuning, n_chroma=config.n_chroma)
+        blocks["chroma"] = chroma_stft(S=S, sr=sr, tuning=config.tuning, n_chroma=config.n_chroma,
+                                       threshold=config.chroma_threshold)
     return blocks
 
 

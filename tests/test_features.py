@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 
 import numpy as np
@@ -157,3 +158,33 @@ def test_pitch_tuning_finds_a_detuned_grid():
     freqs = 440.0 * 2.0 ** (np.array([-12, -5, 0, 3, 7, 12]) / 12 + 0.2 / 12)
     assert features.pitch_tuning(freqs.astype(np.float32)) == pytest.approx(0.2, abs=0.011)
     assert features.pitch_tuning(np.zeros(3)) == 0.0
+
+
+def test_silence_noise_does_not_become_chroma(signal):
+    """Rounding noise (~1e-9) in digital silence, as resamplers leave it and as it differs between
+    CPUs, must not reach the features: the chroma threshold keeps such frames near zero."""
+    config = FeatureConfig()
+    y = signal("vibrato", config.sr, duration=2.0)
+    y[: config.sr] = 0.0
+    noisy = y.copy()
+    noisy[: config.sr] = 1e-9 * signal("noise", config.sr)[: config.sr]
+    chroma = slice(2 * config.n_mfcc, 2 * config.n_mfcc + 2 * config.n_chroma)
+    a = features.feature_vector(y, sr=config.sr, config=config)
+    b = features.feature_vector(noisy, sr=config.sr, config=config)
+    np.testing.assert_allclose(a, b, rtol=0, atol=1e-4)
+    # Without the threshold (librosa's behaviour) the same noise is scaled to full-size chroma.
+    bare = dataclasses.replace(config, chroma_threshold=None)
+    a = features.feature_vector(y, sr=config.sr, config=bare)
+    b = features.feature_vector(noisy, sr=config.sr, config=bare)
+    assert np.abs(a - b)[chroma].max() > 0.05
+
+
+def test_config_without_chroma_threshold_means_librosas_scaling():
+    data = json.loads(FeatureConfig().to_json())
+    del data["chroma_threshold"]
+    assert FeatureConfig.from_json(json.dumps(data)).chroma_threshold is None
+
+
+def test_chroma_threshold_must_be_positive():
+    with pytest.raises(ParameterError, match="chroma_threshold must be > 0"):
+        FeatureConfig(chroma_threshold=0.0)

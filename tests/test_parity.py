@@ -172,3 +172,17 @@ def test_feature_vector_equals_pooled_librosa(signal, sr):
     ours = features.feature_vector(y, sr=sr, config=config)
     assert ours.shape == (config.n_features,) and ours.dtype == np.float32
     np.testing.assert_allclose(ours, ref, rtol=0, atol=1e-2)
+
+
+@pytest.mark.parametrize("threshold", [None, 1e-10, 1e-3])
+def test_chroma_threshold_is_librosas_normalize_threshold(signal, threshold):
+    sr, n_fft, hop_length = 16000, 1024, 256
+    y = signal("vibrato", sr)
+    y[: sr // 2] = 1e-9 * signal("noise", sr)[: sr // 2]  # resampler-noise-sized "silence"
+    raw = librosa.feature.chroma_stft(y=y, sr=sr, norm=None, n_fft=n_fft, hop_length=hop_length,
+                                      window="hann", center=True, pad_mode="constant",
+                                      tuning=0.0, n_chroma=12)
+    ref = librosa.util.normalize(raw, norm=np.inf, axis=-2, threshold=threshold)
+    ours = features.chroma_stft(y=y, sr=sr, n_fft=n_fft, hop_length=hop_length, tuning=0.0,
+                                threshold=threshold)
+    np.testing.assert_allclose(ours, ref, rtol=0, atol=1e-3)
