@@ -35,6 +35,7 @@ _D = DEFAULT_FEATURE_CONFIG
 _D_FEATURES = ",".join(_D.features)
 _D_STATS = ",".join(_D.stats)
 _D_TUNING = "estimate" if _D.tuning is None else repr(_D.tuning)
+_D_CHROMA = "none" if _D.chroma_threshold is None else repr(_D.chroma_threshold)
 
 
 class Model(str, Enum):
@@ -77,6 +78,13 @@ NmelsOpt = Annotated[int, typer.Option("--n-mels", help="Number of mel bands.")]
 FeaturesOpt = Annotated[str, typer.Option("--features", help="Comma list of mfcc,chroma,mel.")]
 StatsOpt = Annotated[str, typer.Option("--stats", help="Comma list of mean,std,min,max.")]
 MelDbOpt = Annotated[bool, typer.Option("--mel-db/--mel-power", help="Pool the mel block in dB.")]
+ChromaThresholdOpt = Annotated[
+    str,
+    typer.Option(
+        "--chroma-threshold",
+        help="Chroma frames below this power stay unscaled (silence), or 'none' (librosa's).",
+    ),
+]
 TuningOpt = Annotated[
     str, typer.Option("--tuning", help="Chroma tuning in bins, or 'estimate' (per clip).")
 ]
@@ -101,8 +109,10 @@ def _config(
     stats: str,
     mel_db: bool,
     tuning: str,
+    chroma_threshold: str = _D_CHROMA,
 ) -> FeatureConfig:
     tune = None if tuning.strip().lower() in ("estimate", "none") else float(tuning)
+    floor = None if chroma_threshold.strip().lower() == "none" else float(chroma_threshold)
     return FeatureConfig(
         features=tuple(s.strip() for s in features.split(",") if s.strip()),
         sr=sr,
@@ -111,6 +121,7 @@ def _config(
         n_mfcc=n_mfcc,
         n_mels=n_mels,
         tuning=tune,
+        chroma_threshold=floor,
         mel_db=mel_db,
         stats=tuple(s.strip() for s in stats.split(",") if s.strip()),
     )
@@ -172,6 +183,7 @@ def features(
     stats: StatsOpt = _D_STATS,
     mel_db: MelDbOpt = _D.mel_db,
     tuning: TuningOpt = _D_TUNING,
+    chroma_threshold: ChromaThresholdOpt = _D_CHROMA,
     jobs: JobsOpt = 2,
     cache_dir: CacheOpt = None,
     quiet: QuietOpt = False,
@@ -181,7 +193,8 @@ def features(
     from .dataset import load_dataset
 
     try:
-        config = _config(sr, n_fft, hop_length, n_mfcc, n_mels, features, stats, mel_db, tuning)
+        config = _config(sr, n_fft, hop_length, n_mfcc, n_mels, features, stats, mel_db, tuning,
+                         chroma_threshold)
         data = load_dataset(
             corpus, config, emotions=_emotions(emotions), n_jobs=jobs, cache_dir=cache_dir,
             progress=not quiet,
@@ -241,6 +254,7 @@ def train(
     stats: StatsOpt = _D_STATS,
     mel_db: MelDbOpt = _D.mel_db,
     tuning: TuningOpt = _D_TUNING,
+    chroma_threshold: ChromaThresholdOpt = _D_CHROMA,
     folds: FoldsOpt = 6,
     evaluate: Annotated[
         bool, typer.Option("--evaluate/--no-evaluate", help="Measure metrics for the metadata.")
@@ -256,7 +270,8 @@ def train(
     from .train import fit_pipeline
 
     try:
-        config = _config(sr, n_fft, hop_length, n_mfcc, n_mels, features, stats, mel_db, tuning)
+        config = _config(sr, n_fft, hop_length, n_mfcc, n_mels, features, stats, mel_db, tuning,
+                         chroma_threshold)
         extra = json.loads(params)
         if not isinstance(extra, dict):
             raise SerEdgeError(f"--params must be a JSON object, got {params!r}")
@@ -317,6 +332,7 @@ def evaluate_cmd(
     stats: StatsOpt = _D_STATS,
     mel_db: MelDbOpt = _D.mel_db,
     tuning: TuningOpt = _D_TUNING,
+    chroma_threshold: ChromaThresholdOpt = _D_CHROMA,
     folds: FoldsOpt = 6,
     cross_corpus: CrossOpt = None,
     grid: Annotated[
@@ -334,7 +350,8 @@ def evaluate_cmd(
     from .train import fit_pipeline
 
     try:
-        config = _config(sr, n_fft, hop_length, n_mfcc, n_mels, features, stats, mel_db, tuning)
+        config = _config(sr, n_fft, hop_length, n_mfcc, n_mels, features, stats, mel_db, tuning,
+                         chroma_threshold)
         names = [m.strip() for m in models.split(",") if m.strip()]
         for name in names:
             if name not in MODELS:
@@ -402,6 +419,7 @@ def grid_cmd(
     stats: StatsOpt = _D_STATS,
     mel_db: MelDbOpt = _D.mel_db,
     tuning: TuningOpt = _D_TUNING,
+    chroma_threshold: ChromaThresholdOpt = _D_CHROMA,
     seed: SeedOpt = DEFAULT_SEED,
     jobs: JobsOpt = 2,
     cache_dir: CacheOpt = None,
@@ -424,7 +442,8 @@ def grid_cmd(
         elif stage is Stage.tiebreak:
             entries = list(TIEBREAK_GRID)
         else:
-            config = _config(sr, n_fft, hop_length, n_mfcc, n_mels, features, stats, mel_db, tuning)
+            config = _config(sr, n_fft, hop_length, n_mfcc, n_mels, features, stats, mel_db, tuning,
+                         chroma_threshold)
             base = Base(config.sr, config.n_fft, config.hop_length, config.n_mels)
             fields = {
                 "features": config.features, "n_mfcc": config.n_mfcc, "stats": config.stats,
