@@ -19,7 +19,8 @@ pytestmark = pytest.mark.parity
 
 CONFIG = features.FeatureConfig()
 #: librosa's own defaults, with the tuning estimated per clip as chroma_stft does by default.
-LIBROSA_DEFAULTS = features.FeatureConfig(sr=22050, n_fft=2048, hop_length=512, tuning=None)
+LIBROSA_DEFAULTS = features.FeatureConfig(sr=22050, n_fft=2048, hop_length=512, tuning=None,
+                                          chroma_threshold=None)
 CONFIGS = pytest.mark.parametrize("config", [CONFIG, LIBROSA_DEFAULTS], ids=["bundled", "librosa"])
 
 
@@ -43,8 +44,10 @@ def _librosa_blocks(y: np.ndarray, sr: int, config: features.FeatureConfig):
     mel = librosa.feature.melspectrogram(y=y, sr=sr, power=2.0, **common, **mel_kw)
     return tuning, {
         "mfcc": librosa.feature.mfcc(y=y, sr=sr, n_mfcc=config.n_mfcc, **common, **mel_kw),
-        "chroma": librosa.feature.chroma_stft(y=y, sr=sr, tuning=config.tuning,
-                                              n_chroma=config.n_chroma, **common),
+        "chroma": librosa.util.normalize(
+            librosa.feature.chroma_stft(y=y, sr=sr, norm=None, tuning=config.tuning,
+                                        n_chroma=config.n_chroma, **common),
+            norm=np.inf, axis=-2, threshold=config.chroma_threshold),
         "mel": librosa.power_to_db(mel, ref=1.0, amin=1e-10, top_db=80.0) if config.mel_db
         else mel,
         "mel_power": mel,
