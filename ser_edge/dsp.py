@@ -56,7 +56,7 @@ def hann_window(n_fft: int) -> np.ndarray:
 def _frame_blocks(y: np.ndarray, n_fft: int, hop_length: int | None, center: bool):
     """Validate, pad and frame ``y``; yield ``(channel, start, spectra)`` block by block.
 
-    ``spectra`` is a reused complex128 buffer of shape ``(m, 1 + n_fft // 2)`` holding the rfft of
+    ``spectra`` is a reused complex buffer of shape ``(m, 1 + n_fft // 2)`` holding the rfft of
     frames ``start .. start + m`` of ``channel`` (after the window); the generator's first item is
     ``(lead_shape, n_frames, out_dtype)``.
     """
@@ -82,13 +82,16 @@ def _frame_blocks(y: np.ndarray, n_fft: int, hop_length: int | None, center: boo
     frames = np.lib.stride_tricks.sliding_window_view(y, n_fft, axis=-1)[..., ::hop_length, :]
     lead, n_frames = frames.shape[:-2], frames.shape[-2]
     frames = frames.reshape((-1, n_frames, n_fft))
-    yield lead, n_frames, (np.complex64 if y.dtype == np.float32 else np.complex128)
+    out_dtype = np.complex64 if y.dtype == np.float32 else np.complex128
+    yield lead, n_frames, out_dtype
     window = hann_window(n_fft)
     # Small blocks through two reused buffers: the float64 products and their spectra stay in
-    # cache, and no large temporary is allocated (page faults cost more than the FFTs).
+    # cache, and no large temporary is allocated (page faults cost more than the FFTs). The
+    # float64 transform is written straight into the output dtype, the rounding librosa does
+    # when it stores its complex64 matrix.
     block = min(_BLOCK_FRAMES, n_frames)
     buf = np.empty((block, n_fft))
-    spec = np.empty((block, 1 + n_fft // 2), dtype=np.complex128)
+    spec = np.empty((block, 1 + n_fft // 2), dtype=out_dtype)
     for c in range(frames.shape[0]):
         for start in range(0, n_frames, block):
             m = min(block, n_frames - start)
@@ -183,8 +186,12 @@ def power_spectrogram(
     lead, n_frames, dtype = next(blocks)
     real = np.float32 if dtype == np.complex64 else np.float64
     S = np.empty((int(np.prod(lead)), 1 + n_fft // 2, n_frames), dtype=real)
+    mag = np.empty((min(_BLOCK_FRAMES, n_frames), 1 + n_fft // 2), dtype=real)
     for c, start, spec in blocks:
-        S[c, :, start : start + len(spec)] = (np.abs(spec.astype(dtype)) ** power).T
+        m = len(spec)
+        np.abs(spec, out=mag[:m])
+        np.power(mag[:m], power, out=mag[:m])
+        S[c, :, start : start + m] = mag[:m].T
     return S.reshape(lead + S.shape[1:])
 
 
