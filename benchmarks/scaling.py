@@ -119,8 +119,9 @@ def main(argv: list[str] | None = None) -> int:
     if "ser-edge" in fits:
         kib = fits["ser-edge"]["peak_rss_bytes_per_audio_s"] / 1024
         text += ("\nser-edge's memory is NOT bounded: it grows linearly with the clip "
-                 f"(~{kib:.0f} KiB/s, {kib * 60 / 1024:.0f} MiB per minute of audio): the whole "
-                 "decoded clip, its resampled copy and its spectrogram are held at once."
+                 f"(~{kib:.0f} KiB/s, {kib * 60 / 1024:.0f} MiB per minute of audio): decoding and "
+                 "resampling stream, and at a fixed tuning so does the spectrogram, but the "
+                 "resampled clip and its mel matrices (top_db needs the clip's maximum) are held."
                  if kib > 64 else
                  f"\nser-edge's memory is bounded: growth {kib:.0f} KiB per second of audio.")
     C.finish(result, text)

@@ -17,7 +17,7 @@ import soxr
 
 from .errors import AudioError
 
-__all__ = ["load", "resample", "valid_audio", "MIN_SR", "MAX_SR"]
+__all__ = ["load", "load_with_rate", "resample", "valid_audio", "MIN_SR", "MAX_SR"]
 
 #: The range of native sample rates accepted, in Hz: below it there is no speech band to analyse,
 #: above it no real recorder.
@@ -109,7 +109,8 @@ def load(
 
     Mirrors ``librosa.load(path, sr=sr, mono=mono)`` (librosa 0.11.0, soundfile back end,
     ``res_type="soxr_hq"``). Reads WAV, FLAC, OGG/Vorbis, Opus, MP3 and whatever else the
-    installed libsndfile reads.
+    installed libsndfile reads. Mono audio that is resampled is decoded and resampled block by
+    block, so the file at its own rate is never held whole.
 
     Parameters
     ----------
@@ -134,6 +135,32 @@ def load(
         decode it, has no samples or NaN/infinite samples, or its sample rate is outside
         [MIN_SR, MAX_SR] Hz. The message names the file and the problem on one line.
     """
+    y, sr, _ = load_with_rate(path, sr=sr, mono=mono)
+    return y, sr
+
+
+def load_with_rate(
+    path: str | os.PathLike,
+    *,
+    sr: int | None = 22050,
+    mono: bool = True,
+) -> tuple[np.ndarray, int, int]:
+    """:func:`load`, also returning the file's own sample rate.
+
+    Returns
+    -------
+    y : np.ndarray [shape=(n,) or (n_channels, n)], float32
+        As :func:`load`.
+    sr : int
+        Sample rate of ``y``, in Hz.
+    sr_native : int
+        Sample rate of the file, in Hz.
+
+    Raises
+    ------
+    AudioError
+        As :func:`load`.
+    """
     name = _name(path)
     file = Path(path)
     if not file.exists():
@@ -142,29 +169,65 @@ def load(
         raise AudioError(f"{name}: is a folder, not an audio file")
     if file.stat().st_size == 0:
         raise AudioError(f"{name}: empty file (0 bytes)")
+    if sr is not None and (isinstance(sr, bool) or not isinstance(sr, (int, np.integer))
+                           or sr <= 0):
+        raise AudioError(f"{name}: target sample rate must be a positive integer, got {sr!r}")
     try:
         with sf.SoundFile(file) as f:
             sr_native = f.samplerate
             if f.channels < 1:
                 raise AudioError(f"{name}: no audio channels")
+            if not MIN_SR <= sr_native <= MAX_SR:
+                raise AudioError(
+                    f"{name}: sample rate {sr_native} Hz is outside the supported "
+                    f"{MIN_SR}-{MAX_SR} Hz"
+                )
+            if mono and sr is not None and sr != sr_native:
+                return _load_mono_resampled(f, name, int(sr)), int(sr), sr_native
             y = f.read(frames=-1, dtype="float32", always_2d=False).T
     except AudioError:
         raise
     except (sf.LibsndfileError, RuntimeError, ValueError, TypeError, OSError) as exc:
         reason = " ".join(str(exc).split()) or type(exc).__name__
         raise AudioError(f"{name}: cannot decode as audio ({reason})") from None
-    if not MIN_SR <= sr_native <= MAX_SR:
-        raise AudioError(
-            f"{name}: sample rate {sr_native} Hz is outside the supported {MIN_SR}-{MAX_SR} Hz"
-        )
     valid_audio(y, path=name)
     if mono and y.ndim > 1:
         y = np.mean(y, axis=tuple(range(y.ndim - 1)))
     if sr is None:
-        return y, sr_native
-    if isinstance(sr, bool) or not isinstance(sr, (int, np.integer)) or sr <= 0:
-        raise AudioError(f"{name}: target sample rate must be a positive integer, got {sr!r}")
-    return resample(y, orig_sr=sr_native, target_sr=int(sr)), int(sr)
+        return y, sr_native, sr_native
+    return resample(y, orig_sr=sr_native, target_sr=int(sr)), int(sr), sr_native
+
+
+# Frames decoded at a time when decoding and resampling stream: ~1.4 s at 48 kHz.
+_BLOCK_SAMPLES = 1 << 16
+
+
+def _load_mono_resampled(f: sf.SoundFile, name: str, sr: int) -> np.ndarray:
+    """Decode, downmix and resample block by block: what :func:`load` returns, in less memory.
+
+    The whole file at its own rate is never held: each block is averaged over its channels and
+    fed to a ``soxr.ResampleStream`` at ``soxr_hq``, whose output equals ``soxr.resample`` on the
+    whole signal sample for sample; the result is then cut or zero-padded to librosa's length.
+    """
+    stream = soxr.ResampleStream(f.samplerate, sr, 1, dtype="float32", quality="soxr_hq")
+    parts, n_in = [], 0
+    for block in f.blocks(blocksize=_BLOCK_SAMPLES, dtype="float32", always_2d=True):
+        block = block.T  # (channels, m), the layout librosa averages over
+        if not np.isfinite(block).all():
+            raise AudioError(f"{name}: audio has NaN or infinite samples")
+        n_in += block.shape[-1]
+        parts.append(stream.resample_chunk(np.mean(block, axis=0)))
+    if n_in == 0:
+        raise AudioError(f"{name}: no audio samples")
+    parts.append(stream.resample_chunk(np.zeros(0, dtype=np.float32), last=True))
+    n_out = int(np.ceil(n_in * (float(sr) / f.samplerate)))
+    y = np.zeros(n_out, dtype=np.float32)
+    filled = 0
+    for part in parts:
+        take = min(len(part), n_out - filled)
+        y[filled : filled + take] = part[:take]
+        filled += take
+    return y
 
 
 def duration(y: np.ndarray, sr: int) -> float:

@@ -13,7 +13,14 @@ import numpy as np
 
 from .errors import ParameterError
 
-__all__ = ["hann_window", "stft", "power_spectrogram", "power_to_db", "fft_frequencies"]
+__all__ = [
+    "hann_window",
+    "stft",
+    "power_spectrogram",
+    "power_blocks",
+    "power_to_db",
+    "fft_frequencies",
+]
 
 # Frames transformed at once: a 512 KB float64 scratch at n_fft=2048, whatever the clip's length.
 _BLOCK_FRAMES = 32
@@ -193,6 +200,65 @@ def power_spectrogram(
         np.power(mag[:m], power, out=mag[:m])
         S[c, :, start : start + m] = mag[:m].T
     return S.reshape(lead + S.shape[1:])
+
+
+def power_blocks(
+    y: np.ndarray,
+    *,
+    n_fft: int = 2048,
+    hop_length: int | None = None,
+    center: bool = True,
+    power: float = 2.0,
+    frames_per_block: int = 256,
+):
+    """Yield :func:`power_spectrogram` of mono ``y`` a block of frames at a time.
+
+    For features that need each frame once (mel, chroma at a fixed tuning), so that the whole
+    spectrogram is never held: memory stays at one block whatever the clip's length.
+
+    Parameters
+    ----------
+    y : np.ndarray [shape=(n,)], float32 or float64
+        Mono audio time series.
+    n_fft, hop_length, center, power
+        As :func:`power_spectrogram`.
+    frames_per_block : int > 0
+        Frames per block, at most; rounded to whole transform blocks of 32 frames.
+
+    Yields
+    ------
+    n_frames : int
+        First, the number of frames of the whole spectrogram.
+    start, P : int, np.ndarray [shape=(m, 1 + n_fft // 2)], float32 for float32 y
+        Then, for each block, its first frame and the block, frame by frame (the transpose of the
+        spectrogram's slice ``[:, start:start + m]``). ``P`` is a buffer reused by the next
+        block: use it before asking for the next one.
+
+    Raises
+    ------
+    ParameterError
+        As :func:`stft`, or if ``y`` is not 1-D.
+    """
+    if np.ndim(y) != 1:
+        raise ParameterError(f"power_blocks takes mono audio (1-D), got shape {np.shape(y)}")
+    blocks = _frame_blocks(y, n_fft, hop_length, center)
+    _, n_frames, dtype = next(blocks)
+    yield n_frames
+    real = np.float32 if dtype == np.complex64 else np.float64
+    # At least one FFT block: blocks are whole FFT blocks, never split.
+    rows = min(max(frames_per_block, _BLOCK_FRAMES), n_frames)
+    out = np.empty((rows, 1 + n_fft // 2), dtype=real)
+    first = filled = 0
+    for _, start, spec in blocks:
+        m = len(spec)
+        if filled + m > len(out):
+            yield first, out[:filled]
+            first, filled = start, 0
+        np.abs(spec, out=out[filled : filled + m])
+        np.power(out[filled : filled + m], power, out=out[filled : filled + m])
+        filled += m
+    if filled:
+        yield first, out[:filled]
 
 
 def power_to_db(

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .dsp import fft_frequencies, power_spectrogram, power_to_db, stft
+from .dsp import fft_frequencies, power_blocks, power_spectrogram, power_to_db, stft
 from .errors import ParameterError
 from .filters import chroma_filters, dct_matrix, hz_to_octs, mel_filters
 
@@ -584,8 +584,15 @@ def chroma_stft(
     if tuning is None:
         tuning = estimate_tuning(S=S, sr=sr, bins_per_octave=n_chroma)
     chromafb = chroma_filters(sr=sr, n_fft=n_fft, tuning=float(tuning), n_chroma=n_chroma)
-    raw = np.matmul(chromafb, S)
-    # librosa.util.normalize(norm=np.inf, axis=-2): frames below float tiny stay unscaled.
+    return _scale_chroma(np.matmul(chromafb, S), threshold)
+
+
+def _scale_chroma(raw: np.ndarray, threshold: float | None) -> np.ndarray:
+    """Scale each chroma frame to a maximum of 1, leaving frames below ``threshold`` unscaled.
+
+    ``librosa.util.normalize(raw, norm=np.inf, axis=-2, threshold=threshold)``; the default
+    threshold is the smallest positive float.
+    """
     if threshold is None:
         threshold = np.finfo(raw.dtype).tiny
     elif not threshold > 0:
@@ -593,6 +600,42 @@ def chroma_stft(
     length = np.max(np.abs(raw), axis=-2, keepdims=True).astype(np.float64)
     length[length < threshold] = 1.0
     return (raw / length).astype(raw.dtype)
+
+
+def _mel_of(S: np.ndarray, sr: int, config: FeatureConfig) -> np.ndarray:
+    """The mel power spectrogram of ``S`` at ``config``'s filter bank."""
+    return melspectrogram(S=S, sr=sr, n_fft=config.n_fft, n_mels=config.n_mels,
+                          fmin=config.fmin, fmax=config.fmax, htk=config.htk)
+
+
+def _stream_mel_chroma(
+    y: np.ndarray, sr: int, config: FeatureConfig, wanted: set[str]
+) -> tuple[np.ndarray | None, np.ndarray | None]:
+    """Mel power and chroma (at ``config.tuning``) of ``y``, block by block of frames.
+
+    The power spectrogram is never held whole: each block is projected onto the mel and chroma
+    banks and dropped, so memory grows with the small mel matrix only. Equal to
+    :func:`melspectrogram` and :func:`chroma_stft` on the whole spectrogram up to the rounding of
+    the block-wise matrix products.
+    """
+    need_mel = bool(wanted & {"mfcc", "mel"})
+    need_chroma = "chroma" in wanted
+    blocks = power_blocks(y, n_fft=config.n_fft, hop_length=config.hop_length)
+    n_frames = next(blocks)
+    mel_basis = mel_filters(sr=sr, n_fft=config.n_fft, n_mels=config.n_mels, fmin=config.fmin,
+                            fmax=config.fmax, htk=config.htk) if need_mel else None
+    chromafb = chroma_filters(sr=sr, n_fft=config.n_fft, tuning=float(config.tuning or 0.0),
+                              n_chroma=config.n_chroma) if need_chroma else None
+    mel = np.empty((config.n_mels, n_frames), dtype=np.float32) if need_mel else None
+    raw = np.empty((config.n_chroma, n_frames), dtype=np.float32) if need_chroma else None
+    for start, P in blocks:
+        # P is (frames, bins) in C order: P @ bank.T runs on BLAS without a copy.
+        if mel is not None:
+            mel[:, start : start + len(P)] = (P @ mel_basis.T).T
+        if raw is not None:
+            raw[:, start : start + len(P)] = (P @ chromafb.T).T
+    chroma = _scale_chroma(raw, config.chroma_threshold) if raw is not None else None
+    return mel, chroma
 
 
 def feature_matrices(y: np.ndarray, *, sr: int, config: FeatureConfig) -> dict[str, np.ndarray]:
@@ -629,22 +672,24 @@ def feature_matrices(y: np.ndarray, *, sr: int, config: FeatureConfig) -> dict[s
     y = np.asarray(y)
     if y.ndim != 1:
         raise ParameterError(f"feature_matrices takes mono audio (1-D), got shape {y.shape}")
-    S, _ = _power_spectrogram(y, None, config.n_fft, config.hop_length, 2.0)
-    blocks: dict[str, np.ndarray] = {}
     wanted = set(config.features)
-    if wanted & {"mfcc", "mel"}:
-        mel = melspectrogram(
-            S=S, sr=sr, n_fft=config.n_fft, n_mels=config.n_mels,
-            fmin=config.fmin, fmax=config.fmax, htk=config.htk,
-        )
+    if "chroma" in wanted and config.tuning is None:
+        # The tuning is estimated from every frame before the chroma bank is known: keep S.
+        S, _ = _power_spectrogram(y, None, config.n_fft, config.hop_length, 2.0)
+        mel = _mel_of(S, sr, config) if wanted & {"mfcc", "mel"} else None
+        chroma = chroma_stft(S=S, sr=sr, tuning=None, n_chroma=config.n_chroma,
+                             threshold=config.chroma_threshold)
+    else:
+        mel, chroma = _stream_mel_chroma(y, sr, config, wanted)
+    blocks: dict[str, np.ndarray] = {}
+    if mel is not None:
         mel_db = power_to_db(mel) if ("mfcc" in wanted or config.mel_db) else None
         if "mfcc" in wanted:
             blocks["mfcc"] = mfcc(S=mel_db, n_mfcc=config.n_mfcc)
         if "mel" in wanted:
             blocks["mel"] = mel_db if config.mel_db else mel
-    if "chroma" in wanted:
-        blocks["chroma"] = chroma_stft(S=S, sr=sr, tuning=config.tuning, n_chroma=config.n_chroma,
-                                       threshold=config.chroma_threshold)
+    if chroma is not None:
+        blocks["chroma"] = chroma
     return blocks
 
 

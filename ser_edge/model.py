@@ -328,10 +328,8 @@ class Classifier:
     def _load_features(self, path: str | os.PathLike[str]) -> tuple[np.ndarray, float, int]:
         from . import audio
 
-        y, sr_native = audio.load(path, sr=None)
-        duration_s = y.shape[-1] / sr_native
-        y = audio.resample(y, orig_sr=sr_native, target_sr=self.feature_config.sr)
-        return self._vector(y, path), duration_s, int(sr_native)
+        y, sr, sr_native = audio.load_with_rate(path, sr=self.feature_config.sr)
+        return self._vector(y, path), y.shape[-1] / sr, int(sr_native)
 
     def _vector(self, y: np.ndarray, path: str | os.PathLike[str] | None) -> np.ndarray:
         """Check mono audio at ``feature_config.sr`` and compute its feature vector."""
