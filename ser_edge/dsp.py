@@ -7,6 +7,9 @@ a difference of one float32 ulp in the power spectrogram can flip.
 
 from __future__ import annotations
 
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 from functools import lru_cache
 
 import numpy as np
@@ -24,6 +27,25 @@ __all__ = [
 
 # Frames transformed at once: a 512 KB float64 scratch at n_fft=2048, whatever the clip's length.
 _BLOCK_FRAMES = 32
+
+
+# Scratch buffers kept between calls, per thread: fresh ones cost page faults on first touch,
+# about a third of a short clip's STFT. A buffer is borrowed for one call and given back, so two
+# transforms running at once (nested generators, threads) never share one.
+_SCRATCH = threading.local()
+
+
+@contextmanager
+def _scratch(shape: tuple[int, ...], dtype: type) -> Iterator[np.ndarray]:
+    free = _SCRATCH.__dict__.setdefault("free", {})
+    key = (shape, np.dtype(dtype).str)
+    stack = free.setdefault(key, [])
+    buf = stack.pop() if stack else np.empty(shape, dtype=dtype)
+    try:
+        yield buf
+    finally:
+        if len(stack) < 4:
+            stack.append(buf)
 
 
 def _check_positive_int(name: str, value: object) -> None:
@@ -97,14 +119,14 @@ def _frame_blocks(y: np.ndarray, n_fft: int, hop_length: int | None, center: boo
     # float64 transform is written straight into the output dtype, the rounding librosa does
     # when it stores its complex64 matrix.
     block = min(_BLOCK_FRAMES, n_frames)
-    buf = np.empty((block, n_fft))
-    spec = np.empty((block, 1 + n_fft // 2), dtype=out_dtype)
-    for c in range(frames.shape[0]):
-        for start in range(0, n_frames, block):
-            m = min(block, n_frames - start)
-            np.multiply(frames[c, start : start + m], window, out=buf[:m])
-            np.fft.rfft(buf[:m], axis=-1, out=spec[:m])
-            yield c, start, spec[:m]
+    with (_scratch((block, n_fft), np.float64) as buf,
+          _scratch((block, 1 + n_fft // 2), out_dtype) as spec):
+        for c in range(frames.shape[0]):
+            for start in range(0, n_frames, block):
+                m = min(block, n_frames - start)
+                np.multiply(frames[c, start : start + m], window, out=buf[:m])
+                np.fft.rfft(buf[:m], axis=-1, out=spec[:m])
+                yield c, start, spec[:m]
 
 
 
@@ -193,12 +215,12 @@ def power_spectrogram(
     lead, n_frames, dtype = next(blocks)
     real = np.float32 if dtype == np.complex64 else np.float64
     S = np.empty((int(np.prod(lead)), 1 + n_fft // 2, n_frames), dtype=real)
-    mag = np.empty((min(_BLOCK_FRAMES, n_frames), 1 + n_fft // 2), dtype=real)
-    for c, start, spec in blocks:
-        m = len(spec)
-        np.abs(spec, out=mag[:m])
-        np.power(mag[:m], power, out=mag[:m])
-        S[c, :, start : start + m] = mag[:m].T
+    with _scratch((min(_BLOCK_FRAMES, n_frames), 1 + n_fft // 2), real) as mag:
+        for c, start, spec in blocks:
+            m = len(spec)
+            np.abs(spec, out=mag[:m])
+            np.power(mag[:m], power, out=mag[:m])
+            S[c, :, start : start + m] = mag[:m].T
     return S.reshape(lead + S.shape[1:])
 
 
@@ -247,18 +269,18 @@ def power_blocks(
     real = np.float32 if dtype == np.complex64 else np.float64
     # At least one FFT block: blocks are whole FFT blocks, never split.
     rows = min(max(frames_per_block, _BLOCK_FRAMES), n_frames)
-    out = np.empty((rows, 1 + n_fft // 2), dtype=real)
-    first = filled = 0
-    for _, start, spec in blocks:
-        m = len(spec)
-        if filled + m > len(out):
+    with _scratch((rows, 1 + n_fft // 2), real) as out:
+        first = filled = 0
+        for _, start, spec in blocks:
+            m = len(spec)
+            if filled + m > len(out):
+                yield first, out[:filled]
+                first, filled = start, 0
+            np.abs(spec, out=out[filled : filled + m])
+            np.power(out[filled : filled + m], power, out=out[filled : filled + m])
+            filled += m
+        if filled:
             yield first, out[:filled]
-            first, filled = start, 0
-        np.abs(spec, out=out[filled : filled + m])
-        np.power(out[filled : filled + m], power, out=out[filled : filled + m])
-        filled += m
-    if filled:
-        yield first, out[:filled]
 
 
 def power_to_db(

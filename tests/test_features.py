@@ -192,3 +192,16 @@ def test_config_without_chroma_threshold_means_librosas_scaling():
 def test_chroma_threshold_must_be_positive():
     with pytest.raises(ParameterError, match="chroma_threshold must be > 0"):
         FeatureConfig(chroma_threshold=0.0)
+
+
+def test_interleaved_power_blocks_do_not_share_buffers(signal):
+    """Two spectrogram generators alive at once in one thread get their own scratch buffers."""
+    a, b = signal("noise", 16000), signal("vibrato", 16000)
+    gens = [dsp.power_blocks(x, n_fft=1024, hop_length=256, frames_per_block=32) for x in (a, b)]
+    sizes = [next(g) for g in gens]
+    out = [np.empty((513, n), np.float32) for n in sizes]
+    for (sa, pa), (sb, pb) in zip(*gens, strict=True):
+        out[0][:, sa : sa + len(pa)] = pa.T
+        out[1][:, sb : sb + len(pb)] = pb.T
+    for x, S in zip((a, b), out, strict=True):
+        np.testing.assert_array_equal(S, dsp.power_spectrogram(x, n_fft=1024, hop_length=256))
