@@ -127,7 +127,9 @@ def section() -> str:
         fit = scal["fits"]["ser-edge"]
         kib = fit["peak_rss_bytes_per_audio_s"] / 1024
         lines += [
-            f"Memory is not bounded yet: ser-edge holds the whole clip and its spectrogram, so its "
+            f"Memory is not bounded: ser-edge decodes, resamples and (at the bundled model's fixed "
+            f"tuning) computes the spectrogram block by block, but holds the resampled clip and "
+            f"its mel matrices (top_db needs the clip's maximum), so its "
             f"peak memory grows by about {kib:.0f} KiB per second of 48 kHz audio "
             f"({kib * 60 / 1024:.0f} MiB per minute) above a "
             f"{fit['peak_rss_intercept_mb']:.0f} MB base; clips up to about a minute stay near "

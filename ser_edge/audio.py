@@ -109,8 +109,8 @@ def load(
 
     Mirrors ``librosa.load(path, sr=sr, mono=mono)`` (librosa 0.11.0, soundfile back end,
     ``res_type="soxr_hq"``). Reads WAV, FLAC, OGG/Vorbis, Opus, MP3 and whatever else the
-    installed libsndfile reads. Mono audio that is resampled is decoded and resampled block by
-    block, so the file at its own rate is never held whole.
+    installed libsndfile reads. Long mono audio that is resampled is decoded and resampled block
+    by block, so the file at its own rate is never held whole.
 
     Parameters
     ----------
@@ -182,7 +182,8 @@ def load_with_rate(
                     f"{name}: sample rate {sr_native} Hz is outside the supported "
                     f"{MIN_SR}-{MAX_SR} Hz"
                 )
-            if mono and sr is not None and sr != sr_native:
+            # Long files stream; short ones are read at once (streaming costs ~0.2 ms a clip).
+            if mono and sr is not None and sr != sr_native and f.frames > _STREAM_MIN_FRAMES:
                 return _load_mono_resampled(f, name, int(sr)), int(sr), sr_native
             y = f.read(frames=-1, dtype="float32", always_2d=False).T
     except AudioError:
@@ -198,8 +199,10 @@ def load_with_rate(
     return resample(y, orig_sr=sr_native, target_sr=int(sr)), int(sr), sr_native
 
 
-# Frames decoded at a time when decoding and resampling stream: ~1.4 s at 48 kHz.
+# Frames decoded at a time when decoding and resampling stream: ~1.4 s at 48 kHz; files longer
+# than _STREAM_MIN_FRAMES (~11 s at 48 kHz) stream.
 _BLOCK_SAMPLES = 1 << 16
+_STREAM_MIN_FRAMES = 1 << 19
 
 
 def _load_mono_resampled(f: sf.SoundFile, name: str, sr: int) -> np.ndarray:

@@ -101,3 +101,19 @@ def test_valid_audio_checks():
         audio.valid_audio(np.zeros(10, np.int16))
     with pytest.raises(AudioError, match="1-D or"):
         audio.valid_audio(np.zeros((1, 2, 3), np.float32))
+
+
+def test_long_file_streams_to_librosas_samples(tmp_path, signal):
+    """Files past the streaming threshold are decoded and resampled block by block; the result
+    must still equal librosa.load sample for sample (stereo, odd length, 44.1 kHz)."""
+    librosa = pytest.importorskip("librosa")
+    sr = 44100
+    n = audio._STREAM_MIN_FRAMES + 12345
+    left = np.resize(signal("vibrato", sr, duration=2.0), n)
+    right = np.resize(signal("noise", sr, duration=2.0), n)
+    path = _write(tmp_path / "long.flac", np.stack([left, right], axis=1), sr)
+    for target in (16000, 22050):
+        ref, _ = librosa.load(path, sr=target, mono=True)
+        ours, sr_out, sr_native = audio.load_with_rate(path, sr=target)
+        assert (sr_out, sr_native) == (target, sr)
+        np.testing.assert_array_equal(ours, ref)
