@@ -7,7 +7,6 @@ default quality (``soxr_hq``) to librosa's output length ``ceil(n * sr / sr_nati
 
 from __future__ import annotations
 
-import math
 import os
 from pathlib import Path
 
@@ -232,7 +231,3 @@ def _load_mono_resampled(f: sf.SoundFile, name: str, sr: int) -> np.ndarray:
         filled += take
     return y
 
-
-def duration(y: np.ndarray, sr: int) -> float:
-    """Duration of ``y`` (samples on the last axis) at ``sr`` Hz, in seconds."""
-    return y.shape[-1] / sr if sr > 0 else math.nan

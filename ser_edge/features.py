@@ -263,7 +263,7 @@ def pool(blocks: Mapping[str, np.ndarray], config: FeatureConfig) -> np.ndarray:
 
 
 def _power_spectrogram(
-    y: np.ndarray | None, S: np.ndarray | None, n_fft: int, hop_length: int, power: float
+    y: np.ndarray | None, S: np.ndarray | None, n_fft: int, hop_length: int | None, power: float
 ) -> tuple[np.ndarray, int]:
     """Return ``(S, n_fft)``: ``S`` as given (``n_fft`` from its height), or ``|stft(y)| ** power``.
 
@@ -408,7 +408,10 @@ def _piptrack_peaks(
     neighbours, with librosa's arithmetic (float32 data, the parabolic shift evaluated in float64
     as numba does in ``_pi_stencil``).
     """
-    S = np.abs(S)
+    # librosa takes np.abs(S); for a real non-negative S (a power spectrogram) that is S itself,
+    # so skip the copy, as large as the spectrogram.
+    if np.iscomplexobj(S) or S.min() < 0:
+        S = np.abs(S)
     fmin = np.maximum(fmin, 0)
     fmax = np.minimum(fmax, float(sr) / 2)
     fft_freqs = fft_frequencies(sr=sr, n_fft=n_fft)
@@ -516,11 +519,7 @@ def estimate_tuning(
     tuning : float in [-0.5, 0.5)
         Deviation from A440 tuning, in fractions of a bin.
     """
-    if S is None:
-        if y is None:
-            raise ParameterError("give either y (audio) or S (a spectrogram)")
-        S = np.abs(stft(y, n_fft=n_fft, hop_length=hop_length))
-    S, n_fft = _power_spectrogram(None, S, n_fft, 0, 1.0)
+    S, n_fft = _power_spectrogram(y, S, n_fft, hop_length, 1.0)
     if S.ndim != 2:
         raise ParameterError(f"estimate_tuning takes one spectrogram (2-D), got shape {S.shape}")
     pitch, mag = _piptrack_peaks(S, sr=sr, n_fft=n_fft)
