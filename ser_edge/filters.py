@@ -20,6 +20,7 @@ __all__ = [
     "mel_frequencies",
     "hz_to_octs",
     "mel_filters",
+    "mel_projection",
     "chroma_filters",
     "dct_matrix",
 ]
@@ -173,6 +174,63 @@ def mel_filters(
         enorm = 2.0 / (mel_f[2 : n_mels + 2] - mel_f[:n_mels])
         weights *= enorm[:, np.newaxis]
     return _readonly(weights)
+
+
+# Mel bands per dense block of :func:`mel_projection`: 8 keeps a block's bins close to its bands'
+# support (7% of the full bank's multiply-adds at 128 mels) and the BLAS calls few.
+_ROWS_PER_BLOCK = 8
+
+
+@lru_cache(maxsize=32)
+def _mel_blocks(**kwargs) -> tuple[int, tuple[tuple[int, int, int, int, np.ndarray], ...]]:
+    """The mel bank of ``kwargs`` cut into dense blocks ``(r0, r1, lo, hi, bank[r0:r1, lo:hi])``.
+
+    A triangular filter is non-zero on a narrow run of bins, so each block of consecutive bands
+    covers only the bins ``lo:hi`` where one of its bands is non-zero; blocks of bands that are
+    zero everywhere are left out.
+    """
+    bank = mel_filters(**kwargs)
+    blocks = []
+    for r0 in range(0, bank.shape[0], _ROWS_PER_BLOCK):
+        r1 = min(r0 + _ROWS_PER_BLOCK, bank.shape[0])
+        bins = np.flatnonzero(bank[r0:r1].any(axis=0))
+        if len(bins):
+            lo, hi = int(bins[0]), int(bins[-1]) + 1
+            blocks.append((r0, r1, lo, hi, _readonly(np.ascontiguousarray(bank[r0:r1, lo:hi]))))
+    return bank.shape[0], tuple(blocks)
+
+
+def mel_projection(S: np.ndarray, *, out: np.ndarray | None = None, **kwargs) -> np.ndarray:
+    """``mel_filters(**kwargs) @ S``, skipping the bank's zeros.
+
+    The same sums as the dense product, over the bins where each band is non-zero (a tenth of
+    the work or less): adding the zeros' products changes nothing but the rounding order, and
+    the results agree with the dense product to within float32 rounding.
+
+    Parameters
+    ----------
+    S : np.ndarray [shape=(..., 1 + n_fft // 2, n_frames)]
+        Power spectrogram (any view: a transposed block is read in place).
+    out : np.ndarray [shape=(..., n_mels, n_frames)] or None
+        Where to write the result.
+    **kwargs
+        The filter bank's parameters, as :func:`mel_filters` takes them.
+
+    Returns
+    -------
+    M : np.ndarray [shape=(..., n_mels, n_frames)], float32 for float32 ``S``
+    """
+    n_mels, blocks = _mel_blocks(**kwargs)
+    if out is None:
+        dtype = np.result_type(S.dtype, np.float32)
+        out = np.empty(S.shape[:-2] + (n_mels, S.shape[-1]), dtype=dtype)
+    covered = 0
+    for r0, r1, lo, hi, W in blocks:
+        out[..., covered:r0, :] = 0
+        np.matmul(W, S[..., lo:hi, :], out=out[..., r0:r1, :])
+        covered = r1
+    out[..., covered:, :] = 0
+    return out
 
 
 @lru_cache(maxsize=256)

@@ -201,7 +201,35 @@ def test_interleaved_power_blocks_do_not_share_buffers(signal):
     sizes = [next(g) for g in gens]
     out = [np.empty((513, n), np.float32) for n in sizes]
     for (sa, pa), (sb, pb) in zip(*gens, strict=True):
-        out[0][:, sa : sa + len(pa)] = pa.T
-        out[1][:, sb : sb + len(pb)] = pb.T
+        out[0][:, sa : sa + pa.shape[1]] = pa
+        out[1][:, sb : sb + pb.shape[1]] = pb
     for x, S in zip((a, b), out, strict=True):
         np.testing.assert_array_equal(S, dsp.power_spectrogram(x, n_fft=1024, hop_length=256))
+
+
+@pytest.mark.parametrize(
+    ("sr", "n_fft", "n_mels", "fmin", "fmax", "htk", "norm"),
+    [
+        (16000, 1024, 128, 0.0, None, False, "slaney"),  # the bundled bank
+        (22050, 2048, 40, 50.0, 8000.0, True, None),
+        (8000, 256, 128, 0.0, None, False, "slaney"),  # low bands with no bin: zero rows
+        (48000, 512, 13, 300.0, 3000.0, False, "slaney"),
+    ],
+)
+def test_mel_projection_equals_the_dense_product(signal, sr, n_fft, n_mels, fmin, fmax, htk,
+                                                 norm):
+    """Skipping the bank's zeros changes nothing but rounding, also with empty bands and
+    channels, and on a strided view (a block of the streaming path)."""
+    kw = {"sr": sr, "n_fft": n_fft, "n_mels": n_mels, "fmin": fmin, "fmax": fmax, "htk": htk,
+          "norm": norm}
+    y = np.stack([signal("noise", sr, seed=1), signal("chirp", sr)])
+    S = dsp.power_spectrogram(y, n_fft=n_fft, hop_length=n_fft // 4)
+    bank = filters.mel_filters(**kw)
+    dense = (bank.astype(np.float64) @ S.astype(np.float64)).astype(np.float32)
+    got = filters.mel_projection(S, **kw)
+    assert got.shape == dense.shape and got.dtype == np.float32
+    np.testing.assert_allclose(got, dense, rtol=1e-5, atol=1e-6 * dense.max())
+    assert not got[..., ~bank.any(axis=1), :].any()
+    view = S[0, :, 3:40]
+    np.testing.assert_allclose(filters.mel_projection(view, **kw), got[0, :, 3:40], rtol=1e-5,
+                               atol=1e-6 * dense.max())
