@@ -100,17 +100,23 @@ def _frame_blocks(y: np.ndarray, n_fft: int, hop_length: int | None, center: boo
         raise ParameterError(f"audio must have at least one sample, got shape {y.shape}")
     if not np.isfinite(y).all():
         raise ParameterError("audio buffer is not finite everywhere")
-    if center:
-        padding = [(0, 0)] * (y.ndim - 1) + [(n_fft // 2, n_fft // 2)]
-        y = np.pad(y, padding, mode="constant")
+    lead = y.shape[:-1]
+    y = y.reshape((-1, y.shape[-1]))
+    if center:  # zero padding, as np.pad(mode="constant") without its overhead
+        pad = n_fft // 2
+        padded = np.zeros((y.shape[0], y.shape[-1] + 2 * pad), dtype=y.dtype)
+        padded[:, pad : pad + y.shape[-1]] = y
+        y = padded
     if y.shape[-1] < n_fft:
         raise ParameterError(
             f"n_fft={n_fft} is too large for uncentred analysis of a signal of length {y.shape[-1]}"
         )
-    # (..., n_frames, n_fft) view: one contiguous row per frame, so rfft runs along the last axis.
-    frames = np.lib.stride_tricks.sliding_window_view(y, n_fft, axis=-1)[..., ::hop_length, :]
-    lead, n_frames = frames.shape[:-2], frames.shape[-2]
-    frames = frames.reshape((-1, n_frames, n_fft))
+    # (channels, n_frames, n_fft) view: one contiguous row per frame, so rfft runs along the
+    # last axis.
+    n_frames = 1 + (y.shape[-1] - n_fft) // hop_length
+    frames = np.lib.stride_tricks.as_strided(
+        y, shape=(y.shape[0], n_frames, n_fft),
+        strides=(y.strides[0], hop_length * y.strides[1], y.strides[1]), writeable=False)
     out_dtype = np.complex64 if y.dtype == np.float32 else np.complex128
     yield lead, n_frames, out_dtype
     window = hann_window(n_fft)
@@ -124,10 +130,22 @@ def _frame_blocks(y: np.ndarray, n_fft: int, hop_length: int | None, center: boo
         for c in range(frames.shape[0]):
             for start in range(0, n_frames, block):
                 m = min(block, n_frames - start)
-                np.multiply(frames[c, start : start + m], window, out=buf[:m])
+                # Cast, then multiply in place: faster than numpy's buffered mixed-dtype loop,
+                # and the same float64 products.
+                np.copyto(buf[:m], frames[c, start : start + m])
+                np.multiply(buf[:m], window, out=buf[:m])
                 np.fft.rfft(buf[:m], axis=-1, out=spec[:m])
                 yield c, start, spec[:m]
 
+
+
+def _magnitude(spec: np.ndarray, power: float, *, out: np.ndarray) -> None:
+    """``abs(spec) ** power`` into ``out``; squared as numpy's ``x ** 2`` squares, by ``square``."""
+    np.abs(spec, out=out)
+    if power == 2.0:
+        np.square(out, out=out)
+    elif power != 1.0:
+        np.power(out, power, out=out)
 
 
 def stft(
@@ -218,8 +236,7 @@ def power_spectrogram(
     with _scratch((min(_BLOCK_FRAMES, n_frames), 1 + n_fft // 2), real) as mag:
         for c, start, spec in blocks:
             m = len(spec)
-            np.abs(spec, out=mag[:m])
-            np.power(mag[:m], power, out=mag[:m])
+            _magnitude(spec, power, out=mag[:m])
             S[c, :, start : start + m] = mag[:m].T
     return S.reshape(lead + S.shape[1:])
 
@@ -251,10 +268,10 @@ def power_blocks(
     ------
     n_frames : int
         First, the number of frames of the whole spectrogram.
-    start, P : int, np.ndarray [shape=(m, 1 + n_fft // 2)], float32 for float32 y
-        Then, for each block, its first frame and the block, frame by frame (the transpose of the
-        spectrogram's slice ``[:, start:start + m]``). ``P`` is a buffer reused by the next
-        block: use it before asking for the next one.
+    start, S : int, np.ndarray [shape=(1 + n_fft // 2, m)], float32 for float32 y
+        Then, for each block, its first frame and the spectrogram's columns
+        ``start .. start + m``, equal to ``power_spectrogram(y)[:, start:start + m]``. ``S`` is a
+        view of a buffer that the next block reuses: use it before asking for the next one.
 
     Raises
     ------
@@ -267,20 +284,22 @@ def power_blocks(
     _, n_frames, dtype = next(blocks)
     yield n_frames
     real = np.float32 if dtype == np.complex64 else np.float64
+    n_bins = 1 + n_fft // 2
     # At least one FFT block: blocks are whole FFT blocks, never split.
-    rows = min(max(frames_per_block, _BLOCK_FRAMES), n_frames)
-    with _scratch((rows, 1 + n_fft // 2), real) as out:
+    cols = min(max(frames_per_block, _BLOCK_FRAMES), n_frames)
+    with (_scratch((n_bins, cols), real) as out,
+          _scratch((min(_BLOCK_FRAMES, n_frames), n_bins), real) as mag):
         first = filled = 0
         for _, start, spec in blocks:
             m = len(spec)
-            if filled + m > len(out):
-                yield first, out[:filled]
+            if filled + m > cols:
+                yield first, out[:, :filled]
                 first, filled = start, 0
-            np.abs(spec, out=out[filled : filled + m])
-            np.power(out[filled : filled + m], power, out=out[filled : filled + m])
+            _magnitude(spec, power, out=mag[:m])
+            out[:, filled : filled + m] = mag[:m].T
             filled += m
         if filled:
-            yield first, out[:filled]
+            yield first, out[:, :filled]
 
 
 def power_to_db(

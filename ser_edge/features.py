@@ -17,7 +17,7 @@ import numpy as np
 
 from .dsp import fft_frequencies, power_blocks, power_spectrogram, power_to_db, stft
 from .errors import ParameterError
-from .filters import chroma_filters, dct_matrix, hz_to_octs, mel_filters
+from .filters import chroma_filters, dct_matrix, hz_to_octs, mel_filters, mel_projection
 
 __all__ = [
     "FEATURES",
@@ -249,7 +249,7 @@ def pool(blocks: Mapping[str, np.ndarray], config: FeatureConfig) -> np.ndarray:
     ParameterError
         If a block is missing or has the wrong number of rows or no frames.
     """
-    parts = []
+    mats = []
     for name, rows in config.block_sizes.items():
         if name not in blocks:
             raise ParameterError(f"feature block {name!r} is missing")
@@ -258,8 +258,20 @@ def pool(blocks: Mapping[str, np.ndarray], config: FeatureConfig) -> np.ndarray:
             raise ParameterError(
                 f"feature block {name!r} has shape {M.shape}, expected ({rows}, n_frames > 0)"
             )
-        parts.extend(_STAT_FUNCS[stat](M, axis=-1) for stat in config.stats)
-    return np.concatenate(parts).astype(np.float32, copy=False)
+        mats.append(M)
+    if len({M.shape[1] for M in mats}) == 1:
+        # One call per statistic on the stacked rows: each row is reduced on its own, so the
+        # values are those of a call per block, without the per-call overhead.
+        stacked = np.concatenate(mats) if len(mats) > 1 else mats[0]
+        stats = [_STAT_FUNCS[stat](stacked, axis=-1) for stat in config.stats]
+        per_block = []
+        first = 0
+        for M in mats:
+            per_block.extend(v[first : first + len(M)] for v in stats)
+            first += len(M)
+    else:
+        per_block = [_STAT_FUNCS[stat](M, axis=-1) for M in mats for stat in config.stats]
+    return np.concatenate(per_block).astype(np.float32, copy=False)
 
 
 def _power_spectrogram(
@@ -333,10 +345,8 @@ def melspectrogram(
         If neither ``y`` nor ``S`` is given, or the audio is invalid.
     """
     S, n_fft = _power_spectrogram(y, S, n_fft, hop_length, power)
-    mel_basis = mel_filters(
-        sr=sr, n_fft=n_fft, n_mels=n_mels, fmin=fmin, fmax=fmax, htk=htk, norm=norm
-    )
-    return np.matmul(mel_basis, S)
+    return mel_projection(S, sr=sr, n_fft=n_fft, n_mels=n_mels, fmin=fmin, fmax=fmax, htk=htk,
+                          norm=norm)
 
 
 def mfcc(
@@ -621,18 +631,18 @@ def _stream_mel_chroma(
     need_chroma = "chroma" in wanted
     blocks = power_blocks(y, n_fft=config.n_fft, hop_length=config.hop_length)
     n_frames = next(blocks)
-    mel_basis = mel_filters(sr=sr, n_fft=config.n_fft, n_mels=config.n_mels, fmin=config.fmin,
-                            fmax=config.fmax, htk=config.htk) if need_mel else None
+    mel_kw = {"sr": sr, "n_fft": config.n_fft, "n_mels": config.n_mels, "fmin": config.fmin,
+              "fmax": config.fmax, "htk": config.htk}
     chromafb = chroma_filters(sr=sr, n_fft=config.n_fft, tuning=float(config.tuning or 0.0),
                               n_chroma=config.n_chroma) if need_chroma else None
     mel = np.empty((config.n_mels, n_frames), dtype=np.float32) if need_mel else None
     raw = np.empty((config.n_chroma, n_frames), dtype=np.float32) if need_chroma else None
-    for start, P in blocks:
-        # P is (frames, bins) in C order: P @ bank.T runs on BLAS without a copy.
+    for start, S in blocks:
+        stop = start + S.shape[1]
         if mel is not None:
-            mel[:, start : start + len(P)] = (P @ mel_basis.T).T
+            mel_projection(S, out=mel[:, start:stop], **mel_kw)
         if raw is not None:
-            raw[:, start : start + len(P)] = (P @ chromafb.T).T
+            np.matmul(chromafb, S, out=raw[:, start:stop])
     chroma = _scale_chroma(raw, config.chroma_threshold) if raw is not None else None
     return mel, chroma
 
