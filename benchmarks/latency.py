@@ -19,11 +19,12 @@ MFCC, chroma, tuning). Stages:
 - pooling: mean and standard deviation of each row into the model's input vector
 - inference: ONNX Runtime session (ser-edge) / ``predict_proba`` of the pickled pipeline
 
-and end to end: ``features`` = load at the feature rate + the feature vector (ser-edge
-``audio.load`` + ``feature_vector``; librosa ``load`` + ``mfcc`` + ``chroma_stft`` +
-``melspectrogram`` + ``power_to_db`` + pooling, the seeds' three calls), ``classify`` = features
-+ inference
-(``Classifier.classify``). The issue-2 target: ``features`` on the 3 s 48 kHz clip >= 5x.
+and end to end: ``extract`` = the feature vector of the samples at the feature rate (ser-edge
+``feature_vector``; librosa ``mfcc`` + ``chroma_stft`` + ``melspectrogram`` + ``power_to_db`` +
+pooling, the seeds' three calls), ``features`` = load at the feature rate + ``extract``,
+``classify`` = features + inference (``Classifier.classify``). The target, "warm feature
+extraction at least 5x faster than librosa's three calls", is ``extract`` on the 3 s 48 kHz clip;
+``features`` adds decoding and resampling, the same libraries on both sides.
 
 Both sides run with one BLAS/OpenMP thread (see ``benchmarks/__init__.py``).
 
@@ -46,7 +47,7 @@ import numpy as np
 from benchmarks import _common as C
 
 STAGES = ("decode", "resample", "stft", "mel", "mfcc", "tuning", "chroma", "pooling", "inference")
-TOTALS = ("features", "classify")
+TOTALS = ("extract", "features", "classify")
 SAMPLE_MIN_S = 0.005  # fast calls are repeated within one sample until it lasts this long
 
 
@@ -81,6 +82,9 @@ def ser_edge_side(path: Path, clf: Any, config: Any) -> dict[str, Callable[[], A
         y, _ = audio.load(path, sr=sr)
         return feature_vector(y, sr=sr, config=config)
 
+    def extract() -> Any:
+        return feature_vector(y_sr, sr=sr, config=config)
+
     return {
         "decode": lambda: audio.load(path, sr=None),
         "resample": lambda: audio.resample(y, orig_sr=sr_native, target_sr=sr),
@@ -91,6 +95,7 @@ def ser_edge_side(path: Path, clf: Any, config: Any) -> dict[str, Callable[[], A
         "chroma": lambda: chroma_stft(S=S, sr=sr, tuning=tuning, n_chroma=config.n_chroma),
         "pooling": lambda: pool(blocks, config),
         "inference": lambda: clf._run(x[np.newaxis, :]),
+        "extract": extract,
         "features": features,
         "classify": lambda: clf.classify(path),
     }
@@ -103,7 +108,7 @@ def librosa_side(path: Path, pipe: Any, config: Any) -> dict[str, Callable[[], A
     import librosa
     from librosa.core.spectrum import _spectrogram
 
-    from benchmarks.librosa_way import features
+    from benchmarks.librosa_way import features, features_of
 
     cfg = json.loads(config.to_json())
     sr, n_fft, hop = config.sr, config.n_fft, config.hop_length
@@ -135,6 +140,7 @@ def librosa_side(path: Path, pipe: Any, config: Any) -> dict[str, Callable[[], A
                                                       n_chroma=config.n_chroma),
         "pooling": pooling,
         "inference": lambda: pipe.predict_proba(x[np.newaxis, :]),
+        "extract": lambda: features_of(y_sr, sr, cfg),
         "features": lambda: features(str(path), cfg),
         "classify": lambda: pipe.predict_proba(features(str(path), cfg)[np.newaxis, :]),
     }
@@ -208,8 +214,8 @@ def main(argv: list[str] | None = None) -> int:
                 stages = measure_clip(path, clf, pipe, models["config"], args.reps)
                 clips.append({"seconds": seconds, "sr": rate, "stages": stages,
                               "loadavg": C.loadavg()})
-                f = stages["features"]
-                print(f"{seconds:g} s {rate} Hz: features CPU ser-edge "
+                f = stages["extract"]
+                print(f"{seconds:g} s {rate} Hz: extract CPU ser-edge "
                       f"{C.ms(f['ser-edge']['cpu_min_s'])} ms, librosa "
                       f"{C.ms(f['librosa']['cpu_min_s'])} ms ({f['ratio_cpu_min']:.1f}x)",
                       file=sys.stderr, flush=True)
@@ -237,28 +243,35 @@ def main(argv: list[str] | None = None) -> int:
                          "ser-edge wall ms", "librosa wall ms", "ratio (wall)"], rows))
     rows = []
     for c in clips:
-        f, k = c["stages"]["features"], c["stages"]["classify"]
+        e, f, k = (c["stages"][s] for s in TOTALS)
         rows.append([f"{c['seconds']:g} s, {c['sr'] / 1000:g} kHz",
+                     C.ms(e["ser-edge"]["cpu_min_s"]), C.ms(e["librosa"]["cpu_min_s"]),
+                     f"{e['ratio_cpu_min']:.1f}x",
                      C.ms(f["ser-edge"]["cpu_min_s"]), C.ms(f["librosa"]["cpu_min_s"]),
                      f"{f['ratio_cpu_min']:.1f}x", f"{f['ratio_min']:.1f}x",
                      C.ms(k["ser-edge"]["cpu_min_s"]), C.ms(k["librosa"]["cpu_min_s"]),
                      f"{k['ratio_cpu_min']:.1f}x", f"{k['ratio_min']:.1f}x"])
-    text.append(C.table(["clip", "features ser-edge CPU ms", "features librosa CPU ms",
-                         "ratio (CPU)", "ratio (wall)", "classify ser-edge CPU ms",
+    text.append(C.table(["clip", "extract ser-edge CPU ms", "extract librosa CPU ms",
+                         "ratio (CPU)", "load + extract ser-edge CPU ms",
+                         "load + extract librosa CPU ms", "ratio (CPU)", "ratio (wall)",
+                         "classify ser-edge CPU ms",
                          "classify librosa CPU ms", "ratio (CPU)", "ratio (wall)"], rows))
     heads = [f"{c['seconds']:g}s/{c['sr'] / 1000:g}k" for c in clips]
     rows = [[stage, *(f"{c['stages'][stage]['ratio_cpu_min']:.1f}" for c in clips)]
             for stage in (*STAGES, *TOTALS)]
     text.append("librosa / ser-edge CPU-time ratio per stage (min of repetitions):\n\n"
                 + C.table(["stage", *heads], rows))
-    f = ref["stages"]["features"]
-    target = f["ratio_cpu_min"]
+    e, f = ref["stages"]["extract"], ref["stages"]["features"]
+    target = e["ratio_cpu_min"]
     keys = ("cpu_min", "cpu_median", "min", "median")
     result["targets"] = {"warm_features_5x": target >= 5,
-                         "warm_features_ratio_3s_48k": {k: f[f"ratio_{k}"] for k in keys}}
-    text.append(f"issue-2 target, warm features (load + the three calls) on {label} >= 5x: "
-                f"{target:.1f}x CPU time ({f['ratio_cpu_median']:.1f}x median), "
-                f"{f['ratio_min']:.1f}x wall -> {'met' if target >= 5 else 'MISSED'}\n"
+                         "warm_extract_ratio_3s_48k": {k: e[f"ratio_{k}"] for k in keys},
+                         "warm_load_and_extract_ratio_3s_48k": {k: f[f"ratio_{k}"] for k in keys}}
+    text.append(f"target, warm feature extraction (the three calls) on {label} >= 5x: "
+                f"{target:.1f}x CPU time ({e['ratio_cpu_median']:.1f}x median), "
+                f"{e['ratio_min']:.1f}x wall -> {'met' if target >= 5 else 'MISSED'}; "
+                f"with decoding and resampling (load + the three calls): "
+                f"{f['ratio_cpu_min']:.1f}x CPU time\n"
                 f"model: {models['onnx_kind']}; ms per clip, min over {args.reps} repetitions, "
                 "sides alternating; CPU time (process_time) is what the ratios rest on: the shared "
                 "machine's load stretches wall times")

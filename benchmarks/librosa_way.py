@@ -41,9 +41,16 @@ def load_config(model_path: str) -> dict:
 def features(path: str, cfg: dict = SEEDS):  # noqa: ANN201, B006 - numpy is imported lazily
     """The feature vector of one file for configuration ``cfg``, float32."""
     import librosa
-    import numpy as np
 
     y, sr = librosa.load(path, sr=cfg["sr"], mono=True)
+    return features_of(y, sr, cfg)
+
+
+def features_of(y, sr: int, cfg: dict = SEEDS):  # noqa: ANN001, ANN201, B006 - lazy numpy
+    """The feature vector of audio ``y`` at ``sr`` Hz: the three calls, dB and pooling."""
+    import librosa
+    import numpy as np
+
     stft = {"n_fft": cfg["n_fft"], "hop_length": cfg["hop_length"]}
     mel = {"n_mels": cfg["n_mels"], "fmin": cfg["fmin"], "fmax": cfg["fmax"], "htk": cfg["htk"]}
     blocks = []
