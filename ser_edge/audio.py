@@ -16,7 +16,7 @@ import soxr
 
 from .errors import AudioError
 
-__all__ = ["load", "load_with_rate", "resample", "valid_audio", "MIN_SR", "MAX_SR"]
+__all__ = ["load", "load_with_rate", "resample", "valid_audio", "AudioStream", "MIN_SR", "MAX_SR"]
 
 #: The range of native sample rates accepted, in Hz: below it there is no speech band to analyse,
 #: above it no real recorder.
@@ -160,6 +160,20 @@ def load_with_rate(
     AudioError
         As :func:`load`.
     """
+    with AudioStream(path, sr=sr) as stream:
+        return stream.read(mono=mono), stream.sr, stream.sr_native
+
+
+_DECODE_ERRORS = (sf.LibsndfileError, RuntimeError, ValueError, TypeError, OSError)
+
+
+def _decode_error(name: str, exc: BaseException) -> AudioError:
+    reason = " ".join(str(exc).split()) or type(exc).__name__
+    return AudioError(f"{name}: cannot decode as audio ({reason})")
+
+
+def _check_file(path: str | os.PathLike, sr: int | None) -> tuple[str, Path]:
+    """The file's name for messages and its path; :class:`AudioError` if it cannot be audio."""
     name = _name(path)
     file = Path(path)
     if not file.exists():
@@ -171,31 +185,18 @@ def load_with_rate(
     if sr is not None and (isinstance(sr, bool) or not isinstance(sr, (int, np.integer))
                            or sr <= 0):
         raise AudioError(f"{name}: target sample rate must be a positive integer, got {sr!r}")
-    try:
-        with sf.SoundFile(file) as f:
-            sr_native = f.samplerate
-            if f.channels < 1:
-                raise AudioError(f"{name}: no audio channels")
-            if not MIN_SR <= sr_native <= MAX_SR:
-                raise AudioError(
-                    f"{name}: sample rate {sr_native} Hz is outside the supported "
-                    f"{MIN_SR}-{MAX_SR} Hz"
-                )
-            # Long files stream; short ones are read at once (streaming costs ~0.2 ms a clip).
-            if mono and sr is not None and sr != sr_native and f.frames > _STREAM_MIN_FRAMES:
-                return _load_mono_resampled(f, name, int(sr)), int(sr), sr_native
-            y = f.read(frames=-1, dtype="float32", always_2d=False).T
-    except AudioError:
-        raise
-    except (sf.LibsndfileError, RuntimeError, ValueError, TypeError, OSError) as exc:
-        reason = " ".join(str(exc).split()) or type(exc).__name__
-        raise AudioError(f"{name}: cannot decode as audio ({reason})") from None
-    valid_audio(y, path=name)
-    if mono and y.ndim > 1:
-        y = np.mean(y, axis=tuple(range(y.ndim - 1)))
-    if sr is None:
-        return y, sr_native, sr_native
-    return resample(y, orig_sr=sr_native, target_sr=int(sr)), int(sr), sr_native
+    return name, file
+
+
+def _check_format(f: sf.SoundFile, name: str) -> int:
+    """The open file's sample rate, in Hz; :class:`AudioError` if we do not take it."""
+    if f.channels < 1:
+        raise AudioError(f"{name}: no audio channels")
+    if not MIN_SR <= f.samplerate <= MAX_SR:
+        raise AudioError(
+            f"{name}: sample rate {f.samplerate} Hz is outside the supported {MIN_SR}-{MAX_SR} Hz"
+        )
+    return f.samplerate
 
 
 # Frames decoded at a time when decoding and resampling stream: ~1.4 s at 48 kHz; files longer
@@ -204,30 +205,156 @@ _BLOCK_SAMPLES = 1 << 16
 _STREAM_MIN_FRAMES = 1 << 19
 
 
-def _load_mono_resampled(f: sf.SoundFile, name: str, sr: int) -> np.ndarray:
-    """Decode, downmix and resample block by block: what :func:`load` returns, in less memory.
+# Output samples held back while streaming, until the input's end fixes librosa's length.
+_HOLD_BACK = 4096
+
+
+def _mono_chunks(f: sf.SoundFile, name: str, sr: int):
+    """Decode, downmix and resample block by block: yield float32 pieces of :func:`load`'s result.
 
     The whole file at its own rate is never held: each block is averaged over its channels and
     fed to a ``soxr.ResampleStream`` at ``soxr_hq``, whose output equals ``soxr.resample`` on the
-    whole signal sample for sample; the result is then cut or zero-padded to librosa's length.
+    whole signal sample for sample. The last few thousand output samples are held back until the
+    input ends, then cut or zero-padded to librosa's length ``ceil(n * sr / sr_native)``.
     """
-    stream = soxr.ResampleStream(f.samplerate, sr, 1, dtype="float32", quality="soxr_hq")
-    parts, n_in = [], 0
+    sr_native = f.samplerate
+    stream = (soxr.ResampleStream(sr_native, sr, 1, dtype="float32", quality="soxr_hq")
+              if sr != sr_native else None)
+    held = np.zeros(0, dtype=np.float32)
+    n_in = emitted = 0
     for block in f.blocks(blocksize=_BLOCK_SAMPLES, dtype="float32", always_2d=True):
         block = block.T  # (channels, m), the layout librosa averages over
         if not np.isfinite(block).all():
             raise AudioError(f"{name}: audio has NaN or infinite samples")
         n_in += block.shape[-1]
-        parts.append(stream.resample_chunk(np.mean(block, axis=0)))
-    if n_in == 0:
-        raise AudioError(f"{name}: no audio samples")
-    parts.append(stream.resample_chunk(np.zeros(0, dtype=np.float32), last=True))
-    n_out = int(np.ceil(n_in * (float(sr) / f.samplerate)))
-    y = np.zeros(n_out, dtype=np.float32)
-    filled = 0
-    for part in parts:
-        take = min(len(part), n_out - filled)
-        y[filled : filled + take] = part[:take]
-        filled += take
-    return y
+        mono = block[0] if len(block) == 1 else np.mean(block, axis=0)
+        if stream is None:
+            yield mono
+            continue
+        held = np.concatenate((held, stream.resample_chunk(mono)))
+        if len(held) > _HOLD_BACK:
+            yield held[:-_HOLD_BACK]
+            emitted += len(held) - _HOLD_BACK
+            held = held[-_HOLD_BACK:]
+    if stream is None:
+        return
+    held = np.concatenate((held, stream.resample_chunk(np.zeros(0, np.float32), last=True)))
+    n_out = int(np.ceil(n_in * (float(sr) / sr_native)))
+    if emitted > n_out:  # soxr's output overshot librosa's length by more than the hold-back
+        raise AudioError(f"{name}: resampling produced {emitted} samples, more than {n_out}")
+    tail = held[: n_out - emitted]
+    yield np.concatenate((tail, np.zeros(n_out - emitted - len(tail), np.float32)))
 
+
+def _concatenate(chunks) -> np.ndarray:
+    parts = list(chunks)
+    return np.concatenate(parts) if parts else np.zeros(0, np.float32)
+
+
+class AudioStream:
+    """An open audio file, read whole (:meth:`read`) or piece by piece (iterating), again and again.
+
+    Iterating decodes, downmixes and resamples the file block by block and yields 1-D float32
+    pieces whose concatenation equals ``load(path, sr=sr)[0]`` sample for sample; memory is one
+    block, whatever the file's length. Two passes over a long file (features whose dB scale needs
+    the loudest frame first) cost two decodings, not a copy of the audio. Use it as a context
+    manager, or call :meth:`close`.
+
+    Parameters
+    ----------
+    path : str or os.PathLike
+        The audio file.
+    sr : int > 0 or None
+        Target sample rate, in Hz; ``None`` keeps the file's own rate.
+
+    Attributes
+    ----------
+    name : str
+        The path, as error messages name it.
+    sr, sr_native : int
+        The target rate and the file's own rate, in Hz.
+    n_frames_native : int
+        Frames in the file at its own rate, as its header says.
+    duration : float
+        ``n_frames_native / sr_native``, in seconds.
+
+    Raises
+    ------
+    AudioError
+        At construction, as :func:`load` for a missing, empty or non-audio file or an
+        unsupported sample rate; while reading, for undecodable blocks or NaN/infinite samples.
+    """
+
+    def __init__(self, path: str | os.PathLike, *, sr: int | None):
+        self.name, file = _check_file(path, sr)
+        try:
+            self._f = sf.SoundFile(file)
+        except _DECODE_ERRORS as exc:
+            raise _decode_error(self.name, exc) from None
+        try:
+            self.sr_native = _check_format(self._f, self.name)
+        except AudioError:
+            self._f.close()
+            raise
+        self.n_frames_native = int(self._f.frames)
+        self.sr = self.sr_native if sr is None else int(sr)
+        self.duration = self.n_frames_native / self.sr_native
+
+    def read(self, *, mono: bool = True) -> np.ndarray:
+        """The whole file, as :func:`load` returns it.
+
+        Parameters
+        ----------
+        mono : bool
+            Average the channels into one.
+
+        Returns
+        -------
+        y : np.ndarray [shape=(n,) or (n_channels, n)], float32
+            At ``sr`` Hz.
+
+        Raises
+        ------
+        AudioError
+            As :func:`load`.
+        """
+        f, name = self._f, self.name
+        try:
+            f.seek(0)
+            # Long files stream; short ones are read at once (streaming costs ~0.2 ms a clip).
+            if mono and self.sr != self.sr_native and f.frames > _STREAM_MIN_FRAMES:
+                y = _concatenate(_mono_chunks(f, name, self.sr))
+                if not len(y):
+                    raise AudioError(f"{name}: no audio samples")
+                return y
+            y = f.read(frames=-1, dtype="float32", always_2d=False).T
+        except AudioError:
+            raise
+        except _DECODE_ERRORS as exc:
+            raise _decode_error(name, exc) from None
+        valid_audio(y, path=name)
+        if mono and y.ndim > 1:
+            y = np.mean(y, axis=tuple(range(y.ndim - 1)))
+        return resample(y, orig_sr=self.sr_native, target_sr=self.sr)
+
+    def __iter__(self):
+        try:
+            self._f.seek(0)
+            yield from _mono_chunks(self._f, self.name, self.sr)
+        except AudioError:
+            raise
+        except _DECODE_ERRORS as exc:
+            raise _decode_error(self.name, exc) from None
+
+    def close(self) -> None:
+        """Close the file."""
+        self._f.close()
+
+    def __enter__(self) -> AudioStream:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        return f"AudioStream({self.name!r}, sr={self.sr})"

@@ -7,6 +7,7 @@ a difference of one float32 ulp in the power spectrogram can flip.
 
 from __future__ import annotations
 
+import itertools
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -21,6 +22,7 @@ __all__ = [
     "stft",
     "power_spectrogram",
     "power_blocks",
+    "power_blocks_stream",
     "power_to_db",
     "fft_frequencies",
 ]
@@ -119,6 +121,18 @@ def _frame_blocks(y: np.ndarray, n_fft: int, hop_length: int | None, center: boo
         strides=(y.strides[0], hop_length * y.strides[1], y.strides[1]), writeable=False)
     out_dtype = np.complex64 if y.dtype == np.float32 else np.complex128
     yield lead, n_frames, out_dtype
+    for c in range(frames.shape[0]):
+        for start, spec in _spectra(frames[c], out_dtype):
+            yield c, start, spec
+
+
+def _spectra(frames: np.ndarray, out_dtype: type):
+    """Yield ``(start, spectra)``: the rfft of the windowed frames ``start .. start + m``.
+
+    ``frames`` is a ``(n_frames, n_fft)`` view; ``spectra`` a reused ``(m, 1 + n_fft // 2)``
+    buffer of ``out_dtype``.
+    """
+    n_frames, n_fft = frames.shape
     window = hann_window(n_fft)
     # Small blocks through two reused buffers: the float64 products and their spectra stay in
     # cache, and no large temporary is allocated (page faults cost more than the FFTs). The
@@ -127,16 +141,66 @@ def _frame_blocks(y: np.ndarray, n_fft: int, hop_length: int | None, center: boo
     block = min(_BLOCK_FRAMES, n_frames)
     with (_scratch((block, n_fft), np.float64) as buf,
           _scratch((block, 1 + n_fft // 2), out_dtype) as spec):
-        for c in range(frames.shape[0]):
-            for start in range(0, n_frames, block):
-                m = min(block, n_frames - start)
-                # Cast, then multiply in place: faster than numpy's buffered mixed-dtype loop,
-                # and the same float64 products.
-                np.copyto(buf[:m], frames[c, start : start + m])
-                np.multiply(buf[:m], window, out=buf[:m])
-                np.fft.rfft(buf[:m], axis=-1, out=spec[:m])
-                yield c, start, spec[:m]
+        for start in range(0, n_frames, block):
+            m = min(block, n_frames - start)
+            # Cast, then multiply in place: faster than numpy's buffered mixed-dtype loop, and
+            # the same float64 products.
+            np.copyto(buf[:m], frames[start : start + m])
+            np.multiply(buf[:m], window, out=buf[:m])
+            np.fft.rfft(buf[:m], axis=-1, out=spec[:m])
+            yield start, spec[:m]
 
+
+def _frames_of_chunks(chunks, n_fft: int, hop_length: int, center: bool):
+    """Frame audio that arrives in chunks as :func:`stft` frames the whole signal.
+
+    Yields ``(start, frames)``: a ``(m, n_fft)`` view of frames ``start .. start + m`` (valid
+    until the next item), the same samples, zero padding included, as the whole signal's frames.
+    """
+    pad = n_fft // 2 if center else 0
+    tail: np.ndarray | None = None  # samples from the next frame's first one on
+    dtype = None
+    next_frame = skip = n_samples = 0
+
+    def ready(tail: np.ndarray):
+        m = 1 + (len(tail) - n_fft) // hop_length if len(tail) >= n_fft else 0
+        view = np.lib.stride_tricks.as_strided(
+            tail, shape=(m, n_fft), strides=(hop_length * tail.strides[0], tail.strides[0]),
+            writeable=False)
+        return m, view
+
+    for chunk in chunks:
+        chunk = np.asarray(chunk)
+        if dtype is None:
+            if not np.issubdtype(chunk.dtype, np.floating):
+                raise ParameterError(f"audio must be floating-point, got dtype {chunk.dtype}")
+            dtype = chunk.dtype
+            tail = np.zeros(pad, dtype=dtype)
+        if chunk.ndim != 1 or chunk.dtype != dtype:
+            raise ParameterError(f"audio chunks must be 1-D {dtype}, got {chunk.dtype} "
+                                 f"of shape {chunk.shape}")
+        if not np.isfinite(chunk).all():
+            raise ParameterError("audio buffer is not finite everywhere")
+        n_samples += len(chunk)
+        dropped = min(skip, len(chunk))  # hop_length > n_fft: samples no frame covers
+        skip -= dropped
+        tail = np.concatenate((tail, chunk[dropped:]))
+        m, frames = ready(tail)
+        if m:
+            yield next_frame, frames
+            next_frame += m
+            skip = max(0, m * hop_length - len(tail))
+            tail = tail[m * hop_length :]
+    if n_samples == 0:
+        raise ParameterError("audio must have at least one sample")
+    tail = np.concatenate((tail, np.zeros(max(0, pad - skip), dtype=dtype)))
+    m, frames = ready(tail)
+    if m:
+        yield next_frame, frames
+    elif next_frame == 0:
+        raise ParameterError(
+            f"n_fft={n_fft} is too large for uncentred analysis of a signal of length {n_samples}"
+        )
 
 
 def _magnitude(spec: np.ndarray, power: float, *, out: np.ndarray) -> None:
@@ -280,21 +344,82 @@ def power_blocks(
     """
     if np.ndim(y) != 1:
         raise ParameterError(f"power_blocks takes mono audio (1-D), got shape {np.shape(y)}")
+    _check_positive_int("frames_per_block", frames_per_block)
     blocks = _frame_blocks(y, n_fft, hop_length, center)
     _, n_frames, dtype = next(blocks)
     yield n_frames
-    real = np.float32 if dtype == np.complex64 else np.float64
-    n_bins = 1 + n_fft // 2
     # At least one FFT block: blocks are whole FFT blocks, never split.
     cols = min(max(frames_per_block, _BLOCK_FRAMES), n_frames)
+    spectra = ((start, spec) for _, start, spec in blocks)
+    yield from _power_columns(spectra, 1 + n_fft // 2, dtype, power, cols)
+
+
+def power_blocks_stream(
+    chunks,
+    *,
+    n_fft: int = 2048,
+    hop_length: int | None = None,
+    center: bool = True,
+    power: float = 2.0,
+    frames_per_block: int = 256,
+):
+    """Yield the power spectrogram of audio that arrives in chunks, a block of frames at a time.
+
+    What :func:`power_blocks` yields for the concatenation of ``chunks``, without ever holding
+    it: memory is one chunk and one block, whatever the signal's length. The frame count is not
+    known in advance, so nothing is yielded before the first block.
+
+    Parameters
+    ----------
+    chunks : iterable of np.ndarray [shape=(n_i,)], float32 or float64
+        Consecutive pieces of one mono signal, all of one dtype (empty pieces are allowed).
+    n_fft, hop_length, center, power, frames_per_block
+        As :func:`power_blocks`.
+
+    Yields
+    ------
+    start, S : int, np.ndarray [shape=(1 + n_fft // 2, m)], float32 for float32 chunks
+        As :func:`power_blocks`: bit-identical to ``power_spectrogram(y)[:, start:start + m]``
+        of the whole signal ``y``, in a buffer the next block reuses.
+
+    Raises
+    ------
+    ParameterError
+        As :func:`power_blocks`, when the chunks are read.
+    """
+    _check_positive_int("n_fft", n_fft)
+    if hop_length is None:
+        hop_length = n_fft // 4
+    _check_positive_int("hop_length", hop_length)
+    _check_positive_int("frames_per_block", frames_per_block)
+    frames = _frames_of_chunks(chunks, n_fft, hop_length, center)
+    first = next(frames, None)
+    if first is None:
+        return
+    out_dtype = np.complex64 if first[1].dtype == np.float32 else np.complex128
+
+    def spectra():
+        for offset, view in itertools.chain([first], frames):
+            for start, spec in _spectra(view, out_dtype):
+                yield offset + start, spec
+
+    cols = max(frames_per_block, _BLOCK_FRAMES)
+    yield from _power_columns(spectra(), 1 + n_fft // 2, out_dtype, power, cols)
+
+
+def _power_columns(spectra, n_bins: int, out_dtype: type, power: float, cols: int):
+    """Gather ``|spectra| ** power`` into ``(n_bins, <= cols)`` blocks; yield ``(start, block)``."""
+    real = np.float32 if out_dtype == np.complex64 else np.float64
     with (_scratch((n_bins, cols), real) as out,
-          _scratch((min(_BLOCK_FRAMES, n_frames), n_bins), real) as mag):
+          _scratch((_BLOCK_FRAMES, n_bins), real) as mag):
         first = filled = 0
-        for _, start, spec in blocks:
+        for start, spec in spectra:
             m = len(spec)
             if filled + m > cols:
                 yield first, out[:, :filled]
-                first, filled = start, 0
+                filled = 0
+            if filled == 0:
+                first = start
             _magnitude(spec, power, out=mag[:m])
             out[:, filled : filled + m] = mag[:m].T
             filled += m

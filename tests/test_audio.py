@@ -117,3 +117,35 @@ def test_long_file_streams_to_librosas_samples(tmp_path, signal):
         ours, sr_out, sr_native = audio.load_with_rate(path, sr=target)
         assert (sr_out, sr_native) == (target, sr)
         np.testing.assert_array_equal(ours, ref)
+
+
+@pytest.mark.parametrize(("channels", "sr_native", "sr"),
+                         [(1, 48000, 16000), (2, 44100, 22050), (1, 16000, 16000)])
+def test_stream_pieces_are_load(tmp_path, signal, channels, sr_native, sr):
+    """Iterating an AudioStream gives load()'s samples (soxr's stream against its one-shot call),
+    the last pieces cut to librosa's length; read() and a second pass give them again."""
+    y = np.stack([signal("vibrato", sr_native, duration=3.3), signal("noise", sr_native, seed=2,
+                                                                     duration=3.3)][:channels])
+    path = _write(tmp_path / "clip.flac", y.T, sr_native)
+    ref, _ = audio.load(path, sr=sr)
+    with audio.AudioStream(path, sr=sr) as stream:
+        assert (stream.sr, stream.sr_native, stream.n_frames_native) == (sr, sr_native, y.shape[1])
+        for _ in range(2):
+            pieces = list(stream)
+            assert all(p.dtype == np.float32 and p.ndim == 1 for p in pieces)
+            np.testing.assert_array_equal(np.concatenate(pieces), ref)
+        np.testing.assert_array_equal(stream.read(), ref)
+
+
+def test_stream_errors(tmp_path, signal):
+    with pytest.raises(AudioError, match=r"nope\.wav: no such file"):
+        audio.AudioStream(tmp_path / "nope.wav", sr=16000)
+    slow = _write(tmp_path / "slow.wav", signal("noise", 16000)[:800], 100, "FLOAT")
+    with pytest.raises(AudioError, match=r"slow\.wav: sample rate 100 Hz"):
+        audio.AudioStream(slow, sr=16000)
+    y = signal("noise", 16000, duration=10.0)
+    y[150000] = np.inf
+    bad = _write(tmp_path / "inf.wav", y, 16000, "FLOAT")
+    with audio.AudioStream(bad, sr=8000) as stream, pytest.raises(
+            AudioError, match=r"inf\.wav: audio has NaN or infinite"):
+        list(stream)
