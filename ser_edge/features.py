@@ -10,12 +10,19 @@ from __future__ import annotations
 
 import dataclasses
 import json
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
 import numpy as np
 
-from .dsp import fft_frequencies, power_blocks, power_spectrogram, power_to_db, stft
+from .dsp import (
+    fft_frequencies,
+    power_blocks,
+    power_blocks_stream,
+    power_spectrogram,
+    power_to_db,
+    stft,
+)
 from .errors import ParameterError
 from .filters import chroma_filters, dct_matrix, hz_to_octs, mel_filters, mel_projection
 
@@ -28,6 +35,7 @@ __all__ = [
     "estimate_tuning",
     "feature_matrices",
     "feature_vector",
+    "feature_vector_stream",
     "mel_filters",
     "melspectrogram",
     "mfcc",
@@ -52,6 +60,10 @@ _STAT_FUNCS = {
 }
 
 _CONFIG_SCHEMA = 1
+
+#: ``power_to_db``'s clipping under the maximum, in dB, for MFCC and the dB mel block (librosa's
+#: default).
+_TOP_DB = 80.0
 
 
 def _check_names(field: str, names: tuple[str, ...], allowed: tuple[str, ...], kind: str) -> None:
@@ -692,7 +704,7 @@ def feature_matrices(y: np.ndarray, *, sr: int, config: FeatureConfig) -> dict[s
         mel, chroma = _stream_mel_chroma(y, sr, config, wanted)
     blocks: dict[str, np.ndarray] = {}
     if mel is not None:
-        mel_db = power_to_db(mel) if ("mfcc" in wanted or config.mel_db) else None
+        mel_db = power_to_db(mel, top_db=_TOP_DB) if ("mfcc" in wanted or config.mel_db) else None
         if "mfcc" in wanted:
             blocks["mfcc"] = mfcc(S=mel_db, n_mfcc=config.n_mfcc)
         if "mel" in wanted:
@@ -726,3 +738,116 @@ def feature_vector(y: np.ndarray, *, sr: int, config: FeatureConfig | None = Non
     if config is None:
         config = FeatureConfig()
     return pool(feature_matrices(y, sr=sr, config=config), config)
+
+
+class _RunningStats:
+    """Mean, standard deviation, minimum and maximum of each row, over blocks of columns.
+
+    Block moments are merged in float64 (Chan, Golub and LeVeque 1979), so the result matches
+    numpy's float32 ``mean`` and ``std`` of the whole matrix to within their own rounding.
+    """
+
+    def __init__(self, n_rows: int):
+        self.n = 0
+        self.mean = np.zeros(n_rows)
+        self.m2 = np.zeros(n_rows)
+        self.min = np.full(n_rows, np.inf, dtype=np.float32)
+        self.max = np.full(n_rows, -np.inf, dtype=np.float32)
+
+    def add(self, M: np.ndarray) -> None:
+        m = M.shape[1]
+        M64 = M.astype(np.float64)
+        mean_b = M64.mean(axis=1)
+        M64 -= mean_b[:, np.newaxis]
+        m2_b = np.einsum("ij,ij->i", M64, M64)
+        n = self.n + m
+        delta = mean_b - self.mean
+        self.mean += delta * (m / n)
+        self.m2 += m2_b + delta**2 * (self.n * m / n)
+        self.n = n
+        np.minimum(self.min, M.min(axis=1), out=self.min)
+        np.maximum(self.max, M.max(axis=1), out=self.max)
+
+    def value(self, stat: str) -> np.ndarray:
+        if stat == "mean":
+            return self.mean.astype(np.float32)
+        if stat == "std":
+            return np.sqrt(self.m2 / self.n).astype(np.float32)
+        return getattr(self, stat)
+
+
+def feature_vector_stream(
+    chunks: Iterable[np.ndarray], *, sr: int, config: FeatureConfig | None = None
+) -> np.ndarray:
+    """The model's input vector of audio that arrives in pieces, in memory that does not grow.
+
+    :func:`feature_vector` holds the clip, its spectrogram blocks' mel matrix and the dB
+    matrices, all growing with the clip's length; this keeps one block of frames and the running
+    statistics. ``power_to_db``'s floor (``top_db`` under the loudest mel value of the whole clip)
+    needs that value before any frame is converted to dB, so when MFCC or dB mel are wanted
+    ``chunks`` is read twice: once for the loudest mel value, once for the features.
+
+    Parameters
+    ----------
+    chunks : re-iterable of np.ndarray [shape=(n_i,)], float32
+        Consecutive pieces of one mono signal at ``config.sr`` (e.g. an
+        :class:`ser_edge.audio.AudioStream`); iterated twice when dB is needed.
+    sr : int
+        Sample rate of the pieces, in Hz; must equal ``config.sr``.
+    config : FeatureConfig or None
+        The configuration; ``None`` means ``FeatureConfig()``. Chroma needs a fixed ``tuning``:
+        the estimate takes the median of every frame's peaks.
+
+    Returns
+    -------
+    x : np.ndarray [shape=(config.n_features,)], float32
+        :func:`feature_vector` of the concatenated pieces, to within float32 rounding (the
+        statistics are accumulated in float64 block by block, not reduced pairwise in float32).
+
+    Raises
+    ------
+    ParameterError
+        If ``sr`` differs from ``config.sr``, chroma is wanted with ``tuning=None``, or the
+        pieces are not 1-D, finite, of one floating dtype, and at least one sample in all.
+    """
+    if config is None:
+        config = FeatureConfig()
+    if sr != config.sr:
+        raise ParameterError(
+            f"audio at {sr} Hz, but the feature configuration expects {config.sr} Hz: "
+            f"load it with sr={config.sr}"
+        )
+    wanted = set(config.features)
+    if "chroma" in wanted and config.tuning is None:
+        raise ParameterError("chroma with tuning=None needs the whole spectrogram: "
+                             "use feature_vector, or fix the tuning")
+    stft_kw = {"n_fft": config.n_fft, "hop_length": config.hop_length}
+    mel_kw = {"sr": sr, "n_fft": config.n_fft, "n_mels": config.n_mels, "fmin": config.fmin,
+              "fmax": config.fmax, "htk": config.htk}
+    need_mel = bool(wanted & {"mfcc", "mel"})
+    need_db = "mfcc" in wanted or ("mel" in wanted and config.mel_db)
+    floor = None
+    if need_db:  # pass 1: the loudest mel value, for power_to_db's top_db floor
+        peak = np.float32(-np.inf)
+        for _, S in power_blocks_stream(chunks, **stft_kw):
+            peak = max(peak, mel_projection(S, **mel_kw).max())
+        floor = power_to_db(np.array([peak], dtype=np.float32), top_db=None)[0] - _TOP_DB
+    chromafb = (chroma_filters(sr=sr, n_fft=config.n_fft, tuning=float(config.tuning or 0.0),
+                               n_chroma=config.n_chroma) if "chroma" in wanted else None)
+    acc = {name: _RunningStats(rows) for name, rows in config.block_sizes.items()}
+    for _, S in power_blocks_stream(chunks, **stft_kw):
+        if need_mel:
+            mel = mel_projection(S, **mel_kw)
+            if need_db:
+                db = np.maximum(power_to_db(mel, top_db=None), floor)
+            if "mfcc" in wanted:
+                acc["mfcc"].add(mfcc(S=db, n_mfcc=config.n_mfcc))
+            if "mel" in wanted:
+                acc["mel"].add(db if config.mel_db else mel)
+        if chromafb is not None:
+            acc["chroma"].add(_scale_chroma(np.matmul(chromafb, S), config.chroma_threshold))
+    if next(iter(acc.values())).n == 0:
+        raise ParameterError("audio must have at least one sample")
+    return np.concatenate(
+        [acc[name].value(stat) for name in config.block_sizes for stat in config.stats]
+    ).astype(np.float32, copy=False)

@@ -28,9 +28,27 @@ __all__ = ["BUNDLED_MODEL", "Classifier", "Prediction", "Failure"]
 #: The model shipped inside the package: an MLP trained on RAVDESS (see its card, ravdess-mlp.md).
 BUNDLED_MODEL = Path(__file__).resolve().parent / "models" / "ravdess-mlp.onnx"
 
+#: Files longer than this, in seconds, are classified in two streaming passes in bounded memory
+#: (:func:`ser_edge.features.feature_vector_stream`) instead of being read whole.
+STREAM_MIN_SECONDS = 60.0
+
 #: Names of the model's input and of the output that holds the class probabilities.
 INPUT_NAME = "features"
 PROBABILITIES = "probabilities"
+
+
+class _Watched:
+    """Iterate ``pieces`` again and again, noting each pass's sample count and any sound."""
+
+    def __init__(self, pieces: Iterable[np.ndarray]):
+        self.pieces, self.n_samples, self.sound = pieces, 0, False
+
+    def __iter__(self) -> Iterator[np.ndarray]:
+        self.n_samples, self.sound = 0, False
+        for piece in self.pieces:
+            self.n_samples += len(piece)
+            self.sound = self.sound or bool(piece.any())
+            yield piece
 
 
 @dataclass(frozen=True)
@@ -328,8 +346,28 @@ class Classifier:
     def _load_features(self, path: str | os.PathLike[str]) -> tuple[np.ndarray, float, int]:
         from . import audio
 
-        y, sr, sr_native = audio.load_with_rate(path, sr=self.feature_config.sr)
-        return self._vector(y, path), y.shape[-1] / sr, int(sr_native)
+        config = self.feature_config
+        with audio.AudioStream(path, sr=config.sr) as stream:
+            if stream.duration > STREAM_MIN_SECONDS and (
+                "chroma" not in config.features or config.tuning is not None
+            ):
+                x, n = self._stream_vector(stream)
+            else:
+                y = stream.read()
+                x, n = self._vector(y, path), y.shape[-1]
+        return x, n / config.sr, stream.sr_native
+
+    def _stream_vector(self, stream: Any) -> tuple[np.ndarray, int]:
+        """The feature vector of a long file in bounded memory, and its length in samples."""
+        from .features import feature_vector_stream
+
+        pieces = _Watched(stream)
+        x = feature_vector_stream(pieces, sr=self.feature_config.sr, config=self.feature_config)
+        if not pieces.sound:
+            raise AudioError(f"{stream.name}: digital silence: every sample is zero")
+        if not np.all(np.isfinite(x)):
+            raise AudioError(f"{stream.name}: the features are not finite (is the audio valid?)")
+        return x, pieces.n_samples
 
     def _vector(self, y: np.ndarray, path: str | os.PathLike[str] | None) -> np.ndarray:
         """Check mono audio at ``feature_config.sr`` and compute its feature vector."""

@@ -233,3 +233,68 @@ def test_mel_projection_equals_the_dense_product(signal, sr, n_fft, n_mels, fmin
     view = S[0, :, 3:40]
     np.testing.assert_allclose(filters.mel_projection(view, **kw), got[0, :, 3:40], rtol=1e-5,
                                atol=1e-6 * dense.max())
+
+
+def _chunked(y: np.ndarray, rng: np.random.Generator, n_cuts: int) -> list[np.ndarray]:
+    return np.split(y, np.sort(rng.integers(0, len(y) + 1, size=n_cuts)))
+
+
+@pytest.mark.parametrize(
+    ("n", "n_fft", "hop_length", "center"),
+    [(48000, 1024, 256, True), (5000, 512, 128, False), (1, 1024, 256, True),
+     (1023, 256, 300, True), (4000, 256, 300, False), (30000, 2048, 512, True)],
+)
+def test_power_blocks_stream_equals_the_whole_spectrogram(rng, n, n_fft, hop_length, center):
+    """However the signal is cut (empty pieces too, hop longer than the frame), the streamed
+    blocks are the whole signal's spectrogram, bit for bit."""
+    y = rng.standard_normal(n).astype(np.float32)
+    ref = dsp.power_spectrogram(y, n_fft=n_fft, hop_length=hop_length, center=center)
+    for n_cuts in (0, 1, 7):
+        got = np.full_like(ref, np.nan)
+        for start, S in dsp.power_blocks_stream(_chunked(y, rng, n_cuts), n_fft=n_fft,
+                                                hop_length=hop_length, center=center,
+                                                frames_per_block=40):
+            got[:, start : start + S.shape[1]] = S
+        np.testing.assert_array_equal(got, ref)
+
+
+def test_power_blocks_stream_errors():
+    with pytest.raises(ParameterError, match="at least one sample"):
+        list(dsp.power_blocks_stream([np.zeros(0, np.float32)]))
+    with pytest.raises(ParameterError, match="too large"):
+        list(dsp.power_blocks_stream([np.zeros(100, np.float32)], n_fft=256, center=False))
+    with pytest.raises(ParameterError, match="not finite"):
+        list(dsp.power_blocks_stream([np.zeros(3000, np.float32), np.full(5, np.nan, np.float32)]))
+    with pytest.raises(ParameterError, match="1-D"):
+        list(dsp.power_blocks_stream([np.zeros(3000, np.float32), np.zeros(5)]))
+
+
+@pytest.mark.parametrize(
+    "config",
+    [FeatureConfig(), FeatureConfig(stats=("mean", "std", "min", "max")),
+     FeatureConfig(features=("mel",), mel_db=False), FeatureConfig(features=("chroma",)),
+     FeatureConfig(sr=22050, n_fft=2048, hop_length=512, n_mfcc=20, tuning=0.3)],
+    ids=["bundled", "four-stats", "mel-power", "chroma", "librosa-stft"],
+)
+def test_feature_vector_stream_equals_feature_vector(signal, rng, config):
+    """Two streaming passes with running float64 statistics give the in-memory vector, to
+    float32 rounding: a loud burst late in the clip moves the dB floor after many frames."""
+    parts = [signal("noise", config.sr, duration=3.0, seed=3) * 0.01,
+             signal("silence", config.sr, duration=1.0),
+             signal("vibrato", config.sr, duration=4.0),
+             signal("chirp", config.sr, duration=2.0) * 3]
+    y = np.concatenate(parts).astype(np.float32)
+    ref = features.feature_vector(y, sr=config.sr, config=config)
+    got = features.feature_vector_stream(_chunked(y, rng, 9), sr=config.sr, config=config)
+    assert got.shape == ref.shape and got.dtype == np.float32
+    np.testing.assert_allclose(got, ref, rtol=2e-5, atol=2e-5 * np.abs(ref).max())
+
+
+def test_feature_vector_stream_errors(signal):
+    y = signal("vibrato", 16000)
+    with pytest.raises(ParameterError, match="expects 16000 Hz"):
+        features.feature_vector_stream([y], sr=22050)
+    with pytest.raises(ParameterError, match="tuning=None"):
+        features.feature_vector_stream([y], sr=16000, config=FeatureConfig(tuning=None))
+    with pytest.raises(ParameterError, match="at least one sample"):
+        features.feature_vector_stream([], sr=16000)

@@ -246,6 +246,34 @@ def test_classify_many_goes_on_after_a_bad_file(tiny: Classifier, ravdess_dir: P
     assert results[0].probabilities == tiny.classify(clips[0]).probabilities
 
 
+def test_long_files_stream_with_the_same_answer(tiny: Classifier, ravdess_dir: Path,
+                                                 tmp_path: Path, monkeypatch) -> None:
+    """Past STREAM_MIN_SECONDS a file is classified in two streaming passes: same prediction as
+    reading it whole, to float32 rounding; digital silence is still refused."""
+    import soundfile as sf
+
+    from ser_edge import model
+
+    clips = sorted(ravdess_dir.glob("Actor_04/*.flac"))[:4]
+    y = np.concatenate([sf.read(str(c), dtype="float32")[0] for c in clips])
+    path = tmp_path / "long.flac"
+    sf.write(str(path), y, 48000)
+    whole = tiny.classify(path)
+    x_whole = tiny.features(path)
+    monkeypatch.setattr(model, "STREAM_MIN_SECONDS", 5.0)
+    streamed = tiny.classify(path)
+    assert streamed.label == whole.label
+    assert streamed.duration_s == whole.duration_s == pytest.approx(len(y) / 48000, abs=1e-4)
+    for label, p in whole.probabilities.items():
+        assert streamed.probabilities[label] == pytest.approx(p, abs=1e-5)
+    np.testing.assert_allclose(tiny.features(path), x_whole, rtol=1e-5,
+                               atol=1e-5 * np.abs(x_whole).max())
+    silent = tmp_path / "silent.wav"
+    sf.write(str(silent), np.zeros(48000 * 6, np.float32), 48000)
+    with pytest.raises(AudioError, match=r"silent\.wav: digital silence"):
+        tiny.classify(silent)
+
+
 # -- the bundled model ---------------------------------------------------------------------------
 
 
