@@ -7,10 +7,11 @@ time of the first call (after imports and model loading; for librosa it includes
 and numba cache loads) and of the second, warm call, both measured inside the process; the
 process's wall time; and its peak resident memory (``wait4`` rusage of that child alone).
 
-The growth of peak memory is fitted by least squares over the clips of 30 s and longer and is
-reported in bytes per second of audio: a bounded runtime would show a slope near zero. ser-edge
-keeps the whole decoded clip, its resampled copy and the power spectrogram in memory, so its
-memory is expected to grow linearly; the fit says by how much.
+The growth of peak memory is fitted by least squares over the clips of 120 s and longer and is
+reported in bytes per second of audio: a bounded runtime shows a slope near zero. ser-edge reads
+clips up to ``ser_edge.model.STREAM_MIN_SECONDS`` (60 s) whole, and streams longer ones in two
+passes that hold one block of audio and of frames; the bound stated is the largest peak over all
+lengths.
 
 usage: ``python -m benchmarks.scaling [--lengths 1 3 10 30 60 120 300 600] [--repeats 1]``
 """
@@ -55,7 +56,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--lengths", type=float, nargs="+",
                     default=[1, 3, 10, 30, 60, 120, 300, 600], help="clip lengths in seconds")
     ap.add_argument("--repeats", type=int, default=1, help="fresh processes per length and side")
-    ap.add_argument("--fit-from", type=float, default=30,
+    ap.add_argument("--fit-from", type=float, default=120,
                     help="fit the memory slope over clips at least this long (s)")
     args = ap.parse_args(argv)
     result = C.start("scaling", args)
@@ -117,13 +118,19 @@ def main(argv: list[str] | None = None) -> int:
                  f"{max(f['fit_lengths_s']):g} s; {f['peak_rss_intercept_mb']:.0f} MB at 0 s), "
                  f"warm time by {1000 * f['classify_s_per_audio_s']:.1f} ms per second of audio")
     if "ser-edge" in fits:
+        from ser_edge.model import STREAM_MIN_SECONDS
+
         kib = fits["ser-edge"]["peak_rss_bytes_per_audio_s"] / 1024
-        text += ("\nser-edge's memory is NOT bounded: it grows linearly with the clip "
-                 f"(~{kib:.0f} KiB/s, {kib * 60 / 1024:.0f} MiB per minute of audio): decoding and "
-                 "resampling stream, and at a fixed tuning so does the spectrogram, but the "
-                 "resampled clip and its mel matrices (top_db needs the clip's maximum) are held."
-                 if kib > 64 else
-                 f"\nser-edge's memory is bounded: growth {kib:.0f} KiB per second of audio.")
+        peak = max(v["peak_rss_mb"] for v in med["ser-edge"].values())
+        longest = max(float(k) for k in med["ser-edge"])
+        bounded = abs(kib) <= 16
+        result["bound"] = {"bounded": bounded, "peak_rss_mb_max": peak, "longest_s": longest,
+                           "stream_min_s": STREAM_MIN_SECONDS}
+        text += (f"\nser-edge's memory is {'bounded' if bounded else 'NOT bounded'}: "
+                 f"{kib:.1f} KiB per second of audio past {args.fit_from:g} s; the largest peak "
+                 f"over all lengths (up to {longest:g} s) is {peak:.0f} MB. Clips over "
+                 f"{STREAM_MIN_SECONDS:g} s are streamed in two passes (one block of audio and "
+                 "of frames in memory); shorter ones are read whole.")
     C.finish(result, text)
     return 0
 
