@@ -11,6 +11,11 @@ To share the machine's drifts fairly, the corpus is cut into chunks and the side
 by chunk (ser-edge, librosa, then librosa, ser-edge on the next chunk ...); clips per second is
 the number of clips over the summed time of each side.
 
+In the one-process mode a third pass only decodes and resamples each clip to the feature rate
+(``ser_edge.audio.load``: libsndfile and soxr_hq, what ``librosa.load`` runs too). Both sides
+must do that work to get librosa's samples, so librosa's time over it is the highest ratio any
+implementation with the same decoder and resampler can reach: the ceiling reported.
+
 usage: ``python -m benchmarks.throughput [--limit N] [--chunks 4] [--workers 2]``
 """
 
@@ -64,7 +69,23 @@ def run_librosa(path: str) -> str:
     return str(pipe.classes_[int(np.argmax(proba))])
 
 
+def init_floor(model: str) -> None:
+    """Decoding and resampling alone: the feature rate of the model."""
+    from ser_edge import Classifier
+
+    _WORKER["sr"] = Classifier(model).feature_config.sr
+
+
+def run_floor(path: str) -> str:
+    """Decode and resample one file as both sides must; no label."""
+    from ser_edge import audio
+
+    audio.load(path, sr=_WORKER["sr"])
+    return ""
+
+
 SIDES = {"ser-edge": (init_ser_edge, run_ser_edge), "librosa+sklearn": (init_librosa, run_librosa)}
+FLOOR = "decode+resample"
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -82,7 +103,8 @@ def main(argv: list[str] | None = None) -> int:
     elapsed: dict[str, dict[str, list[float]]] = {m: {s: [] for s in SIDES}
                                                   for m in ("one process", "pool")}
     labels: dict[str, list[str]] = {}
-    cpu: dict[str, list[float]] = {s: [] for s in SIDES}
+    cpu: dict[str, list[float]] = {s: [] for s in (*SIDES, FLOOR)}
+    floor_wall: list[float] = []
     with tempfile.TemporaryDirectory(prefix="ser-edge-bench-") as tmp:
         models = C.make_models(Path(tmp))
         args_of = {"ser-edge": str(models["onnx"]), "librosa+sklearn": str(models["pickle"])}
@@ -90,6 +112,7 @@ def main(argv: list[str] | None = None) -> int:
         for name, (init, run) in SIDES.items():
             init(args_of[name])
             run(files[0])  # warm-up (librosa: numba's cache is read on the first call)
+        init_floor(args_of["ser-edge"])
         for i, chunk in enumerate(chunks):
             for name in (list(SIDES) if i % 2 == 0 else list(SIDES)[::-1]):
                 run = SIDES[name][1]
@@ -98,6 +121,11 @@ def main(argv: list[str] | None = None) -> int:
                 elapsed["one process"][name].append(time.perf_counter() - t0)
                 cpu[name].append(time.process_time() - c0)
                 labels.setdefault(name, []).extend(out)
+            c0, t0 = time.process_time(), time.perf_counter()
+            for p in chunk:
+                run_floor(p)
+            floor_wall.append(time.perf_counter() - t0)
+            cpu[FLOOR].append(time.process_time() - c0)
             print(f"one process: chunk {i + 1}/{len(chunks)} done", file=sys.stderr, flush=True)
         # a pool per side, both warm, alternating chunk by chunk
         ctx = mp.get_context("spawn")
@@ -131,18 +159,27 @@ def main(argv: list[str] | None = None) -> int:
     a, b = cpu_rate["ser-edge"], cpu_rate["librosa+sklearn"]
     rows.append(["one process, per CPU second", f"{a:.1f}", f"{b:.1f}", f"{a / b:.1f}x",
                  f"{1000 / a:.1f}", f"{1000 / b:.1f}"])
+    ceiling = cpu_rate[FLOOR] / b
+    floor_ms = 1000 / cpu_rate[FLOOR]
     result.update(
         n_clips=len(files), corpus="RAVDESS (48 kHz FLAC)", model=models["onnx_kind"],
         feature_config=models["feature_config"],
         pickle=models["pickle_kind"], chunks=[len(c) for c in chunks], elapsed_s=elapsed,
         cpu_s_one_process=cpu, clips_per_cpu_s_one_process=cpu_rate,
         clips_per_s=rate, ratios=ratios,
+        decode_resample={"cpu_ms_per_clip": floor_ms, "wall_s": floor_wall,
+                         "ceiling_ratio_cpu": ceiling,
+                         "share_of_ser_edge_cpu": floor_ms / (1000 / a)},
         targets={"throughput_5x": min(ratios[m] for m in rate) >= 5},
         label_agreement=agree / len(files),
     )
     text = C.table([f"throughput ({len(files)} RAVDESS clips)", "ser-edge clips/s",
                     "librosa+sklearn clips/s", "ratio", "ser-edge ms/clip", "librosa ms/clip"],
                    rows)
+    text += (f"\n\ndecoding and resampling alone (libsndfile + soxr_hq, needed by both sides): "
+             f"{floor_ms:.2f} CPU ms per clip, {100 * floor_ms / (1000 / a):.0f}% of ser-edge's "
+             f"time; the ceiling for any implementation with them is librosa's time over it, "
+             f"{ceiling:.1f}x")
     text += (f"\n\ntarget throughput >= 5x: "
              f"{'met' if result['targets']['throughput_5x'] else 'MISSED'}; model: "
              f"{models['onnx_kind']}")
