@@ -11,13 +11,8 @@ and a shared, loaded machine does not distort the comparison through oversubscri
 
 import os
 
-#: Thread pools pinned for both sides (recorded in every JSON result).
-THREAD_ENV = {
-    "OPENBLAS_NUM_THREADS": "1",
-    "OMP_NUM_THREADS": "1",
-    "MKL_NUM_THREADS": "1",
-    "NUMBA_NUM_THREADS": "1",
-}
+# ser_edge.bench imports only the standard library: numpy is not loaded yet after this line.
+from ser_edge.bench import THREAD_ENV  # thread pools pinned for both sides (in every JSON result)
 
 for _key, _value in THREAD_ENV.items():
     os.environ.setdefault(_key, _value)

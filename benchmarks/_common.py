@@ -1,6 +1,8 @@
 """What every benchmark shares: machine facts, result files, tables, child processes, test clips.
 
-Nothing here measures; the scripts do. Imported as ``benchmarks._common`` (run the scripts with
+Nothing here measures; the scripts do, with the measuring code of ``ser_edge/bench.py`` (which
+``ser-edge bench`` runs on a user's machine): child processes (:func:`run_child`), tables and the
+synthetic clip come from there. Imported as ``benchmarks._common`` (run the scripts with
 ``python -m benchmarks.<name>`` from the project root).
 """
 
@@ -14,13 +16,13 @@ import re
 import statistics
 import subprocess
 import sys
-import warnings
 from collections.abc import Sequence
 from importlib import metadata
 from pathlib import Path
 from typing import Any
 
 from benchmarks import THREAD_ENV
+from ser_edge import bench as B
 
 ROOT = Path(__file__).resolve().parent.parent
 RESULTS = ROOT / "benchmarks" / "results"
@@ -50,24 +52,8 @@ def versions() -> dict[str, str | None]:
     return out
 
 
-def _cpu_model() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
-
-
-def _mem_total_mb() -> float | None:
-    try:
-        for line in Path("/proc/meminfo").read_text().splitlines():
-            if line.startswith("MemTotal:"):
-                return int(line.split()[1]) / 1024
-    except OSError:
-        pass
-    return None
+_cpu_model = B.cpu_model
+_mem_total_mb = B.mem_total_mb
 
 
 def loadavg() -> list[float] | None:
@@ -142,19 +128,10 @@ def summary(values: Sequence[float]) -> dict[str, float]:
             "n": len(v)}
 
 
-def table(headers: Sequence[str], rows: Sequence[Sequence[Any]]) -> str:
-    """A Markdown table: the first column left-aligned, the others (figures) right-aligned."""
-    body = [[str(x) for x in row] for row in rows]
-    align = ["---"] + ["---:"] * (len(headers) - 1)
-    lines = ["| " + " | ".join(headers) + " |", "| " + " | ".join(align) + " |"]
-    lines += ["| " + " | ".join(r) + " |" for r in body]
-    return "\n".join(lines)
-
-
-def ms(seconds: float) -> str:
-    """Seconds as milliseconds with sensible precision."""
-    x = 1000 * seconds
-    return f"{x:.3f}" if x < 1 else f"{x:.2f}" if x < 10 else f"{x:.1f}" if x < 1000 else f"{x:.0f}"
+#: A Markdown table: the first column left-aligned, the others (figures) right-aligned.
+table = B.markdown_table
+#: Seconds as milliseconds with sensible precision.
+ms = B.format_ms
 
 
 def ratio(a: float, b: float) -> str:
@@ -172,56 +149,8 @@ def child_env(**extra: str) -> dict[str, str]:
     return env
 
 
-# A small launcher: the child is forked from this ~10 MB interpreter, not from the benchmark. On
-# Linux a child's ru_maxrss keeps the high-water mark of the process it was forked from (exec
-# records the old address space's peak), so forking from a benchmark that has imported librosa
-# and scikit-learn would report ~250 MB for any child.
-_LAUNCHER = """
-import os, sys, time, json
-out, cmd = sys.argv[1], sys.argv[2:]
-t0 = time.perf_counter()
-pid = os.fork()
-if pid == 0:
-    try:
-        os.execvp(cmd[0], cmd)
-    finally:
-        os._exit(127)
-_, status, ru = os.wait4(pid, 0)
-wall = time.perf_counter() - t0
-with open(out, "w") as f:
-    json.dump({"wall_s": wall, "maxrss_kb": ru.ru_maxrss, "user_s": ru.ru_utime,
-               "sys_s": ru.ru_stime, "code": os.waitstatus_to_exitcode(status)}, f)
-"""
-
-
-def run_child(cmd: Sequence[str], env: dict[str, str] | None = None) -> dict[str, Any]:
-    """Run ``cmd`` to completion: wall time, its own peak RSS (``wait4``), exit code, output.
-
-    The command is started by a small launcher interpreter (see ``_LAUNCHER``) so that its peak
-    resident memory is its own, and timed there from fork to exit.
-
-    Raises
-    ------
-    RuntimeError
-        If the command fails (the message carries the tail of its stderr).
-    """
-    import tempfile
-
-    with tempfile.TemporaryDirectory(prefix="child-") as d:
-        report = Path(d) / "rusage.json"
-        launch = [sys.executable, "-S", "-c", _LAUNCHER, str(report), *map(str, cmd)]
-        proc = subprocess.run(launch, capture_output=True, env=env)
-        stdout, stderr = proc.stdout.decode(errors="replace"), proc.stderr.decode(errors="replace")
-        rep = json.loads(report.read_text()) if report.exists() else {"code": proc.returncode}
-    if proc.returncode != 0 or rep["code"] != 0:
-        raise RuntimeError(f"{' '.join(map(str, cmd))} failed ({rep['code']}):\n{stderr[-3000:]}")
-    return {
-        "wall_s": rep["wall_s"],
-        "peak_rss_mb": rep["maxrss_kb"] / 1024,  # kilobytes on Linux
-        "user_s": rep["user_s"],
-        "sys_s": rep["sys_s"],
-        "stdout": stdout,
-    }
+#: Run a command to completion: wall time, its own peak RSS (``wait4``), exit code, output.
+run_child = B.run_child
 
 
 # -- test clips ----------------------------------------------------------------------------------
@@ -236,21 +165,7 @@ def ravdess_files(limit: int | None = None) -> list[Path]:
     return files[:limit] if limit else files
 
 
-def _speech_like(seconds: float, sr: int, seed: int = 0) -> Any:
-    """Seeded speech-like signal: voiced syllables (harmonics, vibrato, formant-ish tilt), noise."""
-    import numpy as np
-
-    rng = np.random.default_rng(seed)
-    n = int(seconds * sr)
-    t = np.arange(n) / sr
-    f0 = 140 + 30 * np.sin(2 * np.pi * 0.7 * t) + 5 * np.sin(2 * np.pi * 5.5 * t)
-    phase = 2 * np.pi * np.cumsum(f0) / sr
-    y = sum(np.sin(k * phase) / k**1.2 for k in range(1, 25) if k * 200 < sr / 2)
-    syllables = (np.sin(2 * np.pi * 3.0 * t) > -0.2).astype(float)
-    y = y * syllables + 0.01 * rng.standard_normal(n)
-    return (0.3 * y / np.max(np.abs(y))).astype(np.float32)
-
-
+_speech_like = B.speech_like
 _SOURCE: dict[str, Any] = {}
 
 
@@ -313,11 +228,6 @@ def make_models(folder: Path) -> dict[str, Any]:
     """
     import pickle
 
-    import numpy as np
-    from sklearn.neural_network import MLPClassifier
-    from sklearn.pipeline import Pipeline
-    from sklearn.preprocessing import StandardScaler
-
     from export.train import DEFAULT_PARAMS
     from ser_edge.features import FeatureConfig
     from ser_edge.model import BUNDLED_MODEL
@@ -334,14 +244,7 @@ def make_models(folder: Path) -> dict[str, Any]:
         config, labels = clf.feature_config, list(clf.labels)
         params = clf.metadata.get("training", {}).get("estimator_params", {})
         hidden = tuple(params.get("hidden_layer_sizes", hidden))
-    rng = np.random.default_rng(0)
-    X = rng.normal(size=(40 * len(labels), config.n_features)).astype(np.float32)
-    y = np.array(labels)[np.arange(len(X)) % len(labels)]
-    mlp = MLPClassifier(hidden_layer_sizes=hidden, max_iter=20, random_state=0)
-    pipe = Pipeline([("scaler", StandardScaler()), ("clf", mlp)])
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")  # ConvergenceWarning: 20 iterations on noise
-        pipe.fit(X, y)
+    pipe = B.sklearn_stand_in(config.n_features, labels, hidden, seed=0)  # 40 rows per label
     pkl = folder / "librosa-way-mlp.pkl"
     with open(pkl, "wb") as f:
         pickle.dump(pipe, f)
@@ -353,7 +256,7 @@ def make_models(folder: Path) -> dict[str, Any]:
 
         onnx_path, kind = folder / "stand-in-mlp.onnx", f"stand-in MLP {hidden}, random rows"
         export_onnx(pipe, feature_config=config, labels=labels,
-                    training={"corpora": {"random": len(X)}, "seed": 0},
+                    training={"corpora": {"random": 40 * len(labels)}, "seed": 0},
                     metrics={"speaker_independent": {}}, path=onnx_path)
     return {"onnx": onnx_path, "pickle": pkl, "onnx_kind": kind,
             "pickle_kind": f"MLPClassifier{hidden} on seeded random rows",

@@ -26,7 +26,9 @@ pooling, the seeds' three calls), ``features`` = load at the feature rate + ``ex
 extraction at least 5x faster than librosa's three calls", is ``extract`` on the 3 s 48 kHz clip;
 ``features`` adds decoding and resampling, the same libraries on both sides.
 
-Both sides run with one BLAS/OpenMP thread (see ``benchmarks/__init__.py``).
+Both sides run with one BLAS/OpenMP thread (see ``benchmarks/__init__.py``). The stages and the
+timing core are those of ``ser_edge/bench.py`` (``ser_edge_stages``, ``librosa_stages``,
+``measure``), which ``ser-edge bench`` runs on a user's own machine.
 
 usage: ``python -m benchmarks.latency [--reps 5] [--lengths 1 3 10 60] [--rates 16000 22050 48000]``
 """
@@ -37,157 +39,21 @@ import argparse
 import pickle
 import sys
 import tempfile
-import time
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-
 from benchmarks import _common as C
-
-STAGES = ("decode", "resample", "stft", "mel", "mfcc", "tuning", "chroma", "pooling", "inference")
-TOTALS = ("extract", "features", "classify")
-SAMPLE_MIN_S = 0.005  # fast calls are repeated within one sample until it lasts this long
-
-
-def ser_edge_side(path: Path, clf: Any, config: Any) -> dict[str, Callable[[], Any]]:
-    """Zero-argument callables, one per stage, on ser-edge (inputs prepared once)."""
-    from ser_edge import audio
-    from ser_edge.features import (
-        _power_spectrogram,
-        chroma_stft,
-        estimate_tuning,
-        feature_vector,
-        melspectrogram,
-        mfcc,
-        pool,
-        power_to_db,
-    )
-
-    sr, n_fft, hop = config.sr, config.n_fft, config.hop_length
-    mel_kw = {"n_mels": config.n_mels, "fmin": config.fmin, "fmax": config.fmax, "htk": config.htk}
-    y, sr_native = audio.load(path, sr=None)
-    y_sr = audio.resample(y, orig_sr=sr_native, target_sr=sr)
-    S = _power_spectrogram(y_sr, None, n_fft, hop, 2.0)[0]
-    mel = melspectrogram(S=S, sr=sr, n_fft=n_fft, **mel_kw)
-    estimated = estimate_tuning(S=S, sr=sr, bins_per_octave=config.n_chroma)
-    tuning = estimated if config.tuning is None else config.tuning
-    blocks = {"mfcc": mfcc(S=power_to_db(mel), n_mfcc=config.n_mfcc),
-              "chroma": chroma_stft(S=S, sr=sr, tuning=tuning, n_chroma=config.n_chroma),
-              "mel": power_to_db(mel)}
-    x = pool(blocks, config)
-
-    def features() -> Any:
-        y, _ = audio.load(path, sr=sr)
-        return feature_vector(y, sr=sr, config=config)
-
-    def extract() -> Any:
-        return feature_vector(y_sr, sr=sr, config=config)
-
-    return {
-        "decode": lambda: audio.load(path, sr=None),
-        "resample": lambda: audio.resample(y, orig_sr=sr_native, target_sr=sr),
-        "stft": lambda: _power_spectrogram(y_sr, None, n_fft, hop, 2.0),
-        "mel": lambda: melspectrogram(S=S, sr=sr, n_fft=n_fft, **mel_kw),
-        "mfcc": lambda: mfcc(S=power_to_db(mel), n_mfcc=config.n_mfcc),
-        "tuning": lambda: estimate_tuning(S=S, sr=sr, bins_per_octave=config.n_chroma),
-        "chroma": lambda: chroma_stft(S=S, sr=sr, tuning=tuning, n_chroma=config.n_chroma),
-        "pooling": lambda: pool(blocks, config),
-        "inference": lambda: clf._run(x[np.newaxis, :]),
-        "extract": extract,
-        "features": features,
-        "classify": lambda: clf.classify(path),
-    }
-
-
-def librosa_side(path: Path, pipe: Any, config: Any) -> dict[str, Callable[[], Any]]:
-    """Zero-argument callables, one per stage, on librosa and scikit-learn."""
-    import json
-
-    import librosa
-    from librosa.core.spectrum import _spectrogram
-
-    from benchmarks.librosa_way import features, features_of
-
-    cfg = json.loads(config.to_json())
-    sr, n_fft, hop = config.sr, config.n_fft, config.hop_length
-    mel_kw = {"n_mels": config.n_mels, "fmin": config.fmin, "fmax": config.fmax, "htk": config.htk}
-    y, sr_native = librosa.load(path, sr=None, mono=True)
-    y_sr = librosa.resample(y, orig_sr=sr_native, target_sr=sr, res_type="soxr_hq")
-    S = _spectrogram(y=y_sr, n_fft=n_fft, hop_length=hop, power=2.0)[0]
-    mel = librosa.feature.melspectrogram(S=S, sr=sr, n_fft=n_fft, **mel_kw)
-    estimated = librosa.estimate_tuning(S=S, sr=sr, bins_per_octave=config.n_chroma)
-    tuning = estimated if config.tuning is None else config.tuning
-    blocks = [librosa.feature.mfcc(S=librosa.power_to_db(mel), n_mfcc=config.n_mfcc),
-              librosa.feature.chroma_stft(S=S, sr=sr, tuning=tuning, n_chroma=config.n_chroma),
-              librosa.power_to_db(mel)]
-
-    def pooling() -> Any:
-        return np.concatenate([np.r_[b.mean(axis=1), b.std(axis=1)] for b in blocks]).astype(
-            np.float32)
-
-    x = pooling()
-    return {
-        "decode": lambda: librosa.load(path, sr=None, mono=True),
-        "resample": lambda: librosa.resample(y, orig_sr=sr_native, target_sr=sr,
-                                             res_type="soxr_hq"),
-        "stft": lambda: _spectrogram(y=y_sr, n_fft=n_fft, hop_length=hop, power=2.0),
-        "mel": lambda: librosa.feature.melspectrogram(S=S, sr=sr, n_fft=n_fft, **mel_kw),
-        "mfcc": lambda: librosa.feature.mfcc(S=librosa.power_to_db(mel), n_mfcc=config.n_mfcc),
-        "tuning": lambda: librosa.estimate_tuning(S=S, sr=sr, bins_per_octave=config.n_chroma),
-        "chroma": lambda: librosa.feature.chroma_stft(S=S, sr=sr, tuning=tuning,
-                                                      n_chroma=config.n_chroma),
-        "pooling": pooling,
-        "inference": lambda: pipe.predict_proba(x[np.newaxis, :]),
-        "extract": lambda: features_of(y_sr, sr, cfg),
-        "features": lambda: features(str(path), cfg),
-        "classify": lambda: pipe.predict_proba(features(str(path), cfg)[np.newaxis, :]),
-    }
-
-
-def sample(fn: Callable[[], Any], number: int) -> tuple[float, float]:
-    """Wall and CPU seconds per call of ``fn``, averaged over ``number`` back-to-back calls."""
-    c0, t0 = time.process_time(), time.perf_counter()
-    for _ in range(number):
-        fn()
-    return (time.perf_counter() - t0) / number, (time.process_time() - c0) / number
+from ser_edge import bench as B
+from ser_edge.bench import STAGES, TOTALS
 
 
 def measure_clip(
     path: Path, clf: Any, pipe: Any, config: Any, reps: int
 ) -> dict[str, dict[str, Any]]:
-    """Per stage and side: every sample, min and median, seconds per call."""
-    sides = {"ser-edge": ser_edge_side(path, clf, config),
-             "librosa": librosa_side(path, pipe, config)}
-    number: dict[tuple[str, str], int] = {}
-    for side, fns in sides.items():  # warm-up, and calls per sample for the fast stages
-        for stage, fn in fns.items():
-            fn()
-            once = sample(fn, 1)[0]
-            number[side, stage] = max(1, min(1000, int(SAMPLE_MIN_S / max(once, 1e-7))))
-    samples: dict[str, dict[str, list[tuple[float, float]]]] = {
-        s: {k: [] for k in sides[s]} for s in sides}
-    names = list(sides)
-    for rep in range(reps):
-        order = names if rep % 2 == 0 else names[::-1]
-        for stage in (*STAGES, *TOTALS):
-            for side in order:
-                samples[side][stage].append(sample(sides[side][stage], number[side, stage]))
-    out: dict[str, dict[str, Any]] = {}
-    for stage in (*STAGES, *TOTALS):
-        out[stage] = {}
-        for side in names:
-            wall = [w for w, _ in samples[side][stage]]
-            cpu = [c for _, c in samples[side][stage]]
-            out[stage][side] = {"min_s": min(wall), "median_s": float(np.median(wall)),
-                                "cpu_min_s": min(cpu), "cpu_median_s": float(np.median(cpu)),
-                                "samples_wall_s": wall, "samples_cpu_s": cpu,
-                                "calls_per_sample": number[side, stage]}
-        a, b = out[stage]["ser-edge"], out[stage]["librosa"]
-        for key in ("min", "median", "cpu_min", "cpu_median"):
-            out[stage][f"ratio_{key}"] = b[f"{key}_s"] / a[f"{key}_s"]
-    return out
+    """Per stage and side: every sample, min and median, seconds per call (``bench.measure``)."""
+    sides = {"ser-edge": B.ser_edge_stages(path, clf, config),
+             "librosa": B.librosa_stages(path, config, pipe)}
+    return B.measure(sides, reps, (*STAGES, *TOTALS))
 
 
 def main(argv: list[str] | None = None) -> int:
