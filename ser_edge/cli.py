@@ -57,7 +57,8 @@ app = typer.Typer(
         "Examples:\n\n"
         "  ser-edge classify clip.wav\n\n"
         "  ser-edge classify recordings/ --json > emotions.jsonl\n\n"
-        "  ser-edge info\n\n" + EXIT_CODES_HELP
+        "  ser-edge info\n\n"
+        "  ser-edge bench\n\n" + EXIT_CODES_HELP
     ),
     no_args_is_help=True,
     add_completion=False,
@@ -461,6 +462,93 @@ def features(
         "feature_config": json.loads(cfg.to_json()),
     }
     typer.echo(json.dumps(record))
+
+
+@app.command(
+    help=(
+        "Benchmark ser-edge on this machine: warm latency per stage, cold start and throughput, "
+        "as Markdown tables (or --json).\n\n"
+        "Without PATH it times a synthetic 3 s speech-like clip at 48 kHz, written to a "
+        "temporary folder and deleted afterwards. With PATHs (files or folders) it times the "
+        "first file per stage and in cold start, and every file in throughput. If librosa is "
+        "installed (and scikit-learn, for inference), librosa's side is timed too and the "
+        "ratios printed. BLAS/OpenMP are pinned to one thread (set before numpy loads, and for "
+        "the cold-start processes). With the defaults it takes a few seconds on a desktop "
+        "computer, longer on a Raspberry Pi, and longer still with librosa (its first run "
+        "after install compiles with numba; --no-librosa skips it).\n\n"
+        "Examples:\n\n"
+        "  ser-edge bench\n\n"
+        "  ser-edge bench recordings/ --reps 10 --cold-runs 5\n\n"
+        "  ser-edge bench --json > bench.json\n\n"
+        "Exit status: 0 ok; 1 a file cannot be used or a measurement failed; 2 usage error; "
+        "3 the model cannot be used."
+    )
+)
+def bench(
+    paths: Annotated[
+        list[Path] | None,
+        typer.Argument(help="Audio files or folders (default: a synthetic clip).",
+                       metavar="PATH", show_default=False),
+    ] = None,
+    model: Annotated[
+        Path | None,
+        typer.Option("--model", "-m", help="ONNX model exported by `python -m export`.",
+                     show_default="the bundled RAVDESS model"),
+    ] = None,
+    reps: Annotated[
+        int, typer.Option("--reps", min=1, help="Repetitions per stage (warm latency).")
+    ] = 5,
+    cold_runs: Annotated[
+        int,
+        typer.Option("--cold-runs", min=0, help="Fresh processes for the cold start (0: skip)."),
+    ] = 3,
+    no_librosa: Annotated[
+        bool,
+        typer.Option("--no-librosa", help="Do not time librosa's side even if it is installed."),
+    ] = False,
+    json_: Annotated[
+        bool,
+        typer.Option("--json", help="Print one JSON object: machine, versions, date, every run."),
+    ] = False,
+) -> None:
+    """Benchmark ser-edge on this machine."""
+    # First, before anything loads numpy: its BLAS reads the thread variables once.
+    from .bench import pin_threads
+
+    threads = pin_threads()
+    from . import bench as _bench
+
+    clf = _load_classifier(model)
+    files: list[Path] = []
+    if paths:
+        items = find_audio(paths)
+        problems = [problem for _, problem in items if problem is not None]
+        if problems:
+            for problem in problems[1:]:
+                typer.echo(f"ser-edge: error: {problem}", err=True)
+            raise _fail(problems[0], EXIT_FILE_FAILED)
+        files = [path for path, _ in items]
+    log = (lambda line: typer.echo(f"ser-edge bench: {line}", err=True)) if (
+        _stderr_is_terminal() and not json_) else None
+    try:
+        result = _bench.run(files, model=clf, reps=reps, cold_runs=cold_runs,
+                            compare_librosa=not no_librosa, threads=threads, log=log)
+    except (SerEdgeError, OSError) as exc:
+        from .model import error_line
+
+        raise _fail(error_line(files[0] if files else "synthetic clip", exc),
+                    EXIT_FILE_FAILED) from None
+    except RuntimeError as exc:
+        raise _fail(str(exc).splitlines()[0], EXIT_FILE_FAILED) from None
+    if json_:
+        typer.echo(json.dumps(result, indent=2))
+    else:
+        typer.echo(_bench.to_markdown(result))
+    failures = result["throughput"]["failures"]
+    for message in failures:
+        typer.echo(f"ser-edge: error: {message}", err=True)
+    if failures:
+        raise typer.Exit(code=EXIT_FILE_FAILED)
 
 
 def main() -> None:
