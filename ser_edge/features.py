@@ -271,18 +271,10 @@ def pool(blocks: Mapping[str, np.ndarray], config: FeatureConfig) -> np.ndarray:
                 f"feature block {name!r} has shape {M.shape}, expected ({rows}, n_frames > 0)"
             )
         mats.append(M)
-    if len({M.shape[1] for M in mats}) == 1:
-        # One call per statistic on the stacked rows: each row is reduced on its own, so the
-        # values are those of a call per block, without the per-call overhead.
-        stacked = np.concatenate(mats) if len(mats) > 1 else mats[0]
-        stats = [_STAT_FUNCS[stat](stacked, axis=-1) for stat in config.stats]
-        per_block = []
-        first = 0
-        for M in mats:
-            per_block.extend(v[first : first + len(M)] for v in stats)
-            first += len(M)
-    else:
-        per_block = [_STAT_FUNCS[stat](M, axis=-1) for M in mats for stat in config.stats]
+    # One call per block and statistic, on the block as given: numpy's summation order follows
+    # the memory layout (librosa's matrices are not all C-ordered), and the bundled model was
+    # trained on vectors reduced this way, bit for bit.
+    per_block = [_STAT_FUNCS[stat](M, axis=-1) for M in mats for stat in config.stats]
     return np.concatenate(per_block).astype(np.float32, copy=False)
 
 

@@ -298,3 +298,15 @@ def test_feature_vector_stream_errors(signal):
         features.feature_vector_stream([y], sr=16000, config=FeatureConfig(tuning=None))
     with pytest.raises(ParameterError, match="at least one sample"):
         features.feature_vector_stream([], sr=16000)
+
+
+def test_pool_reduces_each_block_as_given(rng):
+    """numpy's float32 sums follow the memory layout, and the bundled model was trained on
+    vectors of librosa matrices that are not all C-ordered: pool must reduce each block as it
+    is, so that the training features are reproduced bit for bit."""
+    config = FeatureConfig()
+    blocks = {name: np.asfortranarray(rng.standard_normal((rows, 219)).astype(np.float32) * 40)
+              for name, rows in config.block_sizes.items()}
+    expected = np.concatenate([f(blocks[name], axis=-1) for name in config.block_sizes
+                               for f in (np.mean, np.std)]).astype(np.float32)
+    np.testing.assert_array_equal(features.pool(blocks, config), expected)
