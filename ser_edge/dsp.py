@@ -21,7 +21,6 @@ __all__ = [
     "hann_window",
     "stft",
     "power_spectrogram",
-    "power_blocks",
     "power_blocks_stream",
     "power_to_db",
     "fft_frequencies",
@@ -305,55 +304,6 @@ def power_spectrogram(
     return S.reshape(lead + S.shape[1:])
 
 
-def power_blocks(
-    y: np.ndarray,
-    *,
-    n_fft: int = 2048,
-    hop_length: int | None = None,
-    center: bool = True,
-    power: float = 2.0,
-    frames_per_block: int = 256,
-):
-    """Yield :func:`power_spectrogram` of mono ``y`` a block of frames at a time.
-
-    For features that need each frame once (mel, chroma at a fixed tuning), so that the whole
-    spectrogram is never held: memory stays at one block whatever the clip's length.
-
-    Parameters
-    ----------
-    y : np.ndarray [shape=(n,)], float32 or float64
-        Mono audio time series.
-    n_fft, hop_length, center, power
-        As :func:`power_spectrogram`.
-    frames_per_block : int > 0
-        Frames per block, at most; rounded to whole transform blocks of 32 frames.
-
-    Yields
-    ------
-    n_frames : int
-        First, the number of frames of the whole spectrogram.
-    start, S : int, np.ndarray [shape=(1 + n_fft // 2, m)], float32 for float32 y
-        Then, for each block, its first frame and the spectrogram's columns
-        ``start .. start + m``, equal to ``power_spectrogram(y)[:, start:start + m]``. ``S`` is a
-        view of a buffer that the next block reuses: use it before asking for the next one.
-
-    Raises
-    ------
-    ParameterError
-        As :func:`stft`, or if ``y`` is not 1-D.
-    """
-    if np.ndim(y) != 1:
-        raise ParameterError(f"power_blocks takes mono audio (1-D), got shape {np.shape(y)}")
-    _check_positive_int("frames_per_block", frames_per_block)
-    blocks = _frame_blocks(y, n_fft, hop_length, center)
-    _, n_frames, dtype = next(blocks)
-    yield n_frames
-    # At least one FFT block: blocks are whole FFT blocks, never split.
-    cols = min(max(frames_per_block, _BLOCK_FRAMES), n_frames)
-    spectra = ((start, spec) for _, start, spec in blocks)
-    yield from _power_columns(spectra, 1 + n_fft // 2, dtype, power, cols)
-
-
 def power_blocks_stream(
     chunks,
     *,
@@ -365,27 +315,31 @@ def power_blocks_stream(
 ):
     """Yield the power spectrogram of audio that arrives in chunks, a block of frames at a time.
 
-    What :func:`power_blocks` yields for the concatenation of ``chunks``, without ever holding
-    it: memory is one chunk and one block, whatever the signal's length. The frame count is not
-    known in advance, so nothing is yielded before the first block.
+    For features that need each frame once (mel, chroma at a fixed tuning): the spectrogram of
+    the concatenation of ``chunks`` is never held, nor the signal itself; memory is one chunk and
+    one block, whatever the signal's length. A whole signal ``y`` is the one chunk ``[y]``.
 
     Parameters
     ----------
     chunks : iterable of np.ndarray [shape=(n_i,)], float32 or float64
         Consecutive pieces of one mono signal, all of one dtype (empty pieces are allowed).
-    n_fft, hop_length, center, power, frames_per_block
-        As :func:`power_blocks`.
+    n_fft, hop_length, center, power
+        As :func:`power_spectrogram`.
+    frames_per_block : int > 0
+        Frames per block, at most; rounded up to whole transform blocks of 32 frames.
 
     Yields
     ------
     start, S : int, np.ndarray [shape=(1 + n_fft // 2, m)], float32 for float32 chunks
-        As :func:`power_blocks`: bit-identical to ``power_spectrogram(y)[:, start:start + m]``
-        of the whole signal ``y``, in a buffer the next block reuses.
+        Each block's first frame and the spectrogram's columns ``start .. start + m``,
+        bit-identical to ``power_spectrogram(y)[:, start:start + m]`` of the whole signal ``y``.
+        ``S`` is a view of a buffer that the next block reuses: use it before asking for the
+        next one.
 
     Raises
     ------
     ParameterError
-        As :func:`power_blocks`, when the chunks are read.
+        As :func:`stft`, when the chunks are read, or if a chunk is not 1-D.
     """
     _check_positive_int("n_fft", n_fft)
     if hop_length is None:

@@ -17,7 +17,6 @@ import numpy as np
 
 from .dsp import (
     fft_frequencies,
-    power_blocks,
     power_blocks_stream,
     power_spectrogram,
     power_to_db,
@@ -621,34 +620,34 @@ def _mel_of(S: np.ndarray, sr: int, config: FeatureConfig) -> np.ndarray:
                           fmin=config.fmin, fmax=config.fmax, htk=config.htk)
 
 
-def _stream_mel_chroma(
-    y: np.ndarray, sr: int, config: FeatureConfig, wanted: set[str]
-) -> tuple[np.ndarray | None, np.ndarray | None]:
-    """Mel power and chroma (at ``config.tuning``) of ``y``, block by block of frames.
+def _mel_chroma_blocks(chunks, sr: int, config: FeatureConfig, *, mel: bool, chroma: bool):
+    """Yield mel power and raw chroma (at ``config.tuning``) block by block of frames.
 
-    The power spectrogram is never held whole: each block is projected onto the mel and chroma
-    banks and dropped, so memory grows with the small mel matrix only. Equal to
-    :func:`melspectrogram` and :func:`chroma_stft` on the whole spectrogram up to the rounding of
-    the block-wise matrix products.
+    Each block of the power spectrogram (:func:`~ser_edge.dsp.power_blocks_stream`) is projected
+    onto the banks and dropped: ``(mel_block or None, raw_chroma_block or None)``, equal to the
+    columns of :func:`melspectrogram` and :func:`chroma_stft` (before scaling) of the whole
+    spectrogram up to the rounding of the block-wise matrix products.
     """
-    need_mel = bool(wanted & {"mfcc", "mel"})
-    need_chroma = "chroma" in wanted
-    blocks = power_blocks(y, n_fft=config.n_fft, hop_length=config.hop_length)
-    n_frames = next(blocks)
     mel_kw = {"sr": sr, "n_fft": config.n_fft, "n_mels": config.n_mels, "fmin": config.fmin,
               "fmax": config.fmax, "htk": config.htk}
     chromafb = chroma_filters(sr=sr, n_fft=config.n_fft, tuning=float(config.tuning or 0.0),
-                              n_chroma=config.n_chroma) if need_chroma else None
-    mel = np.empty((config.n_mels, n_frames), dtype=np.float32) if need_mel else None
-    raw = np.empty((config.n_chroma, n_frames), dtype=np.float32) if need_chroma else None
-    for start, S in blocks:
-        stop = start + S.shape[1]
-        if mel is not None:
-            mel_projection(S, out=mel[:, start:stop], **mel_kw)
-        if raw is not None:
-            np.matmul(chromafb, S, out=raw[:, start:stop])
-    chroma = _scale_chroma(raw, config.chroma_threshold) if raw is not None else None
-    return mel, chroma
+                              n_chroma=config.n_chroma) if chroma else None
+    for _, S in power_blocks_stream(chunks, n_fft=config.n_fft, hop_length=config.hop_length):
+        yield (mel_projection(S, **mel_kw) if mel else None,
+               np.matmul(chromafb, S) if chroma else None)
+
+
+def _columns(blocks: tuple[np.ndarray, ...]) -> np.ndarray:
+    """The blocks side by side (a clip of one block, the usual case, is not copied)."""
+    return blocks[0] if len(blocks) == 1 else np.concatenate(blocks, axis=1)
+
+
+def _streams(config: FeatureConfig) -> bool:
+    """Whether ``config``'s features can be computed block by block of frames.
+
+    All can but chroma at an estimated tuning, which takes the median over every frame's peaks.
+    """
+    return "chroma" not in config.features or config.tuning is not None
 
 
 def feature_matrices(y: np.ndarray, *, sr: int, config: FeatureConfig) -> dict[str, np.ndarray]:
@@ -686,14 +685,19 @@ def feature_matrices(y: np.ndarray, *, sr: int, config: FeatureConfig) -> dict[s
     if y.ndim != 1:
         raise ParameterError(f"feature_matrices takes mono audio (1-D), got shape {y.shape}")
     wanted = set(config.features)
-    if "chroma" in wanted and config.tuning is None:
+    if not _streams(config):
         # The tuning is estimated from every frame before the chroma bank is known: keep S.
         S, _ = _power_spectrogram(y, None, config.n_fft, config.hop_length, 2.0)
         mel = _mel_of(S, sr, config) if wanted & {"mfcc", "mel"} else None
         chroma = chroma_stft(S=S, sr=sr, tuning=None, n_chroma=config.n_chroma,
                              threshold=config.chroma_threshold)
-    else:
-        mel, chroma = _stream_mel_chroma(y, sr, config, wanted)
+    else:  # the whole power spectrogram is never held
+        need_mel = bool(wanted & {"mfcc", "mel"})
+        mels, raws = zip(*_mel_chroma_blocks([y], sr, config, mel=need_mel,
+                                              chroma="chroma" in wanted), strict=True)
+        mel = _columns(mels) if need_mel else None
+        chroma = (_scale_chroma(_columns(raws), config.chroma_threshold)
+                  if "chroma" in wanted else None)
     blocks: dict[str, np.ndarray] = {}
     if mel is not None:
         mel_db = power_to_db(mel, top_db=_TOP_DB) if ("mfcc" in wanted or config.mel_db) else None
@@ -809,37 +813,27 @@ def feature_vector_stream(
             f"audio at {sr} Hz, but the feature configuration expects {config.sr} Hz: "
             f"load it with sr={config.sr}"
         )
-    wanted = set(config.features)
-    if "chroma" in wanted and config.tuning is None:
+    if not _streams(config):
         raise ParameterError("chroma with tuning=None needs the whole spectrogram: "
                              "use feature_vector, or fix the tuning")
-    stft_kw = {"n_fft": config.n_fft, "hop_length": config.hop_length}
-    mel_kw = {"sr": sr, "n_fft": config.n_fft, "n_mels": config.n_mels, "fmin": config.fmin,
-              "fmax": config.fmax, "htk": config.htk}
+    wanted = set(config.features)
     need_mel = bool(wanted & {"mfcc", "mel"})
     need_db = "mfcc" in wanted or ("mel" in wanted and config.mel_db)
-    floor = None
     if need_db:  # pass 1: the loudest mel value, for power_to_db's top_db floor
-        peak = np.float32(-np.inf)
-        for _, S in power_blocks_stream(chunks, **stft_kw):
-            peak = max(peak, mel_projection(S, **mel_kw).max())
+        peak = max(mel.max() for mel, _ in _mel_chroma_blocks(chunks, sr, config, mel=True,
+                                                              chroma=False))
         floor = power_to_db(np.array([peak], dtype=np.float32), top_db=None)[0] - _TOP_DB
-    chromafb = (chroma_filters(sr=sr, n_fft=config.n_fft, tuning=float(config.tuning or 0.0),
-                               n_chroma=config.n_chroma) if "chroma" in wanted else None)
     acc = {name: _RunningStats(rows) for name, rows in config.block_sizes.items()}
-    for _, S in power_blocks_stream(chunks, **stft_kw):
-        if need_mel:
-            mel = mel_projection(S, **mel_kw)
-            if need_db:
-                db = np.maximum(power_to_db(mel, top_db=None), floor)
-            if "mfcc" in wanted:
-                acc["mfcc"].add(mfcc(S=db, n_mfcc=config.n_mfcc))
-            if "mel" in wanted:
-                acc["mel"].add(db if config.mel_db else mel)
-        if chromafb is not None:
-            acc["chroma"].add(_scale_chroma(np.matmul(chromafb, S), config.chroma_threshold))
-    if next(iter(acc.values())).n == 0:
-        raise ParameterError("audio must have at least one sample")
+    for mel, raw in _mel_chroma_blocks(chunks, sr, config, mel=need_mel,
+                                       chroma="chroma" in wanted):
+        if need_db:
+            db = np.maximum(power_to_db(mel, top_db=None), floor)
+        if "mfcc" in wanted:
+            acc["mfcc"].add(mfcc(S=db, n_mfcc=config.n_mfcc))
+        if "mel" in wanted:
+            acc["mel"].add(db if config.mel_db else mel)
+        if raw is not None:
+            acc["chroma"].add(_scale_chroma(raw, config.chroma_threshold))
     return np.concatenate(
         [acc[name].value(stat) for name in config.block_sizes for stat in config.stats]
     ).astype(np.float32, copy=False)

@@ -21,7 +21,7 @@ from typing import Any
 import numpy as np
 
 from .errors import AudioError, ModelError, ParameterError, SerEdgeError
-from .features import FeatureConfig
+from .features import FeatureConfig, _streams
 
 __all__ = ["BUNDLED_MODEL", "Classifier", "Prediction", "Failure"]
 
@@ -348,9 +348,7 @@ class Classifier:
 
         config = self.feature_config
         with audio.AudioStream(path, sr=config.sr) as stream:
-            if stream.duration > STREAM_MIN_SECONDS and (
-                "chroma" not in config.features or config.tuning is not None
-            ):
+            if stream.duration > STREAM_MIN_SECONDS and _streams(config):
                 x, n = self._stream_vector(stream)
             else:
                 y = stream.read()
