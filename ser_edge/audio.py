@@ -8,6 +8,8 @@ default quality (``soxr_hq``) to librosa's output length ``ceil(n * sr / sr_nati
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
@@ -167,9 +169,16 @@ def load_with_rate(
 _DECODE_ERRORS = (sf.LibsndfileError, RuntimeError, ValueError, TypeError, OSError)
 
 
-def _decode_error(name: str, exc: BaseException) -> AudioError:
-    reason = " ".join(str(exc).split()) or type(exc).__name__
-    return AudioError(f"{name}: cannot decode as audio ({reason})")
+@contextmanager
+def _decoding(name: str) -> Iterator[None]:
+    """Turn libsndfile's errors into a one-line :class:`AudioError` that names the file."""
+    try:
+        yield
+    except AudioError:
+        raise
+    except _DECODE_ERRORS as exc:
+        reason = " ".join(str(exc).split()) or type(exc).__name__
+        raise AudioError(f"{name}: cannot decode as audio ({reason})") from None
 
 
 def _check_file(path: str | os.PathLike, sr: int | None) -> tuple[str, Path]:
@@ -246,11 +255,6 @@ def _mono_chunks(f: sf.SoundFile, name: str, sr: int):
     yield np.concatenate((tail, np.zeros(n_out - emitted - len(tail), np.float32)))
 
 
-def _concatenate(chunks) -> np.ndarray:
-    parts = list(chunks)
-    return np.concatenate(parts) if parts else np.zeros(0, np.float32)
-
-
 class AudioStream:
     """An open audio file, read whole (:meth:`read`) or piece by piece (iterating), again and again.
 
@@ -287,10 +291,8 @@ class AudioStream:
 
     def __init__(self, path: str | os.PathLike, *, sr: int | None):
         self.name, file = _check_file(path, sr)
-        try:
+        with _decoding(self.name):
             self._f = sf.SoundFile(file)
-        except _DECODE_ERRORS as exc:
-            raise _decode_error(self.name, exc) from None
         try:
             self.sr_native = _check_format(self._f, self.name)
         except AudioError:
@@ -319,32 +321,24 @@ class AudioStream:
             As :func:`load`.
         """
         f, name = self._f, self.name
-        try:
+        with _decoding(name):
             f.seek(0)
             # Long files stream; short ones are read at once (streaming costs ~0.2 ms a clip).
             if mono and self.sr != self.sr_native and f.frames > _STREAM_MIN_FRAMES:
-                y = _concatenate(_mono_chunks(f, name, self.sr))
+                y = np.concatenate(list(_mono_chunks(f, name, self.sr)))
                 if not len(y):
                     raise AudioError(f"{name}: no audio samples")
                 return y
             y = f.read(frames=-1, dtype="float32", always_2d=False).T
-        except AudioError:
-            raise
-        except _DECODE_ERRORS as exc:
-            raise _decode_error(name, exc) from None
         valid_audio(y, path=name)
         if mono and y.ndim > 1:
             y = np.mean(y, axis=tuple(range(y.ndim - 1)))
         return resample(y, orig_sr=self.sr_native, target_sr=self.sr)
 
-    def __iter__(self):
-        try:
+    def __iter__(self) -> Iterator[np.ndarray]:
+        with _decoding(self.name):
             self._f.seek(0)
             yield from _mono_chunks(self._f, self.name, self.sr)
-        except AudioError:
-            raise
-        except _DECODE_ERRORS as exc:
-            raise _decode_error(self.name, exc) from None
 
     def close(self) -> None:
         """Close the file."""
