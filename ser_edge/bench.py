@@ -37,6 +37,7 @@ from importlib import metadata
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from ._threads import THREAD_ENV
 from ._version import __version__
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -72,13 +73,6 @@ __all__ = [
     "format_ms",
 ]
 
-#: Thread pools pinned to one thread for a measurement (BLAS, OpenMP, numba).
-THREAD_ENV = {
-    "OPENBLAS_NUM_THREADS": "1",
-    "OMP_NUM_THREADS": "1",
-    "MKL_NUM_THREADS": "1",
-    "NUMBA_NUM_THREADS": "1",
-}
 
 #: The stages timed on their own, in pipeline order.
 STAGES = ("decode", "resample", "stft", "mel", "mfcc", "tuning", "chroma", "pooling", "inference")

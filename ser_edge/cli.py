@@ -20,18 +20,15 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
+from ._threads import default_to_one_thread
 from ._version import __version__
 from .errors import ModelError, SerEdgeError
 
 if TYPE_CHECKING:  # pragma: no cover
     from .model import Classifier, Failure, Prediction
 
-# One BLAS/OpenMP thread unless the user chose otherwise, set before numpy loads: ser-edge's
-# matrix products are small, extra BLAS threads only spin waiting for one another, and on a busy
-# machine that spinning made classifying a 3 s clip 4 ms -> 40 ms (2 shared cores).
-for _name in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
-    os.environ.setdefault(_name, "1")
-del _name
+# One BLAS/OpenMP thread unless the user chose otherwise, set before any command loads numpy.
+default_to_one_thread()
 
 __all__ = ["app", "main", "AUDIO_EXTENSIONS", "find_audio"]
 
