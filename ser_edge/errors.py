@@ -7,7 +7,7 @@ class, prints its one-line message and exits non-zero, and lets anything else (a
 
 from __future__ import annotations
 
-__all__ = ["SerEdgeError", "ParameterError", "AudioError", "ModelError"]
+__all__ = ["SerEdgeError", "ParameterError", "AudioError", "ModelError", "AudioWarning"]
 
 
 class SerEdgeError(Exception):
@@ -24,3 +24,11 @@ class AudioError(SerEdgeError, ValueError):
 
 class ModelError(SerEdgeError):
     """A model file cannot be used: unreadable, or its metadata or shapes do not fit."""
+
+
+class AudioWarning(UserWarning):
+    """Audio that could be used, with a flaw worth saying: shorter than its header says, say.
+
+    The ``ser-edge`` command prints each as one ``ser-edge: warning: FILE: ...`` line on stderr
+    and still classifies the file.
+    """

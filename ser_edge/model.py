@@ -16,7 +16,7 @@ import os
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 import numpy as np
 
@@ -122,8 +122,10 @@ class Failure:
 
 
 def error_line(path: str | os.PathLike[str], error: BaseException) -> str:
-    """Format ``error`` as one line that names ``path`` (once)."""
-    path = str(path)
+    """Format ``error`` as one line that names ``path`` (once), escaped as messages show it."""
+    from ._names import display_name
+
+    path = display_name(path)
     if isinstance(error, OSError) and error.strerror:
         text = error.strerror
         if error.filename is not None and str(error.filename) != path:
@@ -322,13 +324,14 @@ class Classifier:
         label = self.labels[int(np.argmax(row))]
         return Prediction(label, probabilities, float(duration_s), int(sr), path)
 
-    def features(self, path: str | os.PathLike[str]) -> np.ndarray:
+    def features(self, path: str | os.PathLike[str] | bytes | IO[bytes]) -> np.ndarray:
         """Compute the model's input vector for an audio file.
 
         Parameters
         ----------
-        path : str or os.PathLike
-            An audio file that libsndfile reads (WAV, FLAC, OGG, MP3, ...).
+        path : str, bytes, os.PathLike or binary file object
+            An audio file that libsndfile reads (WAV, FLAC, OGG, MP3, ...), as
+            :meth:`classify` takes it.
 
         Returns
         -------
@@ -340,10 +343,12 @@ class Classifier:
         ------
         AudioError
             If the file is missing, empty, corrupt, not audio, too short, silent or has NaN.
+        ParameterError
+            If ``path`` is neither a path nor a binary file object.
         """
         return self._load_features(path)[0]
 
-    def _load_features(self, path: str | os.PathLike[str]) -> tuple[np.ndarray, float, int]:
+    def _load_features(self, path: Any) -> tuple[np.ndarray, float, int]:
         from . import audio
 
         config = self.feature_config
@@ -352,7 +357,7 @@ class Classifier:
                 x, n = self._stream_vector(stream)
             else:
                 y = stream.read()
-                x, n = self._vector(y, path), y.shape[-1]
+                x, n = self._vector(y, stream.name), y.shape[-1]
         return x, n / config.sr, stream.sr_native
 
     def _stream_vector(self, stream: Any) -> tuple[np.ndarray, int]:
@@ -387,7 +392,7 @@ class Classifier:
             raise AudioError(f"{where}the features are not finite (is the audio valid?)")
         return x
 
-    def classify(self, path: str | os.PathLike[str]) -> Prediction:
+    def classify(self, path: str | os.PathLike[str] | bytes | IO[bytes]) -> Prediction:
         """Classify the emotion of one audio file.
 
         The file is decoded, mixed to mono and resampled to ``feature_config.sr`` as
@@ -395,32 +400,51 @@ class Classifier:
 
         Parameters
         ----------
-        path : str or os.PathLike
-            An audio file that libsndfile reads (WAV, FLAC, OGG, MP3, ...).
+        path : str, bytes, os.PathLike or binary file object
+            An audio file that libsndfile reads (WAV, FLAC, OGG, MP3, ...): its path (bytes
+            for a name that is not UTF-8), or a file object open in binary mode (an open file,
+            ``io.BytesIO(data)`` of audio received over a network, ``sys.stdin.buffer``), read
+            from its current position and left open. One that cannot seek is first copied to a
+            temporary file (memory stays bounded; see :mod:`ser_edge.audio`).
 
         Returns
         -------
         Prediction
-            With ``path`` set to ``str(path)`` and ``sample_rate`` the file's own rate.
+            With ``path`` set to :func:`ser_edge.audio.source_name` of ``path`` (the path as a
+            ``str``, a file object's ``name``, or ``'<BytesIO>'``) and ``sample_rate`` the
+            file's own rate.
 
         Raises
         ------
         AudioError
-            If the file is missing, empty, corrupt, not audio, shorter than one frame, digital
-            silence or has NaN samples.
+            If the file is missing, unreadable, empty, corrupt, not audio, shorter than one
+            frame, digital silence or has NaN samples.
+        ParameterError
+            If ``path`` is neither a path nor a binary file object.
         ModelError
             If inference fails.
+
+        Warns
+        -----
+        AudioWarning
+            If the file holds less audio than its header says, or an MP3 had damaged frames:
+            the rest is classified.
         """
+        from . import audio
+
         x, duration_s, native_sr = self._load_features(path)
-        return self._prediction(x, duration_s, native_sr, str(path))
+        return self._prediction(x, duration_s, native_sr, audio.source_name(path))
 
     def predict(self, y: np.ndarray, sr: int) -> Prediction:
         """Classify the emotion of a signal already in memory.
 
         Parameters
         ----------
-        y : np.ndarray [shape=(n_samples,) or (n_channels, n_samples)], float
-            The signal, in [-1, 1]; several channels are averaged, as ``librosa.to_mono`` does.
+        y : np.ndarray [shape=(n_samples,), (n_channels, n_samples) or (n_samples, n_channels)]
+            The signal, float, in [-1, 1]; several channels are averaged, as ``librosa.to_mono``
+            does. ``(n_samples, n_channels)``, what ``soundfile.read`` returns, is taken when
+            there are at most 8 channels and more samples than channels
+            (:func:`ser_edge.audio.channels_first`).
         sr : int > 0
             Its sample rate, in Hz; it is resampled to ``feature_config.sr`` if it differs.
 
@@ -434,13 +458,15 @@ class Classifier:
         ParameterError
             If ``sr`` is not a positive integer.
         AudioError
-            If the signal is empty, not finite, digital silence or shorter than one frame.
+            If the signal is empty, not finite, beyond float32's range (``"samples overflow
+            float32"``) or far outside [-1, 1], digital silence, shorter than one frame, or 2-D
+            with a layout that does not say which axis holds the channels.
         """
         if isinstance(sr, bool) or not isinstance(sr, (int, np.integer)) or sr <= 0:
             raise ParameterError(f"sr must be a positive integer in Hz, got {sr!r}")
         from . import audio
 
-        y = np.asarray(y)
+        y = audio.channels_first(np.asarray(y))
         audio.valid_audio(y)
         if y.ndim > 1:  # librosa.to_mono
             y = np.mean(y, axis=tuple(range(y.ndim - 1)))
@@ -456,8 +482,8 @@ class Classifier:
 
         Parameters
         ----------
-        paths : iterable of str or os.PathLike
-            Audio files.
+        paths : iterable of str, bytes, os.PathLike or binary file objects
+            Audio files, as :meth:`classify` takes them.
 
         Yields
         ------
@@ -469,7 +495,9 @@ class Classifier:
             try:
                 yield self.classify(path)
             except (SerEdgeError, OSError) as exc:
-                yield Failure(str(path), exc)
+                from .audio import source_name
+
+                yield Failure(source_name(path), exc)
 
     def __repr__(self) -> str:
         return (
