@@ -587,8 +587,8 @@ class AudioStream:
     Warns
     -----
     AudioWarning
-        After a complete pass, if the file held less audio than its header says (once per
-        stream).
+        After a complete pass, if the file held less audio than its header says or damaged MP3
+        frames were skipped (once per stream).
     """
 
     def __init__(self, path: Source, *, sr: int | None):

@@ -458,9 +458,9 @@ class Classifier:
         ParameterError
             If ``sr`` is not a positive integer.
         AudioError
-            If the signal is empty, not finite, beyond float32's range (``"samples overflow
-            float32"``) or far outside [-1, 1], digital silence, shorter than one frame, or 2-D
-            with a layout that does not say which axis holds the channels.
+            If the signal is empty, not finite, larger than 1e12 in magnitude (``"samples
+            overflow float32"``: the float32 features would overflow), digital silence, shorter
+            than one frame, or 2-D with a layout that does not say which axis holds the channels.
         """
         if isinstance(sr, bool) or not isinstance(sr, (int, np.integer)) or sr <= 0:
             raise ParameterError(f"sr must be a positive integer in Hz, got {sr!r}")
