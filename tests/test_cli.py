@@ -650,6 +650,10 @@ def test_standard_input_in_process_and_its_errors(model: Path, tmp_path: Path) -
                              input=path.read_bytes())
     assert features.exit_code == EXIT_OK
     assert json.loads(features.stdout)["path"] == "<stdin>"
+    dash = tmp_path / "-"  # a file called '-', named by a longer path, is a file
+    dash.write_bytes(path.read_bytes())
+    named = runner.invoke(app, ["classify", "--model", str(model), str(dash)], input=b"")
+    assert named.exit_code == EXIT_OK and named.stdout.startswith(f"{dash}  ")
 
 
 def _mp3(path: Path, seconds: float = 2.0) -> Path:
