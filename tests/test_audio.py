@@ -314,14 +314,15 @@ def test_flac_header_claiming_billions_of_frames(tmp_path):
         tracemalloc.stop()
 
 
-def test_truncated_wav_warns_and_keeps_what_is_there(tmp_path):
+@pytest.mark.parametrize(("fmt", "header"), [("WAV", 44), ("AIFF", 54)])
+def test_truncated_wav_warns_and_keeps_what_is_there(tmp_path, fmt, header):
     y = _tone(2.0)
-    path = tmp_path / "cut.wav"
-    sf.write(path, y, 16000, subtype="PCM_16")
+    path = tmp_path / f"cut.{fmt.lower()}"
+    sf.write(path, y, 16000, format=fmt, subtype="PCM_16")
     data = path.read_bytes()
-    path.write_bytes(data[:44 + 2 * 12345])  # header + 12345 samples
-    with pytest.warns(AudioWarning, match=r"cut\.wav: the file is shorter than its header says "
-                      r"\(0\.77 s of audio, the header says 2\.00 s\)"):
+    path.write_bytes(data[:header + 2 * 12345])  # header + 12345 samples
+    with pytest.warns(AudioWarning, match=rf"cut\.{fmt.lower()}: the file is shorter than its "
+                      r"header says \(0\.77 s of audio, the header says 2\.00 s\)"):
         out, _ = audio.load(path, sr=None)
     np.testing.assert_allclose(out, y[:12345], atol=1 / 32768)
     sf.write(path, y, 16000, subtype="PCM_16")
@@ -341,6 +342,29 @@ def test_truncated_mp3_warns(tmp_path):
                       r"\(\d\.\d\d s of audio, the header says 2\.00 s\)"):
         cut, _ = audio.load(path, sr=None)
     assert 0.3 * len(whole) < len(cut) < 0.7 * len(whole)
+
+
+def test_mp3_with_a_damaged_frame_warns(capfd):
+    """40 bytes of 0xFF in the middle of a 3 s MP3, at a few places: each either decodes whole
+    with a 'damaged MP3 frames were skipped' warning, or stops early with the truncation warning
+    (mpg123 resyncs, or gives up quietly), or decodes whole; at least one place says damaged."""
+    import io
+
+    buf = io.BytesIO()
+    sf.write(buf, _tone(3.0), 16000, format="MP3", subtype="MPEG_LAYER_III")
+    data = buf.getvalue()
+    said = []
+    for start in range(len(data) // 3, len(data) * 3 // 4, 150):
+        damaged = data[:start] + b"\xff" * 40 + data[start + 40:]
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            y, _ = audio.load(io.BytesIO(damaged), sr=None)
+        assert all(issubclass(w.category, AudioWarning) for w in caught)
+        said += [str(w.message) for w in caught]
+    damage = [m for m in said if "damaged MP3 frames were skipped (mpg123: " in m]
+    assert damage, said
+    assert all(m.endswith("classified from what could be decoded") for m in damage)
+    assert capfd.readouterr().err == ""
 
 
 def test_corrupt_mp3_is_quiet(tmp_path, capfd):
