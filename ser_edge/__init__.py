@@ -10,7 +10,14 @@ no librosa, numba or scikit-learn at run time.
 import typing as _typing
 
 from ._version import __version__
-from .errors import AudioError, AudioWarning, ModelError, ParameterError, SerEdgeError
+from .errors import (
+    AudioError,
+    AudioWarning,
+    ClusterError,
+    ModelError,
+    ParameterError,
+    SerEdgeError,
+)
 
 if _typing.TYPE_CHECKING:  # pragma: no cover
     from .model import BUNDLED_MODEL, Classifier, Failure, Prediction
@@ -25,11 +32,13 @@ __all__ = [
     "AudioError",
     "ModelError",
     "ParameterError",
+    "ClusterError",
     "AudioWarning",
 ]
 
 #: The public modules, each with an ``__all__`` of its own.
-_MODULES = ("audio", "bench", "cli", "dsp", "errors", "features", "filters", "model")
+_MODULES = ("audio", "batch", "bench", "cli", "dsp", "errors", "features", "filters", "model",
+            "results")
 
 _LAZY = {name: "model" for name in ("BUNDLED_MODEL", "Classifier", "Failure", "Prediction")}
 

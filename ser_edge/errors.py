@@ -7,7 +7,9 @@ class, prints its one-line message and exits non-zero, and lets anything else (a
 
 from __future__ import annotations
 
-__all__ = ["SerEdgeError", "ParameterError", "AudioError", "ModelError", "AudioWarning"]
+__all__ = [
+    "SerEdgeError", "ParameterError", "AudioError", "ModelError", "ClusterError", "AudioWarning",
+]
 
 
 class SerEdgeError(Exception):
@@ -24,6 +26,10 @@ class AudioError(SerEdgeError, ValueError):
 
 class ModelError(SerEdgeError):
     """A model file cannot be used: unreadable, or its metadata or shapes do not fit."""
+
+
+class ClusterError(SerEdgeError):
+    """A Dask cluster cannot be used: the ``cluster`` extra is missing, or no scheduler answers."""
 
 
 class AudioWarning(UserWarning):
