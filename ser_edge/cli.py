@@ -17,7 +17,6 @@ import os
 import stat
 import sys
 import textwrap
-import warnings
 from enum import Enum
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
@@ -27,7 +26,7 @@ import typer
 from ._names import display_name
 from ._threads import default_to_one_thread
 from ._version import __version__
-from .errors import AudioWarning, ModelError, SerEdgeError
+from .errors import ClusterError, ModelError, SerEdgeError
 
 if TYPE_CHECKING:  # pragma: no cover
     from .model import Classifier, Failure, Prediction
@@ -42,6 +41,9 @@ EXIT_OK = 0
 EXIT_FILE_FAILED = 1
 EXIT_USAGE = 2
 EXIT_MODEL = 3
+#: ``--scheduler``: the Dask cluster cannot be used (the ``cluster`` extra is missing, the
+#: scheduler does not answer).
+EXIT_CLUSTER = 4
 #: Standard output closed before everything was written (``ser-edge classify dir | head -1``):
 #: 128 + SIGPIPE, what a shell reports for ``cat`` or ``yes`` in the same place.
 EXIT_BROKEN_PIPE = 141
@@ -61,8 +63,8 @@ PROGRESS_MIN_FILES = 5
 
 EXIT_CODES_HELP = (
     "Exit status: 0 every file classified; 1 at least one file failed (one line on stderr each, "
-    "the other files are still classified); 2 usage error; 3 the model cannot be used; 141 "
-    "standard output closed early (e.g. by head)."
+    "the other files are still classified); 2 usage error; 3 the model cannot be used; 4 the "
+    "Dask cluster (--scheduler) cannot be used; 141 standard output closed early (e.g. by head)."
 )
 
 app = typer.Typer(
@@ -139,13 +141,6 @@ def _closed_pipe() -> typer.Exit:
     except (OSError, ValueError, AttributeError):  # pragma: no cover - stdout without a descriptor
         pass
     return typer.Exit(code=EXIT_BROKEN_PIPE)
-
-
-class _Stdout:
-    """What ``csv.writer`` writes to: :func:`_out`."""
-
-    def write(self, text: str) -> None:
-        _out(text)
 
 
 def _load_classifier(model: Path | None) -> Classifier:
@@ -288,11 +283,18 @@ def _text_line(p: Prediction, top_k: int, width: int) -> str:
         "PATHS are audio files or folders (searched recursively for audio files: WAV, FLAC, "
         "OGG/Opus, MP3, AIFF, CAF, ...; hidden files skipped), or - for standard input. One "
         "line per file: path, label, confidence and the next-best labels.\n\n"
+        "Many files are classified by several worker processes (--jobs, default: every usable "
+        "core, once the batch is big enough to be worth it), or by a Dask cluster "
+        "(--scheduler); the output is the same, in input order unless --unordered. --output "
+        "appends the results to a file as they come; --resume continues an interrupted run, "
+        "skipping the files already in it.\n\n"
         "Examples:\n\n"
         "  ser-edge classify clip.wav\n\n"
         "  ser-edge classify recordings/ --top-k 2\n\n"
         "  ser-edge classify a.flac b.wav --json\n\n"
         "  ser-edge classify recordings/ --csv > emotions.csv\n\n"
+        "  ser-edge classify archive/ --output emotions.jsonl --resume\n\n"
+        "  ser-edge classify /shared/archive/ --scheduler tcp://10.0.0.1:8786 -o emotions.csv\n\n"
         "  curl -s https://example.org/clip.flac | ser-edge classify -\n\n" + EXIT_CODES_HELP
     ),
     no_args_is_help=True,
@@ -332,53 +334,137 @@ def classify(
         typer.Option("--model", "-m", help="ONNX model exported by `python -m export`.",
                      show_default="the bundled RAVDESS model"),
     ] = None,
+    jobs: Annotated[
+        int | None,
+        typer.Option("--jobs", "-j", min=1,
+                     help="Worker processes, each with one thread and the model loaded once. "
+                          "1: none, everything in this process.",
+                     show_default="the usable cores, for a batch worth starting them"),
+    ] = None,
+    unordered: Annotated[
+        bool,
+        typer.Option("--unordered", help="Print each result as soon as it is ready, not in "
+                                         "input order."),
+    ] = False,
+    output: Annotated[
+        Path | None,
+        typer.Option("--output", "-o", metavar="FILE",
+                     help="Append the results to FILE (.jsonl: JSON lines, .csv: CSV) as they "
+                          "come, one flushed line each, instead of printing them.",
+                     show_default=False),
+    ] = None,
+    resume: Annotated[
+        bool,
+        typer.Option("--resume", help="Continue the --output file of an interrupted run: skip "
+                                      "the files already in it (with their result or error)."),
+    ] = False,
+    scheduler: Annotated[
+        str | None,
+        typer.Option("--scheduler", metavar="ADDRESS",
+                     help="Classify on a Dask cluster (tcp://HOST:8786; the 'cluster' extra). "
+                          "Its workers must read the files at the same absolute paths.",
+                     show_default=False),
+    ] = None,
 ) -> None:
     """Classify the emotion of speech recordings."""
     if json_ and csv_:
         raise typer.BadParameter("choose one of --json and --csv", param_hint="--json/--csv")
+    if jobs is not None and scheduler is not None:
+        raise typer.BadParameter("choose one of --jobs (this machine) and --scheduler (a Dask "
+                                 "cluster)", param_hint="--jobs/--scheduler")
+    if resume and output is None:
+        raise typer.BadParameter("--resume continues an --output file", param_hint="--resume")
     fmt = OutputFormat.json if json_ else OutputFormat.csv if csv_ else OutputFormat.text
+    if output is not None:
+        from .results import FORMATS
+
+        kind = FORMATS.get(output.suffix.lower())
+        if kind is None:
+            raise typer.BadParameter(f"the extension picks the format: {', '.join(FORMATS)}",
+                                     param_hint="--output")
+        if fmt is not OutputFormat.text and fmt.value != kind:
+            raise typer.BadParameter(f"--{fmt.value} with a .{output.suffix[1:]} file",
+                                     param_hint="--output")
+        fmt = OutputFormat(kind)
     clf = _load_classifier(model)
     top_k = min(top_k, len(clf.labels))
     items = find_audio(paths, stdin=True)
-    width = min(max((len(_shown(p)) for p, _ in items), default=0), 60)
+    sink = _results_file(output, clf, resume) if output is not None else None
+    try:
+        _classify(items, clf, fmt, top_k, sink, jobs=jobs, ordered=not unordered,
+                  scheduler=scheduler)
+    finally:
+        if sink is not None:
+            sink.close()
+
+
+def _results_file(output: Path, clf: Classifier, resume: bool) -> Any:
+    from .errors import ParameterError
+    from .results import ResultsFile
+
+    try:
+        return ResultsFile(output, labels=clf.labels, resume=resume)
+    except ParameterError as exc:
+        raise _fail(str(exc), EXIT_USAGE) from None
+
+
+def _classify(items: list[tuple[Path, str | None]], clf: Classifier, fmt: OutputFormat,
+              top_k: int, sink: Any, *, jobs: int | None, ordered: bool,
+              scheduler: str | None) -> None:
+    """Classify ``items`` (from :func:`find_audio`), print or append each result, exit status."""
+    from . import batch
+
+    done = sink.done if sink is not None else {}
+    skip = [str(path) != STDIN and display_name(path) in done for path, _ in items]
+    failed_before = sum(done[display_name(path)] is not None
+                        for (path, _), s in zip(items, skip, strict=True) if s)
+    if any(skip):
+        typer.echo(f"ser-edge: {display_name(sink.path)}: {sum(skip)} of {len(items)} files "
+                   f"there already ({failed_before} failed); classifying the other "
+                   f"{len(items) - sum(skip)}", err=True)
+    todo = [item for item, s in zip(items, skip, strict=True) if not s]
+    sources = [_batch_source(path, problem) for path, problem in todo]
+    width = min(max((len(_shown(p)) for p, _ in todo), default=0), 60)
     progress = _Progress(len(items), len(items) >= PROGRESS_MIN_FILES and _stderr_is_terminal())
+    progress.done = sum(skip)
+    if sink is not None:
+        write = _writer(sink)
+    else:
+        write = _out
+        if fmt is OutputFormat.csv:
+            from .results import csv_header, csv_line
 
-    def results():
-        for path, problem in items:
-            if problem is not None:
-                yield _problem(path, problem), []
-            elif str(path) == STDIN and sys.stdin is not None and sys.stdin.isatty():
-                yield _problem(path, "<stdin>: standard input is a terminal: pipe or redirect "
-                               "audio into it (ser-edge classify - < clip.wav)"), []
-            else:
-                yield _classify_one(clf, path)
-
+            write(csv_line(csv_header(clf.labels)))
     failed = 0
     progress.draw()
     try:
-        writer = None
-        if fmt is OutputFormat.csv:
-            import csv
-
-            writer = csv.writer(_Stdout(), lineterminator="\n")
-            header = ["path", "label", "confidence", "duration_s", "sample_rate"]
-            writer.writerow([*header, *clf.labels, "error"])
-        for result, said in results():
+        for outcome in batch.outcomes(sources, model=clf, jobs=jobs, ordered=ordered,
+                                      scheduler=scheduler):
             progress.clear()
-            for message in said:
-                typer.echo(f"ser-edge: warning: {message}", err=True)
-            if hasattr(result, "error"):
-                failed += 1
-                _emit_failure(result, fmt, writer, clf)
-            else:
-                _emit_prediction(result, fmt, writer, top_k, width, said)
+            failed += _emit(outcome, fmt, write, top_k, width, len(clf.labels))
             progress.step()
+    except ModelError as exc:  # a worker could not load the model
+        raise _fail(str(exc), EXIT_MODEL) from None
+    except ClusterError as exc:
+        raise _fail(str(exc), EXIT_CLUSTER) from None
     finally:
         progress.clear()
+    failed += failed_before
     if failed:
         if len(items) > 1:
             typer.echo(f"ser-edge: {failed} of {len(items)} files failed", err=True)
         raise typer.Exit(code=EXIT_FILE_FAILED)
+
+
+def _writer(sink: Any) -> Any:
+    def write(text: str) -> None:
+        try:
+            sink.write(text)
+        except OSError as exc:
+            raise _fail(f"{display_name(sink.path)}: cannot write the results file "
+                        f"({exc.strerror or exc})", EXIT_USAGE) from None
+
+    return write
 
 
 class _Problem(Exception):
@@ -404,51 +490,46 @@ def _source(path: Path) -> Any:
     return _Stdin() if str(path) == STDIN else path
 
 
-def _classify_one(clf: Classifier, path: Path) -> tuple[Prediction | Failure, list[str]]:
-    """Classify one path (``-``: standard input): the result and its warnings, one line each."""
-    source = _source(path)
-    with warnings.catch_warnings(record=True) as caught:
-        warnings.simplefilter("always", AudioWarning)
-        (result,) = clf.classify_many([source])
-    said: list[str] = []
-    for w in caught:
-        if issubclass(w.category, AudioWarning):
-            text = " ".join(str(w.message).split())
-            if text not in said:
-                said.append(text)
-        else:  # not ours to silence
-            warnings.showwarning(w.message, w.category, w.filename, w.lineno)
-    return result, said
+def _batch_source(path: Path, problem: str | None) -> Any:
+    """What ``classify`` hands to :mod:`ser_edge.batch` for a path of :func:`find_audio`.
+
+    A :class:`~ser_edge.Failure` for a path with a problem (or a terminal on standard input), a
+    source object for ``-``, the path itself otherwise.
+    """
+    if problem is not None:
+        return _problem(path, problem)
+    if str(path) == STDIN and sys.stdin is not None and sys.stdin.isatty():
+        return _problem(path, "<stdin>: standard input is a terminal: pipe or redirect audio "
+                        "into it (ser-edge classify - < clip.wav)")
+    return _source(path)
 
 
-def _emit_prediction(p: Prediction, fmt: OutputFormat, writer: Any, top_k: int, width: int,
-                     said: list[str]) -> None:
-    if fmt is OutputFormat.json:
-        record = p.to_dict()
-        record["path"] = display_name(p.path)
-        record["top"] = [[name, prob] for name, prob in p.top(top_k)]
-        if said:
-            record["warnings"] = said
-        _out(json.dumps(record) + "\n")
+def _emit(outcome: Any, fmt: OutputFormat, write: Any, top_k: int, width: int,
+          n_labels: int) -> bool:
+    """Print one file's warnings and error on stderr and write its record; True if it failed.
+
+    Each kind of per-file result has its branch here: a prediction, or a failure.
+    """
+    from .results import csv_failure, csv_line, csv_row, json_failure, json_record
+
+    result, said = outcome.result, outcome.warnings
+    for message in said:
+        typer.echo(f"ser-edge: warning: {message}", err=True)
+    if hasattr(result, "error"):  # a Failure
+        message = str(result.error) if isinstance(result.error, _Problem) else result.message
+        typer.echo(f"ser-edge: error: {message}", err=True)
+        if fmt is OutputFormat.json:
+            write(json_failure(result, message) + "\n")
+        elif fmt is OutputFormat.csv:
+            write(csv_line(csv_failure(result, message, n_labels)))
+        return True
+    if fmt is OutputFormat.json:  # a Prediction
+        write(json_record(result, top_k, said) + "\n")
     elif fmt is OutputFormat.csv:
-        writer.writerow(
-            [display_name(p.path), p.label, f"{p.confidence:.6f}", f"{p.duration_s:.3f}",
-             p.sample_rate]
-            + [f"{prob:.6f}" for prob in p.probabilities.values()]
-            + [""]
-        )
+        write(csv_line(csv_row(result)))
     else:
-        _out(_text_line(p, top_k, width) + "\n")
-
-
-def _emit_failure(f: Failure, fmt: OutputFormat, writer: Any, clf: Classifier) -> None:
-    message = str(f.error) if isinstance(f.error, _Problem) else f.message
-    typer.echo(f"ser-edge: error: {message}", err=True)
-    path = display_name(f.path)
-    if fmt is OutputFormat.json:
-        _out(json.dumps({"path": path, "error": message}) + "\n")
-    elif fmt is OutputFormat.csv:
-        writer.writerow([path, "", "", "", ""] + [""] * len(clf.labels) + [message])
+        write(_text_line(result, top_k, width) + "\n")
+    return False
 
 
 @app.command(
