@@ -38,6 +38,29 @@ _D_TUNING = "estimate" if _D.tuning is None else repr(_D.tuning)
 _D_CHROMA = "none" if _D.chroma_threshold is None else repr(_D.chroma_threshold)
 
 
+@app.callback()
+def _root(
+    ctx: typer.Context,
+    scheduler: Annotated[
+        str | None,
+        typer.Option(
+            "--scheduler",
+            metavar="ADDRESS",
+            help="Compute the features on a Dask cluster (tcp://HOST:8786; the 'cluster' extra). "
+            "Its workers need the export extra and the corpora at the same paths.",
+        ),
+    ] = None,
+) -> None:
+    """Train speech-emotion models on real corpora, evaluate them honestly, export ONNX."""
+    if scheduler is not None:
+        from .features import use_scheduler
+
+        try:
+            ctx.with_resource(use_scheduler(scheduler))
+        except SerEdgeError as exc:
+            raise _fail(exc) from None
+
+
 class Model(str, Enum):
     """Classifier choices."""
 

@@ -6,9 +6,10 @@ every relevant keyword spelled out so that a change of librosa's defaults cannot
 and then :func:`ser_edge.features.pool`, so that the vector layout is the runtime's.
 
 :func:`extract_reference` runs it over many files in parallel (joblib, at most ``n_jobs``
-processes) with a progress bar (tqdm), and caches each vector on disk under a key made of the
-configuration's JSON, the file's resolved path, size and modification time, so a second run with
-the same configuration reads the cache instead of recomputing.
+processes, or the workers of a Dask cluster: :func:`use_scheduler`) with a progress bar (tqdm),
+and caches each vector on disk under a key made of the configuration's JSON, the file's resolved
+path, size and modification time, so a second run with the same configuration reads the cache
+instead of recomputing.
 """
 
 from __future__ import annotations
@@ -16,7 +17,9 @@ from __future__ import annotations
 import hashlib
 import os
 import tempfile
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from contextvars import ContextVar
 from pathlib import Path
 from typing import Any
 
@@ -33,6 +36,7 @@ __all__ = [
     "reference_feature_vector",
     "extract_reference",
     "cache_key",
+    "use_scheduler",
 ]
 
 #: The librosa version the reference is written against (pinned in the ``export`` extra).
@@ -43,6 +47,12 @@ DEFAULT_CACHE_DIR = Path(__file__).resolve().parent.parent / ".ser-edge-cache"
 
 # Bumped whenever the reference computation changes, so that old cache entries are not reused.
 _CACHE_VERSION = "ref-v1"
+
+#: Files per task sent to a Dask worker.
+CLUSTER_BATCH = 16
+
+# The Dask scheduler of :func:`use_scheduler` (None: joblib on this machine).
+_SCHEDULER: ContextVar[Any] = ContextVar("ser_edge_export_scheduler", default=None)
 
 
 def reference_load(path: str | Path, sr: int) -> np.ndarray:
@@ -183,12 +193,84 @@ def _compute_and_store(
 ) -> np.ndarray:
     x = np.asarray(func(path, arg), dtype=np.float32)
     if target is not None:
-        target.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=target.parent, suffix=".tmp")
-        with os.fdopen(fd, "wb") as fh:
-            np.save(fh, x)
-        os.replace(tmp, target)
+        _store(x, target)
     return x
+
+
+@contextmanager
+def use_scheduler(scheduler: Any) -> Iterator[Any]:
+    """Compute the features of :func:`extract_cached` on a Dask cluster inside a ``with`` block.
+
+    Parameters
+    ----------
+    scheduler : str or distributed.Client or cluster
+        A scheduler's address (``"tcp://host:8786"``), a client or a cluster object, as
+        :func:`ser_edge.batch.dask_client` takes it. The workers need the ``export`` extra
+        installed and must read the corpora at the same absolute paths; the cache stays here.
+
+    Yields
+    ------
+    client : distributed.Client
+
+    Raises
+    ------
+    ser_edge.errors.ClusterError
+        If Dask distributed is not installed or the scheduler does not answer.
+    """
+    from ser_edge.batch import dask_client
+
+    with dask_client(scheduler) as client:
+        token = _SCHEDULER.set(client)
+        try:
+            yield client
+        finally:
+            _SCHEDULER.reset(token)
+
+
+def _compute_batch(func: Callable[[Path, Any], np.ndarray], paths: list[str],
+                   arg: Any) -> list[np.ndarray]:
+    return [np.asarray(func(Path(p), arg), dtype=np.float32) for p in paths]
+
+
+def _on_cluster(client: Any, func: Callable[[Path, Any], np.ndarray], arg: Any,
+                paths: list[Path]) -> Iterator[tuple[int, np.ndarray]]:
+    """``(k, func(paths[k], arg))`` as Dask's workers finish them, a bounded number in flight."""
+    from distributed import as_completed
+
+    chunks = iter([list(range(k, min(k + CLUSTER_BATCH, len(paths))))
+                   for k in range(0, len(paths), CLUSTER_BATCH)])
+    window = 2 * max(1, sum(client.nthreads().values()))
+    running: dict[Any, list[int]] = {}
+
+    def submit() -> Any:
+        chunk = next(chunks, None)
+        if chunk is not None:
+            future = client.submit(_compute_batch, func,
+                                   [os.path.abspath(paths[k]) for k in chunk], arg, pure=False)
+            running[future] = chunk
+            return future
+
+    flow = as_completed([f for f in (submit() for _ in range(window)) if f is not None],
+                        loop=client.loop)
+    try:
+        for future in flow:
+            chunk = running.pop(future)
+            xs = future.result()  # a file's error is raised here, as joblib raises it
+            following = submit()
+            if following is not None:
+                flow.add(following)
+            yield from zip(chunk, xs, strict=True)
+    finally:
+        if running:
+            client.cancel(list(running))
+
+
+def _store(x: np.ndarray, target: Path) -> None:
+    target.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=target.parent, suffix=".tmp")
+    with os.fdopen(fd, "wb") as fh:
+        np.save(fh, x)
+    os.replace(tmp, target)
 
 
 def extract_cached(
@@ -202,11 +284,15 @@ def extract_cached(
     use_cache: bool = True,
     progress: bool = True,
     desc: str = "features",
+    scheduler: Any = None,
 ) -> np.ndarray:
     """Run ``func(path, arg)`` over ``paths`` in parallel, caching each 1-D result on disk.
 
     ``func`` must be a picklable module-level function; ``tag`` must identify ``func`` and
-    ``arg`` completely (it goes into :func:`cache_key`).
+    ``arg`` completely (it goes into :func:`cache_key`). The work runs on ``n_jobs`` joblib
+    processes, or on a Dask cluster: ``scheduler`` (an address, a ``distributed.Client`` or a
+    cluster), else the one of an enclosing :func:`use_scheduler`. Either way the cache is written
+    here, as results come, so an interrupted run keeps what was done.
 
     Returns
     -------
@@ -231,7 +317,21 @@ def extract_cached(
             except (OSError, ValueError):  # a damaged entry: recompute it
                 pass
         todo.append((i, target))
-    if todo:
+    if scheduler is None:
+        scheduler = _SCHEDULER.get()
+    if todo and scheduler is not None:
+        from ser_edge.batch import dask_client
+
+        bar = tqdm(total=len(todo), desc=desc, disable=not progress, unit="file")
+        with dask_client(scheduler) as client:
+            for k, x in _on_cluster(client, func, arg, [paths[i] for i, _ in todo]):
+                i, target = todo[k]
+                if target is not None:
+                    _store(x, target)
+                rows[i] = x
+                bar.update(1)
+        bar.close()
+    elif todo:
         bar = tqdm(total=len(todo), desc=desc, disable=not progress, unit="file")
         jobs = (delayed(_compute_and_store)(func, paths[i], arg, target) for i, target in todo)
         if n_jobs == 1:
