@@ -757,7 +757,7 @@ def test_readme_states_the_exit_statuses_the_code_uses() -> None:
     section = section[:section.index("\n## ")]
     table = dict(re.findall(r"^\| (\d+) \| (.+) \|$", section, re.MULTILINE))
     codes = {cli.EXIT_OK, cli.EXIT_FILE_FAILED, cli.EXIT_USAGE, cli.EXIT_MODEL,
-             cli.EXIT_BROKEN_PIPE}
+             cli.EXIT_CLUSTER, cli.EXIT_BROKEN_PIPE}
     assert {int(code) for code in table} == codes
     assert "141" in cli.EXIT_CODES_HELP
     assert "permission denied" in section and "broken symbolic link" in section

@@ -1,0 +1,392 @@
+"""Batches at scale (issue 15): worker processes, resumable output, a Dask cluster.
+
+The reference is always the serial run: ``ser-edge classify --jobs 1 --json`` in a fresh process
+(one BLAS thread, as every worker has; the pytest process's numpy may run more, which changes the
+last float32 digits). The batch holds real RAVDESS clips and bad files: an empty file, a text
+file named .wav, and a WAV cut short (classified with a warning).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+import soundfile as sf
+from typer.testing import CliRunner
+
+from ser_edge import AudioWarning, batch
+from ser_edge.cli import app
+from ser_edge.results import json_record
+
+N_CLIPS = 30
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def _cli(*args: str | Path, cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
+    """``ser-edge`` in a fresh process (this checkout's code)."""
+    env = dict(os.environ, PYTHONWARNINGS="ignore",
+               PYTHONPATH=os.pathsep.join(p for p in (str(ROOT), os.environ.get("PYTHONPATH"))
+                                          if p))
+    return subprocess.run([sys.executable, "-m", "ser_edge", *map(str, args)],
+                          capture_output=True, text=True, env=env, cwd=cwd, timeout=300,
+                          check=False)
+
+
+def _clips(ravdess_dir: Path, n: int = N_CLIPS) -> list[Path]:
+    files = sorted(ravdess_dir.glob("Actor_*/*.flac"))
+    return files[:: max(1, len(files) // n)][:n]  # every actor, every emotion
+
+
+def _tone(seconds: float, sr: int = 16000) -> np.ndarray:
+    t = np.arange(int(seconds * sr)) / sr
+    return (0.3 * np.sin(2 * np.pi * 220 * t)).astype(np.float32)
+
+
+def _bad_files(folder: Path) -> None:
+    (folder / "b-empty.wav").write_bytes(b"")
+    (folder / "b-notes.wav").write_text("not audio\n")
+    sf.write(folder / "b-whole.wav", _tone(2.0), 16000)
+    whole = (folder / "b-whole.wav").read_bytes()
+    (folder / "b-cut.wav").write_bytes(whole[: len(whole) * 2 // 5])  # warns, is classified
+    (folder / "b-whole.wav").unlink()
+
+
+@pytest.fixture(scope="module")
+def folder(ravdess_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Real clips (links), with the bad files sorted among them."""
+    root = tmp_path_factory.mktemp("batch") / "batch"
+    root.mkdir()
+    for i, clip in enumerate(_clips(ravdess_dir)):
+        (root / f"{'a' if i < N_CLIPS // 2 else 'c'}-{clip.name}").symlink_to(clip)
+    _bad_files(root)
+    return root
+
+
+@pytest.fixture(scope="module")
+def serial(folder: Path) -> subprocess.CompletedProcess[str]:
+    """The serial run over ``folder``, from its parent folder (paths relative)."""
+    proc = _cli("classify", "--json", "--jobs", "1", folder.name, "missing.wav", cwd=folder.parent)
+    assert proc.returncode == 1, proc.stderr
+    return proc
+
+
+def _records(text: str) -> dict[str, dict]:
+    records = [json.loads(line) for line in text.splitlines()]
+    by_path = {r["path"]: r for r in records}
+    assert len(by_path) == len(records), "a path twice"
+    return by_path
+
+
+def test_serial_reference_is_what_the_batch_should_be(serial: subprocess.CompletedProcess[str],
+                                                      folder: Path) -> None:
+    records = _records(serial.stdout)
+    assert len(records) == N_CLIPS + 4
+    assert sum("label" in r for r in records.values()) == N_CLIPS + 1
+    assert serial.stderr.splitlines() == [
+        "ser-edge: warning: batch/b-cut.wav: the file is shorter than its header says (0.80 s "
+        "of audio, the header says 2.00 s): classified from what is there",
+        "ser-edge: error: batch/b-empty.wav: empty file (0 bytes)",
+        "ser-edge: error: batch/b-notes.wav: cannot decode as audio (Format not recognised.)",
+        "ser-edge: error: missing.wav: no such file or folder",
+        f"ser-edge: 3 of {N_CLIPS + 4} files failed",
+    ]
+
+
+# -- worker processes on this machine ------------------------------------------------------------
+
+
+@pytest.mark.parametrize("fmt", ["--json", "--top-k=2"])
+def test_jobs_2_gives_exactly_the_serial_results(folder: Path, fmt: str) -> None:
+    """Same stdout (labels, probabilities to the last digit, order), same stderr, same status."""
+    one = _cli("classify", fmt, "--jobs", "1", folder.name, "missing.wav", cwd=folder.parent)
+    two = _cli("classify", fmt, "--jobs", "2", folder.name, "missing.wav", cwd=folder.parent)
+    assert two.returncode == one.returncode == 1
+    assert two.stdout == one.stdout
+    assert two.stderr == one.stderr
+    # text: the predictions (and the cut file's); --json: the failures too
+    assert len(two.stdout.splitlines()) == N_CLIPS + 1 + 3 * (fmt == "--json")
+
+
+def test_unordered_gives_the_same_records(folder: Path,
+                                          serial: subprocess.CompletedProcess[str]) -> None:
+    proc = _cli("classify", "--json", "--jobs", "2", "--unordered", folder.name, "missing.wav",
+                cwd=folder.parent)
+    assert proc.returncode == 1
+    assert _records(proc.stdout) == _records(serial.stdout)
+    assert sorted(proc.stderr.splitlines()) == sorted(serial.stderr.splitlines())
+
+
+def _api_lines(outcomes: list[batch.Outcome], cwd: Path) -> dict[str, dict]:
+    """The --json records of predictions, keyed by path relative to ``cwd``."""
+    out = {}
+    for o in outcomes:
+        if hasattr(o.result, "label"):
+            record = json.loads(json_record(o.result, 3, o.warnings))
+            record["path"] = os.path.relpath(record["path"], cwd)
+            if "warnings" in record:
+                record["warnings"] = [w.replace(f"{cwd}{os.sep}", "") for w in record["warnings"]]
+            out[record["path"]] = record
+    return out
+
+
+def test_api_pool_runs_in_two_workers_with_serial_results(folder: Path, serial) -> None:
+    paths = sorted(folder.iterdir())
+    with pytest.warns(AudioWarning, match="b-cut.wav: the file is shorter"):
+        results = list(batch.classify_many(paths, jobs=2, batch_size=4))
+    assert [r.path for r in results] == [str(p) for p in paths]
+    found = list(batch.outcomes(paths, jobs=2, batch_size=4))
+    assert [o.index for o in found] == list(range(len(paths)))
+    workers = {o.worker for o in found}
+    assert len(workers) == 2 and all(w.startswith("pid ") for w in workers)
+    assert f"pid {os.getpid()}" not in workers
+    want = {k: v for k, v in _records(serial.stdout).items() if "label" in v}
+    assert _api_lines(found, folder.parent) == want
+    failures = {Path(o.result.path).name: o.result.message for o in found
+                if hasattr(o.result, "error")}
+    assert failures == {"b-empty.wav": f"{folder / 'b-empty.wav'}: empty file (0 bytes)",
+                        "b-notes.wav": f"{folder / 'b-notes.wav'}: cannot decode as audio "
+                                       "(Format not recognised.)"}
+
+
+def test_auto_stays_in_this_process_for_a_small_batch(folder: Path, monkeypatch) -> None:
+    paths = sorted(folder.iterdir())[:6]
+    assert {o.worker for o in batch.outcomes(paths)} == {""}
+    # Work estimated above the threshold: a pool takes the rest after the first file.
+    monkeypatch.setattr(batch, "POOL_MIN_WORK_S", 0.0)
+    found = list(batch.outcomes(paths, batch_size=2))
+    assert [o.index for o in found] == list(range(6))
+    assert found[0].worker == "" and all(o.worker.startswith("pid ") for o in found[1:])
+
+
+def test_local_pool_survives_a_killed_worker(folder: Path, serial) -> None:
+    paths = sorted(p for p in folder.iterdir() if p.suffix == ".flac")
+    found, killed = [], None
+    for o in batch.outcomes(paths, jobs=2, batch_size=2):
+        found.append(o)
+        if killed is None:
+            killed = int(o.worker.split()[1])
+            os.kill(killed, signal.SIGKILL)  # its batch and the other worker's are lost
+    assert [o.index for o in found] == list(range(len(paths)))
+    assert {o.worker for o in found[2:]} - {f"pid {killed}"}, "no new workers"
+    want = {k: v for k, v in _records(serial.stdout).items() if "label" in v}
+    assert _api_lines(found, folder.parent) == {k: want[k] for k in _api_lines(found,
+                                                                               folder.parent)}
+    assert len(found) == len(paths) == N_CLIPS
+
+
+# -- resumable output ----------------------------------------------------------------------------
+
+
+def _wait_for_lines(path: Path, n: int, proc: subprocess.Popen, timeout: float = 120) -> None:
+    end = time.monotonic() + timeout
+    while time.monotonic() < end:
+        if path.exists() and path.read_bytes().count(b"\n") >= n:
+            return
+        assert proc.poll() is None, proc.communicate()
+        time.sleep(0.02)
+    pytest.fail(f"{path}: fewer than {n} lines after {timeout} s")
+
+
+def _by_name(records: dict[str, dict]) -> dict[str, dict]:
+    """Records keyed by file name, the folder taken out of their paths and messages."""
+    out = {}
+    for path, record in records.items():
+        name = Path(path).name
+        record = {**record, "path": name}
+        if "error" in record:
+            record["error"] = record["error"].replace(path, name)
+        if "warnings" in record:
+            record["warnings"] = [w.replace(path, name) for w in record["warnings"]]
+        out[name] = record
+    return out
+
+
+def test_resume_after_sigkill_completes_the_set(folder: Path, serial,
+                                                tmp_path: Path) -> None:
+    """A run stuck on a FIFO is killed with SIGKILL midway (its workers go too); its file's
+    last line is then cut in half, as a kill during a write would leave it; ``--resume`` skips
+    the finished files, redoes the torn one, and the set is complete: none missing or doubled."""
+    psutil = pytest.importorskip("psutil")
+    for sub in ("a", "c"):
+        (tmp_path / sub).mkdir()
+    for p in sorted(folder.iterdir()):
+        (tmp_path / ("a" if p.name.startswith("a-") else "c") / p.name).symlink_to(p)
+    fifo = tmp_path / "b-fifo.wav"
+    os.mkfifo(fifo)  # nobody writes: the run waits here for ever
+    out = tmp_path / "out.jsonl"
+    args = ["classify", "a", fifo.name, "c", "-o", out.name, "--jobs", "2"]
+    env = dict(os.environ, PYTHONWARNINGS="ignore", PYTHONPATH=str(ROOT))
+    run = subprocess.Popen([sys.executable, "-m", "ser_edge", *args], cwd=tmp_path, env=env,
+                           stderr=subprocess.PIPE, text=True)
+    try:
+        _wait_for_lines(out, 8, run)  # a's first batch; its second holds the FIFO
+        time.sleep(0.5)
+        children = psutil.Process(run.pid).children(recursive=True)
+        os.kill(run.pid, signal.SIGKILL)
+        run.communicate(timeout=30)
+    finally:
+        if run.poll() is None:  # pragma: no cover - only if the test failed above
+            run.kill()
+    gone, alive = psutil.wait_procs(children, timeout=15)
+    assert not alive, f"workers left running: {alive}"
+    data = out.read_bytes()
+    lines = data.splitlines(keepends=True)
+    assert 8 <= len(lines) <= N_CLIPS // 2 and data.endswith(b"\n")
+    out.write_bytes(b"".join(lines[:-1]) + lines[-1][: len(lines[-1]) // 2])  # torn
+    fifo.unlink()
+    sf.write(fifo, _tone(1.0), 16000)
+    resumed = _cli(*args, "--resume", cwd=tmp_path)
+    assert resumed.returncode == 1, resumed.stderr  # the bad files of the set
+    n = N_CLIPS + 4
+    assert f"ser-edge: out.jsonl: {len(lines) - 1} of {n} files there already" in resumed.stderr
+    assert resumed.stdout == ""
+    records = _records(out.read_text())  # fails on a doubled path
+    assert len(records) == n
+    want = _by_name({k: v for k, v in _records(serial.stdout).items() if k != "missing.wav"})
+    got = _by_name(records)
+    assert got.pop("b-fifo.wav")["label"]
+    assert got == want
+    # The whole set is there: a third run has nothing left to do.
+    again = _cli(*args, "--resume", cwd=tmp_path)
+    assert f"{n} of {n} files there already (2 failed)" in again.stderr
+    assert again.returncode == 1 and out.read_text().count("\n") == n
+
+
+def test_resume_csv_redoes_a_torn_row(folder: Path, tmp_path: Path) -> None:
+    a0, a1 = sorted(folder.glob("a-*"))[:2]
+    paths = [folder / "b-empty.wav", a0, folder / "b-cut.wav", a1, folder / "b-notes.wav"]
+    whole = tmp_path / "whole.csv"
+    first = CliRunner().invoke(app, ["classify", "--jobs", "1", "-o", str(whole),
+                                     *map(str, paths)])
+    assert first.exit_code == 1 and first.stdout == ""  # b-empty, b-notes
+    text = whole.read_text()
+    header, *rows = text.splitlines(keepends=True)
+    assert header.startswith("path,label,confidence,duration_s,sample_rate,") and len(rows) == 5
+    part = tmp_path / "part.csv"
+    part.write_text(header + rows[0] + rows[1] + rows[2][:20])
+    again = CliRunner().invoke(app, ["classify", "--jobs", "1", "-o", str(part), "--resume",
+                                     *map(str, paths)])
+    assert again.exit_code == 1
+    assert "2 of 5 files there already (1 failed)" in again.stderr
+    assert part.read_text() == text
+    assert "3 of 5 files failed" not in again.stderr and "2 of 5 files failed" in again.stderr
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--resume"], "--resume continues an --output file"),
+    (["-o", "{tmp}/out.txt"], "the extension picks the format"),
+    (["--json", "-o", "{tmp}/out.csv"], "--json with a .csv file"),
+    (["-o", "{tmp}/exists.jsonl"], "the results file exists: --resume to continue it"),
+    (["-o", "{tmp}/bad.jsonl", "--resume"], "line 2 is not a result record"),
+    (["-o", "{tmp}/other.csv", "--resume"], "its columns are not this model's"),
+    (["-o", "{tmp}/no/such/folder/out.jsonl"], "cannot open the results file"),
+    (["--jobs", "2", "--scheduler", "tcp://127.0.0.1:1"], "choose one of --jobs"),
+])
+def test_output_options_are_checked(folder: Path, tmp_path: Path, args: list[str],
+                                    message: str) -> None:
+    (tmp_path / "exists.jsonl").write_text('{"path": "x", "label": "calm"}\n')
+    (tmp_path / "bad.jsonl").write_text('{"path": "x", "label": "calm"}\nnot json\n')
+    (tmp_path / "other.csv").write_text("path,label,error\n")
+    clip = sorted(folder.iterdir())[0]
+    result = CliRunner().invoke(app, ["classify", *[a.format(tmp=tmp_path) for a in args],
+                                      str(clip)])
+    assert result.exit_code == 2, result.output
+    assert message in " ".join(result.stderr.split())
+    assert "Traceback" not in result.stderr
+
+
+def test_a_second_run_cannot_append_to_a_locked_file(folder: Path, tmp_path: Path) -> None:
+    from ser_edge.results import ResultsFile
+
+    out = tmp_path / "out.jsonl"
+    with ResultsFile(out, labels=("a", "b"), resume=True):
+        result = CliRunner().invoke(app, ["classify", "-o", str(out), "--resume",
+                                          str(sorted(folder.iterdir())[0])])
+    assert result.exit_code == 2
+    assert "another process is writing this results file" in result.stderr
+
+
+def test_unreachable_scheduler_is_one_line(folder: Path, monkeypatch) -> None:
+    pytest.importorskip("distributed")
+    monkeypatch.setattr(batch, "CONNECT_TIMEOUT_S", 1.0)
+    result = CliRunner().invoke(app, ["classify", "--scheduler", "tcp://127.0.0.1:9",
+                                      str(sorted(folder.iterdir())[0])])
+    assert result.exit_code == 4
+    assert result.stderr.startswith("ser-edge: error: cannot reach the Dask scheduler at "
+                                    "tcp://127.0.0.1:9 (")
+    assert len(result.stderr.splitlines()) == 1
+
+
+# -- a Dask cluster ------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def cluster():
+    """A LocalCluster of 2 worker processes with one thread each, on the loopback interface."""
+    distributed = pytest.importorskip("distributed")
+    import logging
+
+    logging.getLogger("distributed").setLevel(logging.ERROR)
+    with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True,
+                                  host="127.0.0.1", dashboard_address=None) as c:
+        yield c
+
+
+def test_local_cluster_gives_the_serial_results(cluster, folder: Path, serial) -> None:
+    """Relative paths from another working folder than the workers': the same output."""
+    proc = _cli("classify", "--json", "--scheduler", cluster.scheduler_address, folder.name,
+                "missing.wav", cwd=folder.parent)
+    assert proc.returncode == 1
+    assert proc.stdout == serial.stdout
+    assert proc.stderr == serial.stderr
+
+
+def test_local_cluster_survives_a_killed_worker(cluster, folder: Path, serial) -> None:
+    from distributed import Client
+
+    paths = sorted(folder.iterdir())
+    with Client(cluster) as client:
+        pids = client.run(os.getpid)
+        assert len(pids) == 2
+        found, victim = [], None
+        for o in batch.outcomes(paths, scheduler=client, batch_size=2):
+            found.append(o)
+            if victim is None and o.worker in pids:
+                victim = pids[o.worker]
+                os.kill(victim, signal.SIGKILL)
+        assert victim is not None
+        assert [o.index for o in found] == list(range(len(paths)))  # each once, in order
+        # Dask took back the tasks the dead worker was running, and ran them again.
+        lost = client.run_on_scheduler(lambda dask_scheduler: [
+            t[0] for t in dask_scheduler.transition_log
+            if t[1:3] == ("processing", "released") and "worker-cleanup" in str(t[4])])
+        assert any(str(key).startswith("_classify_batch") for key in lost)
+        client.wait_for_workers(2, timeout=60)
+        assert victim not in client.run(os.getpid).values()  # the nanny started a new one
+    want = {k: v for k, v in _records(serial.stdout).items() if "label" in v}
+    assert _api_lines(found, folder.parent) == want
+    assert [Path(o.result.path).name for o in found if hasattr(o.result, "error")] == [
+        "b-empty.wav", "b-notes.wav"]
+
+
+@pytest.mark.slow  # librosa is imported by each worker: about 15 s on two busy cores
+def test_export_features_on_a_cluster(cluster, folder: Path) -> None:
+    pytest.importorskip("librosa")
+    from export.features import extract_reference, use_scheduler
+    from ser_edge.features import FeatureConfig
+
+    config = FeatureConfig(sr=16000, n_mels=64, n_mfcc=20, tuning=0.0)
+    paths = [p for p in sorted(folder.iterdir()) if p.suffix == ".flac"][:6]
+    here = extract_reference(paths, config, n_jobs=1, use_cache=False, progress=False)
+    with use_scheduler(cluster.scheduler_address):
+        there = extract_reference(paths, config, n_jobs=1, use_cache=False, progress=False)
+    assert there.shape == here.shape == (6, config.n_features)
+    # The workers run numpy's BLAS on one thread, this process perhaps on more: float32 rounding.
+    np.testing.assert_allclose(there, here, rtol=1e-5, atol=1e-4)
