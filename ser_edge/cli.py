@@ -510,8 +510,6 @@ def _emit(outcome: Any, fmt: OutputFormat, write: Any, top_k: int, width: int,
 
     Each kind of per-file result has its branch here: a prediction, or a failure.
     """
-    from .results import csv_failure, csv_line, csv_row, json_failure, json_record
-
     result, said = outcome.result, outcome.warnings
     for message in said:
         typer.echo(f"ser-edge: warning: {message}", err=True)
@@ -519,13 +517,21 @@ def _emit(outcome: Any, fmt: OutputFormat, write: Any, top_k: int, width: int,
         message = str(result.error) if isinstance(result.error, _Problem) else result.message
         typer.echo(f"ser-edge: error: {message}", err=True)
         if fmt is OutputFormat.json:
+            from .results import json_failure
+
             write(json_failure(result, message) + "\n")
         elif fmt is OutputFormat.csv:
+            from .results import csv_failure, csv_line
+
             write(csv_line(csv_failure(result, message, n_labels)))
         return True
     if fmt is OutputFormat.json:  # a Prediction
+        from .results import json_record
+
         write(json_record(result, top_k, said) + "\n")
     elif fmt is OutputFormat.csv:
+        from .results import csv_line, csv_row
+
         write(csv_line(csv_row(result)))
     else:
         write(_text_line(result, top_k, width) + "\n")

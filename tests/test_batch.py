@@ -155,6 +155,20 @@ def test_api_pool_runs_in_two_workers_with_serial_results(folder: Path, serial) 
                                        "(Format not recognised.)"}
 
 
+@pytest.mark.parametrize("n", [1, 6])
+def test_a_small_batch_starts_no_pool_and_imports_none(folder: Path, n: int) -> None:
+    """The cold path: ``ser-edge classify one.wav`` loads no process pool, no Dask."""
+    clips = [str(p) for p in sorted(folder.glob("a-*"))[:n]]
+    code = ("import sys\nfrom ser_edge.cli import main\nsys.argv = ['ser-edge', 'classify', "
+            f"*{clips!r}]\ntry:\n    main()\nexcept SystemExit as e:\n    assert not e.code\n"
+            "print(sorted(m for m in sys.modules if m.split('.')[0] in ('multiprocessing', "
+            "'concurrent', 'distributed', 'dask')))")
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          check=True, env=dict(os.environ, PYTHONPATH=str(ROOT)))
+    lines = proc.stdout.splitlines()
+    assert len(lines) == n + 1 and lines[-1] == "[]", proc.stdout
+
+
 def test_auto_stays_in_this_process_for_a_small_batch(folder: Path, monkeypatch) -> None:
     paths = sorted(folder.iterdir())[:6]
     assert {o.worker for o in batch.outcomes(paths)} == {""}
