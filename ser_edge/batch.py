@@ -523,10 +523,14 @@ class _Batch:
         source = self.items[i]
         if self.kind[i] == "done":
             return Outcome(i, source)
+        result, said = classify_one(self.classifier(), source, self.options)
+        return Outcome(i, result, tuple(said))
+
+    def classifier(self) -> Classifier:
+        """Return the classifier of this process, loaded on first use."""
         if self.clf is None:
             self.clf = _classifier(self.model_path)
-        result, said = classify_one(self.clf, source, self.options)
-        return Outcome(i, result, tuple(said))
+        return self.clf
 
     def serial(self, start: int, stop: int) -> Iterator[Outcome]:
         for i in range(start, stop):
@@ -542,6 +546,8 @@ class _Batch:
                 yield from self.pooled(i, _LocalEngine(min(jobs, left), self.model_path,
                                                        self.options))
                 return
+            if self.kind[i] == "path":
+                self.classifier()  # its loading is not the files' time
             t0 = time.perf_counter()
             outcome = self.here(i)
             if self.kind[i] == "path":
