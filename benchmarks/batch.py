@@ -208,6 +208,8 @@ def main(argv: list[str] | None = None) -> int:
         with LocalCluster(n_workers=2, threads_per_worker=1, processes=True, host="127.0.0.1",
                           dashboard_address=None) as cluster:
             cluster_pids = _worker_pids(cluster)
+            # a Dask worker's own memory, before ser-edge is imported in it
+            result["cluster_worker_idle_rss_mb"] = [_rss_mb(p) for p in cluster_pids]
             # warm-up: page cache, and each cluster worker's model
             for mode in MODES:
                 run_mode(mode, folder, len(files), cluster.scheduler_address, cluster_pids)
@@ -281,6 +283,10 @@ def main(argv: list[str] | None = None) -> int:
              f"{ratios['cluster_over_jobs2_best']:.2f}x best, "
              f"{ratios['cluster_over_jobs2_paired']:.2f}x paired\n"
              f"runs with other processes using under 0.25 cores: {len(quiet)} of {len(runs)}")
+    idle = [m for m in result.get("cluster_worker_idle_rss_mb", []) if m]
+    if idle:
+        text += (f"\na Dask worker process before ser-edge is loaded in it: {max(idle):.0f} MB "
+                 "resident")
     text += ("\ntargets: jobs 2 >= 1.8x jobs 1 "
              f"{'met' if targets['jobs2_1.8x'] else 'MISSED'}; cluster within 15% of jobs 2 "
              f"{'met' if targets['cluster_within_15pct'] else 'MISSED'}; memory per worker "
@@ -299,6 +305,17 @@ def main(argv: list[str] | None = None) -> int:
                                   "peak RSS MB"], crow)
     C.finish(result, text)
     return 0
+
+
+def _rss_mb(pid: int) -> float | None:
+    try:
+        with open(f"/proc/{pid}/status") as f:
+            for line in f:
+                if line.startswith("VmRSS:"):
+                    return int(line.split()[1]) / 1024
+    except OSError:
+        return None
+    return None
 
 
 def _worker_pids(cluster: Any) -> list[int]:

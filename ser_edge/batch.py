@@ -269,6 +269,14 @@ class _LocalEngine:
     def __init__(self, workers: int, model: str | None, options: Mapping[str, Any] | None):
         self.workers, self.model, self.options = workers, model, options
         self._start()
+        # A worker must start: some systems forbid processes, semaphores or a temporary folder.
+        from concurrent.futures.process import BrokenProcessPool
+
+        try:
+            self._pool.submit(os.getpid).result()
+        except (OSError, BrokenProcessPool) as exc:
+            self._pool.shutdown(wait=False, cancel_futures=True)
+            raise _NoPool(str(exc)) from None
 
     def _start(self) -> None:
         import multiprocessing as mp
@@ -308,6 +316,10 @@ class _LocalEngine:
         for future in running:
             future.cancel()
         self._pool.shutdown(wait=clean, cancel_futures=True)
+
+
+class _NoPool(Exception):
+    """Worker processes cannot be started here."""
 
 
 class _DaskEngine:
@@ -495,8 +507,7 @@ def outcomes(
     elif jobs is None:
         yield from state.auto(default_jobs())
     elif jobs > 1 and state.paths_from(0) > 1:
-        yield from state.pooled(0, _LocalEngine(min(jobs, state.paths_from(0)), model_path,
-                                                options))
+        yield from state.local(0, min(jobs, state.paths_from(0)))
     else:
         yield from state.serial(0, len(items))
 
@@ -543,8 +554,7 @@ class _Batch:
             left = self.paths_from(i)
             if (jobs > 1 and left > 1 and timed
                     and spent / timed * left > POOL_MIN_WORK_S):
-                yield from self.pooled(i, _LocalEngine(min(jobs, left), self.model_path,
-                                                       self.options))
+                yield from self.local(i, min(jobs, left))
                 return
             if self.kind[i] == "path":
                 self.classifier()  # its loading is not the files' time
@@ -554,6 +564,15 @@ class _Batch:
                 spent += time.perf_counter() - t0
                 timed += 1
             yield outcome
+
+    def local(self, start: int, workers: int) -> Iterator[Outcome]:
+        """Sources ``start:`` with ``workers`` local processes, or here if none can start."""
+        try:
+            engine = _LocalEngine(workers, self.model_path, self.options)
+        except (_NoPool, OSError):  # no /dev/shm, no temporary folder, no fork: one process
+            yield from self.serial(start, len(self.items))
+            return
+        yield from self.pooled(start, engine)
 
     def pooled(self, start: int, engine: Any) -> Iterator[Outcome]:
         """Sources ``start:`` with ``engine``'s workers (file objects and failures here)."""

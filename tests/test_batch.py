@@ -179,6 +179,17 @@ def test_auto_stays_in_this_process_for_a_small_batch(folder: Path, monkeypatch)
     assert found[0].worker == "" and all(o.worker.startswith("pid ") for o in found[1:])
 
 
+def test_without_worker_processes_the_batch_runs_here(folder: Path, monkeypatch) -> None:
+    """Where processes cannot be started (no /dev/shm for semaphores, say): one process."""
+    def no_semaphores(self) -> None:
+        raise OSError(38, "Function not implemented")
+
+    monkeypatch.setattr(batch._LocalEngine, "_start", no_semaphores)
+    paths = sorted(folder.iterdir())[:6]
+    found = list(batch.outcomes(paths, jobs=2))
+    assert [o.index for o in found] == list(range(6)) and {o.worker for o in found} == {""}
+
+
 def test_local_pool_survives_a_killed_worker(folder: Path, serial) -> None:
     paths = sorted(p for p in folder.iterdir() if p.suffix == ".flac")
     found, killed = [], None
