@@ -191,19 +191,19 @@ def test_without_worker_processes_the_batch_runs_here(folder: Path, monkeypatch)
 
 
 def test_local_pool_survives_a_killed_worker(folder: Path, serial) -> None:
+    """A worker killed midway breaks the pool: a new one finishes, each file once, as serial."""
     paths = sorted(p for p in folder.iterdir() if p.suffix == ".flac")
     found, killed = [], None
     for o in batch.outcomes(paths, jobs=2, batch_size=2):
         found.append(o)
         if killed is None:
-            killed = int(o.worker.split()[1])
-            os.kill(killed, signal.SIGKILL)  # its batch and the other worker's are lost
+            killed = o.worker
+            os.kill(int(killed.split()[1]), signal.SIGKILL)
     assert [o.index for o in found] == list(range(len(paths)))
-    assert {o.worker for o in found[2:]} - {f"pid {killed}"}, "no new workers"
+    assert len({o.worker for o in found} - {killed}) >= 2  # the new pool's workers
     want = {k: v for k, v in _records(serial.stdout).items() if "label" in v}
-    assert _api_lines(found, folder.parent) == {k: want[k] for k in _api_lines(found,
-                                                                               folder.parent)}
-    assert len(found) == len(paths) == N_CLIPS
+    got = _api_lines(found, folder.parent)
+    assert len(got) == N_CLIPS and got == {k: want[k] for k in got}
 
 
 # -- resumable output ----------------------------------------------------------------------------
