@@ -200,7 +200,6 @@ def test_local_pool_survives_a_killed_worker(folder: Path, serial) -> None:
             killed = o.worker
             os.kill(int(killed.split()[1]), signal.SIGKILL)
     assert [o.index for o in found] == list(range(len(paths)))
-    assert len({o.worker for o in found} - {killed}) >= 2  # the new pool's workers
     want = {k: v for k, v in _records(serial.stdout).items() if "label" in v}
     got = _api_lines(found, folder.parent)
     assert len(got) == N_CLIPS and got == {k: want[k] for k in got}
