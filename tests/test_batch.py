@@ -8,6 +8,7 @@ file named .wav, and a WAV cut short (classified with a warning).
 
 from __future__ import annotations
 
+import csv
 import json
 import os
 import signal
@@ -401,16 +402,47 @@ def test_local_cluster_survives_a_killed_worker(cluster, folder: Path, serial) -
 
 
 @pytest.mark.slow  # librosa is imported by each worker: about 15 s on two busy cores
-def test_export_features_on_a_cluster(cluster, folder: Path) -> None:
+def test_export_features_on_a_cluster(cluster, ravdess_dir: Path, tmp_path: Path,
+                                      monkeypatch) -> None:
+    """``python -m export --scheduler ADDRESS features``: the same table as on this machine."""
     pytest.importorskip("librosa")
+    pytest.importorskip("sklearn")
+    from export.__main__ import app as export_app
     from export.features import extract_reference, use_scheduler
     from ser_edge.features import FeatureConfig
 
+    corpus = tmp_path / "ravdess"
+    for actor in ("01", "02"):
+        (corpus / f"Actor_{actor}").mkdir(parents=True)
+        for clip in sorted((ravdess_dir / f"Actor_{actor}").glob("03-01-0[45]-01-01-01-*"))[:2]:
+            (corpus / f"Actor_{actor}" / clip.name).symlink_to(clip)
     config = FeatureConfig(sr=16000, n_mels=64, n_mfcc=20, tuning=0.0)
-    paths = [p for p in sorted(folder.iterdir()) if p.suffix == ".flac"][:6]
-    here = extract_reference(paths, config, n_jobs=1, use_cache=False, progress=False)
-    with use_scheduler(cluster.scheduler_address):
-        there = extract_reference(paths, config, n_jobs=1, use_cache=False, progress=False)
-    assert there.shape == here.shape == (6, config.n_features)
+    names = config.feature_names()
+    small = ["--sr", "16000", "--n-mels", "64", "--n-mfcc", "20", "--tuning", "0", "-q",
+             "-c", f"ravdess={corpus}"]
+    tables = {}
+    for where, extra in (("here", ["-j", "1"]), ("cluster", [])):
+        out = tmp_path / f"{where}.csv"
+        cli = ["--scheduler", cluster.scheduler_address] if where == "cluster" else []
+        result = CliRunner().invoke(export_app, [*cli, "features", "-o", str(out), *small,
+                                                 *extra, "--cache-dir", str(tmp_path / where)])
+        assert result.exit_code == 0, result.output
+        with open(out, newline="") as f:
+            rows = list(csv.DictReader(f))
+        tables[where] = np.array([[float(r[n]) for n in names] for r in rows])
+    assert tables["here"].shape == (4, len(names))
     # The workers run numpy's BLAS on one thread, this process perhaps on more: float32 rounding.
+    np.testing.assert_allclose(tables["cluster"], tables["here"], rtol=1e-5, atol=1e-4)
+    assert len(list((tmp_path / "cluster").rglob("*.npy"))) == 4  # cached here
+
+    paths = sorted(corpus.rglob("*.flac"))
+    with use_scheduler(cluster.scheduler_address):
+        there = extract_reference(paths, config, use_cache=False, progress=False)
+    here = extract_reference(paths, config, n_jobs=1, use_cache=False, progress=False)
     np.testing.assert_allclose(there, here, rtol=1e-5, atol=1e-4)
+
+    monkeypatch.setattr(batch, "CONNECT_TIMEOUT_S", 1.0)
+    unreachable = CliRunner().invoke(export_app, ["--scheduler", "tcp://127.0.0.1:9",
+                                                  "features", "-o", str(tmp_path / "x.csv")])
+    assert unreachable.exit_code == 2
+    assert "error: cannot reach the Dask scheduler at tcp://127.0.0.1:9" in unreachable.output
