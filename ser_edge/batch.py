@@ -451,8 +451,9 @@ def outcomes(
         through as the outcome of its place.
     model : Classifier or str or os.PathLike or None
         The model: a loaded :class:`~ser_edge.Classifier` (used in this process; the workers load
-        its ``model_path``), a model file, or None for the bundled model. On a cluster the file
-        must be readable by every worker at the same absolute path.
+        its ``model_path``), a model file, or None for the bundled model. On a cluster a model
+        file must be readable by every worker at the same absolute path; the bundled model is
+        each worker's own (the same ser-edge must be installed on every machine).
     jobs : int >= 1 or None
         Worker processes on this machine. None: the usable cores (:func:`default_jobs`), started
         only once the work left is estimated at more than :data:`POOL_MIN_WORK_S` seconds; 1:
@@ -484,7 +485,7 @@ def outcomes(
     ClusterError
         If the Dask scheduler cannot be used.
     """
-    from .model import Classifier
+    from .model import BUNDLED_MODEL, Classifier
 
     for name, value in (("jobs", jobs), ("batch_size", batch_size)):
         if value is not None and (isinstance(value, bool) or not isinstance(value, int)
@@ -495,11 +496,10 @@ def outcomes(
                              "cluster), not both")
     items = list(sources)
     clf = model if isinstance(model, Classifier) else None
-    model_path: str | None
-    if clf is not None:
-        model_path = os.path.abspath(clf.model_path)
-    else:
-        model_path = None if model is None else os.path.abspath(os.fspath(model))
+    given = clf.model_path if clf is not None else model
+    # The bundled model is each worker's own: on another machine it lives elsewhere.
+    model_path = (None if given is None or os.path.abspath(given) == str(BUNDLED_MODEL)
+                  else os.path.abspath(given))
     state = _Batch(items, clf, model_path, options, ordered, batch_size)
     if scheduler is not None:
         with dask_client(scheduler) as client:
