@@ -40,6 +40,9 @@ from benchmarks import _common as C
 
 MODES = ("jobs 1", "jobs 2", "cluster of 2")
 
+#: A run is quiet when the other processes on the machine used fewer cores than this.
+QUIET = 0.25
+
 
 def _proc_stat() -> tuple[int, int]:
     """(busy, total) jiffies of all CPUs."""
@@ -264,10 +267,17 @@ def main(argv: list[str] | None = None) -> int:
         "cpu_per_clip_jobs2_over_jobs1": (stats["jobs 1"]["clips_per_cpu_s"]["median"]
                                           / stats["jobs 2"]["clips_per_cpu_s"]["median"]),
     }
-    quiet = [r for r in runs if r["others_cores"] < 0.25]
+    # Wall-clock targets are judged on quiet runs only: other processes under QUIET cores.
+    quiet = [r for r in runs if r["others_cores"] < QUIET]
+
+    def judged(x: str, y: str, target: float) -> bool | None:
+        a = [r["clips_per_s"] for r in quiet if r["mode"] == x]
+        b = [r["clips_per_s"] for r in quiet if r["mode"] == y]
+        return max(b) / max(a) >= target if a and b else None
+
     targets = {
-        "jobs2_1.8x": ratios["jobs2_over_jobs1_best"] >= 1.8,
-        "cluster_within_15pct": ratios["cluster_over_jobs2_best"] >= 0.85,
+        "jobs2_1.8x": judged("jobs 1", "jobs 2", 1.8),
+        "cluster_within_15pct": judged("jobs 2", "cluster of 2", 0.85),
         "worker_memory_100mb": (stats["jobs 2"]["worker_peak_mb_max"] or 1e9) <= 100,
     }
     result.update(n_clips=len(files), corpus="RAVDESS (48 kHz FLAC)", runs=runs, stats=stats,
@@ -282,15 +292,24 @@ def main(argv: list[str] | None = None) -> int:
              f"cluster / --jobs 2: {ratios['cluster_over_jobs2_median']:.2f}x median, "
              f"{ratios['cluster_over_jobs2_best']:.2f}x best, "
              f"{ratios['cluster_over_jobs2_paired']:.2f}x paired\n"
-             f"runs with other processes using under 0.25 cores: {len(quiet)} of {len(runs)}")
+             f"runs with other processes using under {QUIET} cores: {len(quiet)} of "
+             f"{len(runs)}")
     idle = [m for m in result.get("cluster_worker_idle_rss_mb", []) if m]
     if idle:
         text += (f"\na Dask worker process before ser-edge is loaded in it: {max(idle):.0f} MB "
                  "resident")
-    text += ("\ntargets: jobs 2 >= 1.8x jobs 1 "
-             f"{'met' if targets['jobs2_1.8x'] else 'MISSED'}; cluster within 15% of jobs 2 "
-             f"{'met' if targets['cluster_within_15pct'] else 'MISSED'}; memory per worker "
-             f"<= 100 MB {'met' if targets['worker_memory_100mb'] else 'MISSED'}")
+    busy = min((r["others_cores"] for r in runs), default=0.0)
+
+    def verdict(ok: bool | None) -> str:
+        if ok is None:
+            return (f"NOT MEASURABLE (other processes used {busy:.2f} cores or more in every "
+                    "run)")
+        return "met" if ok else "MISSED"
+
+    text += (f"\ntargets (wall clock, judged on runs where other processes used under {QUIET} "
+             f"cores): jobs 2 >= 1.8x jobs 1 {verdict(targets['jobs2_1.8x'])}; cluster within "
+             f"15% of jobs 2 {verdict(targets['cluster_within_15pct'])}; memory per local "
+             f"worker <= 100 MB {verdict(targets['worker_memory_100mb'])}")
     if cold:
         result["cold_start"] = cold
         crow = []
