@@ -259,51 +259,62 @@ def dft_power(g: GraphBuilder, x: str, *, n_fft: int, method: str = "fft2",
     if dtype not in (np.float32, np.float64):
         raise ParameterError(f"DFT dtype must be float32 or float64, got {np.dtype(dtype)}")
     n_bins = 1 + n_fft // 2
-    window = g.const(hann_window(n_fft), "window", dtype)
-    xw = g.op("Mul", x if dtype == np.float32 else g.cast(x, dtype), window, hint="windowed")
+    x = x if dtype == np.float32 else g.cast(x, dtype)
     n1 = _split_radix(n_fft) if method == "fft2" else None
+    if n1 is not None:
+        power = _fft2_power(g, x, n_fft, n1, dtype)
+        return power if dtype == np.float32 else g.cast(power, np.float32)
+    xw = g.op("Mul", x, g.const(hann_window(n_fft), "window", dtype), hint="windowed")
     if method == "onnx-dft":
         spec = g.op("DFT", g.op("Unsqueeze", g.op("Unsqueeze", xw, g.const([0], "ax0")),
                                 g.const([-1], "axl")), axis=2, onesided=1, hint="dft")
         power = g.op("ReduceSum", g.op("Mul", spec, spec), g.const([-1], "axl"), keepdims=0)
         power = g.op("Squeeze", power, g.const([0], "ax0"), hint="power")
-    elif n1 is None:
+    else:
         cos, sin = _dft_matrices(g, n_fft, n_bins, n_fft, dtype, "basis")
         re, im = g.op("MatMul", xw, cos, hint="re"), g.op("MatMul", xw, sin, hint="im")
         power = g.op("Add", g.op("Mul", re, re), g.op("Mul", im, im), hint="power")
-    else:
-        power = _fft2_power(g, xw, n_fft, n1, dtype)
     return power if dtype == np.float32 else g.cast(power, np.float32)
 
 
-def _fft2_power(g: GraphBuilder, xw: str, n_fft: int, n1: int, dtype: type) -> str:
+def _fft2_power(g: GraphBuilder, x: str, n_fft: int, n1: int, dtype: type) -> str:
     """:func:`dft_power`'s ``"fft2"``: ``n = n2 * j1 + j2``, ``k = k1 + n1 * k2``.
 
-    ``X[k1 + n1 k2] = sum_j2 W_n2^(j2 k2) W_N^(j2 k1) sum_j1 x[n2 j1 + j2] W_n1^(j1 k1)`` with
-    ``W_m = exp(-2 pi i / m)``: a length-``n1`` DFT down each column of the frame reshaped to
-    ``(n1, n2)``, the twiddle factors ``W_N^(j2 k1)``, a length-``n2`` DFT along each row, of
-    which only the ``k2`` reaching bin ``n_fft // 2`` are computed.
+    ``X[k1 + n1 k2] = sum_j2 W_N^(j2 (k1 + n1 k2)) sum_j1 x[n2 j1 + j2] W_n1^(j1 k1)`` with
+    ``W_m = exp(-2 pi i / m)`` (Cooley and Tukey 1965): a length-``n1`` DFT down each column of
+    the frame seen as ``(n1, n2)`` (one matrix product for all frames and columns), then for each
+    ``k1`` a product with ``W_N^(j2 k)``, ``k = k1 + n1 k2``, the twiddle factors folded into the
+    second DFT's matrix; only the ``k2`` that reach bin ``n_fft // 2`` are computed.
+
+    The frames are first laid out ``(n1, n_frames, n2)`` (one transpose), so that both stages are
+    plain matrix products and no elementwise twiddle pass is needed: each pass over a long clip's
+    frames costs memory bandwidth.
     """
     n2 = n_fft // n1
     k2_count = (n_fft // 2) // n1 + 1
-    cube = g.op("Reshape", xw, g.const([-1, n1, n2], "shape_cube"), hint="cube")
-    # Stage 1: (2 n1, n1) @ (n_frames, n1, n2): real and imaginary parts of the columns' DFTs.
+    # (n_frames, n_fft) -> (n1, n_frames, n2) = x[f, n2 j1 + j2] at [j1, f, j2], windowed.
+    cube = g.op("Transpose", g.op("Reshape", x, g.const([0, n1, n2], "shape_cube")),
+                perm=[1, 0, 2], hint="columns")
+    window = hann_window(n_fft).reshape(n1, 1, n2)
+    cube = g.op("Mul", cube, g.const(window, "window", dtype), hint="windowed")
+    flat = g.op("Reshape", cube, g.const([n1, -1], "shape_stage1"), hint="columns_flat")
+    shape_y = g.op("Shape", cube, hint="shape_y")
+    # Stage 1, real input: Y = (C1 - i S1) x, C1 and S1 of 2 pi k1 j1 / n1, (n1, n1).
     c1, s1 = _dft_matrices(g, n1, n1, n1, dtype, "dft1")
-    stage1 = g.op("Concat", c1, g.op("Neg", s1), axis=0, hint="stage1")
-    yr, yi = g.op("Split", g.op("MatMul", stage1, cube), axis=1, n_out=2, hint="y")
-    # Twiddles: (yr + i yi)(c - i s), c and s of 2 pi k1 j2 / n_fft, shape (n1, n2).
-    ct, st = _dft_matrices(g, n1, n2, n_fft, dtype, "twiddle")
-    zr = g.op("Add", g.op("Mul", yr, ct), g.op("Mul", yi, st), hint="zr")
-    zi = g.op("Sub", g.op("Mul", yi, ct), g.op("Mul", yr, st), hint="zi")
-    # Stage 2: [zr zi] (n_frames, n1, 2 n2) @ [[C, -S], [S, C]] (2 n2, 2 k2): X's parts.
-    c2, s2 = _dft_matrices(g, n2, k2_count, n2, dtype, "dft2")
-    stage2 = g.op("Concat", g.op("Concat", c2, s2, axis=0),
-                  g.op("Concat", g.op("Neg", s2), c2, axis=0), axis=1, hint="stage2")
-    X = g.op("MatMul", g.op("Concat", zr, zi, axis=2), stage2, hint="X")
-    xr, xi = g.op("Split", X, axis=2, n_out=2, hint="x")
-    power = g.op("Add", g.op("Mul", xr, xr), g.op("Mul", xi, xi), hint="power_k1k2")
-    # (n_frames, k1, k2) -> bins k = k1 + n1 k2 in order: (n_frames, k2, k1), flattened.
-    flat = g.op("Reshape", g.op("Transpose", power, perm=[0, 2, 1]),
+    yr = g.op("Reshape", g.op("MatMul", c1, flat), shape_y, hint="yr")
+    yi = g.op("Reshape", g.op("MatMul", g.op("Neg", s1), flat), shape_y, hint="yi")
+    # Stage 2, per k1: (yr + i yi)(C - i S), C and S of 2 pi j2 (k1 + n1 k2) / N, (n1, n2, k2).
+    c2, s2 = _dft_matrices(g, n2, n1 * k2_count, n_fft, dtype, "dft2")  # [j2, k1 + n1 k2]
+    # Column k1 + n1 k2 of (n2, n1 * k2_count) -> [k1, j2, k2].
+    def per_k1(t: str) -> str:
+        return g.op("Transpose", g.op("Reshape", t, g.const([n2, k2_count, n1], "shape_tw")),
+                    perm=[2, 0, 1], hint="per_k1")
+    c2, s2 = per_k1(c2), per_k1(s2)
+    xr = g.op("Add", g.op("MatMul", yr, c2), g.op("MatMul", yi, s2), hint="xr")
+    xi = g.op("Sub", g.op("MatMul", yi, c2), g.op("MatMul", yr, s2), hint="xi")
+    power = g.op("Add", g.op("Mul", xr, xr), g.op("Mul", xi, xi), hint="power_k1fk2")
+    # (k1, n_frames, k2) -> bins k = k1 + n1 k2 in order: (n_frames, k2, k1), flattened.
+    flat = g.op("Reshape", g.op("Transpose", power, perm=[1, 2, 0]),
                 g.const([0, -1], "shape_flat"), hint="power_flat")
     return g.op("Slice", flat, g.const([0], "start0"), g.const([1 + n_fft // 2], "n_bins"),
                 g.const([1], "axis1"), hint="power")
