@@ -180,8 +180,9 @@ def browser(fused_path: Path, screenshot: bool) -> tuple[dict[str, Any], str]:
             y, _ = audio.load(f, sr=16000)
             wavs.append(str(Path(tmp) / f"{f.stem}.wav"))
             sf.write(wavs[-1], y, 16000, subtype="FLOAT")
+        route = "/ravdess-mlp-waveform.onnx"  # the page's default model, from a temporary file
         handler = type("H", (http.server.SimpleHTTPRequestHandler,), {
-            "translate_path": lambda self, p: (str(fused_path) if p.startswith("/model.onnx")
+            "translate_path": lambda self, p: (str(fused_path) if p.startswith(route)
                                                else http.server.SimpleHTTPRequestHandler
                                                .translate_path(self, p)),
             "log_message": lambda self, *a: None})
@@ -189,7 +190,7 @@ def browser(fused_path: Path, screenshot: bool) -> tuple[dict[str, Any], str]:
             ("127.0.0.1", 0), functools.partial(handler, directory=str(root)))
         threading.Thread(target=server.serve_forever, daemon=True).start()
         shot = root / "web" / "screenshot.png" if screenshot else None
-        opts = {"url": f"http://127.0.0.1:{server.server_address[1]}/web/?model=/model.onnx",
+        opts = {"url": f"http://127.0.0.1:{server.server_address[1]}/web/",
                 "files": [*wavs, *map(str, files)]}
         if shot:
             opts["screenshot"] = str(shot)

@@ -2,7 +2,7 @@
 
 For the bundled model and every other feature-input model in ``ser_edge/models``: the same label
 on at least 99.5% of the signals, probabilities within 1e-3, and every pooled feature within
-1e-5 of its block's scale (the per-feature differences of the float32 and float64 DFT are
+3e-5 of its block's scale (the per-feature differences of the float32 and float64 DFT are
 printed). The default run takes a sample of each corpus; the slow run takes every clip.
 """
 
@@ -52,12 +52,12 @@ def _check(pair, items, capsys) -> None:
         print(f"\n{fused_clf.model_path.name}: " + _table(summary))
     assert summary["same_label_share"] >= 0.995, summary["different_label"]
     assert summary["max_probability_difference"] <= 1e-3, summary["worst_signal"]
-    # Measured over both corpora (3984 signals): 6.5e-6 at most (MFCC and mel dB std of 60 s
-    # recordings, float32 DFT; 3.3e-6 with a float64 DFT): numpy's own float32 sums over
-    # thousands of frames account for most of it.
+    # Measured over both corpora (3984 signals): 7.6e-6 at most, the mel dB std with the float32
+    # DFT (2.2e-7 with a float64 DFT); 3.3e-6 for the MFCC std, numpy's own float32 sums over
+    # thousands of frames. A guard against regressions: the contract is the probabilities.
     for rows in summary["features"].values():
         for row in rows:
-            assert row["max_rel"] <= 1e-5, row
+            assert row["max_rel"] <= 3e-5, row
 
 
 def test_fused_parity_sample(pair, ravdess_dir: Path, emodb_dir: Path, capsys) -> None:
