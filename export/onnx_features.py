@@ -17,8 +17,14 @@ librosa's Slaney filters).
 Tensors inside the graph are laid out frames first, ``(n_frames, n_rows)``, for a batch of one
 clip; :func:`frame_matrix` gives the ``(1, n_rows, n_frames)`` layout of ``librosa``.
 
-Written against ONNX opset 17 (:data:`OPSET`): the reductions take ``axes`` as an attribute and
-``Split`` splits equally without a ``split`` input.
+Where the options to come slot in: a level normalisation of the waveform is a stage on ``y``
+before :func:`frames` (or on the power, per frame, after :func:`dft_power`); a selection of
+frames (by energy against the clip's loudest frame or a noise floor) computes a ``(n_frames, 1)``
+mask of ones and zeros that :func:`pool` already takes; a network on the frame matrix takes
+:func:`frame_matrix` instead of :func:`pool`. Until a stage exists for a ``FeatureConfig`` field,
+``export.fuse`` refuses configurations that use it.
+
+Written against ONNX opset 17 (:data:`OPSET`): the reductions take ``axes`` as an attribute.
 """
 
 from __future__ import annotations
@@ -233,15 +239,16 @@ def dft_power(g: GraphBuilder, x: str, *, n_fft: int, method: str = "fft2",
         Frame length, in samples; the spectrum has ``1 + n_fft // 2`` bins.
     method : {"fft2", "matmul", "onnx-dft"}
         ``"fft2"``: one step of Cooley-Tukey's decomposition (Cooley and Tukey 1965) written as
-        two matrix products, ``n_fft = n1 * n2``: a DFT of length ``n1`` over the real samples,
-        the twiddle factors, a DFT of length ``n2``; ``4 n_fft (n1 + n2)`` multiply-adds per frame
-        instead of ``2 n_fft^2`` (falls back to ``"matmul"`` when ``n_fft`` is prime).
+        matrix products, ``n_fft = n1 * n2``: DFTs of length ``n1`` over the real samples, then of
+        length ``n2`` with the twiddle factors folded in; about ``2 n_fft (n1 + n2)``
+        multiply-adds per frame instead of ``n_fft^2`` (falls back to ``"matmul"`` when ``n_fft``
+        is prime).
         ``"matmul"``: one product with the ``(n_fft, 2 (1 + n_fft // 2))`` DFT basis.
         ``"onnx-dft"``: the ONNX ``DFT`` operator (opset 17; float32 or float64 as ``dtype``).
     dtype : np.float32 or np.float64
-        Arithmetic of the window, the transform and the power. float32 is faster, and on real
-        speech the pooled features differ from numpy's no more than with float64
-        (``benchmarks/fused.py``): the DFT's rounding is not what limits the agreement.
+        Arithmetic of the window, the transform and the power. float32 is faster; on real speech
+        the pooled features differ from numpy's as much with either, but for the mel dB
+        statistics (``benchmarks/fused.py``).
 
     Returns
     -------
