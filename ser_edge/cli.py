@@ -597,6 +597,9 @@ def _describe(clf: Classifier) -> list[str]:
                 f"fmin {cfg.fmin:g} Hz, fmax {'sr/2' if cfg.fmax is None else f'{cfg.fmax:g} Hz'}, "
                 f"{'HTK' if cfg.htk else 'Slaney'} mel, mel in {'dB' if cfg.mel_db else 'power'}"),
     ]
+    if clf.input_kind == "waveform":
+        lines += _field("input:", f"waveform, float32 (1, n_samples), mono at {cfg.sr} Hz: the "
+                        "features above are computed inside the ONNX graph (python -m export fuse)")
     training = meta.get("training")
     if isinstance(training, dict):
         estimator = training.get("estimator")

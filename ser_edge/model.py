@@ -36,6 +36,12 @@ STREAM_MIN_SECONDS = 60.0
 INPUT_NAME = "features"
 PROBABILITIES = "probabilities"
 
+#: What a model's input can be, as its ``input_kind`` metadata says (absent: ``"features"``):
+#: the pooled feature vector ``(N, n_features)``, or the mono waveform ``(1, n_samples)`` at the
+#: feature configuration's rate, the features being computed inside the graph (a model fused by
+#: ``python -m export fuse``).
+INPUT_KINDS = ("features", "waveform")
+
 
 class _Watched:
     """Iterate ``pieces`` again and again, noting each pass's sample count and any sound."""
@@ -164,13 +170,18 @@ class Classifier:
     metadata : dict of str to Any
         Every entry of the model's ``metadata_props``, JSON-decoded where it is JSON: ``labels``,
         ``feature_config``, ``training``, ``metrics``.
+    input_kind : {"features", "waveform"}
+        What the model takes (:data:`INPUT_KINDS`): the feature vector, computed here in numpy,
+        or the waveform, mono at ``feature_config.sr``, whose features the graph computes (the
+        audio is decoded, downmixed and resampled here in both cases).
 
     Raises
     ------
     ModelError
         If the file is missing or not a readable ONNX model, if its metadata lacks ``labels`` or
-        ``feature_config`` or they are invalid, if the feature vector's width differs from the
-        model's input width, or if the number of labels differs from the number of probability
+        ``feature_config`` or they are invalid, if its ``input_kind`` is unknown, if the feature
+        vector's width differs from the model's input width (or a waveform model's input is not
+        ``(1, n_samples)``), or if the number of labels differs from the number of probability
         columns.
     ParameterError
         If ``num_threads`` is not a positive integer.
@@ -195,6 +206,7 @@ class Classifier:
         self.metadata = self._read_metadata()
         self.labels = self._read_labels()
         self.feature_config = self._read_feature_config()
+        self.input_kind = self._read_input_kind()
         self._check_shapes()
 
     # -- loading -------------------------------------------------------------------------------
@@ -272,6 +284,19 @@ class Classifier:
                 f"{self.model_path}: invalid 'feature_config' metadata: {exc}"
             ) from None
 
+    def _read_input_kind(self) -> str:
+        kind = self.metadata.get("input_kind", "features")
+        if kind not in INPUT_KINDS:
+            raise ModelError(
+                f"{self.model_path}: 'input_kind' metadata {kind!r} is not one of {INPUT_KINDS} "
+                "(a newer ser-edge may read it)"
+            )
+        return kind
+
+    @property
+    def _waveform(self) -> bool:
+        return self.input_kind == "waveform"
+
     def _check_shapes(self) -> None:
         inputs = self._session.get_inputs()
         if len(inputs) != 1:
@@ -279,12 +304,18 @@ class Classifier:
         self._input_name = inputs[0].name
         shape = inputs[0].shape
         n_features = self.feature_config.n_features
-        if len(shape) != 2:
+        if self._waveform:
+            if len(shape) != 2 or (shape[0] not in (1, None) and not isinstance(shape[0], str)):
+                raise ModelError(
+                    f"{self.model_path}: a waveform model's input has shape {shape}, "
+                    "expected (1, n_samples)"
+                )
+        elif len(shape) != 2:
             raise ModelError(
                 f"{self.model_path}: the model's input has shape {shape}, "
                 f"expected (n_clips, {n_features})"
             )
-        if isinstance(shape[1], int) and shape[1] != n_features:
+        if not self._waveform and isinstance(shape[1], int) and shape[1] != n_features:
             raise ModelError(
                 f"{self.model_path}: the feature configuration gives {n_features} features "
                 f"but the model's input takes {shape[1]}"
@@ -297,8 +328,9 @@ class Classifier:
             )
         width = outputs[PROBABILITIES].shape[-1] if outputs[PROBABILITIES].shape else None
         if not isinstance(width, int):
-            # Symbolic width: ask the model once, on a vector of zeros.
-            probe = np.zeros((1, n_features), dtype=np.float32)
+            # Symbolic width: ask the model once, on zeros.
+            probe = np.zeros((1, self.feature_config.n_fft if self._waveform else n_features),
+                             dtype=np.float32)
             width = self._run(probe).shape[-1]
         if width != len(self.labels):
             raise ModelError(
@@ -320,6 +352,9 @@ class Classifier:
     ) -> Prediction:
         P = self._run(x[np.newaxis, :])
         row = P[0]
+        if self._waveform and not np.all(np.isfinite(row)):
+            where = f"{path}: " if path is not None else ""
+            raise AudioError(f"{where}the probabilities are not finite (is the audio valid?)")
         probabilities = {label: float(p) for label, p in zip(self.labels, row, strict=True)}
         label = self.labels[int(np.argmax(row))]
         return Prediction(label, probabilities, float(duration_s), int(sr), path)
@@ -348,16 +383,19 @@ class Classifier:
         """
         return self._load_features(path)[0]
 
-    def _load_features(self, path: Any) -> tuple[np.ndarray, float, int]:
+    def _load_features(self, path: Any, *, waveform: bool = False
+                       ) -> tuple[np.ndarray, float, int]:
+        """A file's feature vector (``waveform``: its checked signal), duration (s) and rate."""
         from . import audio
 
         config = self.feature_config
         with audio.AudioStream(path, sr=config.sr) as stream:
-            if stream.duration > STREAM_MIN_SECONDS and _streams(config):
+            # A waveform model takes the whole signal: long files are read whole.
+            if not waveform and stream.duration > STREAM_MIN_SECONDS and _streams(config):
                 x, n = self._stream_vector(stream)
             else:
                 y = stream.read()
-                x, n = self._vector(y, stream.name), y.shape[-1]
+                x, n = self._vector(y, stream.name, waveform=waveform), y.shape[-1]
         return x, n / config.sr, stream.sr_native
 
     def _stream_vector(self, stream: Any) -> tuple[np.ndarray, int]:
@@ -372,8 +410,9 @@ class Classifier:
             raise AudioError(f"{stream.name}: the features are not finite (is the audio valid?)")
         return x, pieces.n_samples
 
-    def _vector(self, y: np.ndarray, path: str | os.PathLike[str] | None) -> np.ndarray:
-        """Check mono audio at ``feature_config.sr`` and compute its feature vector."""
+    def _vector(self, y: np.ndarray, path: str | os.PathLike[str] | None, *,
+                waveform: bool = False) -> np.ndarray:
+        """Check mono audio at ``feature_config.sr``; its feature vector (``waveform``: itself)."""
         from . import audio
         from .features import feature_vector
 
@@ -387,6 +426,8 @@ class Classifier:
                 f"{1000 * config.n_fft / config.sr:.0f} ms)"
             )
         audio.valid_audio(y, path=path, min_samples=config.n_fft, allow_silence=False)
+        if waveform:
+            return np.ascontiguousarray(y, dtype=np.float32)
         x = feature_vector(y, sr=config.sr, config=config)
         if not np.all(np.isfinite(x)):
             raise AudioError(f"{where}the features are not finite (is the audio valid?)")
@@ -396,7 +437,8 @@ class Classifier:
         """Classify the emotion of one audio file.
 
         The file is decoded, mixed to mono and resampled to ``feature_config.sr`` as
-        ``librosa.load`` does, then the feature vector goes through the model.
+        ``librosa.load`` does, then the feature vector goes through the model (a waveform model
+        takes the signal itself, read whole whatever its length).
 
         Parameters
         ----------
@@ -432,7 +474,7 @@ class Classifier:
         """
         from . import audio
 
-        x, duration_s, native_sr = self._load_features(path)
+        x, duration_s, native_sr = self._load_features(path, waveform=self._waveform)
         return self._prediction(x, duration_s, native_sr, audio.source_name(path))
 
     def predict(self, y: np.ndarray, sr: int) -> Prediction:
@@ -473,7 +515,8 @@ class Classifier:
         duration_s = y.shape[-1] / sr
         y = audio.resample(y.astype(np.float32, copy=False), orig_sr=int(sr),
                            target_sr=self.feature_config.sr)
-        return self._prediction(self._vector(y, None), duration_s, int(sr), None)
+        x = self._vector(y, None, waveform=self._waveform)
+        return self._prediction(x, duration_s, int(sr), None)
 
     def classify_many(
         self, paths: Iterable[str | os.PathLike[str]]
@@ -502,5 +545,6 @@ class Classifier:
     def __repr__(self) -> str:
         return (
             f"Classifier({str(self.model_path)!r}, labels={list(self.labels)}, "
-            f"n_features={self.feature_config.n_features}, num_threads={self.num_threads})"
+            f"n_features={self.feature_config.n_features}, input_kind={self.input_kind!r}, "
+            f"num_threads={self.num_threads})"
         )
