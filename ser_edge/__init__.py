@@ -11,10 +11,11 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from ._version import __version__
-from .errors import AudioError, ModelError, ParameterError, SerEdgeError
+from .errors import AudioError, ModelError, NoSpeechError, ParameterError, SerEdgeError
 
 if TYPE_CHECKING:  # pragma: no cover
     from .model import BUNDLED_MODEL, Classifier, Failure, Prediction
+    from .stream import StreamingClassifier, WindowResult
 
 __all__ = [
     "__version__",
@@ -22,13 +23,17 @@ __all__ = [
     "Classifier",
     "Failure",
     "Prediction",
+    "StreamingClassifier",
+    "WindowResult",
     "SerEdgeError",
     "AudioError",
+    "NoSpeechError",
     "ModelError",
     "ParameterError",
 ]
 
 _LAZY = {name: "model" for name in ("BUNDLED_MODEL", "Classifier", "Failure", "Prediction")}
+_LAZY.update({name: "stream" for name in ("StreamingClassifier", "WindowResult")})
 
 
 def __getattr__(name: str) -> Any:

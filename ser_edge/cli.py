@@ -22,7 +22,7 @@ import typer
 
 from ._threads import default_to_one_thread
 from ._version import __version__
-from .errors import ModelError, SerEdgeError
+from .errors import ModelError, NoSpeechError, SerEdgeError
 
 if TYPE_CHECKING:  # pragma: no cover
     from .model import Classifier, Failure, Prediction
@@ -49,8 +49,9 @@ AUDIO_EXTENSIONS = frozenset(
 PROGRESS_MIN_FILES = 5
 
 EXIT_CODES_HELP = (
-    "Exit status: 0 every file classified; 1 at least one file failed (one line on stderr each, "
-    "the other files are still classified); 2 usage error; 3 the model cannot be used."
+    "Exit status: 0 every file classified; 1 at least one file failed or held no speech (one "
+    "line on stderr each, the other files are still classified); 2 usage error; 3 the model "
+    "cannot be used."
 )
 
 app = typer.Typer(
@@ -61,6 +62,8 @@ app = typer.Typer(
         "Examples:\n\n"
         "  ser-edge classify clip.wav\n\n"
         "  ser-edge classify recordings/ --json > emotions.jsonl\n\n"
+        "  ser-edge timeline call.wav\n\n"
+        "  arecord -f S16_LE -r 16000 -c 1 | ser-edge listen -\n\n"
         "  ser-edge info\n\n"
         "  ser-edge bench\n\n" + EXIT_CODES_HELP
     ),
@@ -187,7 +190,8 @@ def _text_line(p: Prediction, top_k: int, width: int) -> str:
         "Classify the emotion of speech recordings.\n\n"
         "PATHS are audio files or folders (searched recursively for audio files: WAV, FLAC, "
         "OGG/Opus, MP3, AIFF, CAF, ...). One line per file: path, label, confidence and the "
-        "next-best labels.\n\n"
+        "next-best labels. A file in which no speech is detected gets no emotion but the error "
+        "'no speech detected' (--no-vad classifies it anyway).\n\n"
         "Examples:\n\n"
         "  ser-edge classify clip.wav\n\n"
         "  ser-edge classify recordings/ --top-k 2\n\n"
@@ -230,6 +234,10 @@ def classify(
         typer.Option("--model", "-m", help="ONNX model exported by `python -m export`.",
                      show_default="the bundled RAVDESS model"),
     ] = None,
+    no_vad: Annotated[
+        bool,
+        typer.Option("--no-vad", help="Classify files even when no speech is detected in them."),
+    ] = False,
 ) -> None:
     """Classify the emotion of speech recordings."""
     if json_ and csv_:
@@ -256,7 +264,7 @@ def classify(
             if problem is not None:
                 yield Failure(str(path), FileNotFoundError(problem))
             else:
-                yield from clf.classify_many([path])
+                yield from clf.classify_many([path], vad=not no_vad)
 
     failed = 0
     progress.draw()
@@ -297,7 +305,10 @@ def _emit_failure(f: Failure, fmt: OutputFormat, writer: Any, clf: Classifier) -
     message = f.message if not isinstance(f.error, FileNotFoundError) else str(f.error.args[0])
     typer.echo(f"ser-edge: error: {message}", err=True)
     if fmt is OutputFormat.json:
-        typer.echo(json.dumps({"path": f.path, "error": message}))
+        from .model import NO_SPEECH
+
+        reason = NO_SPEECH if isinstance(f.error, NoSpeechError) else message
+        typer.echo(json.dumps({"path": f.path, "error": reason}))
     elif fmt is OutputFormat.csv:
         writer.writerow([f.path, "", "", "", ""] + [""] * len(clf.labels) + [message])
 
@@ -466,6 +477,294 @@ def features(
         "feature_config": json.loads(cfg.to_json()),
     }
     typer.echo(json.dumps(record))
+
+
+# -- live and long audio -------------------------------------------------------------------------
+
+
+class PcmFormat(str, Enum):
+    """Raw PCM sample formats ``listen -`` reads."""
+
+    s16le = "s16le"
+    f32le = "f32le"
+
+
+BAR_WIDTH = 20
+
+
+def _bar(p: float) -> str:
+    filled = int(round(p * BAR_WIDTH))
+    return "#" * filled + "." * (BAR_WIDTH - filled)
+
+
+def _clock(seconds: float) -> str:
+    minutes, s = divmod(max(seconds, 0.0), 60)
+    hours, minutes = divmod(int(minutes), 60)
+    return f"{hours}:{minutes:02d}:{s:04.1f}" if hours else f"{minutes}:{s:04.1f}"
+
+
+def _mic_chunks(rate: int, channels: int, device: str | None) -> Any:
+    """Blocks of the default (or named) microphone through sounddevice, as they are recorded."""
+    try:
+        import sounddevice as sd
+    except (ImportError, OSError) as exc:  # OSError: the PortAudio library is missing
+        raise _fail(
+            "the microphone needs sounddevice and PortAudio: pip install 'ser-edge[mic]' "
+            "(and on a Raspberry Pi: sudo apt install libportaudio2), or pipe raw PCM to "
+            f"`ser-edge listen -` ({type(exc).__name__}: {_one_line(exc)})", EXIT_FILE_FAILED
+        ) from None
+    import queue
+
+    blocks: queue.Queue = queue.Queue()
+
+    def callback(indata: Any, frames: int, time: Any, status: Any) -> None:
+        blocks.put(indata.copy())
+
+    dev: str | int | None = int(device) if device is not None and device.isdigit() else device
+    try:
+        stream = sd.InputStream(samplerate=rate, channels=channels, dtype="float32",
+                                device=dev, blocksize=max(1, rate // 20), callback=callback)
+    except Exception as exc:  # sounddevice.PortAudioError, ValueError for a bad device
+        raise _fail(f"cannot open the microphone: {_one_line(exc)}", EXIT_FILE_FAILED) from None
+    with stream:
+        while True:
+            try:
+                yield blocks.get(timeout=0.5)
+            except queue.Empty:
+                continue
+
+
+def _one_line(exc: BaseException) -> str:
+    return " ".join(str(exc).split()) or type(exc).__name__
+
+
+@app.command(
+    help=(
+        "Recognise emotion live: from the microphone, or from raw PCM on standard input "
+        "(SOURCE '-').\n\n"
+        "Every HOP seconds the last WINDOW seconds are classified; one line per window: time, "
+        "label, confidence and a bar, or 'no speech'. --json prints one JSON object per window "
+        "instead. Ctrl-C stops (exit status 0); so does the end of standard input.\n\n"
+        "The microphone needs the 'mic' extra (pip install 'ser-edge[mic]'; on a Raspberry Pi "
+        "also sudo apt install libportaudio2).\n\n"
+        "Examples:\n\n"
+        "  ser-edge listen\n\n"
+        "  arecord -f S16_LE -r 16000 -c 1 | ser-edge listen -\n\n"
+        "  ser-edge listen - --rate 48000 --channels 2 --format f32le --json < stream.raw\n\n"
+        "Exit status: 0 stopped by Ctrl-C or the end of the input; 1 the input cannot be used "
+        "(no microphone, bad samples); 2 usage error; 3 the model cannot be used."
+    )
+)
+def listen(
+    source: Annotated[
+        str | None,
+        typer.Argument(help="'-' to read raw PCM from standard input; omit for the microphone.",
+                       metavar="[SOURCE]", show_default=False),
+    ] = None,
+    rate: Annotated[
+        int, typer.Option("--rate", "-r", min=1000, max=768000, help="Sample rate, in Hz.")
+    ] = 16000,
+    channels: Annotated[
+        int, typer.Option("--channels", "-c", min=1, max=64, help="Channels (interleaved).")
+    ] = 1,
+    format_: Annotated[
+        PcmFormat,
+        typer.Option("--format", "-f", help="Sample format of standard input."),
+    ] = PcmFormat.s16le,
+    window: Annotated[
+        float, typer.Option("--window", min=0.1, help="Window length, in seconds.")
+    ] = 3.0,
+    hop: Annotated[
+        float, typer.Option("--hop", min=0.05, help="Seconds between windows.")
+    ] = 1.0,
+    smooth: Annotated[
+        int, typer.Option("--smooth", min=1,
+                          help="Average the probabilities over this many windows with speech.")
+    ] = 1,
+    speech_only: Annotated[
+        bool, typer.Option("--speech-only", help="Print only windows with speech.")
+    ] = False,
+    json_: Annotated[
+        bool,
+        typer.Option("--json", help="One JSON object per window: start_s, end_s, speech, label, "
+                                    "probabilities."),
+    ] = False,
+    device: Annotated[
+        str | None,
+        typer.Option("--device", help="Microphone: a sounddevice device name or number.",
+                     show_default="the default input"),
+    ] = None,
+    no_vad: Annotated[
+        bool, typer.Option("--no-vad", help="Classify every window, speech or not.")
+    ] = False,
+    model: Annotated[
+        Path | None,
+        typer.Option("--model", "-m", help="ONNX model exported by `python -m export`.",
+                     show_default="the bundled RAVDESS model"),
+    ] = None,
+) -> None:
+    """Recognise emotion live, from the microphone or standard input."""
+    if source not in (None, "-"):
+        raise typer.BadParameter("SOURCE is '-' (standard input) or nothing (the microphone)",
+                                 param_hint="SOURCE")
+    try:
+        _listen(source, rate, channels, format_.value, window, hop, smooth, speech_only, json_,
+                device, not no_vad, model)
+    except KeyboardInterrupt:  # Ctrl-C: the normal way to stop listening
+        sys.stdout.flush()
+
+
+def _listen(source: str | None, rate: int, channels: int, fmt: str, window: float, hop: float,
+            smooth: int, speech_only: bool, json_: bool, device: str | None, vad: bool,
+            model: Path | None) -> None:
+    from .errors import ParameterError
+    from .stream import StreamingClassifier, pcm_chunks
+
+    clf = _load_classifier(model)
+    try:
+        stream = StreamingClassifier(clf, sr=rate, channels=channels, window_s=window, hop_s=hop,
+                                     smoothing=smooth, vad=vad)
+    except ParameterError as exc:
+        raise typer.BadParameter(str(exc)) from None
+    if source == "-":
+        frame_bytes = (2 if fmt == "s16le" else 4) * channels
+        chunks = pcm_chunks(sys.stdin.buffer, format=fmt, channels=channels,
+                            chunk_bytes=max(frame_bytes, rate // 50 * frame_bytes))
+        where = "standard input"
+    else:
+        chunks = _mic_chunks(rate, channels, device)
+        where = "microphone"
+
+    def emit(results: list) -> None:
+        for r in results:
+            if speech_only and not r.speech:
+                continue
+            if json_:
+                typer.echo(json.dumps(r.to_dict()))
+            elif r.speech:
+                typer.echo(f"{_clock(r.start_s):>9} - {_clock(r.end_s):<9} {r.label:<9} "
+                           f"{r.confidence:.2f}  {_bar(r.confidence)}")
+            else:
+                typer.echo(f"{_clock(r.start_s):>9} - {_clock(r.end_s):<9} no speech")
+        if results:
+            sys.stdout.flush()
+
+    try:
+        for chunk in chunks:
+            emit(stream.push(chunk))
+        emit(stream.flush())
+    except SerEdgeError as exc:
+        raise _fail(f"{where}: {_one_line(exc)}", EXIT_FILE_FAILED) from None
+
+
+@app.command(
+    help=(
+        "Show a long recording as a timeline of emotions: the stretches of speech voice "
+        "activity detection finds, each with its label and probabilities.\n\n"
+        "Segments longer than --max-segment seconds are cut into equal pieces; stretches without "
+        "speech get no emotion. The file is read in bounded memory, whatever its length (twice: "
+        "once to find the speech, once to classify it). Text by default: start, end, label, "
+        "confidence, next-best labels; or --json (one object per segment) or --csv. --plot "
+        "draws emotion over time into an image (needs the 'plot' extra: matplotlib).\n\n"
+        "Examples:\n\n"
+        "  ser-edge timeline call.wav\n\n"
+        "  ser-edge timeline call.wav --csv > call.csv\n\n"
+        "  ser-edge timeline call.wav --plot call.png\n\n"
+        "Exit status: 0 ok; 1 the file cannot be used or holds no speech; 2 usage error; 3 the "
+        "model cannot be used."
+    ),
+    no_args_is_help=True,
+)
+def timeline(
+    path: Annotated[
+        Path, typer.Argument(help="An audio file.", metavar="PATH", show_default=False)
+    ],
+    json_: Annotated[
+        bool,
+        typer.Option("--json", help="One JSON object per segment: path, start_s, end_s, label, "
+                                    "probabilities."),
+    ] = False,
+    csv_: Annotated[
+        bool,
+        typer.Option("--csv", help="CSV with a header: start_s, end_s, label, confidence, one "
+                                   "column per label."),
+    ] = False,
+    plot: Annotated[
+        Path | None,
+        typer.Option("--plot", help="Also draw emotion over time into this image (PNG, SVG, "
+                                    "PDF).", show_default=False),
+    ] = None,
+    top_k: Annotated[
+        int, typer.Option("--top-k", "-k", min=1, help="Labels shown per segment (text).")
+    ] = 3,
+    max_segment: Annotated[
+        float, typer.Option("--max-segment", min=0.5,
+                            help="Longer segments are cut into pieces, in seconds.")
+    ] = 8.0,
+    context: Annotated[
+        float, typer.Option("--context", min=0.0,
+                            help="Audio classified with each segment on either side, in seconds "
+                                 "(the bundled model was trained on clips with silence around "
+                                 "the speech).")
+    ] = 1.0,
+    model: Annotated[
+        Path | None,
+        typer.Option("--model", "-m", help="ONNX model exported by `python -m export`.",
+                     show_default="the bundled RAVDESS model"),
+    ] = None,
+) -> None:
+    """Show a long recording as a timeline of emotions."""
+    if json_ and csv_:
+        raise typer.BadParameter("choose one of --json and --csv", param_hint="--json/--csv")
+    if plot is not None:
+        from .timeline import check_plotting
+
+        try:
+            check_plotting()
+        except ImportError as exc:
+            raise _fail(str(exc), EXIT_FILE_FAILED) from None
+    from .model import NO_SPEECH, error_line
+    from .timeline import timeline as _timeline
+
+    clf = _load_classifier(model)
+    writer = None
+    if csv_:
+        import csv
+
+        writer = csv.writer(sys.stdout, lineterminator="\n")
+        writer.writerow(["start_s", "end_s", "label", "confidence", *clf.labels])
+    segments = []
+    try:
+        for seg in _timeline(path, clf, context_s=context, max_segment_s=max_segment):
+            segments.append(seg)
+            if json_:
+                typer.echo(json.dumps({"path": str(path), **seg.to_dict()}))
+            elif writer is not None:
+                writer.writerow([f"{seg.start_s:.3f}", f"{seg.end_s:.3f}", seg.label,
+                                 f"{seg.confidence:.6f}"]
+                                + [f"{p:.6f}" for p in seg.probabilities.values()])
+            else:
+                ranked = sorted(seg.probabilities.items(), key=lambda kv: -kv[1])[:top_k]
+                rest = ", ".join(f"{name} {p:.2f}" for name, p in ranked[1:])
+                typer.echo(f"{_clock(seg.start_s):>9} - {_clock(seg.end_s):<9} {seg.label:<9} "
+                           f"{seg.confidence:.2f}" + (f"  {rest}" if rest else ""))
+            sys.stdout.flush()
+    except (SerEdgeError, OSError) as exc:
+        raise _fail(error_line(path, exc), EXIT_FILE_FAILED) from None
+    if not segments:
+        typer.echo(f"ser-edge: error: {path}: {NO_SPEECH}", err=True)
+        if json_:
+            typer.echo(json.dumps({"path": str(path), "error": NO_SPEECH}))
+        raise typer.Exit(code=EXIT_FILE_FAILED)
+    if plot is not None:
+        from .timeline import plot_timeline
+
+        try:
+            plot_timeline(segments, clf.labels, plot, title=path.name)
+        except (OSError, ValueError) as exc:
+            raise _fail(f"{plot}: cannot write the plot: {_one_line(exc)}",
+                        EXIT_FILE_FAILED) from None
+
 
 
 @app.command(

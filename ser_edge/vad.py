@@ -99,12 +99,15 @@ class VadConfig:
     min_level_db: float = -65.0
     max_flatness: float = 0.3
     max_peak_fraction: float = 0.9
-    min_periodicity: float = 0.5
-    min_change_db: float = 0.3
+    min_periodicity: float = 0.4
+    min_change_db: float = 2.0
+    change_s: float = 0.1
+    smooth_s: float = 0.05
     f0_min: float = 60.0
     f0_max: float = 600.0
-    hangover_s: float = 0.3
-    min_voiced_s: float = 0.15
+    hangover_s: float = 0.4
+    reach_s: float = 0.25
+    min_voiced_s: float = 0.2
     min_voiced_fraction: float = 0.1
     pad_s: float = 0.1
 
@@ -236,41 +239,51 @@ def frame_features(
                                                       frame)[::hop]
     ref = _frame_power_reference(sr, config)
     lags, win_ac = _lags(sr, config)
+    tilt = (np.arange(n_fft // 2 + 1, dtype=np.float32) * np.float32(sr / n_fft / 1000.0)) ** 2
     near = n_fft // (1 << (frame - 1).bit_length())  # bins per bin of the unpadded transform
     step = 256
     for s in range(0, n_frames, step):
         block = frames[s : s + step]
         block = block - block.mean(axis=1, keepdims=True)  # DC, frame by frame
         spec = np.fft.rfft(block * window, n=n_fft, axis=1)
-        P = np.zeros(spec.shape)
+        P = np.zeros(spec.shape, np.float32)
         P[:, band] = np.abs(spec[:, band]) ** 2
-        Pb = P[:, band] + 1e-20
-        total = Pb.sum(axis=1)
+        Pb = P[:, band] + np.float32(1e-20)
+        total = Pb.sum(axis=1, dtype=np.float64)
         out["level_db"][s : s + step] = 10 * np.log10(np.maximum(total / ref, 1e-15))
         out["flatness"][s : s + step] = np.exp(np.mean(np.log(Pb), axis=1)) / np.mean(Pb, axis=1)
         # Power within two bins (of the unpadded transform) of the strongest bin, as a share.
-        cs = np.concatenate((np.zeros((len(Pb), 1)), np.cumsum(Pb, axis=1)), axis=1)
+        cs = np.concatenate((np.zeros((len(Pb), 1)), np.cumsum(Pb, axis=1, dtype=np.float64)),
+                            axis=1)
         k = np.argmax(Pb, axis=1)
         lo = np.maximum(k - 2 * near, 0)
         hi = np.minimum(k + 2 * near + 1, Pb.shape[1])
         rows = np.arange(len(Pb))
         out["peak_fraction"][s : s + step] = (cs[rows, hi] - cs[rows, lo]) / total
-        # Normalised autocorrelation of the band-limited frame over the lags of a voice's
-        # pitch, corrected for the window's own (Boersma 1993).
-        ac = np.fft.irfft(P, n=n_fft, axis=1)
-        r = ac[:, lags] / np.maximum(ac[:, :1], 1e-30) / win_ac
-        out["periodicity"][s : s + step] = np.clip(r.max(axis=1), 0.0, 1.0)
+        # Normalised autocorrelation of the band-limited frame, corrected for the window's own
+        # (Boersma 1993), at the lags of a voice's pitch: its height above the lowest value at
+        # any shorter lag (a voice's falls between its pitch pulses; the autocorrelation of
+        # rumble or of a narrow band of noise only decays).
+        # With the spectrum tilted up by 6 dB per octave first (the first difference's
+        # pre-emphasis), so that what counts is the comb of a voice's harmonics: rumble and
+        # brown noise, crowded at the bottom of the band, would otherwise ring like a low voice.
+        W = P * tilt
+        ac = np.fft.irfft(W, n=n_fft, axis=1)
+        r = ac[:, 1 : lags[-1] + 1] / np.maximum(ac[:, :1], 1e-30) / win_ac
+        dip = np.maximum(np.minimum.accumulate(r, axis=1), 0.0)
+        height = (r - dip)[:, lags[0] - 1 :]
+        out["periodicity"][s : s + step] = np.clip(height.max(axis=1), 0.0, 1.0)
     return out
 
 
 @lru_cache(maxsize=8)
 def _lags(sr: int, config: VadConfig) -> tuple[np.ndarray, np.ndarray]:
-    """Lags of a voice's pitch, in samples, and the window's normalised autocorrelation there."""
+    """Lags of a voice's pitch, in samples; the window's normalised autocorrelation, lag 1 on."""
     frame, _, n_fft, window, _ = _analysis(sr, config)
     lags = np.arange(max(1, int(sr / config.f0_max)), min(frame // 2, int(sr / config.f0_min)) + 1)
     w = window.astype(np.float64)
     ac = np.fft.irfft(np.abs(np.fft.rfft(w, n=n_fft)) ** 2, n=n_fft)
-    return lags, ac[lags] / ac[0]
+    return lags, ac[1 : lags[-1] + 1] / ac[0]
 
 
 class VoiceActivityDetector:
@@ -313,6 +326,7 @@ class VoiceActivityDetector:
         self._context = max(1, int(round(c.context_s / c.hop_s)))
         self._block = 10  # frames decided together: one noise floor per 0.1 s
         self._hangover = int(round(c.hangover_s / c.hop_s))
+        self._reach = int(round(c.reach_s / c.hop_s))
         self._min_voiced = int(np.ceil(c.min_voiced_s / c.hop_s - 1e-9))
         self._pad = int(round(c.pad_s * self.sr))
         self._tail = np.zeros(0, np.float32)  # samples from frame _n_framed's start on
@@ -321,11 +335,16 @@ class VoiceActivityDetector:
         # Features of frames _first .. _n_framed - 1 (the context the floor needs).
         self._first = 0
         self._level = np.zeros(0)
-        self._last_level = 0.0
+        self._recent = np.zeros(0)  # the levels of the frames before the next one analysed
         self._voiced_ok = np.zeros(0, bool)
         self._n_decided = 0
-        # The open segment: first and last active frame, voiced frames counted.
+        # Activity of the last decided frames (_act_first on), for the segments' edges.
+        self._act = np.zeros(0, bool)
+        self._act_first = 0
+        # The open segment: its first frame (edge included), first and last voiced frames, and
+        # how many voiced frames it has.
         self._seg_start: int | None = None
+        self._seg_edge = 0
         self._seg_last = 0
         self._seg_voiced = 0
         self._last_end = 0  # end sample of the last segment given out
@@ -393,14 +412,34 @@ class VoiceActivityDetector:
             return
         c = self.config
         level = feats["level_db"]
-        change = np.abs(np.diff(level, prepend=self._last_level if self._n_framed else level[0]))
-        self._last_level = level[-1]
+        change = self._change(level)
         ok = ((feats["flatness"] < c.max_flatness) & (feats["peak_fraction"] < c.max_peak_fraction)
               & (feats["periodicity"] >= c.min_periodicity) & (change >= c.min_change_db))
         self._level = np.concatenate((self._level, feats["level_db"]))
         self._voiced_ok = np.concatenate((self._voiced_ok, ok))
         self._n_framed += m
         self._tail = self._tail[m * self._hop :]
+
+    def _change(self, level: np.ndarray) -> np.ndarray:
+        """How much the level has moved lately, in dB, at each of the new frames.
+
+        The range, over the last ``change_s``, of the level smoothed over ``smooth_s`` (power
+        averaged): the smoothing spans the slowest beat of mains hum with the 10 ms hop (50 ms at
+        60 Hz), whose level otherwise wobbles by a dB or two from frame to frame.
+        """
+        c = self.config
+        ks = max(1, int(round(c.smooth_s / c.hop_s)))
+        kr = max(1, int(round(c.change_s / c.hop_s)))
+        need = ks + kr - 2
+        ext = np.concatenate((self._recent, level))
+        if len(ext) < need + len(level):
+            ext = np.concatenate((np.full(need + len(level) - len(ext), ext[0]), ext))
+        self._recent = ext[len(ext) - need :] if need else np.zeros(0)
+        power = 10.0 ** (ext / 10)
+        cs = np.concatenate(([0.0], np.cumsum(power)))
+        smooth = 10 * np.log10(np.maximum((cs[ks:] - cs[:-ks]) / ks, 1e-30))
+        win = np.lib.stride_tricks.sliding_window_view(smooth, kr)
+        return win.max(axis=1) - win.min(axis=1)
 
     def _decide(self, *, final: bool) -> list[Segment]:
         out: list[Segment] = []
@@ -412,13 +451,12 @@ class VoiceActivityDetector:
                 break
             lo = max(self._first, b0 - self._context)
             hi = min(self._n_framed, b1 + self._context)
-            ctx = self._level[lo - self._first : hi - self._first]
-            floor = np.percentile(ctx, c.floor_percentile)
+            floor = _percentile(self._level[lo - self._first : hi - self._first],
+                                c.floor_percentile)
             level = self._level[b0 - self._first : b1 - self._first]
             active = (level >= floor + c.margin_db) & (level >= c.min_level_db)
             voiced = active & self._voiced_ok[b0 - self._first : b1 - self._first]
-            for i in range(b1 - b0):
-                out += self._step(b0 + i, bool(active[i]), bool(voiced[i]))
+            out += self._segments(b0, b1, active, voiced)
             self._n_decided = b1
             # Forget what no floor will look at again.
             drop = max(0, self._n_decided - self._context) - self._first
@@ -428,16 +466,45 @@ class VoiceActivityDetector:
                 self._first += drop
         return out
 
-    def _step(self, f: int, active: bool, voiced: bool) -> list[Segment]:
-        if active:
+    def _segments(self, b0: int, b1: int, active: np.ndarray, voiced: np.ndarray) -> list[Segment]:
+        """Open, extend and close segments over the decided frames ``b0 .. b1 - 1``.
+
+        Voiced frames at most ``hangover`` frames apart make one segment's core; it closes once
+        ``hangover`` frames without a voiced one follow it. Its edges then reach out over the
+        active frames next to the core, ``reach`` frames at most on each side.
+        """
+        out: list[Segment] = []
+        self._act = np.concatenate((self._act, active))
+        idx = np.flatnonzero(voiced)
+        gap = self._hangover + 1
+        breaks = np.flatnonzero(np.diff(idx) > gap) + 1
+        runs = np.split(idx, breaks) if idx.size else []
+        for run in runs:
+            first = b0 + int(run[0])
+            if self._seg_start is not None and first - self._seg_last > gap:
+                out += self._close(final=False)
             if self._seg_start is None:
-                self._seg_start, self._seg_voiced = f, 0
-            self._seg_last = f
-            self._seg_voiced += voiced
-            return []
-        if self._seg_start is not None and f - self._seg_last > self._hangover:
-            return self._close(final=False)
-        return []
+                self._seg_start, self._seg_voiced = first, 0
+                self._seg_edge = first - self._run_length(first - 1, -1)
+            self._seg_last = b0 + int(run[-1])
+            self._seg_voiced += len(run)
+        if self._seg_start is not None and b1 - 1 - self._seg_last >= gap:
+            out += self._close(final=False)
+        keep = b1 - (self._hangover + self._reach + 2)
+        if keep > self._act_first:
+            self._act = self._act[keep - self._act_first :]
+            self._act_first = keep
+        return out
+
+    def _run_length(self, f: int, step: int) -> int:
+        """How many active frames there are from ``f`` on in direction ``step``, up to reach."""
+        n = 0
+        while n < self._reach:
+            i = f + step * n - self._act_first
+            if not 0 <= i < len(self._act) or not self._act[i]:
+                break
+            n += 1
+        return n
 
     def _close(self, *, final: bool) -> list[Segment]:
         if self._seg_start is None:
@@ -447,13 +514,21 @@ class VoiceActivityDetector:
         if voiced < self._min_voiced or voiced < self.config.min_voiced_fraction * (
                 last_f - start_f + 1):
             return []
+        first_f = self._seg_edge
+        last_f += self._run_length(last_f + 1, 1)
         n = self._n_samples
-        start = max(0, start_f * self._hop - self._pad, self._last_end)
+        start = max(0, first_f * self._hop - self._pad, self._last_end)
         end = min(n, last_f * self._hop + self._frame + self._pad)
         if end <= start:
             return []
         self._last_end = end
         return [Segment(int(start), int(end), self.sr)]
+
+
+def _percentile(x: np.ndarray, q: float) -> float:
+    """The ``q``-th percentile of ``x``: its nearest lower rank, cheaper than np.percentile."""
+    k = int(q / 100 * (len(x) - 1))
+    return float(np.partition(x, k)[k])
 
 
 def _mono(y: np.ndarray) -> np.ndarray:

@@ -2,7 +2,8 @@
 
 Silence (digital and dithered), white, pink and brown noise, mains hum at 50 and 60 Hz with
 harmonics, DC offsets, pure tones (steady and beeping), swept tones (linear and logarithmic,
-single and repeated), clicks (single and trains, on silence and on hiss), and mixtures of them, at
+single and repeated), clicks (single and trains, on silence and on hiss), hum and noise switched
+on and off over silence, and mixtures of them, at
 levels from faint to loud and lengths from 1 to 30 seconds. Every signal is a deterministic
 function of its name and seed: ``nonspeech_set()`` always returns the same signals.
 
@@ -20,7 +21,8 @@ __all__ = ["KINDS", "make", "nonspeech_set", "db"]
 
 #: Families of signals, in the order :func:`nonspeech_set` makes them.
 KINDS = ("silence", "dither", "white", "pink", "brown", "hum50", "hum60", "dc", "tone", "beeps",
-         "sweep", "sweeps", "click", "clicks", "hum+hiss", "tone+pink", "clicks+hiss")
+         "sweep", "sweeps", "click", "clicks", "hum+hiss", "tone+pink", "clicks+hiss",
+         "hum-bursts", "noise-bursts")
 
 
 def db(level_db: float) -> float:
@@ -41,6 +43,19 @@ def _coloured(n: int, rng: np.random.Generator, slope: float) -> np.ndarray:
     spec = spec / f ** (slope / 2)
     spec[0] = 0
     return np.fft.irfft(spec, n)
+
+
+def _gate(n: int, sr: int, rng: np.random.Generator, shortest: float, longest: float):
+    """On and off stretches of ``shortest`` to ``longest`` seconds, with 10 ms ramps."""
+    gate = np.zeros(n)
+    pos, on = int(rng.uniform(0.0, 0.5) * sr), True
+    while pos < n:
+        length = int(rng.uniform(shortest, longest) * sr)
+        if on:
+            gate[pos : pos + length] = 1.0
+        pos, on = pos + length, not on
+    ramp = np.hanning(int(0.02 * sr))
+    return np.convolve(gate, ramp / ramp.sum(), mode="same")
 
 
 def make(kind: str, *, sr: int = 16000, seconds: float = 3.0, level_db: float = -30.0,
@@ -74,8 +89,8 @@ def make(kind: str, *, sr: int = 16000, seconds: float = 3.0, level_db: float = 
         y = rng.uniform(-1, 1, n) / 32768
     elif kind in ("white", "pink", "brown"):
         y = _rms_to(_coloured(n, rng, {"white": 0, "pink": 1, "brown": 2}[kind]), level_db)
-    elif kind in ("hum50", "hum60", "hum+hiss"):
-        f0 = 60.0 if kind == "hum60" else 50.0
+    elif kind in ("hum50", "hum60", "hum+hiss", "hum-bursts"):
+        f0 = 60.0 if kind == "hum60" or (kind == "hum-bursts" and seed % 2) else 50.0
         amps = rng.uniform(0.2, 1.0, 12) / np.arange(1, 13) ** rng.uniform(0.5, 1.5)
         phases = rng.uniform(0, 2 * np.pi, 12)
         y = sum(a * np.sin(2 * np.pi * f0 * (h + 1) * t + p)
@@ -83,6 +98,8 @@ def make(kind: str, *, sr: int = 16000, seconds: float = 3.0, level_db: float = 
         y = _rms_to(y, level_db)
         if kind == "hum+hiss":
             y = y + hiss(level_db - 10)
+        if kind == "hum-bursts":  # an appliance switched on and off, over silence
+            y = y * _gate(n, sr, rng, 0.5, 3.0)
     elif kind == "dc":
         y = np.full(n, db(level_db) * rng.choice([-1, 1])) + hiss(-90)
     elif kind in ("tone", "tone+pink"):
@@ -124,6 +141,9 @@ def make(kind: str, *, sr: int = 16000, seconds: float = 3.0, level_db: float = 
             y[i : i + width] = db(level_db) * rng.choice([-1, 1])
         if kind == "clicks+hiss":
             y = y + hiss(level_db - 40)
+    elif kind == "noise-bursts":  # hiss or rumble switched on and off, over silence
+        y = _rms_to(_coloured(n, rng, rng.choice([0.0, 1.0, 2.0])), level_db)
+        y = y * _gate(n, sr, rng, 0.2, 2.0)
     else:
         raise ValueError(f"unknown kind {kind!r}; choose from {KINDS}")
     return np.clip(y, -1, 1).astype(np.float32)
@@ -139,6 +159,7 @@ _LEVELS = {
     "tone": (-50, -30, -12), "tone+pink": (-40, -20), "beeps": (-40, -20, -6),
     "sweep": (-40, -20, -6), "sweeps": (-40, -20),
     "click": (-30, -10, -1), "clicks": (-40, -20, -6), "clicks+hiss": (-30, -10),
+    "hum-bursts": (-60, -40, -20), "noise-bursts": (-60, -40, -20),
 }
 
 #: Lengths, in seconds.
