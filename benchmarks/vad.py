@@ -4,10 +4,11 @@ Four questions, on the real corpora and on ``tests/nonspeech.py``'s seeded non-s
 
 1. **Detection**: of the 1,975 RAVDESS and EmoDB clips, how many hold speech according to
    ``ser_edge.vad`` (the check ``ser-edge classify`` makes), and does the detected span cover the
-   spoken part? The reference for the spoken part is ``librosa.effects.trim`` (``top_db=40``, 32 ms
-   frames, 10 ms hop) on the clean clip band-limited to 100 Hz-4 kHz: from the first to the last
-   frame within 40 dB of the loudest. A span covers it when it starts no later and ends no
-   earlier (20 ms of slack); the table also gives how much of the reference lies outside it.
+   spoken part? The reference for the spoken part is ``tests/speechref.py``: from the first to the
+   last 32 ms frame (10 ms hop) whose power in 100 Hz-4 kHz is within 40 dB of the loudest and
+   20 dB above the clip's noise floor (``librosa.effects.trim``'s rule, kept off the floor of
+   quiet clips). A span covers it when it starts no later and ends no earlier (20 ms of slack);
+   the table also gives how much of the reference lies outside it.
 2. **Rejection**: of the non-speech set (silence, dither, white/pink/brown noise, 50/60 Hz hum
    with harmonics, DC, pure tones, beeps, swept tones, clicks, mixtures; 1 to 30 s; -70 to -1
    dBFS), how many are found to hold no speech?
@@ -39,6 +40,7 @@ from benchmarks import _common as C
 
 sys.path.insert(0, str(C.ROOT / "tests"))
 from nonspeech import KINDS, nonspeech_set  # noqa: E402
+from speechref import spoken_part  # noqa: E402
 
 SR = 16000
 HOP = 160  # 10 ms frames for precision and recall
@@ -57,19 +59,7 @@ def corpus_clips(step: int) -> list[Path]:
 
 
 def reference_span(y: np.ndarray) -> tuple[int, int]:
-    """First to last 32 ms frame within 40 dB of the loudest, in the speech band (100 Hz-4 kHz).
-
-    ``librosa.effects.trim`` on the clip band-limited by zeroing its FFT outside the band: rumble
-    and handling noise below 100 Hz, which RAVDESS has, are not taken for speech.
-    """
-    import librosa
-
-    spec = np.fft.rfft(y.astype(np.float64))
-    f = np.fft.rfftfreq(len(y), 1 / SR)
-    spec[(f < 100) | (f > 4000)] = 0
-    band = np.fft.irfft(spec, len(y))
-    _, (start, end) = librosa.effects.trim(band, top_db=40, frame_length=512, hop_length=HOP)
-    return int(start), int(end)
+    return spoken_part(y, SR)
 
 
 def mask(n: int, spans) -> np.ndarray:

@@ -706,7 +706,7 @@ def timeline(
                             help="Audio classified with each segment on either side, in seconds "
                                  "(the bundled model was trained on clips with silence around "
                                  "the speech).")
-    ] = 1.0,
+    ] = 0.6,
     model: Annotated[
         Path | None,
         typer.Option("--model", "-m", help="ONNX model exported by `python -m export`.",

@@ -8,10 +8,11 @@ each classified on its own. Stretches without speech are not given an emotion.
 
 Each segment is classified together with up to ``context_s`` of the audio around it (never past
 half-way to the next segment): the bundled model was trained on whole clips that begin and end with
-about a second of silence, and its answers depend on it (on RAVDESS, the label of a clip trimmed to
-its speech agrees with the label of the whole clip for 41% of clips, with 0.6 s kept on either
-side for 93%; ``benchmarks/vad.py``). A model trained on trimmed speech would take
-``context_s=0``.
+about a second of silence, and its answers depend on it. On RAVDESS, the label of the detected
+speech alone agrees with the label of the whole clip for about half of the clips, with 0.6 s kept
+on either side for 96% (``benchmarks/vad.py``); in a recording whose background differs from the
+clip's own, more context brings more of that background in, and 0.6 s agreed best. A model
+trained on trimmed speech would take ``context_s=0``.
 """
 
 from __future__ import annotations
@@ -64,7 +65,7 @@ def plan(
     n: int,
     *,
     sr: int,
-    context_s: float = 1.0,
+    context_s: float = 0.6,
     max_segment_s: float = 8.0,
 ) -> list[tuple[int, int, int, int]]:
     """What to classify: the pieces of the speech segments and the audio around each.
@@ -119,7 +120,7 @@ def timeline(
     path: str | os.PathLike[str],
     classifier: Any = None,
     *,
-    context_s: float = 1.0,
+    context_s: float = 0.6,
     max_segment_s: float = 8.0,
 ) -> Iterator[TimelineSegment]:
     """The speech of a recording as segments, each with its emotion, in bounded memory.

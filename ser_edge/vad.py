@@ -2,30 +2,35 @@
 
 A frame-level detector built for the two things ser-edge must not confuse with a voice: the
 background it is recorded in (silence, hiss, hum, DC) and steady or impulsive artificial sounds
-(tones, sweeps, clicks). Each 32 ms frame (10 ms hop) gets three numbers from its power spectrum
-between ``fmin`` and ``fmax`` (100 Hz to 4 kHz, where speech has its energy and mains hum and DC
-do not):
+(tones, sweeps, clicks, bursts of hum or noise). Each 32 ms frame (10 ms hop) is described by its
+power spectrum, mostly between ``fmin`` and ``fmax`` (100 Hz to 4 kHz, where speech has its energy
+and mains hum and DC do not):
 
 - its **level** in dB, compared with an adaptive **noise floor**: a low percentile of the levels
   of the frames around it (``context_s`` on either side), so a steady background never rises above
-  its own floor, whatever its level;
-- its **spectral flatness** (geometric over arithmetic mean of the power, 1 for white noise and
-  for a click, near 0 for a few harmonics);
+  its own floor, whatever its level. A frame at least ``margin_db`` above it is *active*;
+- its **periodicity**: the autocorrelation at the lags of a voice's pitch (60-600 Hz), of the
+  spectrum tilted up by 6 dB per octave and corrected for the window (Boersma 1993), measured from
+  the lowest value at any shorter lag, so a voice's pitch pulses count and rumble does not;
+- its **spectral flatness** (1 for white noise and for a click, near 0 for a few harmonics);
+- whether its **broadband level moves**: the range over ``change_s`` of the level smoothed over
+  ``smooth_s`` (a voice's level never stays put for 100 ms; a tone's, a sweep's, hum's and a
+  fan's do);
 - its **peak fraction**: the share of the band's power within two bins of the strongest one
-  (near 1 for a pure or slowly swept tone, lower for a voice, whose harmonics and formants spread
-  its power).
+  (near 1 for a pure or slowly swept tone).
 
-A frame is *active* when its level is at least ``margin_db`` above the floor and above
-``min_level_db``; it is *voiced* when it is active, not flat and not a lone peak. Active frames
-closer than ``hangover_s`` form a segment, kept as speech only if it holds at least
-``min_voiced_s`` of voiced frames (a click, a hiss burst or a beep holds none), and padded by
-``pad_s`` on both sides.
+An active frame is *voiced* when it is periodic, not flat and its level moves; a voiced frame
+that is not a lone peak is *evidence* of a voice. Voiced frames closer than ``hangover_s`` make a
+segment, which counts as speech only if at least ``min_voiced_s`` of it, and ``min_voiced_fraction``
+of its length, is evidence (a click, a beep, a burst of noise or hum holds almost none). The
+segment then reaches out over the active frames next to it (``reach_s`` at most: the unvoiced
+consonants at a word's edges) and is padded by ``pad_s``.
 
 :class:`VoiceActivityDetector` does this on a stream, chunk by chunk, deciding each frame once the
 ``context_s`` after it has arrived; :func:`speech_segments`, :func:`speech_span` and
 :func:`has_speech` run it over a whole signal, so a stream and the whole signal give the same
-segments. Measured on RAVDESS and EmoDB and on a synthetic non-speech set by
-``benchmarks/vad.py``.
+segments, however the stream was cut. The defaults were chosen on RAVDESS and EmoDB and on the
+seeded non-speech set of ``tests/nonspeech.py``; ``benchmarks/vad.py`` measures them.
 """
 
 from __future__ import annotations
@@ -75,11 +80,25 @@ class VadConfig:
     max_flatness : float in (0, 1]
         Voiced frames have a spectral flatness below this.
     max_peak_fraction : float in (0, 1]
-        Voiced frames hold less than this share of their power within two bins of their peak.
+        Evidence of a voice holds less than this share of its power within two bins of its peak.
+    min_periodicity : float in [0, 1]
+        Voiced frames are at least this periodic.
+    min_change_db : float >= 0
+        Voiced frames' smoothed broadband level moved by at least this much, in dB, over the last
+        ``change_s`` seconds (smoothed over ``smooth_s`` seconds).
+    change_s, smooth_s : float > 0
+        See ``min_change_db``.
+    f0_min, f0_max : float > 0
+        The range of a voice's pitch searched for periodicity, in Hz.
     hangover_s : float >= 0
-        Active frames separated by at most this much silence belong to one segment.
+        Voiced frames at most this many seconds apart belong to one segment.
     min_voiced_s : float >= 0
-        A segment is speech only if it holds at least this much voiced time, in seconds.
+        A segment is speech only if at least this much of it, in seconds, is evidence of a voice
+        (voiced frames that are not a lone spectral peak).
+    min_voiced_fraction : float in [0, 1]
+        ... and at least this share of its voiced core.
+    reach_s : float >= 0
+        A speech segment's edges reach this far, in seconds, over active frames next to it.
     pad_s : float >= 0
         Seconds added before and after each speech segment (within the signal).
 
@@ -106,16 +125,17 @@ class VadConfig:
     f0_min: float = 60.0
     f0_max: float = 600.0
     hangover_s: float = 0.4
-    reach_s: float = 0.25
+    reach_s: float = 0.15
     min_voiced_s: float = 0.2
-    min_voiced_fraction: float = 0.1
+    min_voiced_fraction: float = 0.2
     pad_s: float = 0.1
 
     def __post_init__(self) -> None:
-        for name in ("frame_s", "hop_s", "context_s"):
+        for name in ("frame_s", "hop_s", "context_s", "change_s", "smooth_s", "f0_min"):
             if not getattr(self, name) > 0:
                 raise ParameterError(f"VadConfig.{name} must be > 0, got {getattr(self, name)!r}")
-        for name in ("margin_db", "hangover_s", "min_voiced_s", "pad_s", "fmin"):
+        for name in ("margin_db", "hangover_s", "min_voiced_s", "pad_s", "fmin", "reach_s",
+                     "min_change_db"):
             if not getattr(self, name) >= 0:
                 raise ParameterError(f"VadConfig.{name} must be >= 0, got {getattr(self, name)!r}")
         if not self.fmin < self.fmax:
@@ -123,6 +143,13 @@ class VadConfig:
         if not 0 < self.floor_percentile < 100:
             raise ParameterError(
                 f"VadConfig.floor_percentile must be in (0, 100), got {self.floor_percentile!r}")
+        if not self.f0_min < self.f0_max:
+            raise ParameterError(f"VadConfig.f0_min={self.f0_min!r} must be below "
+                                 f"f0_max={self.f0_max!r}")
+        for name in ("min_periodicity", "min_voiced_fraction"):
+            if not 0 <= getattr(self, name) <= 1:
+                raise ParameterError(f"VadConfig.{name} must be in [0, 1], "
+                                     f"got {getattr(self, name)!r}")
         for name in ("max_flatness", "max_peak_fraction"):
             if not 0 < getattr(self, name) <= 1:
                 raise ParameterError(f"VadConfig.{name} must be in (0, 1], "
@@ -215,8 +242,9 @@ def frame_features(
     Returns
     -------
     features : dict of str to np.ndarray [shape=(n_frames,)], float64
-        ``level_db`` (band power in dB relative to a full-scale sine, floored at -150 dB),
-        ``flatness`` (in [0, 1]) and ``peak_fraction`` (in [0, 1]).
+        ``level_db`` (power in the band, in dB relative to a full-scale sine, floored at -150
+        dB), ``broadband_db`` (the same over the whole spectrum, DC removed), ``flatness`` (in
+        [0, 1]), ``peak_fraction`` (in [0, 1]) and ``periodicity`` (in [0, 1]).
 
     Raises
     ------
@@ -231,8 +259,8 @@ def frame_features(
                              f"of shape {y.shape}")
     frame, hop, n_fft, window, band = _analysis(sr, config)
     n_frames = 0 if len(y) < frame else 1 + (len(y) - frame) // hop
-    out = {name: np.empty(n_frames) for name in ("level_db", "flatness", "peak_fraction",
-                                                  "periodicity")}
+    out = {name: np.empty(n_frames) for name in ("level_db", "broadband_db", "flatness",
+                                                  "peak_fraction", "periodicity")}
     if n_frames == 0:
         return out
     frames = np.lib.stride_tricks.sliding_window_view(y.astype(np.float32, copy=False),
@@ -251,6 +279,8 @@ def frame_features(
         Pb = P[:, band] + np.float32(1e-20)
         total = Pb.sum(axis=1, dtype=np.float64)
         out["level_db"][s : s + step] = 10 * np.log10(np.maximum(total / ref, 1e-15))
+        whole = np.sum(np.abs(spec) ** 2, axis=1, dtype=np.float64)
+        out["broadband_db"][s : s + step] = 10 * np.log10(np.maximum(whole / ref, 1e-15))
         out["flatness"][s : s + step] = np.exp(np.mean(np.log(Pb), axis=1)) / np.mean(Pb, axis=1)
         # Power within two bins (of the unpadded transform) of the strongest bin, as a share.
         cs = np.concatenate((np.zeros((len(Pb), 1)), np.cumsum(Pb, axis=1, dtype=np.float64)),
@@ -336,7 +366,7 @@ class VoiceActivityDetector:
         self._first = 0
         self._level = np.zeros(0)
         self._recent = np.zeros(0)  # the levels of the frames before the next one analysed
-        self._voiced_ok = np.zeros(0, bool)
+        self._voiced_ok = np.zeros(0, np.int8)  # 0 not voiced, 1 voiced, 2 evidence
         self._n_decided = 0
         # Activity of the last decided frames (_act_first on), for the segments' edges.
         self._act = np.zeros(0, bool)
@@ -411,10 +441,13 @@ class VoiceActivityDetector:
         if not m:
             return
         c = self.config
-        level = feats["level_db"]
-        change = self._change(level)
-        ok = ((feats["flatness"] < c.max_flatness) & (feats["peak_fraction"] < c.max_peak_fraction)
-              & (feats["periodicity"] >= c.min_periodicity) & (change >= c.min_change_db))
+        change = self._change(feats["broadband_db"])
+        # Voiced: periodic, not flat, its level moving. Only voiced frames that are not a lone
+        # peak count as evidence of a voice (a tone's or a beep's edges are voiced too); the
+        # others still hold a segment together (a soft voice can be nearly a sine).
+        voiced = ((feats["flatness"] < c.max_flatness)
+                  & (feats["periodicity"] >= c.min_periodicity) & (change >= c.min_change_db))
+        ok = voiced.astype(np.int8) + (voiced & (feats["peak_fraction"] < c.max_peak_fraction))
         self._level = np.concatenate((self._level, feats["level_db"]))
         self._voiced_ok = np.concatenate((self._voiced_ok, ok))
         self._n_framed += m
@@ -455,7 +488,7 @@ class VoiceActivityDetector:
                                 c.floor_percentile)
             level = self._level[b0 - self._first : b1 - self._first]
             active = (level >= floor + c.margin_db) & (level >= c.min_level_db)
-            voiced = active & self._voiced_ok[b0 - self._first : b1 - self._first]
+            voiced = np.where(active, self._voiced_ok[b0 - self._first : b1 - self._first], 0)
             out += self._segments(b0, b1, active, voiced)
             self._n_decided = b1
             # Forget what no floor will look at again.
@@ -469,8 +502,9 @@ class VoiceActivityDetector:
     def _segments(self, b0: int, b1: int, active: np.ndarray, voiced: np.ndarray) -> list[Segment]:
         """Open, extend and close segments over the decided frames ``b0 .. b1 - 1``.
 
-        Voiced frames at most ``hangover`` frames apart make one segment's core; it closes once
-        ``hangover`` frames without a voiced one follow it. Its edges then reach out over the
+        ``voiced`` is 0 (not voiced), 1 (voiced) or 2 (voiced, and evidence of a voice) for each
+        frame. Voiced frames at most ``hangover`` frames apart make one segment's core; it closes
+        once ``hangover`` frames without a voiced one follow it. Its edges then reach out over the
         active frames next to the core, ``reach`` frames at most on each side.
         """
         out: list[Segment] = []
@@ -479,7 +513,8 @@ class VoiceActivityDetector:
         gap = self._hangover + 1
         breaks = np.flatnonzero(np.diff(idx) > gap) + 1
         runs = np.split(idx, breaks) if idx.size else []
-        for run in runs:
+        counts = np.add.reduceat(voiced[idx] == 2, np.r_[0, breaks]) if idx.size else []
+        for run, n_evidence in zip(runs, counts, strict=True):
             first = b0 + int(run[0])
             if self._seg_start is not None and first - self._seg_last > gap:
                 out += self._close(final=False)
@@ -487,7 +522,7 @@ class VoiceActivityDetector:
                 self._seg_start, self._seg_voiced = first, 0
                 self._seg_edge = first - self._run_length(first - 1, -1)
             self._seg_last = b0 + int(run[-1])
-            self._seg_voiced += len(run)
+            self._seg_voiced += int(n_evidence)
         if self._seg_start is not None and b1 - 1 - self._seg_last >= gap:
             out += self._close(final=False)
         keep = b1 - (self._hangover + self._reach + 2)
