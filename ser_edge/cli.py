@@ -769,8 +769,9 @@ def timeline(
 
 @app.command(
     help=(
-        "Benchmark ser-edge on this machine: warm latency per stage, cold start and throughput, "
-        "as Markdown tables (or --json).\n\n"
+        "Benchmark ser-edge on this machine: warm latency per stage, cold start, throughput and "
+        "live streaming (processing time per second of audio, latency from a window's end to "
+        "its result, memory), as Markdown tables (or --json).\n\n"
         "Without PATH it times a synthetic 3 s speech-like clip at 48 kHz, written to a "
         "temporary folder and deleted afterwards. With PATHs (files or folders) it times the "
         "first file per stage and in cold start, and every file in throughput. If librosa is "
@@ -805,6 +806,12 @@ def bench(
         int,
         typer.Option("--cold-runs", min=0, help="Fresh processes for the cold start (0: skip)."),
     ] = 3,
+    stream_seconds: Annotated[
+        float,
+        typer.Option("--stream-seconds", min=0.0,
+                     help="Seconds of live stream timed (StreamingClassifier in 10 ms chunks, at "
+                          "the model's rate and the clip's own; 0: skip)."),
+    ] = 60.0,
     no_librosa: Annotated[
         bool,
         typer.Option("--no-librosa", help="Do not time librosa's side even if it is installed."),
@@ -835,6 +842,7 @@ def bench(
         _stderr_is_terminal() and not json_) else None
     try:
         result = _bench.run(files, model=clf, reps=reps, cold_runs=cold_runs,
+                            stream_seconds=stream_seconds,
                             compare_librosa=not no_librosa, threads=threads, log=log)
     except (SerEdgeError, OSError) as exc:
         from .model import error_line
