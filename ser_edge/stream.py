@@ -178,17 +178,22 @@ class StreamingClassifier:
     def _reset(self) -> None:
         import soxr
 
+        from .vad import _FrameCache
+
         self._resampler = (soxr.ResampleStream(self.sr, self.rate, 1, dtype="float32",
                                                quality="soxr_hq")
                            if self.sr != self.rate else None)
         self._partial = np.zeros(0, np.float32)  # interleaved samples of an incomplete frame
         self._n_in = 0  # frames pushed, at the stream's rate
         self._buf = np.zeros(0, np.float32)  # model-rate samples from _buf_start on
+        self._pieces: list[np.ndarray] = []  # and the samples after them
         self._buf_start = 0
         self._n_out = 0  # model-rate samples produced
         self._next = 0  # start of the next window, in model-rate samples
         self._last_end = 0  # end of the last window given out
         self._recent: deque[np.ndarray] = deque(maxlen=self.smoothing)
+        # Voice activity features of the last window's frames, each frame analysed once.
+        self._vad_frames = _FrameCache(self.rate, self._window + self._hop)
 
     @property
     def time_s(self) -> float:
@@ -283,6 +288,8 @@ class StreamingClassifier:
             tail = np.concatenate((tail, np.zeros(max(0, n_total - self._n_out - len(tail)),
                                                   np.float32)))
             out += self._add(tail)
+        self._buf = np.concatenate([self._buf, *self._pieces])
+        self._pieces = []
         end = self._n_out
         n_fft = self.classifier.feature_config.n_fft
         if end > self._last_end and end >= n_fft:
@@ -295,8 +302,17 @@ class StreamingClassifier:
 
     def _add(self, y: np.ndarray) -> list[WindowResult]:
         out: list[WindowResult] = []
-        self._buf = np.concatenate((self._buf, y))
+        # Pieces wait in a list until a window needs them: a 10 ms chunk costs an append, not a
+        # copy of the window.
+        self._pieces.append(y)
         self._n_out += len(y)
+        if self.vad:
+            self._vad_frames.push(y)
+        if self._next + self._window > self._n_out and self._n_out - self._buf_start < (
+                2 * self._window + self._hop):
+            return out
+        self._buf = np.concatenate([self._buf, *self._pieces])
+        self._pieces = []
         while self._next + self._window <= self._n_out:
             out.append(self._classify(self._next, self._next + self._window))
             self._next += self._hop
@@ -308,12 +324,10 @@ class StreamingClassifier:
         return out
 
     def _classify(self, start: int, end: int) -> WindowResult:
-        from .vad import has_speech
-
         y = self._buf[start - self._buf_start : end - self._buf_start]
         self._last_end = end
         start_s, end_s = start / self.rate, end / self.rate
-        if (self.vad and not has_speech(y, self.rate)) or not y.any():
+        if (self.vad and not self._vad_frames.has_speech(y, start)) or not y.any():
             self._recent.clear()
             return WindowResult(start_s, end_s, False)
         p = self.classifier._predict_model_rate(y, len(y) / self.rate, self.rate)

@@ -438,8 +438,12 @@ class VoiceActivityDetector:
     def _analyse(self) -> None:
         feats = frame_features(self._tail, self.sr, self.config)
         m = len(feats["level_db"])
-        if not m:
-            return
+        if m:
+            self._add_frames(feats)
+            self._tail = self._tail[m * self._hop :]
+
+    def _add_frames(self, feats: dict[str, np.ndarray]) -> None:
+        """Take the features of the next frames (as :func:`frame_features` gives them)."""
         c = self.config
         change = self._change(feats["broadband_db"])
         # Voiced: periodic, not flat, its level moving. Only voiced frames that are not a lone
@@ -450,8 +454,7 @@ class VoiceActivityDetector:
         ok = voiced.astype(np.int8) + (voiced & (feats["peak_fraction"] < c.max_peak_fraction))
         self._level = np.concatenate((self._level, feats["level_db"]))
         self._voiced_ok = np.concatenate((self._voiced_ok, ok))
-        self._n_framed += m
-        self._tail = self._tail[m * self._hop :]
+        self._n_framed += len(ok)
 
     def _change(self, level: np.ndarray) -> np.ndarray:
         """How much the level has moved lately, in dB, at each of the new frames.
@@ -558,6 +561,67 @@ class VoiceActivityDetector:
             return []
         self._last_end = end
         return [Segment(int(start), int(end), self.sr)]
+
+
+class _FrameCache:
+    """Frame features of a stream, each frame analysed once, for windows that overlap.
+
+    :class:`ser_edge.stream.StreamingClassifier` asks :func:`has_speech` of a window every hop;
+    consecutive windows share most of their frames, so their features are kept here (the last
+    ``keep`` samples' worth) and a window's answer is :func:`has_speech` of its samples, exactly:
+    the window's whole frames come from here, the zero-padded last frame is analysed afresh.
+    Windows must start on the frame grid (a multiple of the hop, in samples).
+    """
+
+    def __init__(self, sr: int, keep: int, config: VadConfig | None = None):
+        self.sr, self.config = _check_sr(sr), VadConfig() if config is None else config
+        self.frame, self.hop, _, _, _ = _analysis(self.sr, self.config)
+        self.keep = keep // self.hop + 2
+        self.tail = np.zeros(0, np.float32)
+        self.pending: list[np.ndarray] = []  # samples not analysed yet, after the tail
+        self.n_pending = 0
+        self.first = 0  # index of the first frame kept
+        self.feats: dict[str, np.ndarray] = {}
+
+    def push(self, y: np.ndarray) -> None:
+        """Take the next samples; their frames are analysed 10 at a time, or when asked for."""
+        self.pending.append(np.asarray(y, np.float32))
+        self.n_pending += len(y)
+        if self.n_pending >= 10 * self.hop + self.frame:
+            self._analyse()
+
+    def _analyse(self) -> None:
+        if not self.pending:
+            return
+        self.tail = np.concatenate([self.tail, *self.pending])
+        self.pending, self.n_pending = [], 0
+        new = frame_features(self.tail, self.sr, self.config)
+        m = len(new["level_db"])
+        if not m:
+            return
+        self.tail = self.tail[m * self.hop :]
+        for name, values in new.items():
+            self.feats[name] = np.concatenate((self.feats.get(name, values[:0]), values))
+        drop = len(self.feats["level_db"]) - self.keep
+        if drop > 0:
+            self.feats = {name: values[drop:] for name, values in self.feats.items()}
+            self.first += drop
+
+    def has_speech(self, y: np.ndarray, start: int) -> bool:
+        """:func:`has_speech` of ``y``, the stream's samples from ``start`` on."""
+        if start % self.hop:
+            return has_speech(y, self.sr, self.config)
+        self._analyse()
+        k0 = start // self.hop - self.first
+        n = 0 if len(y) < self.frame else 1 + (len(y) - self.frame) // self.hop
+        if k0 < 0 or k0 + n > len(self.feats.get("level_db", ())):
+            return has_speech(y, self.sr, self.config)
+        det = VoiceActivityDetector(self.sr, self.config)
+        if n:
+            det._add_frames({name: v[k0 : k0 + n] for name, v in self.feats.items()})
+        det._n_samples = len(y)
+        det._tail = np.asarray(y[n * self.hop :], np.float32)
+        return bool(det._decide(final=False) + det.flush())
 
 
 def _percentile(x: np.ndarray, q: float) -> float:
