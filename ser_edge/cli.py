@@ -1,12 +1,12 @@
-"""The ``ser-edge`` command: classify recordings, describe the model, print feature vectors.
+"""The ``ser-edge`` command: classify, listen, timeline, info, features, bench.
 
 A thin typer front end over the Python API (:class:`ser_edge.Classifier`). It imports nothing
 heavy at start-up: numpy, soundfile and onnxruntime are imported by the command that needs them,
 so ``ser-edge --help`` and ``ser-edge --version`` answer at once on a Raspberry Pi.
 
-Exit status: 0 when every file was classified, 1 when at least one file failed (each failure is
-one line on stderr naming the file and the reason), 2 for a usage error (an unknown option, a bad
-value), 3 when the model cannot be used.
+Exit status: 0 when every file was classified, 1 when at least one file failed or held no speech
+(each failure is one line on stderr naming the file and the reason), 2 for a usage error (an
+unknown option, a bad value), 3 when the model cannot be used.
 """
 
 from __future__ import annotations
