@@ -749,6 +749,8 @@ def timeline(
                 typer.echo(f"{_clock(seg.start_s):>9} - {_clock(seg.end_s):<9} {seg.label:<9} "
                            f"{seg.confidence:.2f}" + (f"  {rest}" if rest else ""))
             sys.stdout.flush()
+    except BrokenPipeError:  # `ser-edge timeline ... | head`: main() ends quietly
+        raise
     except (SerEdgeError, OSError) as exc:
         raise _fail(error_line(path, exc), EXIT_FILE_FAILED) from None
     if not segments:

@@ -10,7 +10,7 @@ Each segment is classified together with up to ``context_s`` of the audio around
 half-way to the next segment): the bundled model was trained on whole clips that begin and end with
 about a second of silence, and its answers depend on it. On RAVDESS, the label of the detected
 speech alone agrees with the label of the whole clip for about half of the clips, with 0.6 s kept
-on either side for 96% (``benchmarks/vad.py``); in a recording whose background differs from the
+on either side for 95% (``benchmarks/vad.py``); in a recording whose background differs from the
 clip's own, more context brings more of that background in, and 0.6 s agreed best. A model
 trained on trimmed speech would take ``context_s=0``.
 """

@@ -91,7 +91,8 @@ def test_conversation(clf: Classifier, conversation) -> None:
     # labels depend on the silence around the speech (it was trained on RAVDESS clips, which
     # hold about a second of it; EmoDB's hold none), so a segment classified with its
     # surroundings in a conversation and the clip classified alone differ more often than that:
-    # 88% of RAVDESS clips and 73% of EmoDB clips over five such conversations (see the README).
+    # 92% of RAVDESS clips and 73% of EmoDB clips over five such conversations (benchmarks/
+    # timeline.py, the README).
     assert np.mean(agree_ravdess) >= 0.8, agree_ravdess
     assert np.mean(agree) >= 0.7, agree
 
