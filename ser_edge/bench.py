@@ -906,7 +906,7 @@ def streaming(
     clf : Classifier
         The classifier.
     y : np.ndarray [shape=(n,)], float
-        Mono audio at ``sr``, tiled (or cut) to ``seconds``.
+        Mono audio at ``sr``, repeated (or cut) to ``seconds``; at least one chunk long.
     sr : int
         Its sample rate, the stream's, in Hz.
     seconds : float > 0
@@ -935,7 +935,10 @@ def streaming(
     from .stream import StreamingClassifier
 
     n = int(round(seconds * sr))
-    pcm = (np.clip(np.resize(np.asarray(y, np.float32), n), -1, 1) * 32767).astype(np.int16)
+    # The source once, as int16; the stream's chunks are cut from it in a loop, so the hour of
+    # audio is never held and the resident memory is the classifier's and the source's.
+    pcm = (np.clip(np.asarray(y, np.float32), -1, 1) * 32767).astype(np.int16)
+    twice = np.concatenate((pcm, pcm))
     stream = StreamingClassifier(clf, sr=sr, window_s=window_s, hop_s=hop_s)
     step = max(1, int(round(chunk_s * sr)))
     latency, compute, compute_cpu, delay, rss = [], [], [], [], []
@@ -943,7 +946,8 @@ def streaming(
     next_rss = window_s
     c0, t0 = time.process_time(), time.perf_counter()
     for i in range(0, n, step):
-        chunk = pcm[i : i + step]
+        j = i % len(pcm)
+        chunk = twice[j : j + min(step, n - i)]
         w0, p0 = time.perf_counter(), time.process_time()
         results = stream.push(chunk)
         took, took_cpu = time.perf_counter() - w0, time.process_time() - p0
