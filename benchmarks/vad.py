@@ -235,7 +235,7 @@ def main() -> None:
             f"Of the {len(left)} clips with more than 0.1 s of the reference outside the detected "
             f"span, the loudest frame left out is a median {-np.median(left):.0f} dB under the "
             f"clip's loudest ({100 * np.mean(np.array(left) < -20):.0f}% of them more than 20 dB "
-            "under): breaths, lip noise and the tails of words, mostly.")
+            "under).")
     lines.append("### Non-speech rejected\n\n" + C.table(["family", "signals", "rejected"], krows))
     prows = [[c, v["clips"], f"{v['precision']:.3f}", f"{v['recall']:.3f}"] for c, v in pr.items()]
     lines.append("### Frames (10 ms) on clips padded with 0.5-3 s of non-speech\n\n" + C.table(
