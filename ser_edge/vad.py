@@ -244,9 +244,10 @@ def frame_features(
     features : dict of str to np.ndarray [shape=(n_frames,)], float64
         ``level_db`` (power in the band, in dB relative to a full-scale sine, floored at -150
         dB), ``broadband_db`` (the same over the whole spectrum, DC removed), ``flatness`` (in
-        [0, 1]), ``peak_fraction`` (in [0, 1]) and ``periodicity`` (in [0, 1]). The last three
-        are computed for frames at ``config.min_level_db`` or above only (the others can never be
-        active) and are 1, 0 and 0 below it.
+        [0, 1]), ``peak_fraction`` (in [0, 1]) and ``periodicity`` (in [0, 1]). Only what can
+        make a frame voiced is computed: flatness for frames at ``config.min_level_db`` or above
+        (1 below it), peak fraction and periodicity for those flatter than
+        ``config.max_flatness`` (0 for the others).
 
     Raises
     ------
@@ -275,13 +276,14 @@ def frame_features(
         # float64 throughout: numpy's float32 transforms of this size are several times slower.
         block = frames[s : s + step].astype(np.float64)
         block -= block.mean(axis=1, keepdims=True)  # DC, frame by frame
-        spec = np.fft.rfft(block * window, n=n_fft, axis=1)
-        P = np.zeros(spec.shape)
-        P[:, band] = spec[:, band].real ** 2 + spec[:, band].imag ** 2
-        Pb = P[:, band] + 1e-20
-        total = Pb.sum(axis=1, dtype=np.float64)
+        block *= window
+        spec = np.fft.rfft(block, n=n_fft, axis=1)
+        parts = spec.view(np.float64)  # real and imaginary parts side by side
+        whole = np.einsum("ij,ij->i", parts, parts)
+        band_parts = parts[:, 2 * band.start : 2 * band.stop]
+        Pb = np.square(band_parts).reshape(len(block), -1, 2).sum(axis=2) + 1e-20
+        total = Pb.sum(axis=1)
         out["level_db"][s : s + step] = 10 * np.log10(np.maximum(total / ref, 1e-15))
-        whole = np.sum(spec.real**2 + spec.imag**2, axis=1)
         out["broadband_db"][s : s + step] = 10 * np.log10(np.maximum(whole / ref, 1e-15))
         # The rest only matters for frames loud enough to be active.
         loud = np.flatnonzero(out["level_db"][s : s + step] >= config.min_level_db)
@@ -292,8 +294,14 @@ def frame_features(
             continue
         flat, peak, periodic = (out[name][s : s + step]  # views: written in place
                                 for name in ("flatness", "peak_fraction", "periodicity"))
-        P, Pb, total = P[loud], Pb[loud], total[loud]
+        Pb = Pb[loud]
         flat[loud] = np.exp(np.mean(np.log(Pb), axis=1)) / np.mean(Pb, axis=1)
+        # Peak and periodicity only matter for frames that are not flat (they can be voiced).
+        keep = flat[loud] < config.max_flatness
+        loud = loud[keep]
+        if not len(loud):
+            continue
+        Pb, total = Pb[keep], total[loud]
         # Power within two bins (of the unpadded transform) of the strongest bin, as a share.
         cs = np.concatenate((np.zeros((len(Pb), 1)), np.cumsum(Pb, axis=1, dtype=np.float64)),
                             axis=1)
@@ -309,7 +317,8 @@ def frame_features(
         # With the spectrum tilted up by 6 dB per octave first (the first difference's
         # pre-emphasis), so that what counts is the comb of a voice's harmonics: rumble and
         # brown noise, crowded at the bottom of the band, would otherwise ring like a low voice.
-        W = P[:, : len(tilt)] * tilt
+        W = np.zeros((len(Pb), len(tilt)))
+        W[:, band] = (Pb - 1e-20) * tilt[band]
         ac = np.fft.irfft(W, n=n_fft // q, axis=1)
         r = ac[:, 1 : lags[-1] + 1] / np.maximum(ac[:, :1], 1e-30) / win_ac
         dip = np.maximum(np.minimum.accumulate(r, axis=1), 0.0)
