@@ -151,7 +151,11 @@ def main() -> None:
             row["agree"] = {f"{c:g}": clf.predict(y[max(0, s - int(c * SR)) : e + int(c * SR)],
                                                   SR).label == full for c in contexts}
         rows.append(row)
-    result["clips"] = rows
+    # Per clip in the file: the span and the number of segments, not every segment.
+    result["clips"] = [{**{k: v for k, v in r.items() if k != "segments"},
+                        "n_segments": len(r["segments"]),
+                        "span": [r["segments"][0][0], r["segments"][-1][1]] if r["segments"]
+                        else None} for r in rows]
     sensitivity = {"silence 0.3 s around": [], "white -60 dBFS under": []}
     noise_rng = np.random.default_rng(0)
     for clip in [c for c in clips if "emodb" not in str(c)][::12]:
