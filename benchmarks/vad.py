@@ -259,8 +259,21 @@ def main() -> None:
     lines.append(f"Detector cost: {1000 * result['cpu_s_per_audio_s']:.2f} ms of CPU per second "
                  f"of 16 kHz audio (one thread).")
     table = "\n\n".join(lines)
-    C.finish(result, table)
+    path = C.finish(result, table)
     (C.RESULTS / "vad.md").write_text(table + "\n")
+    compact(path)
+
+
+def compact(path: Path) -> None:
+    """Rewrite the result with one line per clip and per non-speech signal."""
+    import json
+
+    result = json.loads(path.read_text())
+    rows = {key: result.pop(key) for key in ("clips", "nonspeech")}
+    text = json.dumps(result, indent=1)[:-2]
+    for key, values in rows.items():
+        text += f',\n "{key}": [\n' + ",\n".join("  " + json.dumps(v) for v in values) + "\n ]"
+    path.write_text(text + "\n}\n")
 
 
 if __name__ == "__main__":
