@@ -6,6 +6,7 @@ Sub-commands
 ``evaluate``  compare models speaker-independently (plus random split, cross-corpus); report folder.
 ``grid``      cross-validate the feature and MLP grids of :mod:`export.grid`.
 ``train``     train one model on all of the chosen clips, evaluate it, and write the ONNX model.
+``fuse``      put the feature extraction into the model's graph: one ONNX file, waveform in.
 """
 
 from __future__ import annotations
@@ -46,6 +47,21 @@ class Model(str, Enum):
     svm = "svm"
     rf = "rf"
     tree = "tree"
+
+
+class DftMethod(str, Enum):
+    """How the fused graph computes the spectrum (export.onnx_features.dft_power)."""
+
+    fft2 = "fft2"
+    matmul = "matmul"
+    onnx_dft = "onnx-dft"
+
+
+class DftDtype(str, Enum):
+    """Arithmetic of the fused graph's DFT."""
+
+    float32 = "float32"
+    float64 = "float64"
 
 
 class Stage(str, Enum):
@@ -260,18 +276,26 @@ def train(
         bool, typer.Option("--evaluate/--no-evaluate", help="Measure metrics for the metadata.")
     ] = True,
     cross_corpus: CrossOpt = None,
+    waveform_out: Annotated[
+        Path | None,
+        typer.Option("--waveform-out", help="Also write the fused model (waveform in) here, "
+                     "as `python -m export fuse` does."),
+    ] = None,
     jobs: JobsOpt = 2,
     cache_dir: CacheOpt = None,
     quiet: QuietOpt = False,
 ) -> None:
     """Train one model on all chosen clips, measure it, check ONNX against sklearn, write it."""
     from .dataset import load_dataset
+    from .fuse import check_fusable
     from .onnx_export import export_onnx
     from .train import fit_pipeline
 
     try:
         config = _config(sr, n_fft, hop_length, n_mfcc, n_mels, features, stats, mel_db, tuning,
                          chroma_threshold)
+        if waveform_out is not None:
+            check_fusable(config)  # before the training, not after
         extra = json.loads(params)
         if not isinstance(extra, dict):
             raise SerEdgeError(f"--params must be a JSON object, got {params!r}")
@@ -312,6 +336,45 @@ def train(
         f"wrote {out} ({out.stat().st_size / 1024:.0f} KiB): {model.value}, {len(data.clips)} "
         f"clips, {config.n_features} features, speaker-independent {summary}"
     )
+    if waveform_out is not None:
+        _fuse_and_report(out, waveform_out, DftMethod.fft2, DftDtype.float32)
+
+
+def _fuse_and_report(model: Path, out: Path, dft: DftMethod, dtype: DftDtype) -> None:
+    from .fuse import GRAPH_KEY, fuse_file
+
+    try:
+        fused = fuse_file(model, out, dft=dft.value, dft_dtype=np.dtype(dtype.value).type)
+    except SerEdgeError as exc:
+        raise _fail(exc) from None
+    meta = {p.key: p.value for p in fused.metadata_props}
+    config = FeatureConfig.from_json(meta["feature_config"])
+    check = json.loads(meta[GRAPH_KEY]).get("check", {})
+    typer.echo(
+        f"wrote {out} ({out.stat().st_size / 1024:.0f} KiB): input 'waveform', float32 "
+        f"(1, n_samples), mono at {config.sr} Hz; features in the graph ({dft.value} DFT, "
+        f"{dtype.value}); outputs {', '.join(o.name for o in fused.graph.output)}; "
+        f"largest probability difference from the numpy features on "
+        f"{check.get('signals', 0)} check signals: {check.get('max_probability_difference')}"
+    )
+
+
+@app.command("fuse")
+def fuse_cmd(
+    model: Annotated[Path, typer.Argument(help="ONNX model written by `train` (features in).")],
+    out: Annotated[Path, typer.Option("--out", "-o", help="Fused ONNX file to write.")],
+    dft: Annotated[DftMethod, typer.Option(help="How the graph computes the spectrum.")] = (
+        DftMethod.fft2),
+    dft_dtype: Annotated[DftDtype, typer.Option(help="Arithmetic of the DFT.")] = (
+        DftDtype.float32),
+) -> None:
+    """One ONNX file from waveform to emotion: the model's features computed in its graph.
+
+    The fused model takes 'waveform', float32 (1, n_samples), mono at the model's sample rate,
+    and gives the model's outputs ('label', 'probabilities') with its metadata; it is checked
+    against the numpy features + the model on seeded signals before it is written.
+    """
+    _fuse_and_report(model, out, dft, dft_dtype)
 
 
 @app.command("evaluate")

@@ -4,16 +4,22 @@ librosa-exact MFCC, chroma and mel features in numpy, and an ONNX model run with
 no librosa, numba or scikit-learn at run time.
 
 ``Classifier`` is imported lazily, so that ``import ser_edge.features`` does not load onnxruntime.
+``dir(ser_edge)`` lists the public API: the names of ``__all__`` and the public modules.
 """
 
-from __future__ import annotations
-
-from typing import TYPE_CHECKING, Any
+import typing as _typing
 
 from ._version import __version__
-from .errors import AudioError, ModelError, NoSpeechError, ParameterError, SerEdgeError
+from .errors import (
+    AudioError,
+    AudioWarning,
+    ModelError,
+    NoSpeechError,
+    ParameterError,
+    SerEdgeError,
+)
 
-if TYPE_CHECKING:  # pragma: no cover
+if _typing.TYPE_CHECKING:  # pragma: no cover
     from .model import BUNDLED_MODEL, Classifier, Failure, Prediction
     from .stream import StreamingClassifier, WindowResult
 
@@ -30,15 +36,37 @@ __all__ = [
     "NoSpeechError",
     "ModelError",
     "ParameterError",
+    "AudioWarning",
 ]
+
+#: The public modules, each with an ``__all__`` of its own.
+_MODULES = (
+    "audio",
+    "bench",
+    "cli",
+    "dsp",
+    "errors",
+    "features",
+    "filters",
+    "model",
+    "stream",
+    "timeline",
+    "vad",
+)
 
 _LAZY = {name: "model" for name in ("BUNDLED_MODEL", "Classifier", "Failure", "Prediction")}
 _LAZY.update({name: "stream" for name in ("StreamingClassifier", "WindowResult")})
 
 
-def __getattr__(name: str) -> Any:
-    if name in _LAZY:
+def __getattr__(name: str) -> object:
+    if name in _LAZY or name in _MODULES:
         from importlib import import_module
 
+        if name in _MODULES:
+            return import_module(f".{name}", __name__)
         return getattr(import_module(f".{_LAZY[name]}", __name__), name)
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return sorted({*__all__, *_MODULES})

@@ -390,6 +390,7 @@ def ser_edge_stages(
               "chroma": chroma_stft(S=S, sr=sr, tuning=tuning, n_chroma=config.n_chroma),
               "mel": power_to_db(mel)}
     x = pool(blocks, config)
+    waveform = getattr(clf, "input_kind", "features") == "waveform"
 
     def features() -> Any:
         y, _ = audio.load(path, sr=sr)
@@ -407,7 +408,8 @@ def ser_edge_stages(
         "tuning": lambda: estimate_tuning(S=S, sr=sr, bins_per_octave=config.n_chroma),
         "chroma": lambda: chroma_stft(S=S, sr=sr, tuning=tuning, n_chroma=config.n_chroma),
         "pooling": lambda: pool(blocks, config),
-        "inference": lambda: clf._run(x[np.newaxis, :]),
+        # A waveform model (python -m export fuse) computes the features in its graph.
+        "inference": lambda: clf._run((y_sr if waveform else x)[np.newaxis, :]),
         "extract": extract,
         "features": features,
         "classify": lambda: clf.classify(path),
@@ -1094,6 +1096,7 @@ def run(
         "options": {"reps": reps, "cold_runs": cold_runs, "min_clips": min_clips,
                     "stream_seconds": stream_seconds, "compare_librosa": compare_librosa},
         "model": str(clf.model_path),
+        "input_kind": clf.input_kind,
         "feature_config": json.loads(clf.feature_config.to_json()),
     }
     with tempfile.TemporaryDirectory(prefix="ser-edge-bench-") as tmp:
@@ -1289,6 +1292,10 @@ def to_markdown(result: Mapping[str, Any]) -> str:
     if cfg.get("tuning") is not None:
         notes.append(f"The model fixes tuning at {cfg['tuning']:g}: the tuning stage is timed "
                      "for reference and is not on the classify path.")
+    if result.get("input_kind") == "waveform":
+        notes.append("The model takes the waveform (python -m export fuse): its inference stage "
+                     "is the features and the classifier in one ONNX graph, and classify does not "
+                     "run the numpy stages above it.")
     if compared:
         notes.append(f"librosa {lib['version']}: the same stages the way a librosa user computes "
                      "them; extract is its three calls (mfcc, chroma_stft, melspectrogram) + "

@@ -6,25 +6,33 @@ so ``ser-edge --help`` and ``ser-edge --version`` answer at once on a Raspberry 
 
 Exit status: 0 when every file was classified, 1 when at least one file failed or held no speech
 (each failure is one line on stderr naming the file and the reason), 2 for a usage error (an
-unknown option, a bad value), 3 when the model cannot be used.
+unknown option, a bad value), 3 when the model cannot be used, 141 when standard output was closed
+early (``| head``), the status of a program killed by SIGPIPE, quietly.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
+import stat
 import sys
+import textwrap
+import warnings
 from enum import Enum
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
+from ._names import display_name
 from ._threads import default_to_one_thread
 from ._version import __version__
-from .errors import ModelError, NoSpeechError, SerEdgeError
+from .errors import AudioWarning, ModelError, NoSpeechError, SerEdgeError
 
 if TYPE_CHECKING:  # pragma: no cover
+    from collections.abc import Iterator
+
     from .model import Classifier, Failure, Prediction
 
 # One BLAS/OpenMP thread unless the user chose otherwise, set before any command loads numpy.
@@ -37,6 +45,12 @@ EXIT_OK = 0
 EXIT_FILE_FAILED = 1
 EXIT_USAGE = 2
 EXIT_MODEL = 3
+#: Standard output closed before everything was written (``ser-edge classify dir | head -1``):
+#: 128 + SIGPIPE, what a shell reports for ``cat`` or ``yes`` in the same place.
+EXIT_BROKEN_PIPE = 141
+
+#: The ``PATH`` that reads audio from standard input.
+STDIN = "-"
 
 #: File name extensions taken from folders: the formats libsndfile reads. A file named on the
 #: command line is tried whatever its extension.
@@ -51,7 +65,7 @@ PROGRESS_MIN_FILES = 5
 EXIT_CODES_HELP = (
     "Exit status: 0 every file classified; 1 at least one file failed or held no speech (one "
     "line on stderr each, the other files are still classified); 2 usage error; 3 the model "
-    "cannot be used."
+    "cannot be used; 141 standard output closed early (e.g. by head)."
 )
 
 app = typer.Typer(
@@ -112,6 +126,33 @@ def _fail(message: str, code: int) -> typer.Exit:
     return typer.Exit(code=code)
 
 
+def _out(text: str) -> None:
+    """Write to standard output at once; a closed pipe ends the command quietly (exit 141)."""
+    try:
+        sys.stdout.write(text)
+        sys.stdout.flush()
+    except BrokenPipeError:
+        raise _closed_pipe() from None
+
+
+def _closed_pipe() -> typer.Exit:
+    # Whatever is still buffered for stdout would fail again at exit: send it nowhere.
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        os.close(devnull)
+    except (OSError, ValueError, AttributeError):  # pragma: no cover - stdout without a descriptor
+        pass
+    return typer.Exit(code=EXIT_BROKEN_PIPE)
+
+
+class _Stdout:
+    """What ``csv.writer`` writes to: :func:`_out`."""
+
+    def write(self, text: str) -> None:
+        _out(text)
+
+
 def _load_classifier(model: Path | None) -> Classifier:
     from .model import Classifier
 
@@ -121,27 +162,83 @@ def _load_classifier(model: Path | None) -> Classifier:
         raise _fail(str(exc), EXIT_MODEL) from None
 
 
-def find_audio(paths: list[Path]) -> list[tuple[Path, str | None]]:
+def find_audio(paths: list[Path], *, stdin: bool = False) -> list[tuple[Path, str | None]]:
     """Expand files and folders into a list of ``(path, problem)``.
 
     Folders are searched recursively for files whose extension is in :data:`AUDIO_EXTENSIONS`
-    (any case), in sorted order; a file named directly is kept whatever its extension. ``problem``
-    is None, or a one-line reason why the path cannot be used (missing, an empty folder).
+    (any case), in sorted order. Hidden entries (names starting with ``.``: macOS's ``._clip.wav``,
+    ``.git``) are skipped, and so are symbolic links to folders; a file named directly is kept
+    whatever its name or extension. ``problem`` is None, or a one-line reason why the path
+    cannot be used: missing, permission denied (a named path, or a subfolder that cannot be
+    searched), a broken symbolic link found in a folder, a folder without audio files. With
+    ``stdin``, ``-`` stands for standard input.
     """
     found: list[tuple[Path, str | None]] = []
     for path in paths:
-        if path.is_dir():
-            files = sorted(
-                p for p in path.rglob("*") if p.suffix.lower() in AUDIO_EXTENSIONS and p.is_file()
-            )
-            if not files:
-                found.append((path, f"{path}: no audio files in this folder"))
-            found.extend((p, None) for p in files)
-        elif path.exists():
+        name = display_name(path)
+        if stdin and str(path) == STDIN:
             found.append((path, None))
-        else:
-            found.append((path, f"{path}: no such file or folder"))
+            continue
+        try:
+            mode = os.stat(path).st_mode
+        except FileNotFoundError:
+            broken = os.path.islink(path)
+            found.append((path, f"{name}: broken symbolic link (its target does not exist)"
+                          if broken else f"{name}: no such file or folder"))
+            continue
+        except PermissionError:
+            found.append((path, f"{name}: permission denied"))
+            continue
+        except (OSError, ValueError) as exc:
+            reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
+            found.append((path, f"{name}: {reason}"))
+            continue
+        if not stat.S_ISDIR(mode):
+            found.append((path, None))
+            continue
+        before = len(found)
+        _scan(path, found)
+        if len(found) == before:
+            found.append((path, f"{name}: no audio files in this folder"))
     return found
+
+
+def _scan(folder: Path, found: list[tuple[Path, str | None]]) -> None:
+    """Append the audio files under ``folder`` (and its problems) to ``found``, sorted by name."""
+    try:
+        with os.scandir(folder) as it:
+            entries = sorted(it, key=lambda entry: entry.name)
+    except PermissionError:
+        found.append((folder, f"{display_name(folder)}: permission denied (folder not searched)"))
+        return
+    except OSError as exc:
+        found.append((folder, f"{display_name(folder)}: cannot list folder ({exc.strerror})"))
+        return
+    for entry in entries:
+        if entry.name.startswith("."):
+            continue
+        path = folder / entry.name
+        try:
+            is_dir = entry.is_dir(follow_symlinks=False)
+        except OSError:
+            is_dir = False
+        if is_dir:
+            _scan(path, found)
+            continue
+        if os.path.splitext(entry.name)[1].lower() not in AUDIO_EXTENSIONS:
+            continue
+        try:
+            mode = os.stat(path).st_mode
+        except FileNotFoundError:
+            if entry.is_symlink():
+                found.append((path, f"{display_name(path)}: broken symbolic link (its target "
+                              "does not exist)"))
+            continue
+        except OSError:  # e.g. a link into a folder we may not search: let opening it say why
+            found.append((path, None))
+            continue
+        if stat.S_ISREG(mode):
+            found.append((path, None))
 
 
 class _Progress:
@@ -174,11 +271,16 @@ def _stderr_is_terminal() -> bool:
     return sys.stderr.isatty()
 
 
+def _shown(path: Path) -> str:
+    """How a path from the command line is printed (``-`` reads standard input)."""
+    return "<stdin>" if str(path) == STDIN else display_name(path)
+
+
 def _text_line(p: Prediction, top_k: int, width: int) -> str:
     ranked = p.top(top_k)
     label, confidence = ranked[0]
     rest = ", ".join(f"{name} {prob:.2f}" for name, prob in ranked[1:])
-    line = f"{p.path:<{width}}  {label:<9}  {confidence:.2f}"
+    line = f"{display_name(p.path):<{width}}  {label:<9}  {confidence:.2f}"
     return f"{line}  {rest}" if rest else line
 
 
@@ -189,21 +291,24 @@ def _text_line(p: Prediction, top_k: int, width: int) -> str:
     help=(
         "Classify the emotion of speech recordings.\n\n"
         "PATHS are audio files or folders (searched recursively for audio files: WAV, FLAC, "
-        "OGG/Opus, MP3, AIFF, CAF, ...). One line per file: path, label, confidence and the "
-        "next-best labels. A file in which no speech is detected gets no emotion but the error "
-        "'no speech detected' (--no-vad classifies it anyway).\n\n"
+        "OGG/Opus, MP3, AIFF, CAF, ...; hidden files skipped), or - for standard input. One "
+        "line per file: path, label, confidence and the next-best labels. A file in which no "
+        "speech is detected gets no emotion but the error 'no speech detected' (--no-vad "
+        "classifies it anyway).\n\n"
         "Examples:\n\n"
         "  ser-edge classify clip.wav\n\n"
         "  ser-edge classify recordings/ --top-k 2\n\n"
         "  ser-edge classify a.flac b.wav --json\n\n"
-        "  ser-edge classify recordings/ --csv > emotions.csv\n\n" + EXIT_CODES_HELP
+        "  ser-edge classify recordings/ --csv > emotions.csv\n\n"
+        "  curl -s https://example.org/clip.flac | ser-edge classify -\n\n" + EXIT_CODES_HELP
     ),
     no_args_is_help=True,
 )
 def classify(
     paths: Annotated[
         list[Path],
-        typer.Argument(help="Audio files or folders.", metavar="PATH", show_default=False),
+        typer.Argument(help="Audio files or folders; - reads standard input.", metavar="PATH",
+                       show_default=False, readable=False),
     ],
     json_: Annotated[
         bool,
@@ -245,38 +350,38 @@ def classify(
     fmt = OutputFormat.json if json_ else OutputFormat.csv if csv_ else OutputFormat.text
     clf = _load_classifier(model)
     top_k = min(top_k, len(clf.labels))
-    items = find_audio(paths)
-    width = min(max((len(str(p)) for p, _ in items), default=0), 60)
+    items = find_audio(paths, stdin=True)
+    width = min(max((len(_shown(p)) for p, _ in items), default=0), 60)
     progress = _Progress(len(items), len(items) >= PROGRESS_MIN_FILES and _stderr_is_terminal())
 
-    writer = None
-    if fmt is OutputFormat.csv:
-        import csv
-
-        writer = csv.writer(sys.stdout, lineterminator="\n")
-        header = ["path", "label", "confidence", "duration_s", "sample_rate"]
-        writer.writerow([*header, *clf.labels, "error"])
-
     def results():
-        from .model import Failure
-
         for path, problem in items:
             if problem is not None:
-                yield Failure(str(path), FileNotFoundError(problem))
+                yield _problem(path, problem), []
+            elif str(path) == STDIN and sys.stdin is not None and sys.stdin.isatty():
+                yield _problem(path, "<stdin>: standard input is a terminal: pipe or redirect "
+                               "audio into it (ser-edge classify - < clip.wav)"), []
             else:
-                yield from clf.classify_many([path], vad=not no_vad)
+                yield _classify_one(clf, path, vad=not no_vad)
 
     failed = 0
     progress.draw()
     try:
-        for result in results():
+        writer = None
+        if fmt is OutputFormat.csv:
+            import csv
+
+            writer = csv.writer(_Stdout(), lineterminator="\n")
+            header = ["path", "label", "confidence", "duration_s", "sample_rate"]
+            writer.writerow([*header, *clf.labels, "error"])
+        for result, said in results():
             progress.clear()
+            _warn(said)
             if hasattr(result, "error"):
                 failed += 1
                 _emit_failure(result, fmt, writer, clf)
             else:
-                _emit_prediction(result, fmt, writer, top_k, width)
-            sys.stdout.flush()
+                _emit_prediction(result, fmt, writer, top_k, width, said)
             progress.step()
     finally:
         progress.clear()
@@ -286,31 +391,99 @@ def classify(
         raise typer.Exit(code=EXIT_FILE_FAILED)
 
 
-def _emit_prediction(p: Prediction, fmt: OutputFormat, writer: Any, top_k: int, width: int) -> None:
+class _Problem(Exception):
+    """A path that cannot be classified, found before decoding (missing, permission denied)."""
+
+
+def _problem(path: Path, message: str) -> Failure:
+    from .model import Failure
+
+    return Failure(_shown(path), _Problem(message))
+
+
+class _Stdin:
+    """Standard input as a source named ``<stdin>``; read once, so it is always copied first."""
+
+    name = "<stdin>"
+
+    def read(self, size: int = -1) -> bytes:
+        return sys.stdin.buffer.read(size)
+
+
+def _source(path: Path) -> Any:
+    return _Stdin() if str(path) == STDIN else path
+
+
+def _classify_one(clf: Classifier, path: Path, *, vad: bool = True
+                  ) -> tuple[Prediction | Failure, list[str]]:
+    """Classify one path (``-``: standard input): the result and its warnings, one line each.
+
+    ``vad``: a file without speech is a :class:`~ser_edge.Failure` (as
+    :meth:`~ser_edge.Classifier.classify_many` takes it).
+    """
+    said: list[str] = []
+    with _audio_warnings(said):
+        (result,) = clf.classify_many([_source(path)], vad=vad)
+    return result, said
+
+
+def _warn(said: list[str]) -> None:
+    """Print a file's warnings, one ``ser-edge: warning: ...`` line each, on stderr."""
+    for message in said:
+        typer.echo(f"ser-edge: warning: {message}", err=True)
+
+
+@contextlib.contextmanager
+def _audio_warnings(said: list[str]) -> Iterator[None]:
+    """Collect the :class:`~ser_edge.AudioWarning` lines raised inside into ``said``, once each.
+
+    Other warnings are not ours to silence: they are shown as Python shows them.
+    """
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", AudioWarning)
+        try:
+            yield
+        finally:
+            for w in caught:
+                if issubclass(w.category, AudioWarning):
+                    text = " ".join(str(w.message).split())
+                    if text not in said:
+                        said.append(text)
+                else:
+                    warnings.showwarning(w.message, w.category, w.filename, w.lineno)
+
+
+def _emit_prediction(p: Prediction, fmt: OutputFormat, writer: Any, top_k: int, width: int,
+                     said: list[str]) -> None:
     if fmt is OutputFormat.json:
         record = p.to_dict()
+        record["path"] = display_name(p.path)
         record["top"] = [[name, prob] for name, prob in p.top(top_k)]
-        typer.echo(json.dumps(record))
+        if said:
+            record["warnings"] = said
+        _out(json.dumps(record) + "\n")
     elif fmt is OutputFormat.csv:
         writer.writerow(
-            [p.path, p.label, f"{p.confidence:.6f}", f"{p.duration_s:.3f}", p.sample_rate]
+            [display_name(p.path), p.label, f"{p.confidence:.6f}", f"{p.duration_s:.3f}",
+             p.sample_rate]
             + [f"{prob:.6f}" for prob in p.probabilities.values()]
             + [""]
         )
     else:
-        typer.echo(_text_line(p, top_k, width))
+        _out(_text_line(p, top_k, width) + "\n")
 
 
 def _emit_failure(f: Failure, fmt: OutputFormat, writer: Any, clf: Classifier) -> None:
-    message = f.message if not isinstance(f.error, FileNotFoundError) else str(f.error.args[0])
+    message = str(f.error) if isinstance(f.error, _Problem) else f.message
     typer.echo(f"ser-edge: error: {message}", err=True)
+    path = display_name(f.path)
     if fmt is OutputFormat.json:
         from .model import NO_SPEECH
 
         reason = NO_SPEECH if isinstance(f.error, NoSpeechError) else message
-        typer.echo(json.dumps({"path": f.path, "error": reason}))
+        _out(json.dumps({"path": path, "error": reason}) + "\n")
     elif fmt is OutputFormat.csv:
-        writer.writerow([f.path, "", "", "", ""] + [""] * len(clf.labels) + [message])
+        writer.writerow([path, "", "", "", ""] + [""] * len(clf.labels) + [message])
 
 
 @app.command(
@@ -337,55 +510,73 @@ def info(
     clf = _load_classifier(model)
     if json_:
         record = {"model_path": str(clf.model_path), **clf.metadata}
-        typer.echo(json.dumps(record, indent=2, sort_keys=True))
+        _out(json.dumps(record, indent=2, sort_keys=True) + "\n")
         return
-    typer.echo("\n".join(_describe(clf)))
+    _out("\n".join(_describe(clf)) + "\n")
+
+
+#: Width of ``ser-edge info``'s lines, and of the label column before each value.
+INFO_WIDTH, INFO_LABEL = 100, 11
+
+# Joins a name to its value so that wrapping never parts them ("tol 0.0001").
+_TIE = "\u00a0"
+
+
+def _field(label: str, text: str) -> list[str]:
+    """One labelled field of ``ser-edge info``, wrapped under its value's column, never cut."""
+    indent = " " * INFO_LABEL
+    lines = textwrap.wrap(text, width=INFO_WIDTH, initial_indent=f"{label:<{INFO_LABEL}}",
+                          subsequent_indent=indent, break_long_words=False,
+                          break_on_hyphens=False) or [label]
+    return [line.replace(_TIE, " ") for line in lines]
 
 
 def _describe(clf: Classifier) -> list[str]:
+    """``ser-edge info``: every value in full, metrics with three decimals, counts as integers."""
     cfg = clf.feature_config
     meta = clf.metadata
     lines = [
-        f"model:     {clf.model_path}",
-        f"labels:    {', '.join(clf.labels)}",
-        f"features:  {cfg.n_features} = {' + '.join(cfg.features)} "
-        f"({', '.join(f'{k} {v}' for k, v in cfg.block_sizes.items())}) "
-        f"x {'/'.join(cfg.stats)} over time",
-        f"analysis:  {cfg.sr} Hz, n_fft {cfg.n_fft}, hop {cfg.hop_length}, "
-        f"fmin {cfg.fmin:g} Hz, fmax {'sr/2' if cfg.fmax is None else f'{cfg.fmax:g} Hz'}, "
-        f"{'HTK' if cfg.htk else 'Slaney'} mel, mel in {'dB' if cfg.mel_db else 'power'}",
+        *_field("model:", str(clf.model_path)),
+        *_field("labels:", ", ".join(clf.labels)),
+        *_field("features:", f"{cfg.n_features} = {' + '.join(cfg.features)} "
+                f"({', '.join(f'{k} {v}' for k, v in cfg.block_sizes.items())}) "
+                f"x {'/'.join(cfg.stats)} over time"),
+        *_field("analysis:", f"{cfg.sr} Hz, n_fft {cfg.n_fft}, hop {cfg.hop_length}, "
+                f"fmin {cfg.fmin:g} Hz, fmax {'sr/2' if cfg.fmax is None else f'{cfg.fmax:g} Hz'}, "
+                f"{'HTK' if cfg.htk else 'Slaney'} mel, mel in {'dB' if cfg.mel_db else 'power'}"),
     ]
+    if clf.input_kind == "waveform":
+        lines += _field("input:", f"waveform, float32 (1, n_samples), mono at {cfg.sr} Hz: the "
+                        "features above are computed inside the ONNX graph (python -m export fuse)")
     training = meta.get("training")
     if isinstance(training, dict):
         estimator = training.get("estimator")
         steps = training.get("pipeline")
         if estimator:
-            extra = f" (pipeline: {' -> '.join(steps)})" if steps else ""
-            lines.append(f"estimator: {estimator}{extra}")
+            extra = (f" (pipeline: {' -> '.join(map(str, steps))})"
+                     if isinstance(steps, list) else "")
+            lines += _field("estimator:", f"{estimator}{extra}")
         corpora = training.get("corpora")
         if isinstance(corpora, list):
             for i, corpus in enumerate(corpora):
-                lines.append(f"{'training:' if i == 0 else '':<11}{_corpus(corpus)}")
+                lines += _field("training:" if i == 0 else "", _corpus(corpus))
         elif corpora is not None:
-            lines.append(f"training:  {_short(corpora)}")
+            lines += _field("training:", _value(corpora))
         if "seed" in training:
-            lines.append(f"seed:      {training['seed']}")
+            lines += _field("seed:", _value(training["seed"]))
         params = training.get("estimator_params")
         if isinstance(params, dict) and params:
-            lines.append(f"params:    {_short(params)}")
+            lines += _field("params:", _value(params))
     metrics = meta.get("metrics")
     if isinstance(metrics, dict):
-        si = metrics.get("speaker_independent")
-        if isinstance(si, dict) and si:
-            parts = [
-                f"{name} {_num(si[name])}"
-                for name in ("uar_mean", "uar_std", "accuracy_mean", "macro_f1_mean", "n_folds")
-                if name in si
-            ]
-            lines.append(f"speaker-independent: {', '.join(parts)}")
-        for key, value in metrics.items():
-            if key != "speaker_independent":
-                lines.append(f"{key.replace('_', '-')}: {_scalars(value)}")
+        first = True
+        # The figure to expect on new voices first, then the others as the metadata lists them.
+        ordered = sorted(metrics.items(), key=lambda item: item[0] != "speaker_independent")
+        for key, value in ordered:
+            text = _metrics(value)
+            if text:
+                lines += _field("metrics:" if first else "", f"{key.replace('_', '-')}: {text}")
+                first = False
     versions = training.get("versions") if isinstance(training, dict) else None
     from importlib.metadata import PackageNotFoundError, version
 
@@ -393,49 +584,65 @@ def _describe(clf: Classifier) -> list[str]:
         ort_version = version("onnxruntime")
     except PackageNotFoundError:  # pragma: no cover - a runtime dependency
         ort_version = "?"
-    lines.append(
-        f"versions:  ser-edge {__version__}, onnxruntime {ort_version}"
-        + (f"; trained with {_short(versions)}" if versions else "")
+    lines += _field(
+        "versions:",
+        f"ser-edge {__version__}, onnxruntime {ort_version}"
+        + (f"; trained with {_value(versions)}" if versions else ""),
     )
     return lines
 
 
 def _corpus(corpus: Any) -> str:
     if not isinstance(corpus, dict) or "name" not in corpus:
-        return _short(corpus)
+        return _value(corpus)
     text = f"{corpus['name']}: {corpus.get('n_clips', '?')} clips"
     if "n_speakers" in corpus:
         text += f", {corpus['n_speakers']} speakers"
     if isinstance(corpus.get("emotions"), dict):
-        text += f" ({_short(corpus['emotions'])})"
+        text += f" ({_value(corpus['emotions'])})"
     return text
 
 
-def _scalars(value: Any) -> str:
-    """The numbers of a metrics entry (not its confusion matrices or label lists)."""
+def _metrics(value: Any) -> str:
+    """A metrics entry's numbers, each as :func:`_metric` writes it, and its protocol.
+
+    ``x_mean`` with ``x_std`` reads ``x 0.498 (std 0.060)``; confusion matrices and label lists
+    are left to ``--json``.
+    """
     if not isinstance(value, dict):
-        return _short(value)
-    parts = []
+        return _metric(value) if isinstance(value, (int, float)) else ""
+    parts, protocol = [], value.get("protocol")
     for key, item in value.items():
+        if key.endswith("_std") and f"{key[:-4]}_mean" in value:
+            continue
         if isinstance(item, dict):
-            parts.append(f"{key} ({_scalars(item)})")
+            inner = _metrics(item)
+            if inner:
+                parts.append(f"{key} ({inner})")
         elif isinstance(item, (int, float)) and not isinstance(item, bool):
-            parts.append(f"{key} {_num(item)}")
-    return _short(", ".join(parts) if parts else value)
+            std = value.get(f"{key[:-5]}_std") if key.endswith("_mean") else None
+            if isinstance(std, (int, float)):
+                parts.append(f"{key[:-5]}{_TIE}{_metric(item)}{_TIE}(std{_TIE}{_metric(std)})")
+            else:
+                parts.append(f"{key}{_TIE}{_metric(item)}")
+    text = ", ".join(parts)
+    if isinstance(protocol, str) and text:
+        text += f"; {protocol}"
+    return text
 
 
-def _num(value: Any) -> str:
-    return f"{value:.4g}" if isinstance(value, float) else str(value)
+def _metric(value: Any) -> str:
+    """A metric: rates with three decimals, counts as integers."""
+    return f"{value:.3f}" if isinstance(value, float) else str(value)
 
 
-def _short(value: Any, limit: int = 300) -> str:
+def _value(value: Any) -> str:
+    """A metadata value in full: ``key value, ...``, numbers as written (``0.001``, ``1e-08``)."""
     if isinstance(value, dict):
-        text = ", ".join(f"{k} {_short(v, 80)}" for k, v in value.items())
-    elif isinstance(value, list):
-        text = ", ".join(_short(v, 80) for v in value)
-    else:
-        text = _num(value)
-    return text if len(text) <= limit else text[: limit - 3] + "..."
+        return ", ".join(f"{k}{_TIE}{_value(v)}" for k, v in value.items())
+    if isinstance(value, list):
+        return "[" + ", ".join(_value(v) for v in value) + "]"
+    return str(value) if isinstance(value, str) else repr(value)
 
 
 @app.command(
@@ -452,7 +659,8 @@ def _short(value: Any, limit: int = 300) -> str:
 )
 def features(
     path: Annotated[
-        Path, typer.Argument(help="An audio file.", metavar="PATH", show_default=False)
+        Path, typer.Argument(help="An audio file; - reads standard input.", metavar="PATH",
+                             show_default=False, readable=False)
     ],
     model: Annotated[
         Path | None,
@@ -462,21 +670,25 @@ def features(
 ) -> None:
     """Print the feature vector of an audio file as JSON."""
     clf = _load_classifier(model)
+    said: list[str] = []
     try:
-        x = clf.features(path)
+        with _audio_warnings(said):
+            x = clf.features(_source(path))
     except (SerEdgeError, OSError) as exc:
         from .model import error_line
 
-        raise _fail(error_line(path, exc), EXIT_FILE_FAILED) from None
+        _warn(said)
+        raise _fail(error_line(_shown(path), exc), EXIT_FILE_FAILED) from None
+    _warn(said)
     cfg = clf.feature_config
     record = {
-        "path": str(path),
+        "path": _shown(path),
         "sample_rate": cfg.sr,
         "names": cfg.feature_names(),
         "values": [float(v) for v in x],
         "feature_config": json.loads(cfg.to_json()),
     }
-    typer.echo(json.dumps(record))
+    _out(json.dumps(record) + "\n")
 
 
 # -- live and long audio -------------------------------------------------------------------------
@@ -552,7 +764,8 @@ def _one_line(exc: BaseException) -> str:
         "  arecord -f S16_LE -r 16000 -c 1 | ser-edge listen -\n\n"
         "  ser-edge listen - --rate 48000 --channels 2 --format f32le --json < stream.raw\n\n"
         "Exit status: 0 stopped by Ctrl-C or the end of the input; 1 the input cannot be used "
-        "(no microphone, bad samples); 2 usage error; 3 the model cannot be used."
+        "(no microphone, bad samples); 2 usage error; 3 the model cannot be used; 141 standard "
+        "output closed early (e.g. by head)."
     )
 )
 def listen(
@@ -611,7 +824,7 @@ def listen(
         _listen(source, rate, channels, format_.value, window, hop, smooth, speech_only, json_,
                 device, not no_vad, model)
     except KeyboardInterrupt:  # Ctrl-C: the normal way to stop listening
-        sys.stdout.flush()
+        _out("")  # every line is already written; a closed pipe still ends quietly
 
 
 def _listen(source: str | None, rate: int, channels: int, fmt: str, window: float, hop: float,
@@ -636,18 +849,19 @@ def _listen(source: str | None, rate: int, channels: int, fmt: str, window: floa
         where = "microphone"
 
     def emit(results: list) -> None:
+        lines = []
         for r in results:
             if speech_only and not r.speech:
                 continue
             if json_:
-                typer.echo(json.dumps(r.to_dict()))
+                lines.append(json.dumps(r.to_dict()))
             elif r.speech:
-                typer.echo(f"{_clock(r.start_s):>9} - {_clock(r.end_s):<9} {r.label:<9} "
-                           f"{r.confidence:.2f}  {_bar(r.confidence)}")
+                lines.append(f"{_clock(r.start_s):>9} - {_clock(r.end_s):<9} {r.label:<9} "
+                             f"{r.confidence:.2f}  {_bar(r.confidence)}")
             else:
-                typer.echo(f"{_clock(r.start_s):>9} - {_clock(r.end_s):<9} no speech")
-        if results:
-            sys.stdout.flush()
+                lines.append(f"{_clock(r.start_s):>9} - {_clock(r.end_s):<9} no speech")
+        if lines:  # at once, so that a pipe reader sees each window as it comes
+            _out("".join(f"{line}\n" for line in lines))
 
     try:
         for chunk in chunks:
@@ -670,14 +884,16 @@ def _listen(source: str | None, rate: int, channels: int, fmt: str, window: floa
         "  ser-edge timeline call.wav\n\n"
         "  ser-edge timeline call.wav --csv > call.csv\n\n"
         "  ser-edge timeline call.wav --plot call.png\n\n"
+        "  sox call.wav -t flac - | ser-edge timeline -\n\n"
         "Exit status: 0 ok; 1 the file cannot be used or holds no speech; 2 usage error; 3 the "
-        "model cannot be used."
+        "model cannot be used; 141 standard output closed early (e.g. by head)."
     ),
     no_args_is_help=True,
 )
 def timeline(
     path: Annotated[
-        Path, typer.Argument(help="An audio file.", metavar="PATH", show_default=False)
+        Path, typer.Argument(help="An audio file; - reads standard input.", metavar="PATH",
+                             show_default=False, readable=False)
     ],
     json_: Annotated[
         bool,
@@ -726,45 +942,55 @@ def timeline(
     from .model import NO_SPEECH, error_line
     from .timeline import timeline as _timeline
 
+    name = _shown(path)
+    if str(path) == STDIN and sys.stdin is not None and sys.stdin.isatty():
+        raise _fail("<stdin>: standard input is a terminal: pipe or redirect audio into it "
+                    "(ser-edge timeline - < call.wav)", EXIT_FILE_FAILED)
     clf = _load_classifier(model)
     writer = None
     if csv_:
         import csv
 
-        writer = csv.writer(sys.stdout, lineterminator="\n")
+        writer = csv.writer(_Stdout(), lineterminator="\n")
         writer.writerow(["start_s", "end_s", "label", "confidence", *clf.labels])
     segments = []
+    said: list[str] = []
+    failure = None
     try:
-        for seg in _timeline(path, clf, context_s=context, max_segment_s=max_segment):
-            segments.append(seg)
-            if json_:
-                typer.echo(json.dumps({"path": str(path), **seg.to_dict()}))
-            elif writer is not None:
-                writer.writerow([f"{seg.start_s:.3f}", f"{seg.end_s:.3f}", seg.label,
-                                 f"{seg.confidence:.6f}"]
-                                + [f"{p:.6f}" for p in seg.probabilities.values()])
-            else:
-                ranked = sorted(seg.probabilities.items(), key=lambda kv: -kv[1])[:top_k]
-                rest = ", ".join(f"{name} {p:.2f}" for name, p in ranked[1:])
-                typer.echo(f"{_clock(seg.start_s):>9} - {_clock(seg.end_s):<9} {seg.label:<9} "
-                           f"{seg.confidence:.2f}" + (f"  {rest}" if rest else ""))
-            sys.stdout.flush()
-    except BrokenPipeError:  # `ser-edge timeline ... | head`: main() ends quietly
-        raise
+        with _audio_warnings(said):
+            for seg in _timeline(_source(path), clf, context_s=context,
+                                 max_segment_s=max_segment):
+                segments.append(seg)
+                if json_:
+                    _out(json.dumps({"path": name, **seg.to_dict()}) + "\n")
+                elif writer is not None:
+                    writer.writerow([f"{seg.start_s:.3f}", f"{seg.end_s:.3f}", seg.label,
+                                     f"{seg.confidence:.6f}"]
+                                    + [f"{p:.6f}" for p in seg.probabilities.values()])
+                else:
+                    ranked = sorted(seg.probabilities.items(), key=lambda kv: -kv[1])[:top_k]
+                    rest = ", ".join(f"{label} {p:.2f}" for label, p in ranked[1:])
+                    _out(f"{_clock(seg.start_s):>9} - {_clock(seg.end_s):<9} {seg.label:<9} "
+                         f"{seg.confidence:.2f}" + (f"  {rest}" if rest else "") + "\n")
     except (SerEdgeError, OSError) as exc:
-        raise _fail(error_line(path, exc), EXIT_FILE_FAILED) from None
+        failure = error_line(name, exc)
+    finally:  # the file's warnings first, then its error if any
+        _warn(said)
+    if failure is not None:
+        raise _fail(failure, EXIT_FILE_FAILED)
     if not segments:
-        typer.echo(f"ser-edge: error: {path}: {NO_SPEECH}", err=True)
+        typer.echo(f"ser-edge: error: {name}: {NO_SPEECH}", err=True)
         if json_:
-            typer.echo(json.dumps({"path": str(path), "error": NO_SPEECH}))
+            _out(json.dumps({"path": name, "error": NO_SPEECH}) + "\n")
         raise typer.Exit(code=EXIT_FILE_FAILED)
     if plot is not None:
         from .timeline import plot_timeline
 
+        title = name if str(path) == STDIN else display_name(path.name)
         try:
-            plot_timeline(segments, clf.labels, plot, title=path.name)
+            plot_timeline(segments, clf.labels, plot, title=title)
         except (OSError, ValueError) as exc:
-            raise _fail(f"{plot}: cannot write the plot: {_one_line(exc)}",
+            raise _fail(f"{display_name(plot)}: cannot write the plot: {_one_line(exc)}",
                         EXIT_FILE_FAILED) from None
 
 
@@ -854,9 +1080,9 @@ def bench(
     except RuntimeError as exc:
         raise _fail(str(exc).splitlines()[0], EXIT_FILE_FAILED) from None
     if json_:
-        typer.echo(json.dumps(result, indent=2))
+        _out(json.dumps(result, indent=2) + "\n")
     else:
-        typer.echo(_bench.to_markdown(result))
+        _out(_bench.to_markdown(result) + "\n")
     failures = result["throughput"]["failures"]
     for message in failures:
         typer.echo(f"ser-edge: error: {message}", err=True)
@@ -871,10 +1097,8 @@ def main() -> None:
     except KeyboardInterrupt:  # pragma: no cover - interactive
         sys.stderr.write("\n")
         raise SystemExit(130) from None
-    except BrokenPipeError:  # pragma: no cover - `ser-edge classify dir | head`
-        devnull = os.open(os.devnull, os.O_WRONLY)
-        os.dup2(devnull, sys.stdout.fileno())
-        raise SystemExit(EXIT_FILE_FAILED) from None
+    except BrokenPipeError:  # pragma: no cover - a write that did not go through _out
+        raise SystemExit(_closed_pipe().exit_code) from None
 
 
 if __name__ == "__main__":

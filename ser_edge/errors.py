@@ -7,7 +7,14 @@ class, prints its one-line message and exits non-zero, and lets anything else (a
 
 from __future__ import annotations
 
-__all__ = ["SerEdgeError", "ParameterError", "AudioError", "NoSpeechError", "ModelError"]
+__all__ = [
+    "SerEdgeError",
+    "ParameterError",
+    "AudioError",
+    "NoSpeechError",
+    "ModelError",
+    "AudioWarning",
+]
 
 
 class SerEdgeError(Exception):
@@ -28,3 +35,11 @@ class NoSpeechError(AudioError):
 
 class ModelError(SerEdgeError):
     """A model file cannot be used: unreadable, or its metadata or shapes do not fit."""
+
+
+class AudioWarning(UserWarning):
+    """Audio that could be used, with a flaw worth saying: shorter than its header says, say.
+
+    The ``ser-edge`` command prints each as one ``ser-edge: warning: FILE: ...`` line on stderr
+    and still classifies the file.
+    """

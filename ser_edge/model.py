@@ -16,7 +16,7 @@ import os
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 import numpy as np
 
@@ -38,6 +38,12 @@ NO_SPEECH = "no speech detected"
 #: Names of the model's input and of the output that holds the class probabilities.
 INPUT_NAME = "features"
 PROBABILITIES = "probabilities"
+
+#: What a model's input can be, as its ``input_kind`` metadata says (absent: ``"features"``):
+#: the pooled feature vector ``(N, n_features)``, or the mono waveform ``(1, n_samples)`` at the
+#: feature configuration's rate, the features being computed inside the graph (a model fused by
+#: ``python -m export fuse``).
+INPUT_KINDS = ("features", "waveform")
 
 
 class _Watched:
@@ -134,8 +140,10 @@ class Failure:
 
 
 def error_line(path: str | os.PathLike[str], error: BaseException) -> str:
-    """Format ``error`` as one line that names ``path`` (once)."""
-    path = str(path)
+    """Format ``error`` as one line that names ``path`` (once), escaped as messages show it."""
+    from ._names import display_name
+
+    path = display_name(path)
     if isinstance(error, OSError) and error.strerror:
         text = error.strerror
         if error.filename is not None and str(error.filename) != path:
@@ -174,13 +182,18 @@ class Classifier:
     metadata : dict of str to Any
         Every entry of the model's ``metadata_props``, JSON-decoded where it is JSON: ``labels``,
         ``feature_config``, ``training``, ``metrics``.
+    input_kind : {"features", "waveform"}
+        What the model takes (:data:`INPUT_KINDS`): the feature vector, computed here in numpy,
+        or the waveform, mono at ``feature_config.sr``, whose features the graph computes (the
+        audio is decoded, downmixed and resampled here in both cases).
 
     Raises
     ------
     ModelError
         If the file is missing or not a readable ONNX model, if its metadata lacks ``labels`` or
-        ``feature_config`` or they are invalid, if the feature vector's width differs from the
-        model's input width, or if the number of labels differs from the number of probability
+        ``feature_config`` or they are invalid, if its ``input_kind`` is unknown, if the feature
+        vector's width differs from the model's input width (or a waveform model's input is not
+        ``(1, n_samples)``), or if the number of labels differs from the number of probability
         columns.
     ParameterError
         If ``num_threads`` is not a positive integer.
@@ -205,6 +218,7 @@ class Classifier:
         self.metadata = self._read_metadata()
         self.labels = self._read_labels()
         self.feature_config = self._read_feature_config()
+        self.input_kind = self._read_input_kind()
         self._check_shapes()
 
     # -- loading -------------------------------------------------------------------------------
@@ -282,6 +296,19 @@ class Classifier:
                 f"{self.model_path}: invalid 'feature_config' metadata: {exc}"
             ) from None
 
+    def _read_input_kind(self) -> str:
+        kind = self.metadata.get("input_kind", "features")
+        if kind not in INPUT_KINDS:
+            raise ModelError(
+                f"{self.model_path}: 'input_kind' metadata {kind!r} is not one of {INPUT_KINDS} "
+                "(a newer ser-edge may read it)"
+            )
+        return kind
+
+    @property
+    def _waveform(self) -> bool:
+        return self.input_kind == "waveform"
+
     def _check_shapes(self) -> None:
         inputs = self._session.get_inputs()
         if len(inputs) != 1:
@@ -289,12 +316,18 @@ class Classifier:
         self._input_name = inputs[0].name
         shape = inputs[0].shape
         n_features = self.feature_config.n_features
-        if len(shape) != 2:
+        if self._waveform:
+            if len(shape) != 2 or (shape[0] not in (1, None) and not isinstance(shape[0], str)):
+                raise ModelError(
+                    f"{self.model_path}: a waveform model's input has shape {shape}, "
+                    "expected (1, n_samples)"
+                )
+        elif len(shape) != 2:
             raise ModelError(
                 f"{self.model_path}: the model's input has shape {shape}, "
                 f"expected (n_clips, {n_features})"
             )
-        if isinstance(shape[1], int) and shape[1] != n_features:
+        if not self._waveform and isinstance(shape[1], int) and shape[1] != n_features:
             raise ModelError(
                 f"{self.model_path}: the feature configuration gives {n_features} features "
                 f"but the model's input takes {shape[1]}"
@@ -307,8 +340,9 @@ class Classifier:
             )
         width = outputs[PROBABILITIES].shape[-1] if outputs[PROBABILITIES].shape else None
         if not isinstance(width, int):
-            # Symbolic width: ask the model once, on a vector of zeros.
-            probe = np.zeros((1, n_features), dtype=np.float32)
+            # Symbolic width: ask the model once, on zeros.
+            probe = np.zeros((1, self.feature_config.n_fft if self._waveform else n_features),
+                             dtype=np.float32)
             width = self._run(probe).shape[-1]
         if width != len(self.labels):
             raise ModelError(
@@ -330,17 +364,21 @@ class Classifier:
     ) -> Prediction:
         P = self._run(x[np.newaxis, :])
         row = P[0]
+        if self._waveform and not np.all(np.isfinite(row)):
+            where = f"{path}: " if path is not None else ""
+            raise AudioError(f"{where}the probabilities are not finite (is the audio valid?)")
         probabilities = {label: float(p) for label, p in zip(self.labels, row, strict=True)}
         label = self.labels[int(np.argmax(row))]
         return Prediction(label, probabilities, float(duration_s), int(sr), path)
 
-    def features(self, path: str | os.PathLike[str]) -> np.ndarray:
+    def features(self, path: str | os.PathLike[str] | bytes | IO[bytes]) -> np.ndarray:
         """Compute the model's input vector for an audio file.
 
         Parameters
         ----------
-        path : str or os.PathLike
-            An audio file that libsndfile reads (WAV, FLAC, OGG, MP3, ...).
+        path : str, bytes, os.PathLike or binary file object
+            An audio file that libsndfile reads (WAV, FLAC, OGG, MP3, ...), as
+            :meth:`classify` takes it.
 
         Returns
         -------
@@ -352,21 +390,29 @@ class Classifier:
         ------
         AudioError
             If the file is missing, empty, corrupt, not audio, too short, silent or has NaN.
+        ParameterError
+            If ``path`` is neither a path nor a binary file object.
         """
         return self._load_features(path)[0]
 
     def _load_features(
-        self, path: str | os.PathLike[str], *, require_speech: bool = False
+        self, path: Any, *, waveform: bool = False, require_speech: bool = False
     ) -> tuple[np.ndarray, float, int]:
+        """A file's feature vector (``waveform``: its checked signal), duration (s) and rate.
+
+        With ``require_speech``, a file in which voice activity detection finds no speech raises
+        :class:`~ser_edge.errors.NoSpeechError`.
+        """
         from . import audio
 
         config = self.feature_config
         with audio.AudioStream(path, sr=config.sr) as stream:
-            if stream.duration > STREAM_MIN_SECONDS and _streams(config):
+            # A waveform model takes the whole signal: long files are read whole.
+            if not waveform and stream.duration > STREAM_MIN_SECONDS and _streams(config):
                 x, n = self._stream_vector(stream, require_speech)
             else:
                 y = stream.read()
-                x, n = self._vector(y, path), y.shape[-1]
+                x, n = self._vector(y, stream.name, waveform=waveform), y.shape[-1]
                 if require_speech:
                     from .vad import has_speech
 
@@ -390,8 +436,9 @@ class Classifier:
             raise NoSpeechError(f"{stream.name}: {NO_SPEECH}")
         return x, pieces.n_samples
 
-    def _vector(self, y: np.ndarray, path: str | os.PathLike[str] | None) -> np.ndarray:
-        """Check mono audio at ``feature_config.sr`` and compute its feature vector."""
+    def _vector(self, y: np.ndarray, path: str | os.PathLike[str] | None, *,
+                waveform: bool = False) -> np.ndarray:
+        """Check mono audio at ``feature_config.sr``; its feature vector (``waveform``: itself)."""
         from . import audio
         from .features import feature_vector
 
@@ -405,22 +452,31 @@ class Classifier:
                 f"{1000 * config.n_fft / config.sr:.0f} ms)"
             )
         audio.valid_audio(y, path=path, min_samples=config.n_fft, allow_silence=False)
+        if waveform:
+            return np.ascontiguousarray(y, dtype=np.float32)
         x = feature_vector(y, sr=config.sr, config=config)
         if not np.all(np.isfinite(x)):
             raise AudioError(f"{where}the features are not finite (is the audio valid?)")
         return x
 
-    def classify(self, path: str | os.PathLike[str], *, vad: bool = True) -> Prediction:
+    def classify(
+        self, path: str | os.PathLike[str] | bytes | IO[bytes], *, vad: bool = True
+    ) -> Prediction:
         """Classify the emotion of one audio file.
 
         The file is decoded, mixed to mono and resampled to ``feature_config.sr`` as
-        ``librosa.load`` does, then the feature vector goes through the model. A file in which
-        voice activity detection (:mod:`ser_edge.vad`) finds no speech is not given an emotion.
+        ``librosa.load`` does, then the feature vector goes through the model (a waveform model
+        takes the signal itself, read whole whatever its length). A file in which voice activity
+        detection (:mod:`ser_edge.vad`) finds no speech is not given an emotion.
 
         Parameters
         ----------
-        path : str or os.PathLike
-            An audio file that libsndfile reads (WAV, FLAC, OGG, MP3, ...).
+        path : str, bytes, os.PathLike or binary file object
+            An audio file that libsndfile reads (WAV, FLAC, OGG, MP3, ...): its path (bytes
+            for a name that is not UTF-8), or a file object open in binary mode (an open file,
+            ``io.BytesIO(data)`` of audio received over a network, ``sys.stdin.buffer``), read
+            from its current position and left open. One that cannot seek is first copied to a
+            temporary file (memory stays bounded; see :mod:`ser_edge.audio`).
         vad : bool
             Refuse a file without speech (:class:`~ser_edge.errors.NoSpeechError`); ``False``
             classifies whatever the file holds.
@@ -428,28 +484,44 @@ class Classifier:
         Returns
         -------
         Prediction
-            With ``path`` set to ``str(path)`` and ``sample_rate`` the file's own rate.
+            With ``path`` set to :func:`ser_edge.audio.source_name` of ``path`` (the path as a
+            ``str``, a file object's ``name``, or ``'<BytesIO>'``) and ``sample_rate`` the
+            file's own rate.
 
         Raises
         ------
         NoSpeechError
             If ``vad`` and the file holds no speech (a subclass of ``AudioError``).
         AudioError
-            If the file is missing, empty, corrupt, not audio, shorter than one frame, digital
-            silence or has NaN samples.
+            If the file is missing, unreadable, empty, corrupt, not audio, shorter than one
+            frame, digital silence or has NaN samples.
+        ParameterError
+            If ``path`` is neither a path nor a binary file object.
         ModelError
             If inference fails.
+
+        Warns
+        -----
+        AudioWarning
+            If the file holds less audio than its header says, or an MP3 had damaged frames:
+            the rest is classified.
         """
-        x, duration_s, native_sr = self._load_features(path, require_speech=vad)
-        return self._prediction(x, duration_s, native_sr, str(path))
+        from . import audio
+
+        x, duration_s, native_sr = self._load_features(path, waveform=self._waveform,
+                                                       require_speech=vad)
+        return self._prediction(x, duration_s, native_sr, audio.source_name(path))
 
     def predict(self, y: np.ndarray, sr: int) -> Prediction:
         """Classify the emotion of a signal already in memory.
 
         Parameters
         ----------
-        y : np.ndarray [shape=(n_samples,) or (n_channels, n_samples)], float
-            The signal, in [-1, 1]; several channels are averaged, as ``librosa.to_mono`` does.
+        y : np.ndarray [shape=(n_samples,), (n_channels, n_samples) or (n_samples, n_channels)]
+            The signal, float, in [-1, 1]; several channels are averaged, as ``librosa.to_mono``
+            does. ``(n_samples, n_channels)``, what ``soundfile.read`` returns, is taken when
+            there are at most 8 channels and more samples than channels
+            (:func:`ser_edge.audio.channels_first`).
         sr : int > 0
             Its sample rate, in Hz; it is resampled to ``feature_config.sr`` if it differs.
 
@@ -463,13 +535,15 @@ class Classifier:
         ParameterError
             If ``sr`` is not a positive integer.
         AudioError
-            If the signal is empty, not finite, digital silence or shorter than one frame.
+            If the signal is empty, not finite, larger than 1e12 in magnitude (``"samples
+            overflow float32"``: the float32 features would overflow), digital silence, shorter
+            than one frame, or 2-D with a layout that does not say which axis holds the channels.
         """
         if isinstance(sr, bool) or not isinstance(sr, (int, np.integer)) or sr <= 0:
             raise ParameterError(f"sr must be a positive integer in Hz, got {sr!r}")
         from . import audio
 
-        y = np.asarray(y)
+        y = audio.channels_first(np.asarray(y))
         audio.valid_audio(y)
         if y.ndim > 1:  # librosa.to_mono
             y = np.mean(y, axis=tuple(range(y.ndim - 1)))
@@ -481,11 +555,13 @@ class Classifier:
     def _predict_model_rate(self, y: np.ndarray, duration_s: float, sr: int) -> Prediction:
         """Classify mono float32 audio already at ``feature_config.sr``.
 
-        The one path from samples to a :class:`Prediction`: :meth:`predict` after resampling,
-        and :class:`ser_edge.stream.StreamingClassifier` for each window. ``duration_s`` and
-        ``sr`` are only reported.
+        The one path from samples to a :class:`Prediction` (features, or the waveform itself for
+        a waveform model): :meth:`predict` after resampling, and
+        :class:`ser_edge.stream.StreamingClassifier` for each window. ``duration_s`` and ``sr``
+        are only reported.
         """
-        return self._prediction(self._vector(y, None), duration_s, sr, None)
+        x = self._vector(y, None, waveform=self._waveform)
+        return self._prediction(x, duration_s, sr, None)
 
     def classify_many(
         self, paths: Iterable[str | os.PathLike[str]], *, vad: bool = True
@@ -494,8 +570,8 @@ class Classifier:
 
         Parameters
         ----------
-        paths : iterable of str or os.PathLike
-            Audio files.
+        paths : iterable of str, bytes, os.PathLike or binary file objects
+            Audio files, as :meth:`classify` takes them.
         vad : bool
             As :meth:`classify`: a file without speech is a :class:`Failure`.
 
@@ -509,10 +585,13 @@ class Classifier:
             try:
                 yield self.classify(path, vad=vad)
             except (SerEdgeError, OSError) as exc:
-                yield Failure(str(path), exc)
+                from .audio import source_name
+
+                yield Failure(source_name(path), exc)
 
     def __repr__(self) -> str:
         return (
             f"Classifier({str(self.model_path)!r}, labels={list(self.labels)}, "
-            f"n_features={self.feature_config.n_features}, num_threads={self.num_threads})"
+            f"n_features={self.feature_config.n_features}, input_kind={self.input_kind!r}, "
+            f"num_threads={self.num_threads})"
         )

@@ -21,7 +21,7 @@ import math
 import os
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
-from typing import Any
+from typing import IO, Any
 
 import numpy as np
 
@@ -117,7 +117,7 @@ def plan(
 
 
 def timeline(
-    path: str | os.PathLike[str],
+    path: str | os.PathLike[str] | bytes | IO[bytes],
     classifier: Any = None,
     *,
     context_s: float = 0.6,
@@ -127,8 +127,10 @@ def timeline(
 
     Parameters
     ----------
-    path : str or os.PathLike
-        An audio file that libsndfile reads, of any length.
+    path : str, bytes, os.PathLike or binary file object
+        An audio file that libsndfile reads, of any length, as :meth:`Classifier.classify
+        <ser_edge.Classifier.classify>` takes it (a file object that cannot seek, such as
+        standard input, is first copied to a temporary file: it is read twice).
     classifier : Classifier or str or os.PathLike or None
         A :class:`~ser_edge.Classifier`, the path of an ONNX model, or ``None`` for the bundled
         model.

@@ -135,8 +135,8 @@ def test_folders_are_searched_recursively(model: Path, ravdess_dir: Path, tmp_pa
     assert paths == [str(p) for p in sorted(actor.glob("*.flac"))]
     # Nested folders; only audio extensions are taken from folders.
     (tmp_path / "a" / "b").mkdir(parents=True)
-    sf.write(tmp_path / "a" / "b" / "deep.WAV", _tone(16000, 16000), 16000)
-    sf.write(tmp_path / "a" / "top.flac", _tone(22050, 22050), 22050)
+    sf.write(tmp_path / "a" / "b" / "deep.WAV", _voice(16000, 16000), 16000)
+    sf.write(tmp_path / "a" / "top.flac", _voice(22050, 22050), 22050)
     (tmp_path / "a" / "notes.txt").write_text("not audio")
     found = find_audio([tmp_path / "a"])
     assert [p.name for p, problem in found] == ["deep.WAV", "top.flac"]
@@ -227,9 +227,17 @@ def test_unknown_option_is_a_usage_error() -> None:
 # -- bad inputs ----------------------------------------------------------------------------------
 
 
-def _tone(n: int, sr: int) -> np.ndarray:
+def _voice(n: int, sr: int) -> np.ndarray:
+    """Voiced syllables, four a second, with a gliding pitch: what voice activity detection takes
+    for speech (from half a second on), so that classify gives it an emotion. A steady tone would
+    be 'no speech detected'."""
     t = np.arange(n) / sr
-    return (0.3 * np.sin(2 * np.pi * 220 * t)).astype(np.float32)
+    f0 = 150 + 30 * np.sin(2 * np.pi * 1.3 * t)
+    phase = 2 * np.pi * np.cumsum(f0) / sr
+    voice = sum(np.sin(k * phase) / k for k in range(1, 11))
+    envelope = np.sqrt(np.clip(np.sin(2 * np.pi * 4 * t), 0, None))
+    noise = np.random.default_rng(n).standard_normal(n)
+    return (0.2 * voice * envelope + 0.003 * noise).astype(np.float32)
 
 
 def _missing(d: Path) -> Path:
@@ -244,7 +252,7 @@ def _empty(d: Path) -> Path:
 
 def _truncated_flac(d: Path) -> Path:
     path = d / "truncated.flac"
-    sf.write(path, _tone(48000, 16000), 16000)
+    sf.write(path, _voice(48000, 16000), 16000)
     data = path.read_bytes()
     path.write_bytes(data[: len(data) // 2])
     return path
@@ -252,7 +260,7 @@ def _truncated_flac(d: Path) -> Path:
 
 def _truncated_wav(d: Path) -> Path:
     path = d / "truncated.wav"
-    sf.write(path, _tone(16000, 16000), 16000)
+    sf.write(path, _voice(16000, 16000), 16000)
     path.write_bytes(path.read_bytes()[:40])  # the header, cut before the data chunk
     return path
 
@@ -265,7 +273,7 @@ def _not_audio(d: Path) -> Path:
 
 def _too_short(d: Path) -> Path:
     path = d / "short.wav"
-    sf.write(path, _tone(100, 16000), 16000)  # 6 ms: shorter than one 2048-sample frame
+    sf.write(path, _voice(100, 16000), 16000)  # 6 ms: shorter than one 2048-sample frame
     return path
 
 
@@ -277,7 +285,7 @@ def _silent(d: Path) -> Path:
 
 def _nan(d: Path) -> Path:
     path = d / "nan.wav"
-    y = _tone(16000, 16000)
+    y = _voice(16000, 16000)
     y[4000:4100] = np.nan
     sf.write(path, y, 16000, subtype="FLOAT")
     return path
@@ -449,3 +457,436 @@ def test_cli_keeps_blas_to_one_thread_unless_told(given, expected):
     out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True,
                          check=True).stdout.split()
     assert out == [expected, "1"]
+
+
+# -- bad input, tried by a stranger (issue 13) ---------------------------------------------------
+
+
+def _voice_file(path: Path, sr: int = 16000, seconds: float = 1.0, **kwargs: object) -> Path:
+    sf.write(path, _voice(int(sr * seconds), sr), sr, **kwargs)
+    return path
+
+
+# The child starts as this process's user and runs the command once on a clip of its own, so that
+# everything it imports is loaded (the interpreter may live where 'nobody' cannot read, e.g. under
+# /root); then, if it is root, it becomes nobody (uid/gid 65534) and runs the command asked for:
+# file permissions then apply as to any user.
+_UNPRIVILEGED = """
+import contextlib, io, os, sys, tempfile
+import numpy as np, soundfile as sf
+from ser_edge.cli import app, main
+args = sys.argv[1:]
+model = args[args.index("--model") + 1]
+with tempfile.TemporaryDirectory() as folder:
+    clip = os.path.join(folder, "warm-up.wav")
+    sf.write(clip, (0.3 * np.sin(np.arange(16000) / 5)).astype("float32"), 16000)
+    with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()):
+        for fmt in ([], ["--json"], ["--csv"]):
+            try:
+                app(["classify", *fmt, "--model", os.path.abspath(model), clip, "-"],
+                    prog_name="ser-edge", standalone_mode=False)
+            except SystemExit:
+                pass
+if os.geteuid() == 0:
+    os.setgroups([])
+    os.setgid(65534)
+    os.setuid(65534)
+assert os.geteuid() != 0
+sys.argv = ["ser-edge", *args]
+main()
+"""
+
+
+@pytest.fixture
+def stranger_dir(model: Path):
+    """A folder anyone may enter (not under pytest's private tmp), with a copy of the model."""
+    import tempfile
+
+    folder = Path(tempfile.mkdtemp(prefix="ser-edge-stranger-"))
+    folder.chmod(0o755)
+    shutil.copy(model, folder / "model.onnx")
+    (folder / "model.onnx").chmod(0o644)
+    yield folder
+    for path in [folder, *folder.rglob("*")]:  # as a non-root user: make it removable again
+        if path.is_dir() and not path.is_symlink():
+            path.chmod(0o755)
+    shutil.rmtree(folder)
+
+
+def _as_stranger(folder: Path, *args: str | Path) -> subprocess.CompletedProcess[str]:
+    """Run ``ser-edge`` in ``folder`` as an unprivileged user (nobody, when this test is root)."""
+    if os.geteuid() == 0 and not hasattr(os, "setuid"):  # pragma: no cover
+        pytest.skip("running as root and cannot drop privileges on this platform")
+    root = str(Path(__file__).resolve().parents[1])  # this checkout's ser_edge, not another
+    path = os.pathsep.join(p for p in (root, os.environ.get("PYTHONPATH")) if p)
+    env = dict(os.environ, PYTHONWARNINGS="ignore", PYTHONPATH=path)
+    return subprocess.run([sys.executable, "-c", _UNPRIVILEGED, *map(str, args)], cwd=folder,
+                          capture_output=True, text=True, env=env, timeout=300, check=False)
+
+
+def _locked(path: Path, mode: int = 0) -> Path:
+    path.chmod(mode)
+    if os.access(path, os.R_OK) and os.geteuid() != 0:  # pragma: no cover
+        pytest.skip(f"cannot make {path} unreadable for this user")
+    return path
+
+
+def test_unreadable_file_and_subfolder_in_a_scanned_folder(stranger_dir: Path) -> None:
+    scan = stranger_dir / "scan"
+    (scan / "private").mkdir(parents=True)
+    _voice_file(scan / "ok.wav")
+    _voice_file(scan / "private" / "hidden-from-you.wav")
+    _locked(_voice_file(scan / "secret.wav"))
+    _locked(scan / "private")
+    proc = _as_stranger(stranger_dir, "classify", "--model", "model.onnx", "scan")
+    assert proc.returncode == EXIT_FILE_FAILED, proc.stderr
+    assert [line.split()[0] for line in proc.stdout.splitlines()] == ["scan/ok.wav"]
+    assert error_lines(proc.stderr) == [
+        "ser-edge: error: scan/private: permission denied (folder not searched)",
+        "ser-edge: error: scan/secret.wav: permission denied",
+    ]
+    assert "ser-edge: 2 of 3 files failed" in proc.stderr
+    assert "cannot decode" not in proc.stderr and "Traceback" not in proc.stderr
+
+
+def test_broken_symlink_in_a_scanned_folder_is_counted(model: Path, tmp_path: Path) -> None:
+    _voice_file(tmp_path / "a.wav")
+    (tmp_path / "gone.wav").symlink_to(tmp_path / "deleted.wav")
+    (tmp_path / "notes.txt").symlink_to(tmp_path / "deleted.txt")  # not audio: not looked at
+    result = run("classify", "--model", model, tmp_path)
+    assert result.exit_code == EXIT_FILE_FAILED
+    assert result.stdout.startswith(str(tmp_path / "a.wav"))
+    assert error_lines(result.stderr) == [
+        f"ser-edge: error: {tmp_path / 'gone.wav'}: broken symbolic link (its target does not "
+        "exist)"]
+    assert "1 of 2 files failed" in result.stderr
+    named = run("classify", "--model", model, tmp_path / "gone.wav")
+    assert named.exit_code == EXIT_FILE_FAILED
+    assert "gone.wav: broken symbolic link" in named.stderr
+
+
+def test_hidden_files_are_skipped_in_folders_but_tried_when_named(model: Path,
+                                                                   tmp_path: Path) -> None:
+    _voice_file(tmp_path / "clip.wav")
+    (tmp_path / "._clip.wav").write_bytes(b"\x00\x05\x16\x07" + b"\x00" * 200)  # AppleDouble
+    (tmp_path / ".git").mkdir()
+    _voice_file(tmp_path / ".git" / "stash.wav")
+    result = run("classify", "--json", "--model", model, tmp_path)
+    assert result.exit_code == EXIT_OK, result.stderr
+    assert [json.loads(line)["path"] for line in result.stdout.splitlines()] == [
+        str(tmp_path / "clip.wav")]
+    named = run("classify", "--model", model, tmp_path / "._clip.wav",
+                tmp_path / ".git" / "stash.wav")
+    assert named.exit_code == EXIT_FILE_FAILED
+    assert len(error_lines(named.stderr)) == 1 and "._clip.wav" in named.stderr
+    assert named.stdout.startswith(str(tmp_path / ".git" / "stash.wav"))
+
+
+def test_non_utf8_file_name(model: Path, tmp_path: Path) -> None:
+    """A name in Latin-1 (b'caf\\xe9.wav') is classified; printed as caf\\xe9.wav (the byte in
+    hex, Python's backslashreplace), in text, JSON and CSV, and in error messages."""
+    raw = os.fsencode(tmp_path) + b"/caf\xe9.wav"
+    sf.write(raw, _voice(16000, 16000), 16000)  # soundfile wants bytes for such a name
+    shown = f"{tmp_path}/caf\\xe9.wav"
+    text = run("classify", "--model", model, os.fsdecode(raw))
+    assert text.exit_code == EXIT_OK, text.output
+    assert text.stdout.split()[0] == shown
+    as_json = run("classify", "--json", "--model", model, tmp_path)
+    assert json.loads(as_json.stdout)["path"] == shown
+    as_csv = run("classify", "--csv", "--model", model, tmp_path)
+    assert list(csv.DictReader(io.StringIO(as_csv.stdout)))[0]["path"] == shown
+    # A real command line: the name arrives as bytes.
+    proc = subprocess.run([sys.executable, "-m", "ser_edge.cli", "classify", "--model",
+                           str(model), raw, os.fsencode(tmp_path) + b"/caf\xe9-missing.wav"],
+                          capture_output=True, env=dict(os.environ, PYTHONWARNINGS="ignore"),
+                          timeout=300, check=False)
+    assert proc.returncode == EXIT_FILE_FAILED
+    assert proc.stdout.decode("utf-8").split()[0] == shown
+    assert proc.stderr.decode("utf-8").splitlines()[0] == (
+        f"ser-edge: error: {tmp_path}/caf\\xe9-missing.wav: no such file or folder")
+
+
+def test_control_characters_in_a_name_stay_on_one_line(model: Path, tmp_path: Path) -> None:
+    path = _voice_file(tmp_path / "two\nlines.wav")
+    result = run("classify", "--model", model, path, tmp_path / "bad\x1b[31m.wav")
+    assert result.stdout.splitlines()[0].split()[0] == f"{tmp_path}/two\\nlines.wav"
+    assert error_lines(result.stderr) == [
+        f"ser-edge: error: {tmp_path}/bad\\x1b[31m.wav: no such file or folder"]
+
+
+@pytest.mark.parametrize(("fmt", "subtype"), [("WAV", "PCM_16"), ("FLAC", "PCM_16"),
+                                              ("OGG", "VORBIS"), ("MP3", "MPEG_LAYER_III")])
+def test_standard_input(model: Path, tmp_path: Path, fmt: str, subtype: str) -> None:
+    """``-`` reads standard input, in any format libsndfile reads; the same answer as the file."""
+    path = _voice_file(tmp_path / f"clip.{fmt.lower()}", format=fmt, subtype=subtype)
+    ok = _voice_file(tmp_path / "ok.wav")
+    result = runner.invoke(app, ["classify", "--json", "--model", str(model), str(ok), "-"],
+                           input=path.read_bytes())
+    assert result.exit_code == EXIT_OK, result.output
+    records = [json.loads(line) for line in result.stdout.splitlines()]
+    assert [r["path"] for r in records] == [str(ok), "<stdin>"]
+    expected = Classifier(model).classify(path)
+    assert records[1]["label"] == expected.label
+    assert records[1]["probabilities"] == pytest.approx(expected.probabilities, abs=1e-6)
+    assert result.stderr == ""
+
+
+def test_standard_input_from_a_real_pipe(model: Path, tmp_path: Path) -> None:
+    """A pipe cannot seek, and libsndfile cannot read FLAC from one: it is copied first."""
+    path = _voice_file(tmp_path / "clip.flac")
+    proc = subprocess.run([sys.executable, "-m", "ser_edge.cli", "classify", "--model",
+                           str(model), "-"], input=path.read_bytes(), capture_output=True,
+                          timeout=300, check=False, env=dict(os.environ, PYTHONWARNINGS="ignore"))
+    assert proc.returncode == EXIT_OK, proc.stderr
+    assert proc.stdout.decode().split()[:2] == ["<stdin>", Classifier(model).classify(path).label]
+    assert proc.stderr == b""
+
+
+def test_standard_input_in_process_and_its_errors(model: Path, tmp_path: Path) -> None:
+    path = _voice_file(tmp_path / "clip.flac")
+    result = runner.invoke(app, ["classify", "--model", str(model), "-"],
+                           input=path.read_bytes())
+    assert result.exit_code == EXIT_OK, result.output
+    assert result.stdout.startswith("<stdin>  ")
+    empty = runner.invoke(app, ["classify", "--model", str(model), "-"], input=b"")
+    assert empty.exit_code == EXIT_FILE_FAILED
+    assert error_lines(empty.stderr) == ["ser-edge: error: <stdin>: empty input (0 bytes)"]
+    garbage = runner.invoke(app, ["classify", "--model", str(model), "-"], input=b"hello" * 99)
+    assert error_lines(garbage.stderr)[0].startswith(
+        "ser-edge: error: <stdin>: cannot decode as audio")
+    features = runner.invoke(app, ["features", "--model", str(model), "-"],
+                             input=path.read_bytes())
+    assert features.exit_code == EXIT_OK
+    assert json.loads(features.stdout)["path"] == "<stdin>"
+    dash = tmp_path / "-"  # a file called '-', named by a longer path, is a file
+    dash.write_bytes(path.read_bytes())
+    named = runner.invoke(app, ["classify", "--model", str(model), str(dash)], input=b"")
+    assert named.exit_code == EXIT_OK and named.stdout.startswith(f"{dash}  ")
+
+
+def _mp3(path: Path, seconds: float = 2.0) -> Path:
+    return _voice_file(path, seconds=seconds, format="MP3", subtype="MPEG_LAYER_III")
+
+
+def _corrupt_mp3(path: Path) -> Path:
+    data = bytearray(_mp3(path).read_bytes())
+    rng = np.random.default_rng(1)
+    data[200::3] = rng.integers(0, 256, len(data[200::3]), dtype=np.uint8).tobytes()
+    path.write_bytes(bytes(data))
+    return path
+
+
+def test_corrupt_mp3_is_quiet_and_says_mp3(model: Path, tmp_path: Path) -> None:
+    """mpg123 writes to file descriptor 2 itself: only a real subprocess shows whether its
+    chatter reaches the terminal."""
+    bad = _corrupt_mp3(tmp_path / "corrupt.mp3")
+    ok = _voice_file(tmp_path / "ok.wav")
+    proc = _subprocess("classify", "--model", model, bad, ok)
+    assert proc.returncode == EXIT_FILE_FAILED
+    assert proc.stdout.startswith(str(ok))
+    lines = proc.stderr.splitlines()
+    assert len(lines) == 2, proc.stderr  # the error and the summary, no decoder chatter
+    assert re.fullmatch(rf"ser-edge: error: {re.escape(str(bad))}: cannot decode the MP3 "
+                        r"\(mpg123: .+\)", lines[0]), lines[0]
+    assert "regular file" not in proc.stderr and "pipe" not in proc.stderr
+    assert lines[1] == "ser-edge: 1 of 2 files failed"
+
+
+@pytest.mark.parametrize("kind", ["wav", "mp3"])
+def test_truncated_file_warns(model: Path, tmp_path: Path, kind: str) -> None:
+    whole = _voice_file(tmp_path / "whole.wav", seconds=2.0) if kind == "wav" else _mp3(
+        tmp_path / "whole.mp3")
+    cut = tmp_path / f"cut.{kind}"
+    cut.write_bytes(whole.read_bytes()[: len(whole.read_bytes()) * 2 // 5])
+    proc = _subprocess("classify", "--model", model, cut)
+    assert proc.returncode == EXIT_OK, proc.stderr
+    assert proc.stdout.startswith(str(cut))
+    assert re.fullmatch(rf"ser-edge: warning: {re.escape(str(cut))}: the file is shorter than "
+                        r"its header says \(0\.\d\d s of audio, the header says 2\.00 s\): "
+                        r"classified from what is there\n", proc.stderr), proc.stderr
+    as_json = run("classify", "--json", "--model", model, cut, whole)
+    records = [json.loads(line) for line in as_json.stdout.splitlines()]
+    assert "shorter than its header says" in records[0]["warnings"][0]
+    assert "warnings" not in records[1]
+
+
+def test_closed_pipe_exits_quietly(model: Path, tmp_path: Path) -> None:
+    """``ser-edge classify ... | head -1`` in a real shell pipeline: status 141 (128 + SIGPIPE,
+    as cat or yes give), nothing on stderr."""
+    bash = shutil.which("bash")
+    if bash is None:  # pragma: no cover
+        pytest.skip("no bash for a shell pipeline")
+    for i in range(12):
+        _voice_file(tmp_path / f"clip{i:02d}.wav", seconds=0.5)
+    script = (f'set -o pipefail; "{sys.executable}" -m ser_edge.cli classify --model "{model}" '
+              f'"{tmp_path}" | head -1; echo "status=${{PIPESTATUS[0]}}" >&2')
+    proc = subprocess.run([bash, "-c", script], capture_output=True, text=True, timeout=300,
+                          env=dict(os.environ, PYTHONWARNINGS="ignore"), check=False)
+    assert proc.stdout.startswith(str(tmp_path / "clip00.wav"))
+    assert len(proc.stdout.splitlines()) == 1
+    assert proc.stderr == "status=141\n"
+
+
+def test_top_k_one_is_what_the_readme_says(model: Path, tmp_path: Path) -> None:
+    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text()
+    (line,) = [line for line in readme.splitlines() if "--top-k 1" in line]
+    assert line.split("#", 1)[1].strip() == "path, best label and its probability only"
+    path = _voice_file(tmp_path / "clip.wav")
+    result = run("classify", "--top-k", "1", "--model", model, path)
+    fields = result.stdout.split()
+    assert len(fields) == 3 and fields[0] == str(path)
+    assert fields[1] in Classifier(model).labels and 0 < float(fields[2]) <= 1
+    as_json = json.loads(run("classify", "--json", "-k", "1", "--model", model, path).stdout)
+    assert as_json["top"] == [[as_json["label"], as_json["probabilities"][as_json["label"]]]]
+
+
+def test_info_prints_values_in_full_and_numbers_alike(model: Path) -> None:
+    result = run("info", "--model", model)
+    assert result.exit_code == EXIT_OK
+    text = result.stdout
+    assert "..." not in text
+    assert all(len(line) <= 100 for line in text.splitlines())
+    meta = Classifier(model).metadata
+    flat = " ".join(text.split())
+    for key, value in meta["training"].get("estimator_params", {}).items():
+        assert f"{key} {value!r}" in flat or f"{key} {value}" in flat, key
+    metrics = flat[flat.index("metrics:"):flat.index("versions:")]
+    decimals = {len(n.split(".")[1]) for n in re.findall(r"\b\d+\.\d+\b", metrics)}
+    assert decimals <= {3}, metrics  # every rate with three decimals
+    assert "±" not in text and "e-0" not in metrics
+
+
+def test_readme_states_the_exit_statuses_the_code_uses() -> None:
+    """Every status in README's table and in --help is one the command uses, and vice versa."""
+    import ser_edge.cli as cli
+
+    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text()
+    section = readme[readme.index("### Errors and exit status"):]
+    section = section[:section.index("\n## ")]
+    table = dict(re.findall(r"^\| (\d+) \| (.+) \|$", section, re.MULTILINE))
+    codes = {cli.EXIT_OK, cli.EXIT_FILE_FAILED, cli.EXIT_USAGE, cli.EXIT_MODEL,
+             cli.EXIT_BROKEN_PIPE}
+    assert {int(code) for code in table} == codes
+    assert "141" in cli.EXIT_CODES_HELP
+    assert "permission denied" in section and "broken symbolic link" in section
+
+
+def _readme_section(title: str) -> str:
+    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text()
+    section = readme[readme.index(title):]
+    return section[:section.index("\n## ")]
+
+
+def _flac_claiming_billions_of_frames(d: Path) -> Path:
+    from tests.fuzz.seeds import flac_with_total_samples
+
+    path = d / "huge.flac"
+    sf.write(path, _voice(16000, 16000), 16000)
+    path.write_bytes(flac_with_total_samples(path.read_bytes(), 2**32 + 5000))
+    return path
+
+
+def _huge_samples(d: Path) -> Path:
+    return _write_samples(d / "loud.wav", _voice(16000, 16000) * np.float32(1e20))
+
+
+def _write_samples(path: Path, y: np.ndarray, sr: int = 16000) -> Path:
+    sf.write(path, y, sr, subtype="FLOAT")
+    return path
+
+
+def _folder_without_audio(d: Path) -> Path:
+    (d / "texts").mkdir()
+    (d / "texts" / "readme.txt").write_text("hi")
+    return d / "texts"
+
+
+def _broken_link(d: Path) -> Path:
+    (d / "gone.wav").symlink_to(d / "deleted.wav")
+    return d / "gone.wav"
+
+
+def _unreadable(d: Path) -> Path:
+    return _locked(_voice_file(d / "unreadable.wav"))
+
+
+def _in_unsearchable_folder(d: Path) -> Path:
+    (d / "locked").mkdir()
+    clip = _voice_file(d / "locked" / "clip.wav")
+    _locked(d / "locked", 0o644)  # listable, not searchable
+    return clip
+
+
+def _with_unsearchable_subfolder(d: Path) -> Path:
+    (d / "scan" / "private").mkdir(parents=True)
+    _voice_file(d / "scan" / "private" / "x.wav")
+    _locked(d / "scan" / "private")
+    return d / "scan"
+
+
+# README's table of errors, row by row: how to make the input, and whether an unprivileged user
+# must try it. A row added to the README without a line here fails the test, and so does a
+# message that is not what the command prints.
+README_ROWS: dict[str, tuple[Callable[[Path], Path | str], bool]] = {
+    "missing": (_missing, False),
+    "unreadable": (_unreadable, True),
+    "inside a folder you may not search": (_in_unsearchable_folder, True),
+    "a subfolder you may not search, met while searching a folder (counted as a failed file)": (
+        _with_unsearchable_subfolder, True),
+    "a broken symbolic link, named or met in a folder (counted as a failed file)": (
+        _broken_link, False),
+    "a folder with no audio files": (_folder_without_audio, False),
+    "an empty file": (_empty, False),
+    "empty standard input": (lambda d: "-", False),
+    "not audio": (_not_audio, False),
+    "a corrupt MP3 (mpg123's own messages are kept off the terminal)": (
+        lambda d: _corrupt_mp3(d / "corrupt.mp3"), False),
+    "a FLAC cut short, or a header claiming more audio than there is": (
+        _flac_claiming_billions_of_frames, False),
+    "shorter than one analysis frame": (_too_short, False),
+    "digital silence": (_silent, False),
+    "NaN or infinite samples": (_nan, False),
+    "samples far outside [-1, 1] (past 1e12: the features would overflow float32)": (
+        _huge_samples, False),
+    "a sample rate below 1 kHz or above 768 kHz": (
+        lambda d: _write_samples(d / "slow.wav", _voice(800, 100), sr=100), False),
+    "no speech: noise, hum, a tone, DC, clicks (see below; `--no-vad` classifies it anyway)": (
+        lambda d: _write_samples(d / "noise.wav", 0.05 * np.random.default_rng(0).standard_normal(
+            16000).astype(np.float32)), False),
+}
+
+
+def _readme_error_rows() -> dict[str, str]:
+    section = _readme_section("### Errors and exit status")
+    table = section[section.index("| input | message"):]
+    table = table[:table.index("\n\n")]
+    return dict(re.findall(r"^\| (.+?) \| `(.+)` \|$", table, re.MULTILINE))
+
+
+def test_readme_error_table_has_a_test_per_row() -> None:
+    assert set(_readme_error_rows()) == set(README_ROWS)
+
+
+@pytest.mark.parametrize("row", list(README_ROWS))
+def test_readme_error_table(row: str, stranger_dir: Path,
+                            monkeypatch: pytest.MonkeyPatch) -> None:
+    message = _readme_error_rows()[row]
+    make, unprivileged = README_ROWS[row]
+    target = make(stranger_dir)
+    arg = target if target == "-" else Path(target).relative_to(stranger_dir)
+    ok = _voice_file(stranger_dir / "zz-ok.wav")
+    args = ["classify", "--model", "model.onnx", arg, ok.name]
+    if unprivileged:
+        proc = _as_stranger(stranger_dir, *args)
+    else:
+        monkeypatch.chdir(stranger_dir)
+        result = runner.invoke(app, list(map(str, args)), input=b"")
+        proc = subprocess.CompletedProcess(args, result.exit_code, result.stdout, result.stderr)
+    assert proc.returncode == EXIT_FILE_FAILED, proc.stderr
+    assert "Traceback" not in proc.stderr
+    assert [line.split()[0] for line in proc.stdout.splitlines()] == ["zz-ok.wav"]
+    (line,) = error_lines(proc.stderr)
+    name = "<stdin>" if target == "-" else str(arg / "private" if arg.name == "scan" else arg)
+    pattern = ".+".join(re.escape(piece) for piece in f"{name}: {message}".split("..."))
+    assert re.fullmatch(f"ser-edge: error: {pattern}", line), (line, message)
+    assert proc.stderr.splitlines()[-1] == "ser-edge: 1 of 2 files failed"

@@ -84,3 +84,25 @@ def test_bad_input_is_one_line_error(tmp_path):
     result = CliRunner().invoke(app, ["evaluate", "-o", str(tmp_path), "--models", "xgb"])
     assert result.exit_code == 2
     assert "unknown model" in result.output
+
+
+def test_train_writes_the_fused_model_too(tiny_ravdess, cache, tmp_path):
+    from ser_edge import Classifier
+
+    out, fused = tmp_path / "m.onnx", tmp_path / "m-waveform.onnx"
+    args = ["train", "-c", f"ravdess={tiny_ravdess}", "-o", str(out), "--no-evaluate",
+            "--waveform-out", str(fused), "--params", '{"max_iter": 50}', "--cache-dir",
+            str(cache), *SMALL]
+    result = CliRunner().invoke(app, args)
+    assert result.exit_code == 0, result.output
+    assert f"wrote {fused}" in result.output and "input 'waveform'" in result.output
+    a, b = Classifier(out), Classifier(fused)
+    assert (a.input_kind, b.input_kind) == ("features", "waveform")
+    clip = next(tiny_ravdess.glob("Actor_01/*.flac"))
+    p, q = a.classify(clip), b.classify(clip)
+    assert p.label == q.label
+    assert max(abs(p.probabilities[k] - q.probabilities[k]) for k in p.probabilities) <= 1e-3
+    # A configuration that cannot be fused stops before training, naming the field.
+    args[args.index("--tuning") + 1] = "estimate"
+    result = CliRunner().invoke(app, args)
+    assert result.exit_code == 2 and "FeatureConfig.tuning" in result.output

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -50,13 +51,18 @@ def tiny(tiny_model: Path) -> Classifier:
 
 @pytest.fixture
 def speech_like(rng: np.random.Generator) -> tuple[np.ndarray, int]:
-    """One second of a harmonic tone with vibrato plus a little noise, at 16 kHz."""
+    """One second of voiced syllables (four, with a gliding pitch) plus a little noise, at 16 kHz.
+
+    Voice activity detection takes it for speech, so :meth:`Classifier.classify` gives a file of
+    it an emotion (a steady harmonic tone would be 'no speech detected').
+    """
     sr = 16000
     t = np.arange(sr) / sr
-    f0 = 140 + 8 * np.sin(2 * np.pi * 5 * t)
+    f0 = 150 + 30 * np.sin(2 * np.pi * 1.3 * t)
     phase = 2 * np.pi * np.cumsum(f0) / sr
-    y = sum(np.sin(k * phase) / k for k in range(1, 8)) * 0.2
-    y = y + 0.01 * rng.standard_normal(sr)
+    envelope = np.sqrt(np.clip(np.sin(2 * np.pi * 4 * t), 0, None))
+    y = sum(np.sin(k * phase) / k for k in range(1, 11)) * 0.2 * envelope
+    y = y + 0.003 * rng.standard_normal(sr)
     return y.astype(np.float32), sr
 
 
@@ -303,3 +309,102 @@ def test_lazy_export_from_the_package() -> None:
 
     assert ser_edge.Classifier is Classifier
     assert ser_edge.Prediction is Prediction
+
+
+# -- bad input, tried by a stranger (issue 13) ---------------------------------------------------
+
+
+def test_predict_takes_what_soundfile_read_returns(tiny: Classifier, speech_like) -> None:
+    """``soundfile.read`` gives (samples, channels): taken as such when unambiguous."""
+    y, sr = speech_like
+    stereo = np.stack([y, 0.5 * y])
+    by_channel = tiny.predict(stereo, sr)
+    by_sample = tiny.predict(stereo.T, sr)  # shape (16000, 2)
+    assert by_sample.duration_s == by_channel.duration_s == pytest.approx(1.0)
+    assert by_sample.probabilities == by_channel.probabilities
+
+
+def test_predict_names_an_ambiguous_layout(tiny: Classifier, speech_like) -> None:
+    y, sr = speech_like
+    with pytest.raises(AudioError, match=r"audio of shape \(800, 20\): cannot tell channels "
+                       r"from samples; pass \(channels, samples\)"):
+        tiny.predict(y[:16000].reshape(800, 20), sr)
+
+
+def test_predict_samples_that_overflow_float32(tiny: Classifier, speech_like) -> None:
+    """Finite float64 samples times 1e30: one AudioError, no numpy RuntimeWarning."""
+    y, sr = speech_like
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        with pytest.raises(AudioError, match=r"^samples overflow float32 \(peak magnitude "):
+            tiny.predict(y.astype(np.float64) * 1e30, sr)
+        with pytest.raises(AudioError, match=r"^samples overflow float32"):
+            tiny.predict(np.stack([y, y]).T.astype(np.float64) * 1e300, sr)
+
+
+@pytest.fixture
+def clip(tmp_path: Path, speech_like) -> Path:
+    import soundfile as sf
+
+    y, sr = speech_like
+    path = tmp_path / "clip.flac"
+    sf.write(str(path), y, sr)
+    return path
+
+
+def test_classify_file_objects_and_bytes_paths(tiny: Classifier, clip: Path) -> None:
+    import io
+    import os
+
+    ref = tiny.classify(clip)
+    with open(clip, "rb") as f:
+        from_file = tiny.classify(f)
+    from_bytes = tiny.classify(io.BytesIO(clip.read_bytes()))
+    from_raw_path = tiny.classify(os.fsencode(clip))
+    for p in (from_file, from_bytes, from_raw_path):
+        assert p.probabilities == ref.probabilities
+        assert p.sample_rate == ref.sample_rate and p.duration_s == ref.duration_s
+    assert (from_file.path, from_bytes.path, from_raw_path.path) == (str(clip), "<BytesIO>",
+                                                                    str(clip))
+    np.testing.assert_array_equal(tiny.features(io.BytesIO(clip.read_bytes())),
+                                  tiny.features(clip))
+
+
+@pytest.mark.parametrize("bad", [3, None, np.zeros(16000, np.float32), ["a.wav"]],
+                         ids=["int", "None", "array", "list"])
+def test_classify_other_types_raise_parameter_error(tiny: Classifier, bad: object) -> None:
+    with pytest.raises(ParameterError, match="path|binary file object"):
+        tiny.classify(bad)  # type: ignore[arg-type]
+    (failure,) = tiny.classify_many([bad])  # type: ignore[list-item]
+    assert isinstance(failure, Failure) and isinstance(failure.error, ParameterError)
+
+
+def test_classify_text_file_object(tiny: Classifier, clip: Path) -> None:
+    with open(clip, encoding="latin-1") as f, pytest.raises(ParameterError, match="binary mode"):
+        tiny.classify(f)  # type: ignore[arg-type]
+
+
+def test_classify_warns_on_a_truncated_file(tiny: Classifier, tmp_path: Path,
+                                            speech_like) -> None:
+    import soundfile as sf
+
+    from ser_edge import AudioWarning
+
+    y, sr = speech_like
+    path = tmp_path / "cut.wav"
+    sf.write(str(path), np.tile(y, 2), sr, subtype="PCM_16")
+    path.write_bytes(path.read_bytes()[:44 + 2 * 20000])
+    with pytest.warns(AudioWarning, match=r"cut\.wav: the file is shorter than its header says"):
+        p = tiny.classify(path)
+    assert p.duration_s == pytest.approx(20000 / sr)
+
+
+def test_dir_shows_the_public_api() -> None:
+    import ser_edge
+
+    names = dir(ser_edge)
+    assert set(ser_edge.__all__) <= set(names)
+    assert {"Classifier", "Prediction", "audio", "features"} <= set(names)
+    assert not {"Any", "TYPE_CHECKING", "annotations", "import_module"} & set(names)
+    for name in names:  # everything listed can be reached
+        getattr(ser_edge, name)

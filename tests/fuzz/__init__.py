@@ -1,0 +1,1 @@
+"""Fuzzing the loaders: seed files and mutations (:mod:`tests.fuzz.seeds`), an atheris harness."""
