@@ -12,6 +12,8 @@ import _thread
 import csv
 import io
 import json
+import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -356,6 +358,56 @@ def test_timeline_plot_without_matplotlib(short_conversation: Path, tmp_path: Pa
     result = run("timeline", short_conversation, "--plot", tmp_path / "x.png")
     assert result.exit_code == EXIT_FILE_FAILED
     assert "pip install 'ser-edge[plot]'" in result.stderr
+
+
+def test_timeline_names_stdin_and_warnings(clf, short_conversation: Path, tmp_path: Path) -> None:
+    """timeline shows names as classify does (bytes that are not UTF-8 as \\xNN), reads ``-``
+    from standard input, and says a truncated file's warning in one line."""
+    from ser_edge.timeline import timeline
+
+    expected = [s.to_dict() for s in timeline(short_conversation, clf)]
+    raw = os.fsencode(tmp_path) + b"/caf\xe9.wav"
+    with open(raw, "wb") as f:
+        f.write(short_conversation.read_bytes())
+    shown = f"{tmp_path}/caf\\xe9.wav"
+    result = run("timeline", "--json", os.fsdecode(raw))
+    assert result.exit_code == EXIT_OK, result.output
+    assert [json.loads(line) for line in result.stdout.splitlines()] == [
+        {"path": shown, **e} for e in expected]
+    missing = run("timeline", os.fsdecode(raw[:-4] + b"-missing.wav"))
+    assert missing.stderr.startswith(f"ser-edge: error: {tmp_path}/caf\\xe9-missing.wav: ")
+    piped = runner.invoke(app, ["timeline", "--json", "-"], input=short_conversation.read_bytes())
+    assert piped.exit_code == EXIT_OK, piped.output
+    assert [json.loads(line) for line in piped.stdout.splitlines()] == [
+        {"path": "<stdin>", **e} for e in expected]
+    cut = tmp_path / "cut.wav"
+    data = short_conversation.read_bytes()
+    cut.write_bytes(data[: len(data) * 2 // 3])
+    result = run("timeline", cut)
+    assert result.exit_code == EXIT_OK, result.output
+    (line,) = result.stderr.splitlines()  # once, though the file is read twice
+    assert line.startswith(f"ser-edge: warning: {cut}: the file is shorter than its header says")
+
+
+@pytest.mark.parametrize("command", ["timeline", "listen"])
+def test_closed_pipe_ends_quietly(short_conversation: Path, tmp_path: Path, command: str) -> None:
+    """``ser-edge timeline FILE | head -1`` and ``... | ser-edge listen - | head -1`` in a real
+    shell pipeline: status 141 (128 + SIGPIPE, as classify gives), nothing on stderr."""
+    bash = shutil.which("bash")
+    if bash is None:  # pragma: no cover
+        pytest.skip("no bash for a shell pipeline")
+    cli = f'"{sys.executable}" -m ser_edge.cli'
+    if command == "timeline":  # pieces of half a second at most: many lines
+        cmd = f'{cli} timeline --max-segment 0.5 "{short_conversation}"'
+    else:
+        y, sr = sf.read(short_conversation, dtype="int16")
+        (tmp_path / "talk.raw").write_bytes(np.tile(y, 2).astype("<i2").tobytes())
+        cmd = f'{cli} listen - --rate {sr} --hop 0.25 < "{tmp_path / "talk.raw"}"'
+    script = f'set -o pipefail; {cmd} | head -1; echo "status=${{PIPESTATUS[0]}}" >&2'
+    proc = subprocess.run([bash, "-c", script], capture_output=True, text=True, timeout=300,
+                          env=dict(os.environ, PYTHONWARNINGS="ignore"), check=False)
+    assert len(proc.stdout.splitlines()) == 1
+    assert proc.stderr == "status=141\n"
 
 
 @pytest.mark.parametrize("command", [["listen"], ["timeline"]])
