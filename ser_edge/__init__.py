@@ -15,12 +15,14 @@ from .errors import (
     AudioWarning,
     ClusterError,
     ModelError,
+    NoSpeechError,
     ParameterError,
     SerEdgeError,
 )
 
 if _typing.TYPE_CHECKING:  # pragma: no cover
     from .model import BUNDLED_MODEL, Classifier, Failure, Prediction
+    from .stream import StreamingClassifier, WindowResult
 
 __all__ = [
     "__version__",
@@ -28,8 +30,11 @@ __all__ = [
     "Classifier",
     "Failure",
     "Prediction",
+    "StreamingClassifier",
+    "WindowResult",
     "SerEdgeError",
     "AudioError",
+    "NoSpeechError",
     "ModelError",
     "ParameterError",
     "ClusterError",
@@ -37,10 +42,24 @@ __all__ = [
 ]
 
 #: The public modules, each with an ``__all__`` of its own.
-_MODULES = ("audio", "batch", "bench", "cli", "dsp", "errors", "features", "filters", "model",
-            "results")
+_MODULES = (
+    "audio",
+    "batch",
+    "bench",
+    "cli",
+    "dsp",
+    "errors",
+    "features",
+    "filters",
+    "model",
+    "results",
+    "stream",
+    "timeline",
+    "vad",
+)
 
 _LAZY = {name: "model" for name in ("BUNDLED_MODEL", "Classifier", "Failure", "Prediction")}
+_LAZY.update({name: "stream" for name in ("StreamingClassifier", "WindowResult")})
 
 
 def __getattr__(name: str) -> object:

@@ -667,6 +667,7 @@ def classify_many(
     ordered: bool = True,
     scheduler: Any = None,
     batch_size: int | None = None,
+    vad: bool = True,
 ) -> Iterator[Prediction | Failure]:
     """Classify many files with every core, or a Dask cluster; a bad file does not stop the rest.
 
@@ -681,6 +682,10 @@ def classify_many(
         Audio files.
     model, jobs, ordered, scheduler, batch_size
         As for :func:`outcomes`.
+    vad : bool
+        As for :meth:`Classifier.classify <ser_edge.Classifier.classify>`: a file in which voice
+        activity detection finds no speech is a :class:`~ser_edge.Failure` (its error a
+        :class:`~ser_edge.NoSpeechError`); ``False`` classifies it anyway.
 
     Yields
     ------
@@ -699,7 +704,8 @@ def classify_many(
     ...     print(r.path, getattr(r, "label", None) or r.message)
     """
     for outcome in outcomes(sources, model=model, jobs=jobs, ordered=ordered,
-                            scheduler=scheduler, batch_size=batch_size):
+                            scheduler=scheduler, batch_size=batch_size,
+                            options={"vad": vad}):
         for text in outcome.warnings:
             warnings.warn(text, AudioWarning, stacklevel=2)
         yield outcome.result

@@ -11,6 +11,9 @@ figures and the project's come from the same measuring code:
 - :func:`cold_start`: fresh ``python -m ser_edge classify`` processes, wall and CPU time, peak
   resident memory;
 - :func:`throughput`: clips per second through :meth:`ser_edge.Classifier.classify_many`;
+- :func:`streaming`: a live stream through :class:`ser_edge.StreamingClassifier` in 10 ms
+  chunks: processing time per second of audio, latency from a window's end to its result,
+  resident memory over the stream;
 - :func:`run` and :func:`to_markdown`: the whole benchmark and its tables.
 
 Only the standard library is imported with this module: numpy, onnxruntime and the rest load
@@ -67,6 +70,8 @@ __all__ = [
     "run_child",
     "cold_start",
     "throughput",
+    "streaming",
+    "rss_mb",
     "run",
     "to_markdown",
     "markdown_table",
@@ -868,6 +873,120 @@ def throughput(
     }
 
 
+# -- streaming -----------------------------------------------------------------------------------
+
+
+def rss_mb() -> float | None:
+    """Resident memory of this process now, in MiB, from /proc (None where there is none)."""
+    try:
+        pages = int(Path("/proc/self/statm").read_text().split()[1])
+    except (OSError, ValueError, IndexError):
+        return None
+    return pages * os.sysconf("SC_PAGE_SIZE") / 2**20
+
+
+def streaming(
+    clf: Classifier,
+    y: np.ndarray,
+    sr: int,
+    *,
+    seconds: float = 60.0,
+    chunk_s: float = 0.01,
+    window_s: float = 3.0,
+    hop_s: float = 1.0,
+    rss_every_s: float = 10.0,
+) -> dict[str, Any]:
+    """Stream ``y`` (tiled to ``seconds``) through a StreamingClassifier, as a microphone would.
+
+    The audio is pushed as int16 in chunks of ``chunk_s``, one after the other as fast as the
+    classifier takes them. For each chunk that completes a window, the latency is the stream
+    time from the window's end to the end of that chunk (the resampler's delay, zero when the
+    stream is at the model's rate, plus up to one chunk) plus the time the push took.
+
+    Parameters
+    ----------
+    clf : Classifier
+        The classifier.
+    y : np.ndarray [shape=(n,)], float
+        Mono audio at ``sr``, repeated (or cut) to ``seconds``; at least one chunk long.
+    sr : int
+        Its sample rate, the stream's, in Hz.
+    seconds : float > 0
+        Length of the stream, in seconds.
+    chunk_s : float > 0
+        Length of a chunk, in seconds.
+    window_s, hop_s : float > 0
+        The classifier's window and hop, in seconds.
+    rss_every_s : float > 0
+        Stream seconds between two readings of the resident memory.
+
+    Returns
+    -------
+    dict
+        ``sr``, ``seconds``, ``chunk_s``, ``window_s``, ``hop_s``, ``windows``,
+        ``speech_windows``, ``cpu_s`` and ``wall_s`` (all pushes), ``cpu_per_audio_s``
+        (processing time over audio time, CPU), ``wall_per_audio_s``, ``latency_ms``
+        (``median``, ``p95``, ``max`` of stream delay + push wall time, per window),
+        ``compute_ms`` (the push's wall time alone, same statistics), ``compute_cpu_ms`` (its
+        CPU time, which other work on the machine does not stretch), ``delay_ms`` (the stream
+        delay alone), ``rss_mb`` (``[stream seconds, MiB]`` pairs; empty without /proc),
+        ``rss_growth_mb`` (last reading minus the first after one window).
+    """
+    import numpy as np
+
+    from .stream import StreamingClassifier
+
+    n = int(round(seconds * sr))
+    # The source once, as int16; the stream's chunks are cut from it in a loop, so the hour of
+    # audio is never held and the resident memory is the classifier's and the source's.
+    pcm = (np.clip(np.asarray(y, np.float32), -1, 1) * 32767).astype(np.int16)
+    twice = np.concatenate((pcm, pcm))
+    stream = StreamingClassifier(clf, sr=sr, window_s=window_s, hop_s=hop_s)
+    step = max(1, int(round(chunk_s * sr)))
+    latency, compute, compute_cpu, delay, rss = [], [], [], [], []
+    windows = speech = 0
+    next_rss = window_s
+    c0, t0 = time.process_time(), time.perf_counter()
+    for i in range(0, n, step):
+        j = i % len(pcm)
+        chunk = twice[j : j + min(step, n - i)]
+        w0, p0 = time.perf_counter(), time.process_time()
+        results = stream.push(chunk)
+        took, took_cpu = time.perf_counter() - w0, time.process_time() - p0
+        now = (i + len(chunk)) / sr
+        for r in results:
+            windows += 1
+            speech += r.speech
+            wait = max(0.0, now - r.end_s)
+            delay.append(1000 * wait)
+            compute.append(1000 * took)
+            compute_cpu.append(1000 * took_cpu)
+            latency.append(1000 * (wait + took))
+        if now >= next_rss:
+            mb = rss_mb()
+            if mb is not None:
+                rss.append([round(now, 1), round(mb, 1)])
+            next_rss += rss_every_s
+    windows += len(stream.flush())
+    wall, cpu = time.perf_counter() - t0, time.process_time() - c0
+
+    def stats(v: list[float]) -> dict[str, float | None]:
+        if not v:
+            return {"median": None, "p95": None, "max": None}
+        a = np.asarray(v)
+        return {"median": float(np.median(a)), "p95": float(np.percentile(a, 95)),
+                "max": float(a.max())}
+
+    return {
+        "sr": sr, "seconds": n / sr, "chunk_s": step / sr, "window_s": window_s, "hop_s": hop_s,
+        "windows": windows, "speech_windows": speech, "cpu_s": cpu, "wall_s": wall,
+        "cpu_per_audio_s": cpu * sr / n, "wall_per_audio_s": wall * sr / n,
+        "latency_ms": stats(latency), "compute_ms": stats(compute),
+        "compute_cpu_ms": stats(compute_cpu), "delay_ms": stats(delay),
+        "rss_mb": rss, "rss_growth_mb": (rss[-1][1] - rss[0][1]) if len(rss) > 1 else None,
+    }
+
+
 # -- the whole benchmark -------------------------------------------------------------------------
 
 
@@ -910,6 +1029,7 @@ def run(
     reps: int = 5,
     cold_runs: int = 3,
     min_clips: int = 50,
+    stream_seconds: float = 60.0,
     compare_librosa: bool = True,
     threads: Mapping[str, Any] | None = None,
     log: Callable[[str], None] | None = None,
@@ -930,6 +1050,9 @@ def run(
         Fresh processes for the cold start; 0 skips it.
     min_clips : int > 0
         Fewest classifications for the throughput.
+    stream_seconds : float >= 0
+        Length of the live stream timed by :func:`streaming`, at the model's rate and at the
+        clip's own (the first file, tiled); 0 skips it.
     compare_librosa : bool
         Measure librosa's side too when librosa is installed (with scikit-learn, its inference).
     threads : mapping, optional
@@ -945,8 +1068,9 @@ def run(
         clip; ``synthetic``; ``duration_s``; ``sample_rate``, the file's own, in Hz; ``label``,
         its prediction), ``librosa`` (``compared``, ``version``,
         ``inference``, ``note``), ``latency`` (:func:`measure`), ``cold_start``
-        (:func:`cold_start`, or None), ``throughput`` (:func:`throughput`). Times in seconds,
-        memory in MiB.
+        (:func:`cold_start`, or None), ``throughput`` (:func:`throughput`), ``streaming`` (a
+        list of :func:`streaming` results, one per stream rate). Times in seconds, memory in
+        MiB.
 
     Raises
     ------
@@ -970,7 +1094,7 @@ def run(
         "threads": dict(threads) if threads is not None else thread_state(),
         "loadavg": _loadavg(),
         "options": {"reps": reps, "cold_runs": cold_runs, "min_clips": min_clips,
-                    "compare_librosa": compare_librosa},
+                    "stream_seconds": stream_seconds, "compare_librosa": compare_librosa},
         "model": str(clf.model_path),
         "input_kind": clf.input_kind,
         "feature_config": json.loads(clf.feature_config.to_json()),
@@ -1004,6 +1128,17 @@ def run(
             result["cold_start"] = None
         say(f"throughput: {len(files)} file(s) ...")
         result["throughput"] = throughput(clf, files, min_clips=min_clips)
+        result["streaming"] = []
+        if stream_seconds > 0:
+            from . import audio
+
+            y, sr_native = audio.load(first, sr=None)
+            rates = [clf.feature_config.sr] + ([sr_native] if sr_native != clf.feature_config.sr
+                                               else [])
+            for rate in rates:
+                say(f"streaming: {stream_seconds:g} s at {rate} Hz in 10 ms chunks ...")
+                x = audio.resample(y, orig_sr=sr_native, target_sr=rate)
+                result["streaming"].append(streaming(clf, x, rate, seconds=stream_seconds))
     return result
 
 
@@ -1200,5 +1335,22 @@ def to_markdown(result: Mapping[str, Any]) -> str:
          "clips/s of CPU", "audio s per s"], rows)
         + "\n\nClassifier.classify_many from file to emotion (decode, resample, features, "
         "inference); audio s per s is seconds of audio classified per second of wall time.")
+    runs = result.get("streaming") or []
+    if runs:
+        rows = [[f"{r['sr'] / 1000:g} kHz", f"{r['seconds']:.0f}", f"{r['windows']}",
+                 f"{r['speech_windows']}", _num(r["cpu_per_audio_s"], ".4f"),
+                 _num(r["latency_ms"]["median"], ".1f"), _num(r["latency_ms"]["max"], ".1f"),
+                 _num(r["compute_ms"]["max"], ".1f"),
+                 _num(r["rss_growth_mb"], "+.1f") if r["rss_mb"] else "n/a"] for r in runs]
+        out.append("## Streaming\n\n" + markdown_table(
+            ["stream", "seconds", "windows", "with speech", "CPU s per audio s",
+             "latency ms median", "latency ms max", "compute ms max", "memory growth MiB"],
+            rows) + "\n\nStreamingClassifier (3 s windows every 1 s, voice activity detection "
+            "on each) fed 10 ms chunks of the clip, tiled, one after the other. CPU s per audio s: "
+            "processing time over audio time (below 1 keeps up with a live source; 0.02 is 50 "
+            "times real time). Latency: from the end of a window to its result, counting the "
+            "resampler's delay when the stream is not at the model's rate and the time the push "
+            "took. Memory growth: resident memory at the end of the stream minus after its first "
+            "window.")
     out.append(_threads_line(t))
     return "\n\n".join(out)

@@ -1,22 +1,25 @@
-"""The ``ser-edge`` command: classify recordings, describe the model, print feature vectors.
+"""The ``ser-edge`` command: classify, listen, timeline, info, features, bench.
 
 A thin typer front end over the Python API (:class:`ser_edge.Classifier`). It imports nothing
 heavy at start-up: numpy, soundfile and onnxruntime are imported by the command that needs them,
 so ``ser-edge --help`` and ``ser-edge --version`` answer at once on a Raspberry Pi.
 
-Exit status: 0 when every file was classified, 1 when at least one file failed (each failure is
-one line on stderr naming the file and the reason), 2 for a usage error (an unknown option, a bad
-value), 3 when the model cannot be used, 141 when standard output was closed early (``| head``),
-the status of a program killed by SIGPIPE, quietly.
+Exit status: 0 when every file was classified, 1 when at least one file failed or held no speech
+(each failure is one line on stderr naming the file and the reason), 2 for a usage error (an
+unknown option, a bad value), 3 when the model cannot be used, 4 when the Dask cluster of
+``--scheduler`` cannot be used, 141 when standard output was closed early (``| head``), the status
+of a program killed by SIGPIPE, quietly.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import stat
 import sys
 import textwrap
+import warnings
 from enum import Enum
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
@@ -26,9 +29,11 @@ import typer
 from ._names import display_name
 from ._threads import default_to_one_thread
 from ._version import __version__
-from .errors import ClusterError, ModelError, SerEdgeError
+from .errors import AudioWarning, ClusterError, ModelError, NoSpeechError, SerEdgeError
 
 if TYPE_CHECKING:  # pragma: no cover
+    from collections.abc import Iterator
+
     from .model import Classifier, Failure, Prediction
 
 # One BLAS/OpenMP thread unless the user chose otherwise, set before any command loads numpy.
@@ -62,9 +67,10 @@ AUDIO_EXTENSIONS = frozenset(
 PROGRESS_MIN_FILES = 5
 
 EXIT_CODES_HELP = (
-    "Exit status: 0 every file classified; 1 at least one file failed (one line on stderr each, "
-    "the other files are still classified); 2 usage error; 3 the model cannot be used; 4 the "
-    "Dask cluster (--scheduler) cannot be used; 141 standard output closed early (e.g. by head)."
+    "Exit status: 0 every file classified; 1 at least one file failed or held no speech (one "
+    "line on stderr each, the other files are still classified); 2 usage error; 3 the model "
+    "cannot be used; 4 the Dask cluster (--scheduler) cannot be used; 141 standard output "
+    "closed early (e.g. by head)."
 )
 
 app = typer.Typer(
@@ -75,6 +81,8 @@ app = typer.Typer(
         "Examples:\n\n"
         "  ser-edge classify clip.wav\n\n"
         "  ser-edge classify recordings/ --json > emotions.jsonl\n\n"
+        "  ser-edge timeline call.wav\n\n"
+        "  arecord -f S16_LE -r 16000 -c 1 | ser-edge listen -\n\n"
         "  ser-edge info\n\n"
         "  ser-edge bench\n\n" + EXIT_CODES_HELP
     ),
@@ -282,7 +290,9 @@ def _text_line(p: Prediction, top_k: int, width: int) -> str:
         "Classify the emotion of speech recordings.\n\n"
         "PATHS are audio files or folders (searched recursively for audio files: WAV, FLAC, "
         "OGG/Opus, MP3, AIFF, CAF, ...; hidden files skipped), or - for standard input. One "
-        "line per file: path, label, confidence and the next-best labels.\n\n"
+        "line per file: path, label, confidence and the next-best labels. A file in which no "
+        "speech is detected gets no emotion but the error 'no speech detected' (--no-vad "
+        "classifies it anyway).\n\n"
         "Many files are classified by several worker processes (--jobs, default: every usable "
         "core, once the batch is big enough to be worth it), or by a Dask cluster "
         "(--scheduler); the output is the same, in input order unless --unordered. --output "
@@ -334,6 +344,10 @@ def classify(
         typer.Option("--model", "-m", help="ONNX model exported by `python -m export`.",
                      show_default="the bundled RAVDESS model"),
     ] = None,
+    no_vad: Annotated[
+        bool,
+        typer.Option("--no-vad", help="Classify files even when no speech is detected in them."),
+    ] = False,
     jobs: Annotated[
         int | None,
         typer.Option("--jobs", "-j", min=1,
@@ -392,7 +406,7 @@ def classify(
     sink = _results_file(output, clf, resume) if output is not None else None
     try:
         _classify(items, clf, fmt, top_k, sink, jobs=jobs, ordered=not unordered,
-                  scheduler=scheduler)
+                  scheduler=scheduler, vad=not no_vad)
     finally:
         if sink is not None:
             sink.close()
@@ -410,8 +424,12 @@ def _results_file(output: Path, clf: Classifier, resume: bool) -> Any:
 
 def _classify(items: list[tuple[Path, str | None]], clf: Classifier, fmt: OutputFormat,
               top_k: int, sink: Any, *, jobs: int | None, ordered: bool,
-              scheduler: str | None) -> None:
-    """Classify ``items`` (from :func:`find_audio`), print or append each result, exit status."""
+              scheduler: str | None, vad: bool = True) -> None:
+    """Classify ``items`` (from :func:`find_audio`), print or append each result, exit status.
+
+    ``vad``: a file without speech is a :class:`~ser_edge.Failure` (``--no-vad``: False), in
+    this process and in every worker (:meth:`~ser_edge.Classifier.classify_many`'s option).
+    """
     from . import batch
 
     done = sink.done if sink is not None else {}
@@ -439,7 +457,7 @@ def _classify(items: list[tuple[Path, str | None]], clf: Classifier, fmt: Output
     progress.draw()
     try:
         for outcome in batch.outcomes(sources, model=clf, jobs=jobs, ordered=ordered,
-                                      scheduler=scheduler):
+                                      scheduler=scheduler, options={"vad": vad}):
             progress.clear()
             failed += _emit(outcome, fmt, write, top_k, width, len(clf.labels))
             progress.step()
@@ -504,6 +522,32 @@ def _batch_source(path: Path, problem: str | None) -> Any:
     return _source(path)
 
 
+def _warn(said: list[str]) -> None:
+    """Print a file's warnings, one ``ser-edge: warning: ...`` line each, on stderr."""
+    for message in said:
+        typer.echo(f"ser-edge: warning: {message}", err=True)
+
+
+@contextlib.contextmanager
+def _audio_warnings(said: list[str]) -> Iterator[None]:
+    """Collect the :class:`~ser_edge.AudioWarning` lines raised inside into ``said``, once each.
+
+    Other warnings are not ours to silence: they are shown as Python shows them.
+    """
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", AudioWarning)
+        try:
+            yield
+        finally:
+            for w in caught:
+                if issubclass(w.category, AudioWarning):
+                    text = " ".join(str(w.message).split())
+                    if text not in said:
+                        said.append(text)
+                else:
+                    warnings.showwarning(w.message, w.category, w.filename, w.lineno)
+
+
 def _emit(outcome: Any, fmt: OutputFormat, write: Any, top_k: int, width: int,
           n_labels: int) -> bool:
     """Print one file's warnings and error on stderr and write its record; True if it failed.
@@ -511,14 +555,17 @@ def _emit(outcome: Any, fmt: OutputFormat, write: Any, top_k: int, width: int,
     Each kind of per-file result has its branch here: a prediction, or a failure.
     """
     result, said = outcome.result, outcome.warnings
-    for message in said:
-        typer.echo(f"ser-edge: warning: {message}", err=True)
+    _warn(list(said))
     if hasattr(result, "error"):  # a Failure
         message = str(result.error) if isinstance(result.error, _Problem) else result.message
         typer.echo(f"ser-edge: error: {message}", err=True)
-        if fmt is OutputFormat.json:
+        if fmt is OutputFormat.json:  # no speech: the reason alone, as issue 12 documents
             from .results import json_failure
 
+            if isinstance(result.error, NoSpeechError):
+                from .model import NO_SPEECH
+
+                message = NO_SPEECH
             write(json_failure(result, message) + "\n")
         elif fmt is OutputFormat.csv:
             from .results import csv_failure, csv_line
@@ -722,12 +769,16 @@ def features(
 ) -> None:
     """Print the feature vector of an audio file as JSON."""
     clf = _load_classifier(model)
+    said: list[str] = []
     try:
-        x = clf.features(_source(path))
+        with _audio_warnings(said):
+            x = clf.features(_source(path))
     except (SerEdgeError, OSError) as exc:
         from .model import error_line
 
+        _warn(said)
         raise _fail(error_line(_shown(path), exc), EXIT_FILE_FAILED) from None
+    _warn(said)
     cfg = clf.feature_config
     record = {
         "path": _shown(path),
@@ -739,10 +790,317 @@ def features(
     _out(json.dumps(record) + "\n")
 
 
+# -- live and long audio -------------------------------------------------------------------------
+
+
+class PcmFormat(str, Enum):
+    """Raw PCM sample formats ``listen -`` reads."""
+
+    s16le = "s16le"
+    f32le = "f32le"
+
+
+BAR_WIDTH = 20
+
+
+def _bar(p: float) -> str:
+    filled = int(round(p * BAR_WIDTH))
+    return "#" * filled + "." * (BAR_WIDTH - filled)
+
+
+def _clock(seconds: float) -> str:
+    minutes, s = divmod(max(seconds, 0.0), 60)
+    hours, minutes = divmod(int(minutes), 60)
+    return f"{hours}:{minutes:02d}:{s:04.1f}" if hours else f"{minutes}:{s:04.1f}"
+
+
+def _mic_chunks(rate: int, channels: int, device: str | None) -> Any:
+    """Blocks of the default (or named) microphone through sounddevice, as they are recorded."""
+    try:
+        import sounddevice as sd
+    except (ImportError, OSError) as exc:  # OSError: the PortAudio library is missing
+        raise _fail(
+            "the microphone needs sounddevice and PortAudio: pip install 'ser-edge[mic]' "
+            "(and on a Raspberry Pi: sudo apt install libportaudio2), or pipe raw PCM to "
+            f"`ser-edge listen -` ({type(exc).__name__}: {_one_line(exc)})", EXIT_FILE_FAILED
+        ) from None
+    import queue
+
+    blocks: queue.Queue = queue.Queue()
+
+    def callback(indata: Any, frames: int, time: Any, status: Any) -> None:
+        blocks.put(indata.copy())
+
+    dev: str | int | None = int(device) if device is not None and device.isdigit() else device
+    try:
+        stream = sd.InputStream(samplerate=rate, channels=channels, dtype="float32",
+                                device=dev, blocksize=max(1, rate // 20), callback=callback)
+    except Exception as exc:  # sounddevice.PortAudioError, ValueError for a bad device
+        raise _fail(f"cannot open the microphone: {_one_line(exc)}", EXIT_FILE_FAILED) from None
+    with stream:
+        while True:
+            try:
+                yield blocks.get(timeout=0.5)
+            except queue.Empty:
+                continue
+
+
+def _one_line(exc: BaseException) -> str:
+    return " ".join(str(exc).split()) or type(exc).__name__
+
+
 @app.command(
     help=(
-        "Benchmark ser-edge on this machine: warm latency per stage, cold start and throughput, "
-        "as Markdown tables (or --json).\n\n"
+        "Recognise emotion live: from the microphone, or from raw PCM on standard input "
+        "(SOURCE '-').\n\n"
+        "Every HOP seconds the last WINDOW seconds are classified; one line per window: time, "
+        "label, confidence and a bar, or 'no speech'. --json prints one JSON object per window "
+        "instead. Ctrl-C stops (exit status 0); so does the end of standard input.\n\n"
+        "The microphone needs the 'mic' extra (pip install 'ser-edge[mic]'; on a Raspberry Pi "
+        "also sudo apt install libportaudio2).\n\n"
+        "Examples:\n\n"
+        "  ser-edge listen\n\n"
+        "  arecord -f S16_LE -r 16000 -c 1 | ser-edge listen -\n\n"
+        "  ser-edge listen - --rate 48000 --channels 2 --format f32le --json < stream.raw\n\n"
+        "Exit status: 0 stopped by Ctrl-C or the end of the input; 1 the input cannot be used "
+        "(no microphone, bad samples); 2 usage error; 3 the model cannot be used; 141 standard "
+        "output closed early (e.g. by head)."
+    )
+)
+def listen(
+    source: Annotated[
+        str | None,
+        typer.Argument(help="'-' to read raw PCM from standard input; omit for the microphone.",
+                       metavar="[SOURCE]", show_default=False),
+    ] = None,
+    rate: Annotated[
+        int, typer.Option("--rate", "-r", min=1000, max=768000, help="Sample rate, in Hz.")
+    ] = 16000,
+    channels: Annotated[
+        int, typer.Option("--channels", "-c", min=1, max=64, help="Channels (interleaved).")
+    ] = 1,
+    format_: Annotated[
+        PcmFormat,
+        typer.Option("--format", "-f", help="Sample format of standard input."),
+    ] = PcmFormat.s16le,
+    window: Annotated[
+        float, typer.Option("--window", min=0.1, help="Window length, in seconds.")
+    ] = 3.0,
+    hop: Annotated[
+        float, typer.Option("--hop", min=0.05, help="Seconds between windows.")
+    ] = 1.0,
+    smooth: Annotated[
+        int, typer.Option("--smooth", min=1,
+                          help="Average the probabilities over this many windows with speech.")
+    ] = 1,
+    speech_only: Annotated[
+        bool, typer.Option("--speech-only", help="Print only windows with speech.")
+    ] = False,
+    json_: Annotated[
+        bool,
+        typer.Option("--json", help="One JSON object per window: start_s, end_s, speech, label, "
+                                    "probabilities."),
+    ] = False,
+    device: Annotated[
+        str | None,
+        typer.Option("--device", help="Microphone: a sounddevice device name or number.",
+                     show_default="the default input"),
+    ] = None,
+    no_vad: Annotated[
+        bool, typer.Option("--no-vad", help="Classify every window, speech or not.")
+    ] = False,
+    model: Annotated[
+        Path | None,
+        typer.Option("--model", "-m", help="ONNX model exported by `python -m export`.",
+                     show_default="the bundled RAVDESS model"),
+    ] = None,
+) -> None:
+    """Recognise emotion live, from the microphone or standard input."""
+    if source not in (None, "-"):
+        raise typer.BadParameter("SOURCE is '-' (standard input) or nothing (the microphone)",
+                                 param_hint="SOURCE")
+    try:
+        _listen(source, rate, channels, format_.value, window, hop, smooth, speech_only, json_,
+                device, not no_vad, model)
+    except KeyboardInterrupt:  # Ctrl-C: the normal way to stop listening
+        _out("")  # every line is already written; a closed pipe still ends quietly
+
+
+def _listen(source: str | None, rate: int, channels: int, fmt: str, window: float, hop: float,
+            smooth: int, speech_only: bool, json_: bool, device: str | None, vad: bool,
+            model: Path | None) -> None:
+    from .errors import ParameterError
+    from .stream import StreamingClassifier, pcm_chunks
+
+    clf = _load_classifier(model)
+    try:
+        stream = StreamingClassifier(clf, sr=rate, channels=channels, window_s=window, hop_s=hop,
+                                     smoothing=smooth, vad=vad)
+    except ParameterError as exc:
+        raise typer.BadParameter(str(exc)) from None
+    if source == "-":
+        frame_bytes = (2 if fmt == "s16le" else 4) * channels
+        chunks = pcm_chunks(sys.stdin.buffer, format=fmt, channels=channels,
+                            chunk_bytes=max(frame_bytes, rate // 50 * frame_bytes))
+        where = "standard input"
+    else:
+        chunks = _mic_chunks(rate, channels, device)
+        where = "microphone"
+
+    def emit(results: list) -> None:
+        lines = []
+        for r in results:
+            if speech_only and not r.speech:
+                continue
+            if json_:
+                lines.append(json.dumps(r.to_dict()))
+            elif r.speech:
+                lines.append(f"{_clock(r.start_s):>9} - {_clock(r.end_s):<9} {r.label:<9} "
+                             f"{r.confidence:.2f}  {_bar(r.confidence)}")
+            else:
+                lines.append(f"{_clock(r.start_s):>9} - {_clock(r.end_s):<9} no speech")
+        if lines:  # at once, so that a pipe reader sees each window as it comes
+            _out("".join(f"{line}\n" for line in lines))
+
+    try:
+        for chunk in chunks:
+            emit(stream.push(chunk))
+        emit(stream.flush())
+    except SerEdgeError as exc:
+        raise _fail(f"{where}: {_one_line(exc)}", EXIT_FILE_FAILED) from None
+
+
+@app.command(
+    help=(
+        "Show a long recording as a timeline of emotions: the stretches of speech voice "
+        "activity detection finds, each with its label and probabilities.\n\n"
+        "Segments longer than --max-segment seconds are cut into equal pieces; stretches without "
+        "speech get no emotion. The file is read in bounded memory, whatever its length (twice: "
+        "once to find the speech, once to classify it). Text by default: start, end, label, "
+        "confidence, next-best labels; or --json (one object per segment) or --csv. --plot "
+        "draws emotion over time into an image (needs the 'plot' extra: matplotlib).\n\n"
+        "Examples:\n\n"
+        "  ser-edge timeline call.wav\n\n"
+        "  ser-edge timeline call.wav --csv > call.csv\n\n"
+        "  ser-edge timeline call.wav --plot call.png\n\n"
+        "  sox call.wav -t flac - | ser-edge timeline -\n\n"
+        "Exit status: 0 ok; 1 the file cannot be used or holds no speech; 2 usage error; 3 the "
+        "model cannot be used; 141 standard output closed early (e.g. by head)."
+    ),
+    no_args_is_help=True,
+)
+def timeline(
+    path: Annotated[
+        Path, typer.Argument(help="An audio file; - reads standard input.", metavar="PATH",
+                             show_default=False, readable=False)
+    ],
+    json_: Annotated[
+        bool,
+        typer.Option("--json", help="One JSON object per segment: path, start_s, end_s, label, "
+                                    "probabilities."),
+    ] = False,
+    csv_: Annotated[
+        bool,
+        typer.Option("--csv", help="CSV with a header: start_s, end_s, label, confidence, one "
+                                   "column per label."),
+    ] = False,
+    plot: Annotated[
+        Path | None,
+        typer.Option("--plot", help="Also draw emotion over time into this image (PNG, SVG, "
+                                    "PDF).", show_default=False),
+    ] = None,
+    top_k: Annotated[
+        int, typer.Option("--top-k", "-k", min=1, help="Labels shown per segment (text).")
+    ] = 3,
+    max_segment: Annotated[
+        float, typer.Option("--max-segment", min=0.5,
+                            help="Longer segments are cut into pieces, in seconds.")
+    ] = 8.0,
+    context: Annotated[
+        float, typer.Option("--context", min=0.0,
+                            help="Audio classified with each segment on either side, in seconds "
+                                 "(the bundled model was trained on clips with silence around "
+                                 "the speech).")
+    ] = 0.6,
+    model: Annotated[
+        Path | None,
+        typer.Option("--model", "-m", help="ONNX model exported by `python -m export`.",
+                     show_default="the bundled RAVDESS model"),
+    ] = None,
+) -> None:
+    """Show a long recording as a timeline of emotions."""
+    if json_ and csv_:
+        raise typer.BadParameter("choose one of --json and --csv", param_hint="--json/--csv")
+    if plot is not None:
+        from .timeline import check_plotting
+
+        try:
+            check_plotting()
+        except ImportError as exc:
+            raise _fail(str(exc), EXIT_FILE_FAILED) from None
+    from .model import NO_SPEECH, error_line
+    from .timeline import timeline as _timeline
+
+    name = _shown(path)
+    if str(path) == STDIN and sys.stdin is not None and sys.stdin.isatty():
+        raise _fail("<stdin>: standard input is a terminal: pipe or redirect audio into it "
+                    "(ser-edge timeline - < call.wav)", EXIT_FILE_FAILED)
+    clf = _load_classifier(model)
+    writer = None
+    if csv_:
+        from .results import csv_line
+
+        def writer(row: list[Any]) -> None:
+            _out(csv_line(row))
+
+        writer(["start_s", "end_s", "label", "confidence", *clf.labels])
+    segments = []
+    said: list[str] = []
+    failure = None
+    try:
+        with _audio_warnings(said):
+            for seg in _timeline(_source(path), clf, context_s=context,
+                                 max_segment_s=max_segment):
+                segments.append(seg)
+                if json_:
+                    _out(json.dumps({"path": name, **seg.to_dict()}) + "\n")
+                elif writer is not None:
+                    writer([f"{seg.start_s:.3f}", f"{seg.end_s:.3f}", seg.label,
+                                     f"{seg.confidence:.6f}"]
+                                    + [f"{p:.6f}" for p in seg.probabilities.values()])
+                else:
+                    ranked = sorted(seg.probabilities.items(), key=lambda kv: -kv[1])[:top_k]
+                    rest = ", ".join(f"{label} {p:.2f}" for label, p in ranked[1:])
+                    _out(f"{_clock(seg.start_s):>9} - {_clock(seg.end_s):<9} {seg.label:<9} "
+                         f"{seg.confidence:.2f}" + (f"  {rest}" if rest else "") + "\n")
+    except (SerEdgeError, OSError) as exc:
+        failure = error_line(name, exc)
+    finally:  # the file's warnings first, then its error if any
+        _warn(said)
+    if failure is not None:
+        raise _fail(failure, EXIT_FILE_FAILED)
+    if not segments:
+        typer.echo(f"ser-edge: error: {name}: {NO_SPEECH}", err=True)
+        if json_:
+            _out(json.dumps({"path": name, "error": NO_SPEECH}) + "\n")
+        raise typer.Exit(code=EXIT_FILE_FAILED)
+    if plot is not None:
+        from .timeline import plot_timeline
+
+        title = name if str(path) == STDIN else display_name(path.name)
+        try:
+            plot_timeline(segments, clf.labels, plot, title=title)
+        except (OSError, ValueError) as exc:
+            raise _fail(f"{display_name(plot)}: cannot write the plot: {_one_line(exc)}",
+                        EXIT_FILE_FAILED) from None
+
+
+
+@app.command(
+    help=(
+        "Benchmark ser-edge on this machine: warm latency per stage, cold start, throughput and "
+        "live streaming (processing time per second of audio, latency from a window's end to "
+        "its result, memory), as Markdown tables (or --json).\n\n"
         "Without PATH it times a synthetic 3 s speech-like clip at 48 kHz, written to a "
         "temporary folder and deleted afterwards. With PATHs (files or folders) it times the "
         "first file per stage and in cold start, and every file in throughput. If librosa is "
@@ -777,6 +1135,12 @@ def bench(
         int,
         typer.Option("--cold-runs", min=0, help="Fresh processes for the cold start (0: skip)."),
     ] = 3,
+    stream_seconds: Annotated[
+        float,
+        typer.Option("--stream-seconds", min=0.0,
+                     help="Seconds of live stream timed (StreamingClassifier in 10 ms chunks, at "
+                          "the model's rate and the clip's own; 0: skip)."),
+    ] = 60.0,
     no_librosa: Annotated[
         bool,
         typer.Option("--no-librosa", help="Do not time librosa's side even if it is installed."),
@@ -807,6 +1171,7 @@ def bench(
         _stderr_is_terminal() and not json_) else None
     try:
         result = _bench.run(files, model=clf, reps=reps, cold_runs=cold_runs,
+                            stream_seconds=stream_seconds,
                             compare_librosa=not no_librosa, threads=threads, log=log)
     except (SerEdgeError, OSError) as exc:
         from .model import error_line

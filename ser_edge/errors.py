@@ -8,7 +8,13 @@ class, prints its one-line message and exits non-zero, and lets anything else (a
 from __future__ import annotations
 
 __all__ = [
-    "SerEdgeError", "ParameterError", "AudioError", "ModelError", "ClusterError", "AudioWarning",
+    "SerEdgeError",
+    "ParameterError",
+    "AudioError",
+    "NoSpeechError",
+    "ModelError",
+    "ClusterError",
+    "AudioWarning",
 ]
 
 
@@ -22,6 +28,10 @@ class ParameterError(SerEdgeError, ValueError):
 
 class AudioError(SerEdgeError, ValueError):
     """An audio file or signal cannot be used: missing, empty, corrupt, silent, too short, NaN."""
+
+
+class NoSpeechError(AudioError):
+    """A recording holds no speech (voice activity detection found none): nothing to classify."""
 
 
 class ModelError(SerEdgeError):

@@ -20,7 +20,7 @@ from typing import IO, Any
 
 import numpy as np
 
-from .errors import AudioError, ModelError, ParameterError, SerEdgeError
+from .errors import AudioError, ModelError, NoSpeechError, ParameterError, SerEdgeError
 from .features import FeatureConfig, _streams
 
 __all__ = ["BUNDLED_MODEL", "Classifier", "Prediction", "Failure"]
@@ -31,6 +31,9 @@ BUNDLED_MODEL = Path(__file__).resolve().parent / "models" / "ravdess-mlp.onnx"
 #: Files longer than this, in seconds, are classified in two streaming passes in bounded memory
 #: (:func:`ser_edge.features.feature_vector_stream`) instead of being read whole.
 STREAM_MIN_SECONDS = 60.0
+
+#: The reason given for a file in which voice activity detection finds no speech.
+NO_SPEECH = "no speech detected"
 
 #: Names of the model's input and of the output that holds the class probabilities.
 INPUT_NAME = "features"
@@ -44,17 +47,26 @@ INPUT_KINDS = ("features", "waveform")
 
 
 class _Watched:
-    """Iterate ``pieces`` again and again, noting each pass's sample count and any sound."""
+    """Iterate ``pieces`` again and again, noting each pass's sample count and any sound.
 
-    def __init__(self, pieces: Iterable[np.ndarray]):
+    With a voice activity ``detector``, the first pass also looks for speech (``speech``).
+    """
+
+    def __init__(self, pieces: Iterable[np.ndarray], detector: Any = None):
         self.pieces, self.n_samples, self.sound = pieces, 0, False
+        self.detector, self.speech = detector, detector is None
 
     def __iter__(self) -> Iterator[np.ndarray]:
         self.n_samples, self.sound = 0, False
         for piece in self.pieces:
             self.n_samples += len(piece)
             self.sound = self.sound or bool(piece.any())
+            if not self.speech and self.detector is not None:
+                self.speech = bool(self.detector.push(piece))
             yield piece
+        if not self.speech and self.detector is not None:
+            self.speech = bool(self.detector.flush())
+        self.detector = None  # one pass is enough
 
 
 @dataclass(frozen=True)
@@ -383,31 +395,45 @@ class Classifier:
         """
         return self._load_features(path)[0]
 
-    def _load_features(self, path: Any, *, waveform: bool = False
-                       ) -> tuple[np.ndarray, float, int]:
-        """A file's feature vector (``waveform``: its checked signal), duration (s) and rate."""
+    def _load_features(
+        self, path: Any, *, waveform: bool = False, require_speech: bool = False
+    ) -> tuple[np.ndarray, float, int]:
+        """A file's feature vector (``waveform``: its checked signal), duration (s) and rate.
+
+        With ``require_speech``, a file in which voice activity detection finds no speech raises
+        :class:`~ser_edge.errors.NoSpeechError`.
+        """
         from . import audio
 
         config = self.feature_config
         with audio.AudioStream(path, sr=config.sr) as stream:
             # A waveform model takes the whole signal: long files are read whole.
             if not waveform and stream.duration > STREAM_MIN_SECONDS and _streams(config):
-                x, n = self._stream_vector(stream)
+                x, n = self._stream_vector(stream, require_speech)
             else:
                 y = stream.read()
                 x, n = self._vector(y, stream.name, waveform=waveform), y.shape[-1]
+                if require_speech:
+                    from .vad import has_speech
+
+                    if not has_speech(y, config.sr):
+                        raise NoSpeechError(f"{stream.name}: {NO_SPEECH}")
         return x, n / config.sr, stream.sr_native
 
-    def _stream_vector(self, stream: Any) -> tuple[np.ndarray, int]:
+    def _stream_vector(self, stream: Any, require_speech: bool = False) -> tuple[np.ndarray, int]:
         """The feature vector of a long file in bounded memory, and its length in samples."""
         from .features import feature_vector_stream
+        from .vad import VoiceActivityDetector
 
-        pieces = _Watched(stream)
+        detector = VoiceActivityDetector(self.feature_config.sr) if require_speech else None
+        pieces = _Watched(stream, detector)
         x = feature_vector_stream(pieces, sr=self.feature_config.sr, config=self.feature_config)
         if not pieces.sound:
             raise AudioError(f"{stream.name}: digital silence: every sample is zero")
         if not np.all(np.isfinite(x)):
             raise AudioError(f"{stream.name}: the features are not finite (is the audio valid?)")
+        if not pieces.speech:
+            raise NoSpeechError(f"{stream.name}: {NO_SPEECH}")
         return x, pieces.n_samples
 
     def _vector(self, y: np.ndarray, path: str | os.PathLike[str] | None, *,
@@ -433,12 +459,15 @@ class Classifier:
             raise AudioError(f"{where}the features are not finite (is the audio valid?)")
         return x
 
-    def classify(self, path: str | os.PathLike[str] | bytes | IO[bytes]) -> Prediction:
+    def classify(
+        self, path: str | os.PathLike[str] | bytes | IO[bytes], *, vad: bool = True
+    ) -> Prediction:
         """Classify the emotion of one audio file.
 
         The file is decoded, mixed to mono and resampled to ``feature_config.sr`` as
         ``librosa.load`` does, then the feature vector goes through the model (a waveform model
-        takes the signal itself, read whole whatever its length).
+        takes the signal itself, read whole whatever its length). A file in which voice activity
+        detection (:mod:`ser_edge.vad`) finds no speech is not given an emotion.
 
         Parameters
         ----------
@@ -448,6 +477,9 @@ class Classifier:
             ``io.BytesIO(data)`` of audio received over a network, ``sys.stdin.buffer``), read
             from its current position and left open. One that cannot seek is first copied to a
             temporary file (memory stays bounded; see :mod:`ser_edge.audio`).
+        vad : bool
+            Refuse a file without speech (:class:`~ser_edge.errors.NoSpeechError`); ``False``
+            classifies whatever the file holds.
 
         Returns
         -------
@@ -458,6 +490,8 @@ class Classifier:
 
         Raises
         ------
+        NoSpeechError
+            If ``vad`` and the file holds no speech (a subclass of ``AudioError``).
         AudioError
             If the file is missing, unreadable, empty, corrupt, not audio, shorter than one
             frame, digital silence or has NaN samples.
@@ -474,7 +508,8 @@ class Classifier:
         """
         from . import audio
 
-        x, duration_s, native_sr = self._load_features(path, waveform=self._waveform)
+        x, duration_s, native_sr = self._load_features(path, waveform=self._waveform,
+                                                       require_speech=vad)
         return self._prediction(x, duration_s, native_sr, audio.source_name(path))
 
     def predict(self, y: np.ndarray, sr: int) -> Prediction:
@@ -515,11 +550,21 @@ class Classifier:
         duration_s = y.shape[-1] / sr
         y = audio.resample(y.astype(np.float32, copy=False), orig_sr=int(sr),
                            target_sr=self.feature_config.sr)
+        return self._predict_model_rate(y, duration_s, int(sr))
+
+    def _predict_model_rate(self, y: np.ndarray, duration_s: float, sr: int) -> Prediction:
+        """Classify mono float32 audio already at ``feature_config.sr``.
+
+        The one path from samples to a :class:`Prediction` (features, or the waveform itself for
+        a waveform model): :meth:`predict` after resampling, and
+        :class:`ser_edge.stream.StreamingClassifier` for each window. ``duration_s`` and ``sr``
+        are only reported.
+        """
         x = self._vector(y, None, waveform=self._waveform)
-        return self._prediction(x, duration_s, int(sr), None)
+        return self._prediction(x, duration_s, sr, None)
 
     def classify_many(
-        self, paths: Iterable[str | os.PathLike[str]]
+        self, paths: Iterable[str | os.PathLike[str]], *, vad: bool = True
     ) -> Iterator[Prediction | Failure]:
         """Classify many files, one at a time; a bad file does not stop the others.
 
@@ -527,6 +572,8 @@ class Classifier:
         ----------
         paths : iterable of str, bytes, os.PathLike or binary file objects
             Audio files, as :meth:`classify` takes them.
+        vad : bool
+            As :meth:`classify`: a file without speech is a :class:`Failure`.
 
         Yields
         ------
@@ -536,7 +583,7 @@ class Classifier:
         """
         for path in paths:
             try:
-                yield self.classify(path)
+                yield self.classify(path, vad=vad)
             except (SerEdgeError, OSError) as exc:
                 from .audio import source_name
 

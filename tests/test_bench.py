@@ -26,7 +26,7 @@ runner = CliRunner()
 ROOT = Path(__file__).resolve().parent.parent
 ALL_STAGES = (*bench.STAGES, *bench.TOTALS)
 HEADINGS = ("# ser-edge bench", "## Machine", "## Warm latency per stage", "## Cold start",
-            "## Throughput")
+            "## Throughput", "## Streaming")
 HEAVY = ("librosa", "numba", "llvmlite", "sklearn", "scipy", "resampy")
 
 
@@ -57,9 +57,10 @@ def librosa_installed() -> bool:
     return importlib.util.find_spec("librosa") is not None
 
 
-def check_markdown(text: str, *, cold: bool = True) -> dict[str, list[list[str]]]:
+def check_markdown(text: str, *, cold: bool = True,
+                   stream: bool = True) -> dict[str, list[list[str]]]:
     tables = sections(text)
-    assert list(tables) == list(HEADINGS)
+    assert list(tables) == list(HEADINGS if stream else HEADINGS[:-1])
     machine = {row[0]: row[1] for row in tables["## Machine"][1:]}
     for key in ("platform", "CPU", "cores, memory", "Python", "numpy", "onnxruntime", "soxr",
                 "soundfile", "librosa", "BLAS threads"):
@@ -73,6 +74,10 @@ def check_markdown(text: str, *, cold: bool = True) -> dict[str, list[list[str]]
     assert rows == (["wall time, s", "CPU time, s", "peak resident memory, MiB"] if cold else [])
     (tp,) = tables["## Throughput"][1:]
     assert int(tp[1]) >= 1 and tp[2] == "0"
+    if stream:  # at the model's rate and at the clip's own
+        rows = tables["## Streaming"][1:]
+        assert [row[0] for row in rows] in (["16 kHz", "48 kHz"], ["16 kHz"])
+        assert all(float(row[4]) > 0 for row in rows)
     assert "Threads: " in text
     return tables
 
@@ -81,7 +86,8 @@ def check_markdown(text: str, *, cold: bool = True) -> dict[str, list[list[str]]
 
 
 def test_bench_markdown() -> None:
-    result = runner.invoke(app, ["bench", "--reps", "1", "--cold-runs", "1"])
+    result = runner.invoke(app, ["bench", "--reps", "1", "--cold-runs", "1", "--stream-seconds",
+                                 "8"])
     assert result.exit_code == 0, result.output
     tables = check_markdown(result.stdout)
     header = tables["## Warm latency per stage"][0]
@@ -99,9 +105,10 @@ def test_bench_without_librosa_says_so(monkeypatch: pytest.MonkeyPatch) -> None:
     find_spec = importlib.util.find_spec
     monkeypatch.setattr(importlib.util, "find_spec",
                         lambda name, *a: None if name == "librosa" else find_spec(name, *a))
-    result = runner.invoke(app, ["bench", "--reps", "1", "--cold-runs", "0"])
+    result = runner.invoke(app, ["bench", "--reps", "1", "--cold-runs", "0", "--stream-seconds",
+                                 "0"])
     assert result.exit_code == 0, result.output
-    tables = check_markdown(result.stdout, cold=False)
+    tables = check_markdown(result.stdout, cold=False, stream=False)
     assert tables["## Warm latency per stage"][0] == [
         "stage", "what", "CPU ms min", "CPU ms median", "wall ms min"]
     assert result.stdout.count("librosa is not installed") == 1
@@ -110,7 +117,7 @@ def test_bench_without_librosa_says_so(monkeypatch: pytest.MonkeyPatch) -> None:
 
 def test_bench_json() -> None:
     result = runner.invoke(app, ["bench", "--reps", "2", "--cold-runs", "1", "--no-librosa",
-                                 "--json"])
+                                 "--stream-seconds", "8", "--json"])
     assert result.exit_code == 0, result.output
     record = json.loads(result.stdout)
     for key in ("benchmark", "date", "machine", "versions", "threads", "options", "model",
@@ -137,6 +144,12 @@ def test_bench_json() -> None:
     tp = record["throughput"]
     assert tp["files"] == 1 and tp["clips"] == tp["passes"] >= 1 and tp["failed"] == 0
     assert tp["clips_per_s"] > 0
+    sixteen, native = record["streaming"]
+    assert (sixteen["sr"], native["sr"]) == (16000, 48000)
+    for s in (sixteen, native):
+        assert s["seconds"] == 8.0 and s["windows"] == 6 and s["speech_windows"] >= 4
+        assert s["cpu_per_audio_s"] > 0 and s["latency_ms"]["max"] >= s["latency_ms"]["median"]
+    assert sixteen["delay_ms"]["max"] <= 10.0  # no resampler: a result with the window's chunk
 
 
 def test_bench_paths(tmp_path: Path) -> None:
@@ -146,7 +159,8 @@ def test_bench_paths(tmp_path: Path) -> None:
     first = bench.write_test_clip(folder, seconds=1.0, sr=16000)
     bench.write_test_clip(folder, seconds=2.0, sr=22050, seed=1)
     result = runner.invoke(app, ["bench", str(first), str(folder), "--reps", "1",
-                                 "--cold-runs", "1", "--no-librosa", "--json"])
+                                 "--cold-runs", "1", "--no-librosa", "--stream-seconds", "0",
+                                 "--json"])
     assert result.exit_code == 0, result.output
     record = json.loads(result.stdout)
     assert record["clip"]["path"] == str(first) and record["clip"]["synthetic"] is False
@@ -195,7 +209,8 @@ def test_bench_subprocess(tmp_path: Path) -> None:
     env = {k: v for k, v in os.environ.items() if k not in bench.THREAD_ENV}
     env["TMPDIR"] = str(tmp)
     proc = subprocess.run(
-        [sys.executable, "-m", "ser_edge", "bench", "--reps", "1", "--cold-runs", "1"],
+        [sys.executable, "-m", "ser_edge", "bench", "--reps", "1", "--cold-runs", "1",
+         "--stream-seconds", "5"],
         capture_output=True, text=True, env=env, cwd=ROOT)
     assert proc.returncode == 0, proc.stderr
     check_markdown(proc.stdout)

@@ -135,8 +135,8 @@ def test_folders_are_searched_recursively(model: Path, ravdess_dir: Path, tmp_pa
     assert paths == [str(p) for p in sorted(actor.glob("*.flac"))]
     # Nested folders; only audio extensions are taken from folders.
     (tmp_path / "a" / "b").mkdir(parents=True)
-    sf.write(tmp_path / "a" / "b" / "deep.WAV", _tone(16000, 16000), 16000)
-    sf.write(tmp_path / "a" / "top.flac", _tone(22050, 22050), 22050)
+    sf.write(tmp_path / "a" / "b" / "deep.WAV", _voice(16000, 16000), 16000)
+    sf.write(tmp_path / "a" / "top.flac", _voice(22050, 22050), 22050)
     (tmp_path / "a" / "notes.txt").write_text("not audio")
     found = find_audio([tmp_path / "a"])
     assert [p.name for p, problem in found] == ["deep.WAV", "top.flac"]
@@ -227,9 +227,17 @@ def test_unknown_option_is_a_usage_error() -> None:
 # -- bad inputs ----------------------------------------------------------------------------------
 
 
-def _tone(n: int, sr: int) -> np.ndarray:
+def _voice(n: int, sr: int) -> np.ndarray:
+    """Voiced syllables, four a second, with a gliding pitch: what voice activity detection takes
+    for speech (from half a second on), so that classify gives it an emotion. A steady tone would
+    be 'no speech detected'."""
     t = np.arange(n) / sr
-    return (0.3 * np.sin(2 * np.pi * 220 * t)).astype(np.float32)
+    f0 = 150 + 30 * np.sin(2 * np.pi * 1.3 * t)
+    phase = 2 * np.pi * np.cumsum(f0) / sr
+    voice = sum(np.sin(k * phase) / k for k in range(1, 11))
+    envelope = np.sqrt(np.clip(np.sin(2 * np.pi * 4 * t), 0, None))
+    noise = np.random.default_rng(n).standard_normal(n)
+    return (0.2 * voice * envelope + 0.003 * noise).astype(np.float32)
 
 
 def _missing(d: Path) -> Path:
@@ -244,7 +252,7 @@ def _empty(d: Path) -> Path:
 
 def _truncated_flac(d: Path) -> Path:
     path = d / "truncated.flac"
-    sf.write(path, _tone(48000, 16000), 16000)
+    sf.write(path, _voice(48000, 16000), 16000)
     data = path.read_bytes()
     path.write_bytes(data[: len(data) // 2])
     return path
@@ -252,7 +260,7 @@ def _truncated_flac(d: Path) -> Path:
 
 def _truncated_wav(d: Path) -> Path:
     path = d / "truncated.wav"
-    sf.write(path, _tone(16000, 16000), 16000)
+    sf.write(path, _voice(16000, 16000), 16000)
     path.write_bytes(path.read_bytes()[:40])  # the header, cut before the data chunk
     return path
 
@@ -265,7 +273,7 @@ def _not_audio(d: Path) -> Path:
 
 def _too_short(d: Path) -> Path:
     path = d / "short.wav"
-    sf.write(path, _tone(100, 16000), 16000)  # 6 ms: shorter than one 2048-sample frame
+    sf.write(path, _voice(100, 16000), 16000)  # 6 ms: shorter than one 2048-sample frame
     return path
 
 
@@ -277,7 +285,7 @@ def _silent(d: Path) -> Path:
 
 def _nan(d: Path) -> Path:
     path = d / "nan.wav"
-    y = _tone(16000, 16000)
+    y = _voice(16000, 16000)
     y[4000:4100] = np.nan
     sf.write(path, y, 16000, subtype="FLOAT")
     return path
@@ -454,8 +462,8 @@ def test_cli_keeps_blas_to_one_thread_unless_told(given, expected):
 # -- bad input, tried by a stranger (issue 13) ---------------------------------------------------
 
 
-def _tone_file(path: Path, sr: int = 16000, seconds: float = 1.0, **kwargs: object) -> Path:
-    sf.write(path, _tone(int(sr * seconds), sr), sr, **kwargs)
+def _voice_file(path: Path, sr: int = 16000, seconds: float = 1.0, **kwargs: object) -> Path:
+    sf.write(path, _voice(int(sr * seconds), sr), sr, **kwargs)
     return path
 
 
@@ -526,9 +534,9 @@ def _locked(path: Path, mode: int = 0) -> Path:
 def test_unreadable_file_and_subfolder_in_a_scanned_folder(stranger_dir: Path) -> None:
     scan = stranger_dir / "scan"
     (scan / "private").mkdir(parents=True)
-    _tone_file(scan / "ok.wav")
-    _tone_file(scan / "private" / "hidden-from-you.wav")
-    _locked(_tone_file(scan / "secret.wav"))
+    _voice_file(scan / "ok.wav")
+    _voice_file(scan / "private" / "hidden-from-you.wav")
+    _locked(_voice_file(scan / "secret.wav"))
     _locked(scan / "private")
     proc = _as_stranger(stranger_dir, "classify", "--model", "model.onnx", "scan")
     assert proc.returncode == EXIT_FILE_FAILED, proc.stderr
@@ -542,7 +550,7 @@ def test_unreadable_file_and_subfolder_in_a_scanned_folder(stranger_dir: Path) -
 
 
 def test_broken_symlink_in_a_scanned_folder_is_counted(model: Path, tmp_path: Path) -> None:
-    _tone_file(tmp_path / "a.wav")
+    _voice_file(tmp_path / "a.wav")
     (tmp_path / "gone.wav").symlink_to(tmp_path / "deleted.wav")
     (tmp_path / "notes.txt").symlink_to(tmp_path / "deleted.txt")  # not audio: not looked at
     result = run("classify", "--model", model, tmp_path)
@@ -559,10 +567,10 @@ def test_broken_symlink_in_a_scanned_folder_is_counted(model: Path, tmp_path: Pa
 
 def test_hidden_files_are_skipped_in_folders_but_tried_when_named(model: Path,
                                                                    tmp_path: Path) -> None:
-    _tone_file(tmp_path / "clip.wav")
+    _voice_file(tmp_path / "clip.wav")
     (tmp_path / "._clip.wav").write_bytes(b"\x00\x05\x16\x07" + b"\x00" * 200)  # AppleDouble
     (tmp_path / ".git").mkdir()
-    _tone_file(tmp_path / ".git" / "stash.wav")
+    _voice_file(tmp_path / ".git" / "stash.wav")
     result = run("classify", "--json", "--model", model, tmp_path)
     assert result.exit_code == EXIT_OK, result.stderr
     assert [json.loads(line)["path"] for line in result.stdout.splitlines()] == [
@@ -578,7 +586,7 @@ def test_non_utf8_file_name(model: Path, tmp_path: Path) -> None:
     """A name in Latin-1 (b'caf\\xe9.wav') is classified; printed as caf\\xe9.wav (the byte in
     hex, Python's backslashreplace), in text, JSON and CSV, and in error messages."""
     raw = os.fsencode(tmp_path) + b"/caf\xe9.wav"
-    sf.write(raw, _tone(16000, 16000), 16000)  # soundfile wants bytes for such a name
+    sf.write(raw, _voice(16000, 16000), 16000)  # soundfile wants bytes for such a name
     shown = f"{tmp_path}/caf\\xe9.wav"
     text = run("classify", "--model", model, os.fsdecode(raw))
     assert text.exit_code == EXIT_OK, text.output
@@ -599,7 +607,7 @@ def test_non_utf8_file_name(model: Path, tmp_path: Path) -> None:
 
 
 def test_control_characters_in_a_name_stay_on_one_line(model: Path, tmp_path: Path) -> None:
-    path = _tone_file(tmp_path / "two\nlines.wav")
+    path = _voice_file(tmp_path / "two\nlines.wav")
     result = run("classify", "--model", model, path, tmp_path / "bad\x1b[31m.wav")
     assert result.stdout.splitlines()[0].split()[0] == f"{tmp_path}/two\\nlines.wav"
     assert error_lines(result.stderr) == [
@@ -610,8 +618,8 @@ def test_control_characters_in_a_name_stay_on_one_line(model: Path, tmp_path: Pa
                                               ("OGG", "VORBIS"), ("MP3", "MPEG_LAYER_III")])
 def test_standard_input(model: Path, tmp_path: Path, fmt: str, subtype: str) -> None:
     """``-`` reads standard input, in any format libsndfile reads; the same answer as the file."""
-    path = _tone_file(tmp_path / f"clip.{fmt.lower()}", format=fmt, subtype=subtype)
-    ok = _tone_file(tmp_path / "ok.wav")
+    path = _voice_file(tmp_path / f"clip.{fmt.lower()}", format=fmt, subtype=subtype)
+    ok = _voice_file(tmp_path / "ok.wav")
     result = runner.invoke(app, ["classify", "--json", "--model", str(model), str(ok), "-"],
                            input=path.read_bytes())
     assert result.exit_code == EXIT_OK, result.output
@@ -625,7 +633,7 @@ def test_standard_input(model: Path, tmp_path: Path, fmt: str, subtype: str) -> 
 
 def test_standard_input_from_a_real_pipe(model: Path, tmp_path: Path) -> None:
     """A pipe cannot seek, and libsndfile cannot read FLAC from one: it is copied first."""
-    path = _tone_file(tmp_path / "clip.flac")
+    path = _voice_file(tmp_path / "clip.flac")
     proc = subprocess.run([sys.executable, "-m", "ser_edge.cli", "classify", "--model",
                            str(model), "-"], input=path.read_bytes(), capture_output=True,
                           timeout=300, check=False, env=dict(os.environ, PYTHONWARNINGS="ignore"))
@@ -635,7 +643,7 @@ def test_standard_input_from_a_real_pipe(model: Path, tmp_path: Path) -> None:
 
 
 def test_standard_input_in_process_and_its_errors(model: Path, tmp_path: Path) -> None:
-    path = _tone_file(tmp_path / "clip.flac")
+    path = _voice_file(tmp_path / "clip.flac")
     result = runner.invoke(app, ["classify", "--model", str(model), "-"],
                            input=path.read_bytes())
     assert result.exit_code == EXIT_OK, result.output
@@ -657,7 +665,7 @@ def test_standard_input_in_process_and_its_errors(model: Path, tmp_path: Path) -
 
 
 def _mp3(path: Path, seconds: float = 2.0) -> Path:
-    return _tone_file(path, seconds=seconds, format="MP3", subtype="MPEG_LAYER_III")
+    return _voice_file(path, seconds=seconds, format="MP3", subtype="MPEG_LAYER_III")
 
 
 def _corrupt_mp3(path: Path) -> Path:
@@ -672,7 +680,7 @@ def test_corrupt_mp3_is_quiet_and_says_mp3(model: Path, tmp_path: Path) -> None:
     """mpg123 writes to file descriptor 2 itself: only a real subprocess shows whether its
     chatter reaches the terminal."""
     bad = _corrupt_mp3(tmp_path / "corrupt.mp3")
-    ok = _tone_file(tmp_path / "ok.wav")
+    ok = _voice_file(tmp_path / "ok.wav")
     proc = _subprocess("classify", "--model", model, bad, ok)
     assert proc.returncode == EXIT_FILE_FAILED
     assert proc.stdout.startswith(str(ok))
@@ -686,7 +694,7 @@ def test_corrupt_mp3_is_quiet_and_says_mp3(model: Path, tmp_path: Path) -> None:
 
 @pytest.mark.parametrize("kind", ["wav", "mp3"])
 def test_truncated_file_warns(model: Path, tmp_path: Path, kind: str) -> None:
-    whole = _tone_file(tmp_path / "whole.wav", seconds=2.0) if kind == "wav" else _mp3(
+    whole = _voice_file(tmp_path / "whole.wav", seconds=2.0) if kind == "wav" else _mp3(
         tmp_path / "whole.mp3")
     cut = tmp_path / f"cut.{kind}"
     cut.write_bytes(whole.read_bytes()[: len(whole.read_bytes()) * 2 // 5])
@@ -709,7 +717,7 @@ def test_closed_pipe_exits_quietly(model: Path, tmp_path: Path) -> None:
     if bash is None:  # pragma: no cover
         pytest.skip("no bash for a shell pipeline")
     for i in range(12):
-        _tone_file(tmp_path / f"clip{i:02d}.wav", seconds=0.5)
+        _voice_file(tmp_path / f"clip{i:02d}.wav", seconds=0.5)
     script = (f'set -o pipefail; "{sys.executable}" -m ser_edge.cli classify --model "{model}" '
               f'"{tmp_path}" | head -1; echo "status=${{PIPESTATUS[0]}}" >&2')
     proc = subprocess.run([bash, "-c", script], capture_output=True, text=True, timeout=300,
@@ -723,7 +731,7 @@ def test_top_k_one_is_what_the_readme_says(model: Path, tmp_path: Path) -> None:
     readme = (Path(__file__).resolve().parents[1] / "README.md").read_text()
     (line,) = [line for line in readme.splitlines() if "--top-k 1" in line]
     assert line.split("#", 1)[1].strip() == "path, best label and its probability only"
-    path = _tone_file(tmp_path / "clip.wav")
+    path = _voice_file(tmp_path / "clip.wav")
     result = run("classify", "--top-k", "1", "--model", model, path)
     fields = result.stdout.split()
     assert len(fields) == 3 and fields[0] == str(path)
@@ -773,13 +781,13 @@ def _flac_claiming_billions_of_frames(d: Path) -> Path:
     from tests.fuzz.seeds import flac_with_total_samples
 
     path = d / "huge.flac"
-    sf.write(path, _tone(16000, 16000), 16000)
+    sf.write(path, _voice(16000, 16000), 16000)
     path.write_bytes(flac_with_total_samples(path.read_bytes(), 2**32 + 5000))
     return path
 
 
 def _huge_samples(d: Path) -> Path:
-    return _write_samples(d / "loud.wav", _tone(16000, 16000) * np.float32(1e20))
+    return _write_samples(d / "loud.wav", _voice(16000, 16000) * np.float32(1e20))
 
 
 def _write_samples(path: Path, y: np.ndarray, sr: int = 16000) -> Path:
@@ -799,19 +807,19 @@ def _broken_link(d: Path) -> Path:
 
 
 def _unreadable(d: Path) -> Path:
-    return _locked(_tone_file(d / "unreadable.wav"))
+    return _locked(_voice_file(d / "unreadable.wav"))
 
 
 def _in_unsearchable_folder(d: Path) -> Path:
     (d / "locked").mkdir()
-    clip = _tone_file(d / "locked" / "clip.wav")
+    clip = _voice_file(d / "locked" / "clip.wav")
     _locked(d / "locked", 0o644)  # listable, not searchable
     return clip
 
 
 def _with_unsearchable_subfolder(d: Path) -> Path:
     (d / "scan" / "private").mkdir(parents=True)
-    _tone_file(d / "scan" / "private" / "x.wav")
+    _voice_file(d / "scan" / "private" / "x.wav")
     _locked(d / "scan" / "private")
     return d / "scan"
 
@@ -841,7 +849,10 @@ README_ROWS: dict[str, tuple[Callable[[Path], Path | str], bool]] = {
     "samples far outside [-1, 1] (past 1e12: the features would overflow float32)": (
         _huge_samples, False),
     "a sample rate below 1 kHz or above 768 kHz": (
-        lambda d: _write_samples(d / "slow.wav", _tone(800, 100), sr=100), False),
+        lambda d: _write_samples(d / "slow.wav", _voice(800, 100), sr=100), False),
+    "no speech: noise, hum, a tone, DC, clicks (see below; `--no-vad` classifies it anyway)": (
+        lambda d: _write_samples(d / "noise.wav", 0.05 * np.random.default_rng(0).standard_normal(
+            16000).astype(np.float32)), False),
 }
 
 
@@ -863,7 +874,7 @@ def test_readme_error_table(row: str, stranger_dir: Path,
     make, unprivileged = README_ROWS[row]
     target = make(stranger_dir)
     arg = target if target == "-" else Path(target).relative_to(stranger_dir)
-    ok = _tone_file(stranger_dir / "zz-ok.wav")
+    ok = _voice_file(stranger_dir / "zz-ok.wav")
     args = ["classify", "--model", "model.onnx", arg, ok.name]
     if unprivileged:
         proc = _as_stranger(stranger_dir, *args)

@@ -19,6 +19,10 @@ HEAVY = ("librosa", "numba", "llvmlite", "sklearn", "scipy.signal", "scipy", "re
         "import ser_edge",
         "from ser_edge import Classifier",
         "import ser_edge.cli",
+        "import ser_edge.vad",
+        "import ser_edge.stream",
+        "import ser_edge.timeline",
+        "from ser_edge import StreamingClassifier",
     ],
 )
 def test_runtime_imports_nothing_heavy(statement):

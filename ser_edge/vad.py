@@ -1,0 +1,795 @@
+"""Voice activity detection in numpy: which stretches of a signal hold speech.
+
+A frame-level detector built for the two things ser-edge must not confuse with a voice: the
+background it is recorded in (silence, hiss, hum, DC) and steady or impulsive artificial sounds
+(tones, sweeps, clicks, bursts of hum or noise). Each 32 ms frame (20 ms hop) is described by its
+power spectrum, mostly between ``fmin`` and ``fmax`` (100 Hz to 4 kHz, where speech has its energy
+and mains hum and DC do not):
+
+- its **level** in dB, compared with an adaptive **noise floor**: a low percentile of the levels
+  of the frames around it (``context_s`` on either side), so a steady background never rises above
+  its own floor, whatever its level. A frame at least ``margin_db`` above it is *active*;
+- its **periodicity**: the autocorrelation at the lags of a voice's pitch (60-600 Hz), of the
+  spectrum tilted up by 6 dB per octave and corrected for the window (Boersma 1993), measured from
+  the lowest value at any shorter lag, so a voice's pitch pulses count and rumble does not;
+- its **spectral flatness** (1 for white noise and for a click, near 0 for a few harmonics);
+- whether its **broadband level moves**: the range over ``change_s`` of the level smoothed over
+  ``smooth_s`` (a voice's level never stays put for 100 ms; a tone's, a sweep's, hum's and a
+  fan's do);
+- its **peak fraction**: the share of the band's power within two bins of the strongest one
+  (near 1 for a pure or slowly swept tone).
+
+An active frame is *voiced* when it is periodic, not flat and its level moves; a voiced frame
+that is not a lone peak is *evidence* of a voice. Voiced frames closer than ``hangover_s`` make a
+segment, which counts as speech only if at least ``min_voiced_s`` of it, and ``min_voiced_fraction``
+of its length, is evidence (a click, a beep, a burst of noise or hum holds almost none). The
+segment then reaches out over the active frames next to it (``reach_s`` at most: the unvoiced
+consonants at a word's edges) and is padded by ``pad_s``.
+
+:class:`VoiceActivityDetector` does this on a stream, chunk by chunk, deciding each frame once the
+``context_s`` after it has arrived; :func:`speech_segments`, :func:`speech_span` and
+:func:`has_speech` run it over a whole signal, so a stream and the whole signal give the same
+segments, however the stream was cut. The defaults were chosen on RAVDESS and EmoDB and on the
+seeded non-speech set of ``tests/nonspeech.py``; ``benchmarks/vad.py`` measures them.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+from functools import lru_cache
+
+import numpy as np
+
+from .errors import ParameterError
+
+__all__ = [
+    "VadConfig",
+    "Segment",
+    "VoiceActivityDetector",
+    "frame_features",
+    "speech_segments",
+    "speech_span",
+    "has_speech",
+    "speech_mask",
+]
+
+
+@dataclass(frozen=True)
+class VadConfig:
+    """Parameters of the voice activity detector; the defaults are the measured ones.
+
+    Parameters
+    ----------
+    frame_s : float > 0
+        Frame length, in seconds (32 ms: 512 samples at 16 kHz).
+    hop_s : float > 0
+        Step between frames, in seconds; the resolution of the segments' boundaries.
+    fmin, fmax : float
+        Band analysed, in Hz (``fmax`` is capped at 0.45 of the sample rate).
+    floor_percentile : float in (0, 100)
+        Percentile of the frame levels around a frame taken as its noise floor.
+    context_s : float > 0
+        The floor of a frame is taken over the frames up to this many seconds before and after it;
+        the streaming detector decides a frame once this much audio after it has arrived.
+    margin_db : float >= 0
+        How far above its floor a frame must be to be active, in dB.
+    min_level_db : float
+        Frames quieter than this, in dB relative to a full-scale sine's power in the band, are
+        never active.
+    max_flatness : float in (0, 1]
+        Voiced frames have a spectral flatness below this.
+    max_peak_fraction : float in (0, 1]
+        Evidence of a voice holds less than this share of its power within two bins of its peak.
+    min_periodicity : float in [0, 1]
+        Voiced frames are at least this periodic.
+    min_change_db : float >= 0
+        Voiced frames' smoothed broadband level moved by at least this much, in dB, over the last
+        ``change_s`` seconds (smoothed over ``smooth_s`` seconds).
+    change_s, smooth_s : float > 0
+        See ``min_change_db``.
+    f0_min, f0_max : float > 0
+        The range of a voice's pitch searched for periodicity, in Hz.
+    hangover_s : float >= 0
+        Voiced frames at most this many seconds apart belong to one segment.
+    min_voiced_s : float >= 0
+        A segment is speech only if at least this much of it, in seconds, is evidence of a voice
+        (voiced frames that are not a lone spectral peak).
+    min_voiced_fraction : float in [0, 1]
+        ... and at least this share of its voiced core.
+    reach_s : float >= 0
+        A speech segment's edges reach this far, in seconds, over active frames next to it.
+    pad_s : float >= 0
+        Seconds added before and after each speech segment (within the signal).
+
+    Raises
+    ------
+    ParameterError
+        If a value is out of range.
+    """
+
+    frame_s: float = 0.032
+    hop_s: float = 0.020
+    fmin: float = 100.0
+    fmax: float = 4000.0
+    floor_percentile: float = 10.0
+    context_s: float = 2.0
+    margin_db: float = 9.0
+    min_level_db: float = -65.0
+    max_flatness: float = 0.3
+    max_peak_fraction: float = 0.9
+    min_periodicity: float = 0.4
+    min_change_db: float = 2.0
+    change_s: float = 0.1
+    smooth_s: float = 0.05
+    f0_min: float = 60.0
+    f0_max: float = 600.0
+    hangover_s: float = 0.4
+    reach_s: float = 0.15
+    min_voiced_s: float = 0.2
+    min_voiced_fraction: float = 0.2
+    pad_s: float = 0.1
+
+    def __post_init__(self) -> None:
+        for name in ("frame_s", "hop_s", "context_s", "change_s", "smooth_s", "f0_min"):
+            if not getattr(self, name) > 0:
+                raise ParameterError(f"VadConfig.{name} must be > 0, got {getattr(self, name)!r}")
+        for name in ("margin_db", "hangover_s", "min_voiced_s", "pad_s", "fmin", "reach_s",
+                     "min_change_db"):
+            if not getattr(self, name) >= 0:
+                raise ParameterError(f"VadConfig.{name} must be >= 0, got {getattr(self, name)!r}")
+        if not self.fmin < self.fmax:
+            raise ParameterError(f"VadConfig.fmin={self.fmin!r} must be below fmax={self.fmax!r}")
+        if not 0 < self.floor_percentile < 100:
+            raise ParameterError(
+                f"VadConfig.floor_percentile must be in (0, 100), got {self.floor_percentile!r}")
+        if not self.f0_min < self.f0_max:
+            raise ParameterError(f"VadConfig.f0_min={self.f0_min!r} must be below "
+                                 f"f0_max={self.f0_max!r}")
+        for name in ("min_periodicity", "min_voiced_fraction"):
+            if not 0 <= getattr(self, name) <= 1:
+                raise ParameterError(f"VadConfig.{name} must be in [0, 1], "
+                                     f"got {getattr(self, name)!r}")
+        for name in ("max_flatness", "max_peak_fraction"):
+            if not 0 < getattr(self, name) <= 1:
+                raise ParameterError(f"VadConfig.{name} must be in (0, 1], "
+                                     f"got {getattr(self, name)!r}")
+
+
+@dataclass(frozen=True)
+class Segment:
+    """A stretch of speech: samples ``start`` to ``end`` (exclusive) at rate ``sr``.
+
+    Attributes
+    ----------
+    start, end : int
+        First sample and one past the last, counted from the start of the signal or stream.
+    sr : int
+        Sample rate, in Hz.
+    """
+
+    start: int
+    end: int
+    sr: int
+
+    @property
+    def start_s(self) -> float:
+        """Start, in seconds."""
+        return self.start / self.sr
+
+    @property
+    def end_s(self) -> float:
+        """End, in seconds."""
+        return self.end / self.sr
+
+    @property
+    def duration_s(self) -> float:
+        """Length, in seconds."""
+        return (self.end - self.start) / self.sr
+
+
+def _check_sr(sr: object) -> int:
+    if isinstance(sr, bool) or not isinstance(sr, (int, np.integer)) or sr <= 0:
+        raise ParameterError(f"sr must be a positive integer in Hz, got {sr!r}")
+    return int(sr)
+
+
+@lru_cache(maxsize=8)
+def _analysis(sr: int, config: VadConfig) -> tuple[int, int, int, np.ndarray, slice]:
+    """Frame length, hop, FFT size, window and band of bins for ``sr``."""
+    frame = max(16, int(round(config.frame_s * sr)))
+    hop = max(1, int(round(config.hop_s * sr)))
+    n_fft = 2 << (frame - 1).bit_length()  # zero-padded twice: linear autocorrelation
+    window = np.hanning(frame + 2)[1:-1]  # symmetric, no zero end points
+    window.flags.writeable = False
+    fmax = min(config.fmax, 0.45 * sr)
+    lo = int(np.ceil(config.fmin * n_fft / sr))
+    hi = int(np.floor(fmax * n_fft / sr)) + 1
+    if hi - lo < 4:
+        raise ParameterError(f"sample rate {sr} Hz leaves no band between {config.fmin:g} and "
+                             f"{config.fmax:g} Hz for voice activity detection")
+    return frame, hop, n_fft, window, slice(lo, hi)
+
+
+@lru_cache(maxsize=8)
+def _frame_power_reference(sr: int, config: VadConfig) -> float:
+    """Band power of a frame of a full-scale 1 kHz sine: the 0 dB of the levels.
+
+    By Parseval, a sine of amplitude 1 under the window ``w`` puts ``n_fft * sum(w ** 2) / 4`` of
+    power in the positive-frequency half of the spectrum.
+    """
+    _, _, n_fft, window, _ = _analysis(sr, config)
+    return float(n_fft * np.sum(window.astype(np.float64) ** 2) / 4)
+
+
+def frame_features(
+    y: np.ndarray, sr: int, config: VadConfig | None = None
+) -> dict[str, np.ndarray]:
+    """Level, flatness and peak fraction of each analysis frame of ``y``.
+
+    Frame ``k`` covers samples ``k * hop`` to ``k * hop + frame`` (``hop`` and ``frame`` from
+    ``config``, in samples); only whole frames are analysed.
+
+    Parameters
+    ----------
+    y : np.ndarray [shape=(n,)], float
+        Mono audio, nominally in [-1, 1].
+    sr : int > 0
+        Its sample rate, in Hz.
+    config : VadConfig or None
+        The parameters; ``None`` means ``VadConfig()``.
+
+    Returns
+    -------
+    features : dict of str to np.ndarray [shape=(n_frames,)], float64
+        ``level_db`` (power in the band, in dB relative to a full-scale sine, floored at -150
+        dB), ``broadband_db`` (the same over the whole spectrum, DC removed), ``flatness`` (in
+        [0, 1]), ``peak_fraction`` (in [0, 1]) and ``periodicity`` (in [0, 1]). Only what can
+        make a frame voiced is computed: flatness for frames at ``config.min_level_db`` or above
+        (1 below it), peak fraction and periodicity for those flatter than
+        ``config.max_flatness`` (0 for the others).
+
+    Raises
+    ------
+    ParameterError
+        If ``y`` is not 1-D floating-point or ``sr`` is not a positive integer.
+    """
+    config = VadConfig() if config is None else config
+    sr = _check_sr(sr)
+    y = np.asarray(y)
+    if y.ndim != 1 or not np.issubdtype(y.dtype, np.floating):
+        raise ParameterError(f"voice activity detection takes 1-D float audio, got {y.dtype} "
+                             f"of shape {y.shape}")
+    frame, hop, n_fft, window, band = _analysis(sr, config)
+    n_frames = 0 if len(y) < frame else 1 + (len(y) - frame) // hop
+    out = {name: np.empty(n_frames) for name in ("level_db", "broadband_db", "flatness",
+                                                  "peak_fraction", "periodicity")}
+    if n_frames == 0:
+        return out
+    frames = np.lib.stride_tricks.sliding_window_view(y, frame)[::hop]
+    ref = _frame_power_reference(sr, config)
+    lags, win_ac, q = _lags(sr, config)
+    tilt = (np.arange(n_fft // (2 * q) + 1) * (sr / n_fft / 1000.0)) ** 2
+    near = n_fft // (1 << (frame - 1).bit_length())  # bins per bin of the unpadded transform
+    step = 256
+    for s in range(0, n_frames, step):
+        # float64 throughout: numpy's float32 transforms of this size are several times slower.
+        block = frames[s : s + step].astype(np.float64)
+        block -= block.mean(axis=1, keepdims=True)  # DC, frame by frame
+        block *= window
+        spec = np.fft.rfft(block, n=n_fft, axis=1)
+        parts = spec.view(np.float64)  # real and imaginary parts side by side
+        whole = np.einsum("ij,ij->i", parts, parts)
+        band_parts = parts[:, 2 * band.start : 2 * band.stop]
+        Pb = np.square(band_parts).reshape(len(block), -1, 2).sum(axis=2) + 1e-20
+        total = Pb.sum(axis=1)
+        out["level_db"][s : s + step] = 10 * np.log10(np.maximum(total / ref, 1e-15))
+        out["broadband_db"][s : s + step] = 10 * np.log10(np.maximum(whole / ref, 1e-15))
+        # The rest only matters for frames loud enough to be active.
+        loud = np.flatnonzero(out["level_db"][s : s + step] >= config.min_level_db)
+        out["flatness"][s : s + step] = 1.0
+        out["peak_fraction"][s : s + step] = 0.0
+        out["periodicity"][s : s + step] = 0.0
+        if not len(loud):
+            continue
+        flat, peak, periodic = (out[name][s : s + step]  # views: written in place
+                                for name in ("flatness", "peak_fraction", "periodicity"))
+        Pb = Pb[loud]
+        flat[loud] = np.exp(np.mean(np.log(Pb), axis=1)) / np.mean(Pb, axis=1)
+        # Peak and periodicity only matter for frames that are not flat (they can be voiced).
+        keep = flat[loud] < config.max_flatness
+        loud = loud[keep]
+        if not len(loud):
+            continue
+        Pb, total = Pb[keep], total[loud]
+        # Power within two bins (of the unpadded transform) of the strongest bin, as a share.
+        cs = np.concatenate((np.zeros((len(Pb), 1)), np.cumsum(Pb, axis=1, dtype=np.float64)),
+                            axis=1)
+        k = np.argmax(Pb, axis=1)
+        lo = np.maximum(k - 2 * near, 0)
+        hi = np.minimum(k + 2 * near + 1, Pb.shape[1])
+        rows = np.arange(len(Pb))
+        peak[loud] = (cs[rows, hi] - cs[rows, lo]) / total
+        # Normalised autocorrelation of the band-limited frame, corrected for the window's own
+        # (Boersma 1993), at the lags of a voice's pitch: its height above the lowest value at
+        # any shorter lag (a voice's falls between its pitch pulses; the autocorrelation of
+        # rumble or of a narrow band of noise only decays).
+        # With the spectrum tilted up by 6 dB per octave first (the first difference's
+        # pre-emphasis), so that what counts is the comb of a voice's harmonics: rumble and
+        # brown noise, crowded at the bottom of the band, would otherwise ring like a low voice.
+        W = np.zeros((len(Pb), len(tilt)))
+        W[:, band] = (Pb - 1e-20) * tilt[band]
+        ac = np.fft.irfft(W, n=n_fft // q, axis=1)
+        r = ac[:, 1 : lags[-1] + 1] / np.maximum(ac[:, :1], 1e-30) / win_ac
+        dip = np.maximum(np.minimum.accumulate(r, axis=1), 0.0)
+        height = (r - dip)[:, lags[0] - 1 :]
+        periodic[loud] = np.clip(height.max(axis=1), 0.0, 1.0)
+    return out
+
+
+@lru_cache(maxsize=8)
+def _lags(sr: int, config: VadConfig) -> tuple[np.ndarray, np.ndarray, int]:
+    """The lags of a voice's pitch and the window's normalised autocorrelation at lags 1 on.
+
+    Lags count in steps of ``q`` samples. ``q`` is 1: taking every other lag from the bins under
+    half the Nyquist frequency (where the band ends at 16 kHz) halves the cost, but the coarser
+    lags lower the peaks enough to lose a soft voice's evidence (EmoDB 16a04Tc).
+    """
+    frame, _, n_fft, window, band = _analysis(sr, config)
+    q = 1
+    lags = np.arange(max(1, int(sr / config.f0_max / q)),
+                     min(frame // 2, int(sr / config.f0_min)) // q + 1)
+    w = window.astype(np.float64)
+    spec = np.abs(np.fft.rfft(w, n=n_fft)) ** 2
+    ac = np.fft.irfft(spec[: n_fft // (2 * q) + 1], n=n_fft // q)
+    return lags, ac[1 : lags[-1] + 1] / ac[0], q
+
+
+class VoiceActivityDetector:
+    """Find speech in a stream of audio, chunk by chunk, in memory that does not grow.
+
+    Push mono audio of any chunk size with :meth:`push`; it returns the speech segments that are
+    complete. A frame is decided once ``config.context_s`` of audio after it has arrived (its noise
+    floor looks that far ahead), and a segment is complete once ``hangover_s`` of silence follows
+    it, so segments come out a few seconds after they end. :meth:`flush` decides the rest at the
+    end of the stream. The segments do not depend on how the stream was cut into chunks, and
+    :func:`speech_segments` on the whole signal gives the same ones.
+
+    Parameters
+    ----------
+    sr : int > 0
+        Sample rate of the audio, in Hz.
+    config : VadConfig or None
+        The parameters; ``None`` means ``VadConfig()``.
+
+    Raises
+    ------
+    ParameterError
+        If ``sr`` is not a positive integer or leaves no analysis band.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from ser_edge.vad import VoiceActivityDetector
+    >>> det = VoiceActivityDetector(16000)
+    >>> segments = det.push(np.zeros(16000, np.float32)) + det.flush()
+    >>> segments
+    []
+    """
+
+    def __init__(self, sr: int, config: VadConfig | None = None):
+        self.sr = _check_sr(sr)
+        self.config = VadConfig() if config is None else config
+        self._frame, self._hop, _, _, _ = _analysis(self.sr, self.config)
+        c = self.config
+        self._context = max(1, int(round(c.context_s / c.hop_s)))
+        self._block = 10  # frames decided together: one noise floor per 0.1 s
+        self._hangover = int(round(c.hangover_s / c.hop_s))
+        self._reach = int(round(c.reach_s / c.hop_s))
+        self._min_voiced = int(np.ceil(c.min_voiced_s / c.hop_s - 1e-9))
+        self._pad = int(round(c.pad_s * self.sr))
+        self._tail = np.zeros(0, np.float32)  # samples from frame _n_framed's start on
+        self._n_samples = 0
+        self._n_framed = 0  # frames analysed
+        # Features of frames _first .. _n_framed - 1 (the context the floor needs).
+        self._first = 0
+        self._level = np.zeros(0)
+        self._recent = np.zeros(0)  # the levels of the frames before the next one analysed
+        self._voiced_ok = np.zeros(0, np.int8)  # 0 not voiced, 1 voiced, 2 evidence
+        self._n_decided = 0
+        # Activity of the last decided frames (_act_first on), for the segments' edges.
+        self._act = np.zeros(0, bool)
+        self._act_first = 0
+        # The open segment: its first frame (edge included), first and last voiced frames, and
+        # how many voiced frames it has.
+        self._seg_start: int | None = None
+        self._seg_edge = 0
+        self._seg_last = 0
+        self._seg_voiced = 0
+        self._last_end = 0  # end sample of the last segment given out
+
+    @property
+    def n_samples(self) -> int:
+        """Samples pushed so far."""
+        return self._n_samples
+
+    def push(self, y: np.ndarray) -> list[Segment]:
+        """Add mono audio; return the speech segments completed by it, in order.
+
+        Parameters
+        ----------
+        y : np.ndarray [shape=(n,)], float
+            The next samples of the stream, nominally in [-1, 1]; any length, zero included.
+
+        Returns
+        -------
+        segments : list of Segment
+            Segments that ended (and are followed by ``hangover_s`` of decided non-speech).
+
+        Raises
+        ------
+        ParameterError
+            If ``y`` is not 1-D floating-point or not finite.
+        """
+        y = np.asarray(y)
+        if y.ndim != 1 or not np.issubdtype(y.dtype, np.floating):
+            raise ParameterError(f"voice activity detection takes 1-D float audio, got {y.dtype} "
+                                 f"of shape {y.shape}")
+        if not np.isfinite(y).all():
+            raise ParameterError("audio has NaN or infinite samples")
+        self._n_samples += len(y)
+        self._tail = np.concatenate((self._tail, y.astype(np.float32, copy=False)))
+        self._analyse()
+        return self._decide(final=False)
+
+    def flush(self) -> list[Segment]:
+        """End the stream: decide every frame left and return the last segments.
+
+        The samples after the last whole frame are analysed as one frame padded with zeros.
+        The detector is then reset, ready for a new stream.
+
+        Returns
+        -------
+        segments : list of Segment
+        """
+        if len(self._tail) and (self._n_framed == 0 or len(self._tail) > self._frame - self._hop):
+            pad = np.zeros(self._frame - len(self._tail) if len(self._tail) < self._frame else 0,
+                           np.float32)
+            self._tail = np.concatenate((self._tail, pad))
+            self._analyse()
+        out = self._decide(final=True)
+        out += self._close(final=True)
+        self.__init__(self.sr, self.config)
+        return out
+
+    # -- internals ---------------------------------------------------------------------------
+
+    def _analyse(self) -> None:
+        feats = frame_features(self._tail, self.sr, self.config)
+        m = len(feats["level_db"])
+        if m:
+            self._add_frames(feats)
+            self._tail = self._tail[m * self._hop :]
+
+    def _add_frames(self, feats: dict[str, np.ndarray]) -> None:
+        """Take the features of the next frames (as :func:`frame_features` gives them)."""
+        c = self.config
+        change = self._change(feats["broadband_db"])
+        # Voiced: periodic, not flat, its level moving. Only voiced frames that are not a lone
+        # peak count as evidence of a voice (a tone's or a beep's edges are voiced too); the
+        # others still hold a segment together (a soft voice can be nearly a sine).
+        voiced = ((feats["flatness"] < c.max_flatness)
+                  & (feats["periodicity"] >= c.min_periodicity) & (change >= c.min_change_db))
+        ok = voiced.astype(np.int8) + (voiced & (feats["peak_fraction"] < c.max_peak_fraction))
+        self._level = np.concatenate((self._level, feats["level_db"]))
+        self._voiced_ok = np.concatenate((self._voiced_ok, ok))
+        self._n_framed += len(ok)
+
+    def _change(self, level: np.ndarray) -> np.ndarray:
+        """How much the level has moved lately, in dB, at each of the new frames.
+
+        The range, over the last ``change_s``, of the level smoothed over ``smooth_s`` (power
+        averaged): mains hum's level otherwise wobbles by a dB or two from frame to frame, with
+        the phase at which the frames cut it.
+        """
+        c = self.config
+        ks = max(1, int(round(c.smooth_s / c.hop_s)))
+        kr = max(1, int(round(c.change_s / c.hop_s)))
+        need = ks + kr - 2
+        ext = np.concatenate((self._recent, level))
+        if len(ext) < need + len(level):
+            ext = np.concatenate((np.full(need + len(level) - len(ext), ext[0]), ext))
+        self._recent = ext[len(ext) - need :] if need else np.zeros(0)
+        power = 10.0 ** (ext / 10)
+        cs = np.concatenate(([0.0], np.cumsum(power)))
+        smooth = 10 * np.log10(np.maximum((cs[ks:] - cs[:-ks]) / ks, 1e-30))
+        win = np.lib.stride_tricks.sliding_window_view(smooth, kr)
+        return win.max(axis=1) - win.min(axis=1)
+
+    def _decide(self, *, final: bool) -> list[Segment]:
+        out: list[Segment] = []
+        c = self.config
+        while self._n_decided < self._n_framed:
+            b0 = self._n_decided
+            b1 = min(b0 + self._block, self._n_framed)
+            if not final and (b1 - b0 < self._block or b1 + self._context > self._n_framed):
+                break
+            lo = max(self._first, b0 - self._context)
+            hi = min(self._n_framed, b1 + self._context)
+            floor = _percentile(self._level[lo - self._first : hi - self._first],
+                                c.floor_percentile)
+            level = self._level[b0 - self._first : b1 - self._first]
+            active = (level >= floor + c.margin_db) & (level >= c.min_level_db)
+            voiced = np.where(active, self._voiced_ok[b0 - self._first : b1 - self._first], 0)
+            out += self._segments(b0, b1, active, voiced)
+            self._n_decided = b1
+            # Forget what no floor will look at again.
+            drop = max(0, self._n_decided - self._context) - self._first
+            if drop > 0:
+                self._level = self._level[drop:]
+                self._voiced_ok = self._voiced_ok[drop:]
+                self._first += drop
+        return out
+
+    def _segments(self, b0: int, b1: int, active: np.ndarray, voiced: np.ndarray) -> list[Segment]:
+        """Open, extend and close segments over the decided frames ``b0 .. b1 - 1``.
+
+        ``voiced`` is 0 (not voiced), 1 (voiced) or 2 (voiced, and evidence of a voice) for each
+        frame. Voiced frames at most ``hangover`` frames apart make one segment's core; it closes
+        once ``hangover`` frames without a voiced one follow it. Its edges then reach out over the
+        active frames next to the core, ``reach`` frames at most on each side.
+        """
+        out: list[Segment] = []
+        self._act = np.concatenate((self._act, active))
+        idx = np.flatnonzero(voiced)
+        gap = self._hangover + 1
+        breaks = np.flatnonzero(np.diff(idx) > gap) + 1
+        runs = np.split(idx, breaks) if idx.size else []
+        counts = np.add.reduceat(voiced[idx] == 2, np.r_[0, breaks]) if idx.size else []
+        for run, n_evidence in zip(runs, counts, strict=True):
+            first = b0 + int(run[0])
+            if self._seg_start is not None and first - self._seg_last > gap:
+                out += self._close(final=False)
+            if self._seg_start is None:
+                self._seg_start, self._seg_voiced = first, 0
+                self._seg_edge = first - self._run_length(first - 1, -1)
+            self._seg_last = b0 + int(run[-1])
+            self._seg_voiced += int(n_evidence)
+        if self._seg_start is not None and b1 - 1 - self._seg_last >= gap:
+            out += self._close(final=False)
+        keep = b1 - (self._hangover + self._reach + 2)
+        if keep > self._act_first:
+            self._act = self._act[keep - self._act_first :]
+            self._act_first = keep
+        return out
+
+    def _run_length(self, f: int, step: int) -> int:
+        """How many active frames there are from ``f`` on in direction ``step``, up to reach."""
+        n = 0
+        while n < self._reach:
+            i = f + step * n - self._act_first
+            if not 0 <= i < len(self._act) or not self._act[i]:
+                break
+            n += 1
+        return n
+
+    def _close(self, *, final: bool) -> list[Segment]:
+        if self._seg_start is None:
+            return []
+        start_f, last_f, voiced = self._seg_start, self._seg_last, self._seg_voiced
+        self._seg_start = None
+        if voiced < self._min_voiced or voiced < self.config.min_voiced_fraction * (
+                last_f - start_f + 1):
+            return []
+        first_f = self._seg_edge
+        last_f += self._run_length(last_f + 1, 1)
+        n = self._n_samples
+        start = max(0, first_f * self._hop - self._pad, self._last_end)
+        end = min(n, last_f * self._hop + self._frame + self._pad)
+        if end <= start:
+            return []
+        self._last_end = end
+        return [Segment(int(start), int(end), self.sr)]
+
+
+class _FrameCache:
+    """Frame features of a stream, each frame analysed once, for windows that overlap.
+
+    :class:`ser_edge.stream.StreamingClassifier` asks :func:`has_speech` of a window every hop;
+    consecutive windows share most of their frames, so their features are kept here (the last
+    ``keep`` samples' worth) and a window's answer is :func:`has_speech` of its samples, exactly:
+    the window's whole frames come from here, the zero-padded last frame is analysed afresh.
+    Windows must start on the frame grid (a multiple of the hop, in samples).
+    """
+
+    def __init__(self, sr: int, keep: int, config: VadConfig | None = None):
+        self.sr, self.config = _check_sr(sr), VadConfig() if config is None else config
+        self.frame, self.hop, _, _, _ = _analysis(self.sr, self.config)
+        self.keep = keep // self.hop + 2
+        self.tail = np.zeros(0, np.float32)
+        self.pending: list[np.ndarray] = []  # samples not analysed yet, after the tail
+        self.n_pending = 0
+        self.first = 0  # index of the first frame kept
+        self.feats: dict[str, np.ndarray] = {}
+
+    def push(self, y: np.ndarray) -> None:
+        """Take the next samples; their frames are analysed 10 at a time, or when asked for."""
+        self.pending.append(np.asarray(y, np.float32))
+        self.n_pending += len(y)
+        if self.n_pending >= 10 * self.hop + self.frame:
+            self._analyse()
+
+    def _analyse(self) -> None:
+        if not self.pending:
+            return
+        self.tail = np.concatenate([self.tail, *self.pending])
+        self.pending, self.n_pending = [], 0
+        new = frame_features(self.tail, self.sr, self.config)
+        m = len(new["level_db"])
+        if not m:
+            return
+        self.tail = self.tail[m * self.hop :]
+        for name, values in new.items():
+            self.feats[name] = np.concatenate((self.feats.get(name, values[:0]), values))
+        drop = len(self.feats["level_db"]) - self.keep
+        if drop > 0:
+            self.feats = {name: values[drop:] for name, values in self.feats.items()}
+            self.first += drop
+
+    def has_speech(self, y: np.ndarray, start: int) -> bool:
+        """:func:`has_speech` of ``y``, the stream's samples from ``start`` on."""
+        if start % self.hop:
+            return has_speech(y, self.sr, self.config)
+        self._analyse()
+        k0 = start // self.hop - self.first
+        n = 0 if len(y) < self.frame else 1 + (len(y) - self.frame) // self.hop
+        if k0 < 0 or k0 + n > len(self.feats.get("level_db", ())):
+            return has_speech(y, self.sr, self.config)
+        det = VoiceActivityDetector(self.sr, self.config)
+        if n:
+            det._add_frames({name: v[k0 : k0 + n] for name, v in self.feats.items()})
+        det._n_samples = len(y)
+        det._tail = np.asarray(y[n * self.hop :], np.float32)
+        return bool(det._decide(final=False) + det.flush())
+
+
+def _percentile(x: np.ndarray, q: float) -> float:
+    """The ``q``-th percentile of ``x``: its nearest lower rank, cheaper than np.percentile."""
+    k = int(q / 100 * (len(x) - 1))
+    return float(np.partition(x, k)[k])
+
+
+def _mono(y: np.ndarray) -> np.ndarray:
+    y = np.asarray(y)
+    if y.ndim == 2:  # (channels, n), librosa's layout
+        y = np.mean(y, axis=0)
+    return y
+
+
+def speech_segments(
+    y: np.ndarray, sr: int, config: VadConfig | None = None
+) -> list[Segment]:
+    """The speech segments of a whole signal.
+
+    Parameters
+    ----------
+    y : np.ndarray [shape=(n,) or (n_channels, n)], float
+        Audio, nominally in [-1, 1]; channels are averaged.
+    sr : int > 0
+        Its sample rate, in Hz.
+    config : VadConfig or None
+        The parameters; ``None`` means ``VadConfig()``.
+
+    Returns
+    -------
+    segments : list of Segment
+        In order, not overlapping; empty when there is no speech.
+
+    Raises
+    ------
+    ParameterError
+        If ``y`` is not 1-D or 2-D floating-point and finite, or ``sr`` is not a positive integer.
+    """
+    det = VoiceActivityDetector(sr, config)
+    return det.push(_mono(y)) + det.flush()
+
+
+def iter_segments(
+    chunks, sr: int, config: VadConfig | None = None
+) -> Iterator[Segment]:
+    """The speech segments of a signal that arrives in pieces, as they are found.
+
+    Parameters
+    ----------
+    chunks : iterable of np.ndarray [shape=(n_i,)], float
+        Consecutive pieces of one mono signal (e.g. an :class:`ser_edge.audio.AudioStream`).
+    sr : int > 0
+        Their sample rate, in Hz.
+    config : VadConfig or None
+        The parameters; ``None`` means ``VadConfig()``.
+
+    Yields
+    ------
+    Segment
+    """
+    det = VoiceActivityDetector(sr, config)
+    for chunk in chunks:
+        yield from det.push(chunk)
+    yield from det.flush()
+
+
+def speech_span(
+    y: np.ndarray, sr: int, config: VadConfig | None = None
+) -> tuple[int, int] | None:
+    """The span from the first speech to the last, to trim leading and trailing non-speech.
+
+    Parameters
+    ----------
+    y : np.ndarray [shape=(n,) or (n_channels, n)], float
+        Audio, nominally in [-1, 1].
+    sr : int > 0
+        Its sample rate, in Hz.
+    config : VadConfig or None
+        The parameters; ``None`` means ``VadConfig()``.
+
+    Returns
+    -------
+    span : (int, int) or None
+        ``(start, end)`` in samples (``y[..., start:end]`` is the speech, ``pad_s`` included), or
+        None when there is no speech.
+
+    Raises
+    ------
+    ParameterError
+        As :func:`speech_segments`.
+    """
+    segments = speech_segments(y, sr, config)
+    if not segments:
+        return None
+    return segments[0].start, segments[-1].end
+
+
+def has_speech(y: np.ndarray, sr: int, config: VadConfig | None = None) -> bool:
+    """Whether ``y`` holds speech: at least one speech segment.
+
+    Parameters
+    ----------
+    y : np.ndarray [shape=(n,) or (n_channels, n)], float
+        Audio, nominally in [-1, 1].
+    sr : int > 0
+        Its sample rate, in Hz.
+    config : VadConfig or None
+        The parameters; ``None`` means ``VadConfig()``.
+
+    Returns
+    -------
+    bool
+
+    Raises
+    ------
+    ParameterError
+        As :func:`speech_segments`.
+    """
+    return bool(speech_segments(y, sr, config))
+
+
+def speech_mask(segments: list[Segment], n: int, *, hop: int = 1) -> np.ndarray:
+    """Mark the samples (or blocks of ``hop`` samples) that the segments cover.
+
+    Parameters
+    ----------
+    segments : list of Segment
+        From :func:`speech_segments`.
+    n : int >= 0
+        Length of the signal, in samples.
+    hop : int > 0
+        Samples per entry of the mask; an entry is True when its first sample is in a segment.
+
+    Returns
+    -------
+    mask : np.ndarray [shape=(ceil(n / hop),)], bool
+    """
+    mask = np.zeros(-(-n // hop), bool)
+    for s in segments:
+        mask[-(-s.start // hop) : -(-s.end // hop)] = True
+    return mask

@@ -1,0 +1,220 @@
+"""Voice activity detection: speech found in real clips, non-speech rejected, streams = whole.
+
+The non-speech set is ``tests/nonspeech.py``'s seeded generator (silence, noise, hum, DC, tones,
+sweeps, clicks, bursts, at levels from -70 to -1 dBFS). The spoken part of a clip is referred to
+``tests/speechref.py``'s energy rule, independent of the detector (within 40 dB of the loudest
+frame and 20 dB above the noise floor, in the speech band).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+from nonspeech import KINDS, make, nonspeech_set
+from speechref import spoken_part
+
+from ser_edge import audio, vad
+from ser_edge.errors import ParameterError
+
+SR = 16000
+
+
+def corpus_sample(ravdess_dir: Path, emodb_dir: Path, step: int) -> list[Path]:
+    return sorted(ravdess_dir.glob("Actor_*/*.flac"))[::step] + sorted(emodb_dir.glob("*.flac"))[
+        ::step]
+
+
+# -- non-speech ------------------------------------------------------------------------------------
+
+
+def test_nonspeech_generator_is_seeded() -> None:
+    for kind in KINDS:
+        a = make(kind, seconds=1.0, level_db=-20, seed=3)
+        assert a.dtype == np.float32 and len(a) == SR
+        assert np.array_equal(a, make(kind, seconds=1.0, level_db=-20, seed=3))
+        assert np.all(np.abs(a) <= 1)
+    assert not np.array_equal(make("white", seed=1), make("white", seed=2))
+
+
+def _rejection(signals) -> tuple[int, list[str]]:
+    n, found = 0, []
+    for name, y in signals:
+        n += 1
+        if vad.has_speech(y, SR):
+            found.append(name)
+    return n, found
+
+
+def test_nonspeech_is_rejected() -> None:
+    """The issue asks for >= 99% rejected; the 1 s and 3 s signals of every family, every level."""
+    n, found = _rejection(nonspeech_set(SR, seconds=(1.0, 3.0), seeds=1))
+    assert n > 100
+    assert len(found) <= 0.01 * n, found
+
+
+@pytest.mark.slow
+def test_nonspeech_is_rejected_whole_set() -> None:
+    """Every family, level, length (1 to 30 s) and two seeds: 416 signals."""
+    n, found = _rejection(nonspeech_set(SR))
+    assert n == 416
+    assert len(found) <= 0.01 * n, found
+
+
+def test_nonspeech_at_48k() -> None:
+    for kind in ("white", "hum60", "tone", "sweep", "clicks", "hum-bursts"):
+        y = make(kind, sr=48000, seconds=3.0, level_db=-20, seed=1)
+        assert not vad.has_speech(y, 48000), kind
+
+
+# -- real speech -----------------------------------------------------------------------------------
+
+
+def _check_clips(clips: list[Path]) -> None:
+    missed, uncovered = [], []
+    for clip in clips:
+        y, _ = audio.load(clip, sr=SR)
+        span = vad.speech_span(y, SR)
+        if span is None:
+            missed.append(clip.name)
+            continue
+        ref = spoken_part(y)
+        outside = max(0, span[0] - ref[0]) + max(0, ref[1] - span[1])
+        uncovered.append(outside / SR)
+    # The issue: speech in >= 99.5% of the clips, the detected span covering the spoken part.
+    assert len(missed) <= 0.005 * len(clips), missed
+    uncovered = np.array(uncovered)
+    assert np.mean(uncovered <= 0.05) >= 0.8, np.percentile(uncovered, [50, 80, 95])
+    assert np.mean(uncovered <= 0.5) >= 0.95, np.percentile(uncovered, [50, 80, 95])
+
+
+def test_speech_found_in_real_clips(ravdess_dir: Path, emodb_dir: Path) -> None:
+    _check_clips(corpus_sample(ravdess_dir, emodb_dir, 40))
+
+
+@pytest.mark.slow
+def test_speech_found_in_every_corpus_clip(ravdess_dir: Path, emodb_dir: Path) -> None:
+    clips = corpus_sample(ravdess_dir, emodb_dir, 1)
+    assert len(clips) == 1975
+    _check_clips(clips)
+
+
+def _pad(y: np.ndarray, before: float, after: float, noise: np.ndarray | None) -> np.ndarray:
+    a, b = int(before * SR), int(after * SR)
+    out = np.zeros(a + len(y) + b, np.float32)
+    if noise is not None:
+        out[:a], out[a + len(y) :] = noise[:a], noise[a : a + b]
+    out[a : a + len(y)] = y
+    return out
+
+
+@pytest.mark.parametrize("padding", ["silence", "white", "pink", "hum50"])
+def test_frames_of_padded_clips(ravdess_dir: Path, emodb_dir: Path, padding: str) -> None:
+    """Real clips padded with non-speech of known extent: frame precision and recall."""
+    tp = fp = fn = 0
+    for i, clip in enumerate(corpus_sample(ravdess_dir, emodb_dir, 150)):
+        y, _ = audio.load(clip, sr=SR)
+        ref = spoken_part(y)
+        before, after = 0.5 + (i % 5) * 0.5, 3.0 - (i % 5) * 0.5
+        noise = None if padding == "silence" else make(padding, seconds=before + after,
+                                                       level_db=-45, seed=i)
+        z = _pad(y, before, after, noise)
+        got = vad.speech_mask(vad.speech_segments(z, SR), len(z), hop=160)
+        want = np.zeros_like(got)
+        a = int(before * SR)
+        want[(a + ref[0]) // 160 : (a + ref[1]) // 160] = True
+        tp += np.sum(got & want)
+        fp += np.sum(got & ~want)
+        fn += np.sum(~got & want)
+        # Nothing in the padding is taken for speech, beyond 0.4 s of slack (a frame, the
+        # reach over active frames and the pad, past voiced frames where the speech meets hum).
+        slack = int(0.4 * SR)
+        assert not got[: max(0, a - slack) // 160].any(), clip.name
+        assert not got[-(-(a + len(y) + slack) // 160) :].any(), clip.name
+    precision, recall = tp / (tp + fp), tp / (tp + fn)
+    assert precision >= 0.8 and recall >= 0.85, (precision, recall)
+
+
+# -- the API ---------------------------------------------------------------------------------------
+
+
+def test_stream_equals_whole(ravdess_dir: Path, emodb_dir: Path, rng) -> None:
+    """Segments do not depend on how the stream is cut, and equal the whole signal's."""
+    clips = corpus_sample(ravdess_dir, emodb_dir, 200)[:6]
+    parts = []
+    for i, clip in enumerate(clips):
+        parts += [make("pink", seconds=1.0 + i % 3, level_db=-50, seed=i), audio.load(clip,
+                                                                                  sr=SR)[0]]
+    y = np.concatenate(parts)
+    whole = vad.speech_segments(y, SR)
+    assert len(whole) >= len(clips)
+    det = vad.VoiceActivityDetector(SR)
+    pieces, pos = [], 0
+    while pos < len(y):
+        n = int(rng.integers(1, 5000))
+        pieces += det.push(y[pos : pos + n])
+        pos += n
+    pieces += det.flush()
+    assert pieces == whole
+    assert list(vad.iter_segments(np.array_split(y, 7), SR)) == whole
+    # Segments come out in order, apart, within the signal.
+    for a, b in zip(whole, whole[1:], strict=False):
+        assert a.end <= b.start
+    assert 0 <= whole[0].start and whole[-1].end <= len(y)
+
+
+def test_detector_is_reset_by_flush(signal) -> None:
+    y = np.concatenate([np.zeros(SR, np.float32), signal("vibrato", SR, duration=2.0)])
+    det = vad.VoiceActivityDetector(SR)
+    first = det.push(y) + det.flush()
+    assert det.n_samples == 0
+    assert det.push(y) + det.flush() == first
+
+
+def test_speech_span_and_has_speech(ravdess_dir: Path) -> None:
+    y, _ = audio.load(sorted(ravdess_dir.glob("Actor_01/*.flac"))[3], sr=SR)
+    start, end = vad.speech_span(y, SR)
+    assert 0 < start < end < len(y)  # RAVDESS: silence before and after the sentence
+    assert vad.has_speech(y, SR)
+    assert vad.speech_span(np.zeros(SR, np.float32), SR) is None
+    assert not vad.has_speech(np.zeros(10, np.float32), SR)  # shorter than a frame
+    stereo = np.stack([y, y])
+    assert vad.speech_span(stereo, SR) == (start, end)
+    seg = vad.speech_segments(y, SR)[0]
+    assert seg.start_s == seg.start / SR and seg.duration_s == (seg.end - seg.start) / SR
+
+
+def test_frame_features_of_known_signals() -> None:
+    t = np.arange(SR) / SR
+    tone = np.sin(2 * np.pi * 1000 * t).astype(np.float32)
+    f = vad.frame_features(tone, SR)
+    assert len(f["level_db"]) == 1 + (SR - 512) // 320  # 32 ms frames, 20 ms hop
+    np.testing.assert_allclose(f["level_db"], 0.0, atol=0.1)  # 0 dB: a full-scale sine
+    assert np.all(f["peak_fraction"] > 0.99) and np.all(f["flatness"] < 1e-3)
+    noise = make("white", seconds=1.0, level_db=-20)
+    f = vad.frame_features(noise, SR)
+    assert np.all(f["flatness"] > 0.4) and np.median(f["periodicity"]) < 0.4
+    assert np.all(f["level_db"] < -15)
+
+
+@pytest.mark.parametrize(("kwargs", "match"), [
+    ({"frame_s": 0}, "frame_s"), ({"margin_db": -1}, "margin_db"),
+    ({"fmin": 5000.0}, "fmin"), ({"floor_percentile": 100}, "floor_percentile"),
+    ({"max_flatness": 0}, "max_flatness"),
+])
+def test_bad_config(kwargs, match) -> None:
+    with pytest.raises(ParameterError, match=match):
+        vad.VadConfig(**kwargs)
+
+
+def test_bad_input() -> None:
+    with pytest.raises(ParameterError, match="sr"):
+        vad.VoiceActivityDetector(0)
+    det = vad.VoiceActivityDetector(SR)
+    with pytest.raises(ParameterError, match="1-D float"):
+        det.push(np.zeros(10, np.int16))
+    with pytest.raises(ParameterError, match="NaN"):
+        det.push(np.full(10, np.nan, np.float32))
+    with pytest.raises(ParameterError, match="no band"):
+        vad.VoiceActivityDetector(150)
