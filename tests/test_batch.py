@@ -16,6 +16,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -45,15 +46,28 @@ def _clips(ravdess_dir: Path, n: int = N_CLIPS) -> list[Path]:
     return files[:: max(1, len(files) // n)][:n]  # every actor, every emotion
 
 
-def _tone(seconds: float, sr: int = 16000) -> np.ndarray:
-    t = np.arange(int(seconds * sr)) / sr
-    return (0.3 * np.sin(2 * np.pi * 220 * t)).astype(np.float32)
+def _voice(seconds: float, sr: int = 16000) -> np.ndarray:
+    """Voiced syllables with a gliding pitch (as ``tests/test_cli.py``'s): speech to voice activity
+    detection from half a second on, so classified; a steady tone would be 'no speech detected'."""
+    n = int(seconds * sr)
+    t = np.arange(n) / sr
+    f0 = 150 + 30 * np.sin(2 * np.pi * 1.3 * t)
+    phase = 2 * np.pi * np.cumsum(f0) / sr
+    voice = sum(np.sin(k * phase) / k for k in range(1, 11))
+    envelope = np.sqrt(np.clip(np.sin(2 * np.pi * 4 * t), 0, None))
+    noise = np.random.default_rng(n).standard_normal(n)
+    return (0.2 * voice * envelope + 0.003 * noise).astype(np.float32)
+
+
+def _noise(seconds: float, sr: int = 16000) -> np.ndarray:
+    """White noise: no speech (README's error table uses the same)."""
+    return (0.05 * np.random.default_rng(0).standard_normal(int(seconds * sr))).astype(np.float32)
 
 
 def _bad_files(folder: Path) -> None:
     (folder / "b-empty.wav").write_bytes(b"")
     (folder / "b-notes.wav").write_text("not audio\n")
-    sf.write(folder / "b-whole.wav", _tone(2.0), 16000)
+    sf.write(folder / "b-whole.wav", _voice(2.0), 16000)
     whole = (folder / "b-whole.wav").read_bytes()
     (folder / "b-cut.wav").write_bytes(whole[: len(whole) * 2 // 5])  # warns, is classified
     (folder / "b-whole.wav").unlink()
@@ -122,6 +136,63 @@ def test_unordered_gives_the_same_records(folder: Path,
     assert proc.returncode == 1
     assert _records(proc.stdout) == _records(serial.stdout)
     assert sorted(proc.stderr.splitlines()) == sorted(serial.stderr.splitlines())
+
+
+@pytest.fixture(scope="module")
+def noisy(ravdess_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Four real clips (links) with a file of white noise among them: no speech."""
+    root = tmp_path_factory.mktemp("noisy") / "noisy"
+    root.mkdir()
+    for i, clip in enumerate(_clips(ravdess_dir, 4)):
+        (root / f"{'a' if i < 2 else 'c'}-{clip.name}").symlink_to(clip)
+    sf.write(root / "b-noise.wav", _noise(1.0), 16000)
+    return root
+
+
+def _invoke(*args: str | Path) -> Any:
+    result = CliRunner().invoke(app, ["classify", *map(str, args)])
+    assert "Traceback" not in result.stderr, result.stderr
+    return result
+
+
+@pytest.fixture(scope="module")
+def noisy_serial(noisy: Path) -> dict[bool, subprocess.CompletedProcess[str]]:
+    """``classify --json --jobs 1`` over ``noisy`` in a fresh process (one BLAS thread, as the
+    workers have: probabilities to the last digit), with the speech check and without."""
+    return {vad: _cli("classify", "--json", "--jobs", "1", *([] if vad else ["--no-vad"]), noisy)
+            for vad in (True, False)}
+
+
+@pytest.mark.parametrize("vad", [True, False], ids=["default", "no-vad"])
+def test_no_speech_with_workers_and_output_is_the_serial_outcome(noisy: Path, noisy_serial,
+                                                                 tmp_path: Path,
+                                                                 vad: bool) -> None:
+    """Issue 12's speech check travels to the workers: ``--jobs 2`` gives the serial output,
+    "no speech detected" by default and an emotion with ``--no-vad``; an ``--output`` file holds
+    the same lines as standard output, and ``--resume`` counts the file as done."""
+    flags = [] if vad else ["--no-vad"]
+    serial = noisy_serial[vad]
+    two = _cli("classify", "--json", "--jobs", "2", *flags, noisy)
+    assert serial.returncode == two.returncode == (1 if vad else 0), serial.stderr
+    assert two.stdout == serial.stdout and two.stderr == serial.stderr
+    records = _records(serial.stdout)
+    noise = records[str(noisy / "b-noise.wav")]
+    assert len(records) == 5 and sum("label" in r for r in records.values()) == 4 + (not vad)
+    if vad:
+        assert noise == {"path": str(noisy / "b-noise.wav"), "error": "no speech detected"}
+        assert serial.stderr.splitlines() == [
+            f"ser-edge: error: {noisy / 'b-noise.wav'}: no speech detected",
+            "ser-edge: 1 of 5 files failed"]
+    else:
+        assert noise["label"] and serial.stderr == ""
+    out = tmp_path / "out.jsonl"
+    written = _invoke("-o", out, "--jobs", "2", *flags, noisy)  # workers: one thread each
+    assert written.exit_code == serial.returncode and written.stdout == ""
+    assert out.read_text() == serial.stdout  # the same lines, the no-speech one included
+    again = _invoke("-o", out, "--resume", "--jobs", "2", *flags, noisy)
+    assert again.exit_code == serial.returncode
+    assert f"5 of 5 files there already ({int(vad)} failed)" in again.stderr
+    assert out.read_text() == serial.stdout
 
 
 def _api_lines(outcomes: list[batch.Outcome], cwd: Path) -> dict[str, dict]:
@@ -266,7 +337,7 @@ def test_resume_after_sigkill_completes_the_set(folder: Path, serial,
     assert 8 <= len(lines) <= N_CLIPS // 2 and data.endswith(b"\n")
     out.write_bytes(b"".join(lines[:-1]) + lines[-1][: len(lines[-1]) // 2])  # torn
     fifo.unlink()
-    sf.write(fifo, _tone(1.0), 16000)
+    sf.write(fifo, _voice(1.0), 16000)
     resumed = _cli(*args, "--resume", cwd=tmp_path)
     assert resumed.returncode == 1, resumed.stderr  # the bad files of the set
     n = N_CLIPS + 4
@@ -371,6 +442,18 @@ def test_local_cluster_gives_the_serial_results(cluster, folder: Path, serial) -
     assert proc.returncode == 1
     assert proc.stdout == serial.stdout
     assert proc.stderr == serial.stderr
+
+
+@pytest.mark.parametrize("vad", [True, False], ids=["default", "no-vad"])
+def test_local_cluster_checks_speech_as_one_process_does(cluster, noisy: Path, noisy_serial,
+                                                         vad: bool) -> None:
+    serial = noisy_serial[vad]
+    dask = _invoke("--json", "--scheduler", cluster.scheduler_address,
+                   *([] if vad else ["--no-vad"]), noisy)
+    assert dask.exit_code == serial.returncode == (1 if vad else 0)
+    assert dask.stdout == serial.stdout and dask.stderr == serial.stderr
+    noise = _records(dask.stdout)[str(noisy / "b-noise.wav")]
+    assert noise.get("error") == ("no speech detected" if vad else None)
 
 
 def test_local_cluster_survives_a_killed_worker(cluster, folder: Path, serial) -> None:
