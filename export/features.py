@@ -46,7 +46,7 @@ REFERENCE_LIBROSA = "0.11.0"
 DEFAULT_CACHE_DIR = Path(__file__).resolve().parent.parent / ".ser-edge-cache"
 
 # Bumped whenever the reference computation changes, so that old cache entries are not reused.
-_CACHE_VERSION = "ref-v1"
+_CACHE_VERSION = "ref-v2"
 
 #: Files per task sent to a Dask worker.
 CLUSTER_BATCH = 16
@@ -84,6 +84,12 @@ def reference_load(path: str | Path, sr: int) -> np.ndarray:
 def reference_feature_matrices(y: np.ndarray, sr: int, config: FeatureConfig) -> dict[str, Any]:
     """Compute librosa's feature matrices for ``config`` (before pooling over time).
 
+    One ``librosa.stft``, its power spectrogram passed as ``S=`` to each feature (what
+    ``librosa.feature.mfcc(y=...)``, ``chroma_stft(y=...)`` and ``melspectrogram(y=...)`` compute
+    from ``y`` themselves, value for value). The level normalisation and the active frames have
+    no librosa function: they follow :mod:`ser_edge.level`'s rule, on frame levels from
+    ``librosa.feature.rms``.
+
     Parameters
     ----------
     y : np.ndarray [shape=(n_samples,)]
@@ -97,12 +103,17 @@ def reference_feature_matrices(y: np.ndarray, sr: int, config: FeatureConfig) ->
     blocks : dict of str to np.ndarray [shape=(n_rows, n_frames)]
         ``"mfcc"`` (``n_mfcc`` rows, ``librosa.feature.mfcc``: DCT-II orthonormal of the log-mel
         spectrogram with ``n_mels`` bands), ``"chroma"`` (``n_chroma`` rows,
-        ``librosa.feature.chroma_stft``, ``tuning`` estimated per clip when None) and ``"mel"``
-        (``n_mels`` rows, ``librosa.feature.melspectrogram`` in power, converted with
-        ``librosa.power_to_db(ref=1.0, amin=1e-10, top_db=80.0)`` when ``config.mel_db``),
-        for the blocks named in ``config.features``.
+        ``librosa.feature.chroma_stft``, ``tuning`` estimated per clip when None),
+        ``"mel"`` (``n_mels`` rows, ``librosa.feature.melspectrogram`` in power, converted with
+        ``librosa.power_to_db(ref=1.0, amin=1e-10, top_db=config.top_db)`` when
+        ``config.mel_db``) and ``"mfcc_delta"`` (``librosa.feature.delta`` of the MFCCs, over
+        every frame), for the blocks named in ``config.features``; with ``config.level_db`` the
+        mel and chroma projections are scaled by the level gain first, and with
+        ``config.frames == "active"`` only the active frames' columns are kept.
     """
     import librosa
+
+    from ser_edge.level import active_frames, energy_db, level_gain
 
     stft_kw = {
         "n_fft": config.n_fft,
@@ -113,35 +124,48 @@ def reference_feature_matrices(y: np.ndarray, sr: int, config: FeatureConfig) ->
         "pad_mode": "constant",
     }
     mel_kw = {"n_mels": config.n_mels, "fmin": config.fmin, "fmax": config.fmax, "htk": config.htk}
+    magnitude = np.abs(librosa.stft(y, **stft_kw))
+    S = magnitude**2.0
+    gain = mask = None
+    if config.level_db is not None or config.frames == "active":
+        r = librosa.feature.rms(S=magnitude, frame_length=config.n_fft)[0]
+        active = active_frames(energy_db(r), range_db=config.active_range_db,
+                               floor_db=config.active_floor_db)
+        if config.level_db is not None:
+            gain = np.float32(level_gain(r, active, config.level_db))
+        if config.frames == "active":
+            mask = active
+    wanted = set(config.features)
     blocks: dict[str, Any] = {}
-    if "mfcc" in config.features:
-        blocks["mfcc"] = librosa.feature.mfcc(
-            y=y,
-            sr=sr,
-            n_mfcc=config.n_mfcc,
-            dct_type=2,
-            norm="ortho",
-            lifter=0,
-            **stft_kw,
-            **mel_kw,
-        )
-    if "chroma" in config.features:
+    if wanted & {"mfcc", "mfcc_delta", "mel"}:
+        mel = librosa.feature.melspectrogram(S=S, sr=sr, norm="slaney", **mel_kw)
+        if gain is not None:
+            mel = mel * gain
+        mel_db = librosa.power_to_db(mel, ref=1.0, amin=1e-10, top_db=config.top_db)
+        if wanted & {"mfcc", "mfcc_delta"}:
+            mfcc = librosa.feature.mfcc(S=mel_db, n_mfcc=config.n_mfcc, dct_type=2,
+                                        norm="ortho", lifter=0)
+            if "mfcc" in wanted:
+                blocks["mfcc"] = mfcc
+            if "mfcc_delta" in wanted:
+                blocks["mfcc_delta"] = librosa.feature.delta(
+                    mfcc, width=config.delta_width, order=1, axis=-1, mode="interp"
+                )
+        if "mel" in wanted:
+            blocks["mel"] = mel_db if config.mel_db else mel
+    if "chroma" in wanted:
         # chroma_stft has no ``power`` keyword: it always uses the power spectrogram.
         # Unnormalised chroma, then librosa's own normalisation with the configuration's
         # threshold: chroma_stft does not pass one on (it uses the smallest float32).
         raw = librosa.feature.chroma_stft(
-            y=y, sr=sr, norm=None, tuning=config.tuning, n_chroma=config.n_chroma, **stft_kw
+            S=S if gain is None else S * gain, sr=sr, norm=None, tuning=config.tuning,
+            n_chroma=config.n_chroma, n_fft=config.n_fft, hop_length=config.hop_length,
         )
         blocks["chroma"] = librosa.util.normalize(
             raw, norm=np.inf, axis=-2, threshold=config.chroma_threshold
         )
-    if "mel" in config.features:
-        mel = librosa.feature.melspectrogram(
-            y=y, sr=sr, power=2.0, norm="slaney", **stft_kw, **mel_kw
-        )
-        if config.mel_db:
-            mel = librosa.power_to_db(mel, ref=1.0, amin=1e-10, top_db=80.0)
-        blocks["mel"] = mel
+    if mask is not None:
+        blocks = {name: M[:, mask] for name, M in blocks.items()}
     return blocks
 
 

@@ -24,13 +24,16 @@ from .dsp import (
 )
 from .errors import ParameterError
 from .filters import chroma_filters, dct_matrix, hz_to_octs, mel_filters, mel_projection
+from .level import active_frames, energy_db, level_gain, rms
 
 __all__ = [
     "FEATURES",
     "STATS",
+    "FRAMES",
     "FeatureConfig",
     "chroma_filters",
     "chroma_stft",
+    "delta",
     "estimate_tuning",
     "feature_matrices",
     "feature_vector",
@@ -46,7 +49,11 @@ __all__ = [
 ]
 
 #: The feature blocks a :class:`FeatureConfig` can name, in no particular order.
-FEATURES = ("mfcc", "chroma", "mel")
+FEATURES = ("mfcc", "chroma", "mel", "mfcc_delta")
+
+#: Which frames a :class:`FeatureConfig` pools over: all of them, or the speech-active ones
+#: (:func:`ser_edge.level.active_frames`).
+FRAMES = ("all", "active")
 
 #: The statistics over time that :func:`pool` can take of each feature row.
 STATS = ("mean", "std", "min", "max")
@@ -60,9 +67,10 @@ _STAT_FUNCS = {
 
 _CONFIG_SCHEMA = 1
 
-#: ``power_to_db``'s clipping under the maximum, in dB, for MFCC and the dB mel block (librosa's
-#: default).
-_TOP_DB = 80.0
+#: What a configuration written before a field existed meant by it (librosa's behaviour, and no
+#: level normalisation or frame selection).
+_LEGACY = {"chroma_threshold": None, "top_db": 80.0, "level_db": None, "frames": "all",
+           "active_range_db": 40.0, "active_floor_db": 6.0, "delta_width": 9}
 
 
 def _check_names(field: str, names: tuple[str, ...], allowed: tuple[str, ...], kind: str) -> None:
@@ -90,14 +98,17 @@ class FeatureConfig:
     object drives the runtime (:func:`feature_vector`) and the librosa reference in ``export/``,
     and its JSON rides in the ONNX model's metadata under ``feature_config``.
 
-    The vector is, for each name in ``features`` in that order, for each name in ``stats`` in that
-    order, that statistic over time of each row of the feature matrix: for example
+    The vector is, for each name in ``features`` in that order, for each of its statistics in
+    the order of ``stats``, that statistic over time (over the frames ``frames`` keeps) of each
+    row of the feature matrix: for example
     ``[mfcc mean (n_mfcc), mfcc std (n_mfcc), chroma mean (n_chroma), ...]``.
 
     Parameters
     ----------
     features : tuple of str
-        Feature blocks, a subset of ``("mfcc", "chroma", "mel")`` in the order of the vector.
+        Feature blocks, a subset of ``("mfcc", "chroma", "mel", "mfcc_delta")`` in the order of
+        the vector; ``"mfcc_delta"`` is the local slope of the MFCCs over time (:func:`delta`),
+        ``n_mfcc`` rows.
     sr : int > 0
         Sample rate the audio is resampled to before analysis, in Hz.
     n_fft : int > 0
@@ -127,11 +138,33 @@ class FeatureConfig:
         ``power_to_db``'s floor: digital silence, whose resampling noise would otherwise become
         full-scale chroma that differs between CPUs (x86 and a Raspberry Pi's ARM).
     mel_db : bool
-        Pool the mel block in dB (``power_to_db(ref=1.0, amin=1e-10, top_db=80.0)``) instead of
-        in power.
-    stats : tuple of str
+        Pool the mel block in dB (``power_to_db(ref=1.0, amin=1e-10, top_db=top_db)``) instead
+        of in power.
+    stats : tuple of str, or mapping of str to tuple of str
         Statistics over time, a subset of ``("mean", "std", "min", "max")``; ``std`` is the
-        population standard deviation (``ddof=0``).
+        population standard deviation (``ddof=0``). A mapping gives each block of ``features``
+        its own (e.g. ``{"mel": ("std",), ...}``: a mel block's mean is mostly the microphone's
+        frequency response, its spread over time is the voice's).
+    top_db : float >= 0 or None
+        ``power_to_db``'s clipping under the clip's loudest mel value, in dB, for MFCC and the dB
+        mel block; ``None`` clips nothing. librosa's default is 80; a smaller one floors the
+        quiet parts of the spectrum where background noise would otherwise decide the values.
+    level_db : float or None
+        Level normalisation: the power spectrogram is scaled so that the mean energy of the
+        active frames (:func:`ser_edge.level.active_frames`) is this many dB re full scale, as if
+        the waveform had been scaled before the analysis (:func:`ser_edge.level.level_gain`).
+        A gain applied to the recording then changes no feature beyond float rounding. ``None``
+        analyses the clip at its recorded level.
+    frames : {"all", "active"}
+        Pool over every frame, or over the active frames only (leading and trailing silence,
+        pauses and background noise then weigh nothing).
+    active_range_db, active_floor_db : float
+        What an active frame is (:func:`ser_edge.level.active_frames`): within
+        ``active_range_db`` of the loudest frame, and ``active_floor_db`` above the noise floor
+        (the 10th percentile of the clip's frame energies), in dB.
+    delta_width : int >= 3, odd
+        Frames of the ``"mfcc_delta"`` block's local slope (:func:`delta`); clips need at least
+        this many frames.
 
     Raises
     ------
@@ -152,14 +185,60 @@ class FeatureConfig:
     tuning: float | None = 0.0
     chroma_threshold: float | None = 1e-10
     mel_db: bool = True
-    stats: tuple[str, ...] = ("mean", "std")
+    stats: tuple[str, ...] | Mapping[str, tuple[str, ...]] = ("mean", "std")
+    top_db: float | None = 80.0
+    level_db: float | None = None
+    frames: str = "all"
+    active_range_db: float = 40.0
+    active_floor_db: float = 6.0
+    delta_width: int = 9
 
     def __post_init__(self) -> None:
         # Lists arrive from JSON; keep the dataclass hashable and immutable.
         object.__setattr__(self, "features", tuple(self.features))
-        object.__setattr__(self, "stats", tuple(self.stats))
         _check_names("features", self.features, FEATURES, "feature")
-        _check_names("stats", self.stats, STATS, "statistic")
+        if isinstance(self.stats, Mapping):
+            unknown = sorted(set(self.stats) - set(self.features))
+            missing = [name for name in self.features if name not in self.stats]
+            if unknown or missing:
+                raise ParameterError(
+                    "FeatureConfig.stats, as a mapping, needs one entry per feature block "
+                    f"({', '.join(self.features)}); "
+                    + (f"unknown: {', '.join(unknown)}" if unknown
+                       else f"missing: {', '.join(missing)}")
+                )
+            pairs = tuple((name, tuple(self.stats[name])) for name in self.features)
+            for name, names in pairs:
+                _check_names(f"stats[{name!r}]", names, STATS, "statistic")
+            object.__setattr__(self, "stats", pairs)
+        else:
+            object.__setattr__(self, "stats", tuple(self.stats))
+            if self.stats and isinstance(self.stats[0], tuple):  # already normalised pairs
+                for name, names in self.stats:
+                    _check_names(f"stats[{name!r}]", names, STATS, "statistic")
+                if tuple(name for name, _ in self.stats) != self.features:
+                    raise ParameterError("FeatureConfig.stats pairs must follow features' order")
+            else:
+                _check_names("stats", self.stats, STATS, "statistic")
+        if self.frames not in FRAMES:
+            raise ParameterError(
+                f"FeatureConfig.frames must be one of {FRAMES}, got {self.frames!r}"
+            )
+        if self.top_db is not None and not self.top_db >= 0:
+            raise ParameterError(
+                f"FeatureConfig.top_db must be >= 0 or None, got {self.top_db!r}"
+            )
+        if not self.active_range_db > 0 or not self.active_floor_db >= 0:
+            raise ParameterError(
+                f"FeatureConfig.active_range_db={self.active_range_db!r} must be > 0 and "
+                f"active_floor_db={self.active_floor_db!r} >= 0"
+            )
+        width = self.delta_width
+        if (isinstance(width, bool) or not isinstance(width, (int, np.integer))
+                or width < 3 or width % 2 != 1):
+            raise ParameterError(
+                f"FeatureConfig.delta_width must be an odd integer >= 3, got {self.delta_width!r}"
+            )
         for name in ("sr", "n_fft", "hop_length", "n_mfcc", "n_mels", "n_chroma"):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value <= 0:
@@ -182,20 +261,32 @@ class FeatureConfig:
     @property
     def block_sizes(self) -> dict[str, int]:
         """Rows of each feature block, in the order of ``features``."""
-        rows = {"mfcc": self.n_mfcc, "chroma": self.n_chroma, "mel": self.n_mels}
+        rows = {"mfcc": self.n_mfcc, "chroma": self.n_chroma, "mel": self.n_mels,
+                "mfcc_delta": self.n_mfcc}
         return {name: rows[name] for name in self.features}
+
+    def stats_of(self, name: str) -> tuple[str, ...]:
+        """The statistics pooled of block ``name``, in the vector's order."""
+        if self.stats and isinstance(self.stats[0], tuple):
+            return dict(self.stats)[name]
+        return self.stats
 
     @property
     def n_features(self) -> int:
         """Length of the vector :func:`feature_vector` returns."""
-        return sum(self.block_sizes.values()) * len(self.stats)
+        return sum(rows * len(self.stats_of(name)) for name, rows in self.block_sizes.items())
+
+    @property
+    def min_frames(self) -> int:
+        """Fewest analysis frames a clip needs: ``delta_width`` with ``"mfcc_delta"``, else 1."""
+        return self.delta_width if "mfcc_delta" in self.features else 1
 
     def feature_names(self) -> list[str]:
         """Name every entry of the vector, e.g. ``"mfcc_mean_0"``, in the vector's order."""
         return [
             f"{name}_{stat}_{i}"
             for name, rows in self.block_sizes.items()
-            for stat in self.stats
+            for stat in self.stats_of(name)
             for i in range(rows)
         ]
 
@@ -203,7 +294,10 @@ class FeatureConfig:
         """Serialise to a JSON object string (keys sorted, with a ``schema`` number)."""
         data = dataclasses.asdict(self)
         data["features"] = list(self.features)
-        data["stats"] = list(self.stats)
+        if self.stats and isinstance(self.stats[0], tuple):
+            data["stats"] = {name: list(names) for name, names in self.stats}
+        else:
+            data["stats"] = list(self.stats)
         data["schema"] = _CONFIG_SCHEMA
         return json.dumps(data, sort_keys=True)
 
@@ -228,8 +322,9 @@ class FeatureConfig:
                 f"feature configuration schema {schema!r} is not supported "
                 f"(this ser-edge reads schema {_CONFIG_SCHEMA})"
             )
-        # Written before the field existed, a configuration meant librosa's chroma scaling.
-        data.setdefault("chroma_threshold", None)
+        # Written before a field existed, a configuration meant librosa's behaviour.
+        for key, value in _LEGACY.items():
+            data.setdefault(key, value)
         known = {f.name for f in dataclasses.fields(cls)}
         unknown = sorted(set(data) - known)
         if unknown:
@@ -246,8 +341,9 @@ def pool(blocks: Mapping[str, np.ndarray], config: FeatureConfig) -> np.ndarray:
     Parameters
     ----------
     blocks : mapping of str to np.ndarray [shape=(n_rows, n_frames)]
-        A matrix for each name in ``config.features`` (extra names are ignored); the mel block is
-        expected already in dB when ``config.mel_db``.
+        A matrix for each name in ``config.features`` (extra names are ignored), over the frames
+        to pool (:func:`feature_matrices` keeps only the active ones when ``config.frames`` says
+        so); the mel block is expected already in dB when ``config.mel_db``.
     config : FeatureConfig
         Which blocks and statistics, in which order.
 
@@ -273,8 +369,60 @@ def pool(blocks: Mapping[str, np.ndarray], config: FeatureConfig) -> np.ndarray:
     # One call per block and statistic, on the block as given: numpy's summation order follows
     # the memory layout (librosa's matrices are not all C-ordered), and the bundled model was
     # trained on vectors reduced this way, bit for bit.
-    per_block = [_STAT_FUNCS[stat](M, axis=-1) for M in mats for stat in config.stats]
+    per_block = [_STAT_FUNCS[stat](M, axis=-1)
+                 for name, M in zip(config.block_sizes, mats, strict=True)
+                 for stat in config.stats_of(name)]
     return np.concatenate(per_block).astype(np.float32, copy=False)
+
+
+def delta(data: np.ndarray, *, width: int = 9) -> np.ndarray:
+    """Local slope of each row over time: first-order delta features.
+
+    Mirrors ``librosa.feature.delta(data, width=width, order=1, axis=-1, mode="interp")``
+    (librosa 0.11.0), a Savitzky-Golay first derivative: inside, the least-squares slope of a
+    straight line through the ``width`` frames centred on each frame; in the first and last
+    ``width // 2`` frames, that of the first and last ``width`` frames (``"interp"``).
+
+    Parameters
+    ----------
+    data : np.ndarray [shape=(..., n_frames)]
+        A feature matrix, e.g. MFCCs ``(n_mfcc, n_frames)``.
+    width : int >= 3, odd
+        Frames per slope; at most ``n_frames``.
+
+    Returns
+    -------
+    delta_data : np.ndarray [shape=data.shape], float32 for float32 ``data``
+        Change per frame.
+
+    Raises
+    ------
+    ParameterError
+        If ``width`` is not an odd integer >= 3, or exceeds ``n_frames``.
+    """
+    data = np.asarray(data)
+    if isinstance(width, bool) or not isinstance(width, (int, np.integer)) or width < 3 \
+            or width % 2 != 1:
+        raise ParameterError(f"width must be an odd integer >= 3, got {width!r}")
+    n = data.shape[-1]
+    if width > n:
+        raise ParameterError(f"width={width} cannot exceed the {n} frames of the data")
+    interior = _delta_interior(data, width)
+    half = width // 2
+    out = np.empty(data.shape, dtype=interior.dtype)
+    out[..., half : n - half] = interior
+    out[..., :half] = interior[..., :1]
+    out[..., n - half :] = interior[..., -1:]
+    return out
+
+
+def _delta_interior(data: np.ndarray, width: int) -> np.ndarray:
+    """The slopes centred on frames ``width // 2 .. n - 1 - width // 2`` (``n - width + 1``)."""
+    half = width // 2
+    k = np.arange(-half, half + 1, dtype=np.float64)
+    weights = k / np.sum(k * k)
+    windows = np.lib.stride_tricks.sliding_window_view(data, width, axis=-1)
+    return np.matmul(windows, weights).astype(np.result_type(data.dtype, np.float32), copy=False)
 
 
 def _power_spectrogram(
@@ -620,13 +768,15 @@ def _mel_of(S: np.ndarray, sr: int, config: FeatureConfig) -> np.ndarray:
                           fmin=config.fmin, fmax=config.fmax, htk=config.htk)
 
 
-def _mel_chroma_blocks(chunks, sr: int, config: FeatureConfig, *, mel: bool, chroma: bool):
-    """Yield mel power and raw chroma (at ``config.tuning``) block by block of frames.
+def _mel_chroma_blocks(chunks, sr: int, config: FeatureConfig, *, mel: bool, chroma: bool,
+                       energy: bool = False):
+    """Yield mel power, raw chroma (at ``config.tuning``) and frame levels, block by block.
 
     Each block of the power spectrogram (:func:`~ser_edge.dsp.power_blocks_stream`) is projected
-    onto the banks and dropped: ``(mel_block or None, raw_chroma_block or None)``, equal to the
-    columns of :func:`melspectrogram` and :func:`chroma_stft` (before scaling) of the whole
-    spectrogram up to the rounding of the block-wise matrix products.
+    onto the banks and dropped: ``(mel_block or None, raw_chroma_block or None, rms or None)``,
+    equal to the columns of :func:`melspectrogram`, :func:`chroma_stft` (before scaling) and
+    :func:`ser_edge.level.rms` of the whole spectrogram up to the rounding of the block-wise
+    matrix products.
     """
     mel_kw = {"sr": sr, "n_fft": config.n_fft, "n_mels": config.n_mels, "fmin": config.fmin,
               "fmax": config.fmax, "htk": config.htk}
@@ -634,7 +784,8 @@ def _mel_chroma_blocks(chunks, sr: int, config: FeatureConfig, *, mel: bool, chr
                               n_chroma=config.n_chroma) if chroma else None
     for _, S in power_blocks_stream(chunks, n_fft=config.n_fft, hop_length=config.hop_length):
         yield (mel_projection(S, **mel_kw) if mel else None,
-               np.matmul(chromafb, S) if chroma else None)
+               np.matmul(chromafb, S) if chroma else None,
+               rms(S=S, frame_length=config.n_fft)[0] if energy else None)
 
 
 def _columns(blocks: tuple[np.ndarray, ...]) -> np.ndarray:
@@ -650,11 +801,28 @@ def _streams(config: FeatureConfig) -> bool:
     return "chroma" not in config.features or config.tuning is not None
 
 
+def _needs_levels(config: FeatureConfig) -> bool:
+    """Whether ``config`` needs the frame levels: level normalisation or active frames."""
+    return config.level_db is not None or config.frames == "active"
+
+
+def _gain_and_mask(r: np.ndarray, config: FeatureConfig) -> tuple[float | None, np.ndarray | None]:
+    """The level gain (or None) and the frames to pool (or None for all) of frame levels ``r``."""
+    active = active_frames(energy_db(r), range_db=config.active_range_db,
+                           floor_db=config.active_floor_db)
+    gain = None if config.level_db is None else level_gain(r, active, config.level_db)
+    return gain, (active if config.frames == "active" else None)
+
+
 def feature_matrices(y: np.ndarray, *, sr: int, config: FeatureConfig) -> dict[str, np.ndarray]:
-    """The feature matrices named by ``config``, from one shared STFT.
+    """The feature matrices named by ``config``, from one shared STFT, over the frames it pools.
 
     librosa's three calls (``mfcc``, ``chroma_stft``, ``melspectrogram``) each compute the same
     power spectrogram; this computes it once, and the log-mel spectrogram once for MFCC and mel.
+    With ``config.level_db`` the mel and chroma projections are scaled by the level gain
+    (:func:`ser_edge.level.level_gain`) before the dB conversion; with
+    ``config.frames == "active"`` only the active frames' columns are returned (the deltas are
+    taken over every frame first).
 
     Parameters
     ----------
@@ -668,13 +836,15 @@ def feature_matrices(y: np.ndarray, *, sr: int, config: FeatureConfig) -> dict[s
     Returns
     -------
     blocks : dict of str to np.ndarray [shape=(n_rows, n_frames)], float32
-        ``"mfcc"`` (n_mfcc rows), ``"chroma"`` (n_chroma) and ``"mel"`` (n_mels, in dB when
-        ``config.mel_db``), those that ``config.features`` names.
+        ``"mfcc"`` (n_mfcc rows), ``"chroma"`` (n_chroma), ``"mel"`` (n_mels, in dB when
+        ``config.mel_db``) and ``"mfcc_delta"`` (n_mfcc), those that ``config.features`` names;
+        ``n_frames`` counts the pooled frames.
 
     Raises
     ------
     ParameterError
-        If ``sr`` differs from ``config.sr``, or ``y`` is not 1-D, finite and non-empty.
+        If ``sr`` differs from ``config.sr``, ``y`` is not 1-D, finite and non-empty, or it has
+        fewer frames than ``config.min_frames``.
     """
     if sr != config.sr:
         raise ParameterError(
@@ -685,29 +855,64 @@ def feature_matrices(y: np.ndarray, *, sr: int, config: FeatureConfig) -> dict[s
     if y.ndim != 1:
         raise ParameterError(f"feature_matrices takes mono audio (1-D), got shape {y.shape}")
     wanted = set(config.features)
+    levels = _needs_levels(config)
+    need_mel = bool(wanted & {"mfcc", "mel", "mfcc_delta"})
+    r = None
     if not _streams(config):
         # The tuning is estimated from every frame before the chroma bank is known: keep S.
         S, _ = _power_spectrogram(y, None, config.n_fft, config.hop_length, 2.0)
-        mel = _mel_of(S, sr, config) if wanted & {"mfcc", "mel"} else None
-        chroma = chroma_stft(S=S, sr=sr, tuning=None, n_chroma=config.n_chroma,
-                             threshold=config.chroma_threshold)
+        mel = _mel_of(S, sr, config) if need_mel else None
+        r = rms(S=S, frame_length=config.n_fft)[0] if levels else None
+        gain, mask = _gain_and_mask(r, config) if levels else (None, None)
+        if gain is not None:  # the tuning is estimated from the scaled spectrogram
+            S = S * np.asarray(gain, dtype=S.dtype)
+        raw = _raw_chroma(S, sr, config)
     else:  # the whole power spectrogram is never held
-        need_mel = bool(wanted & {"mfcc", "mel"})
-        mels, raws = zip(*_mel_chroma_blocks([y], sr, config, mel=need_mel,
-                                              chroma="chroma" in wanted), strict=True)
+        mels, raws, rs = zip(*_mel_chroma_blocks([y], sr, config, mel=need_mel,
+                                                  chroma="chroma" in wanted, energy=levels),
+                             strict=True)
         mel = _columns(mels) if need_mel else None
-        chroma = (_scale_chroma(_columns(raws), config.chroma_threshold)
-                  if "chroma" in wanted else None)
+        raw = _columns(raws) if "chroma" in wanted else None
+        r = np.concatenate(rs) if levels else None
+        gain, mask = _gain_and_mask(r, config) if levels else (None, None)
+        if gain is not None and raw is not None:
+            raw = raw * np.asarray(gain, dtype=raw.dtype)
+    if gain is not None and mel is not None:
+        mel = mel * np.asarray(gain, dtype=mel.dtype)
     blocks: dict[str, np.ndarray] = {}
     if mel is not None:
-        mel_db = power_to_db(mel, top_db=_TOP_DB) if ("mfcc" in wanted or config.mel_db) else None
-        if "mfcc" in wanted:
-            blocks["mfcc"] = mfcc(S=mel_db, n_mfcc=config.n_mfcc)
+        mel_db = (power_to_db(mel, top_db=config.top_db)
+                  if (wanted & {"mfcc", "mfcc_delta"} or config.mel_db) else None)
+        if wanted & {"mfcc", "mfcc_delta"}:
+            M = mfcc(S=mel_db, n_mfcc=config.n_mfcc)
+            if "mfcc" in wanted:
+                blocks["mfcc"] = M
+            if "mfcc_delta" in wanted:
+                if M.shape[-1] < config.delta_width:
+                    raise ParameterError(
+                        f"{M.shape[-1]} frames are fewer than the {config.delta_width} the "
+                        "MFCC deltas need"
+                    )
+                blocks["mfcc_delta"] = delta(M, width=config.delta_width)
         if "mel" in wanted:
             blocks["mel"] = mel_db if config.mel_db else mel
-    if chroma is not None:
-        blocks["chroma"] = chroma
+    if raw is not None:
+        blocks["chroma"] = _scale_chroma(raw, config.chroma_threshold)
+    if mask is not None:
+        blocks = {name: M[:, mask] for name, M in blocks.items()}
     return blocks
+
+
+def _raw_chroma(S: np.ndarray, sr: int, config: FeatureConfig) -> np.ndarray | None:
+    """Unscaled chroma of a whole power spectrogram (the tuning estimated when it is None)."""
+    if "chroma" not in config.features:
+        return None
+    tuning = config.tuning
+    if tuning is None:
+        tuning = estimate_tuning(S=S, sr=sr, bins_per_octave=config.n_chroma)
+    chromafb = chroma_filters(sr=sr, n_fft=config.n_fft, tuning=float(tuning),
+                              n_chroma=config.n_chroma)
+    return np.matmul(chromafb, np.ascontiguousarray(S))
 
 
 def feature_vector(y: np.ndarray, *, sr: int, config: FeatureConfig | None = None) -> np.ndarray:
@@ -817,23 +1022,103 @@ def feature_vector_stream(
         raise ParameterError("chroma with tuning=None needs the whole spectrogram: "
                              "use feature_vector, or fix the tuning")
     wanted = set(config.features)
-    need_mel = bool(wanted & {"mfcc", "mel"})
-    need_db = "mfcc" in wanted or ("mel" in wanted and config.mel_db)
-    if need_db:  # pass 1: the loudest mel value, for power_to_db's top_db floor
-        peak = max(mel.max() for mel, _ in _mel_chroma_blocks(chunks, sr, config, mel=True,
-                                                              chroma=False))
-        floor = power_to_db(np.array([peak], dtype=np.float32), top_db=None)[0] - _TOP_DB
+    cepstra = bool(wanted & {"mfcc", "mfcc_delta"})
+    need_mel = cepstra or "mel" in wanted
+    need_db = cepstra or ("mel" in wanted and config.mel_db)
+    levels = _needs_levels(config)
+    gain = mask = None
+    floor = -np.inf
+    if need_db or levels:  # pass 1: the loudest mel value (top_db's floor) and the frame levels
+        peak, rs = None, []
+        for mel, _, r in _mel_chroma_blocks(chunks, sr, config, mel=need_db, chroma=False,
+                                            energy=levels):
+            if need_db:
+                top = mel.max()
+                peak = top if peak is None else max(peak, top)
+            if levels:
+                rs.append(r)
+        if levels:
+            if not rs:
+                raise ParameterError("no audio: the chunks hold no samples")
+            gain, mask = _gain_and_mask(np.concatenate(rs), config)
+        if need_db and config.top_db is not None and peak is not None:
+            if gain is not None:  # scaling by a positive constant keeps the maximum's place
+                peak = peak * np.asarray(gain, dtype=peak.dtype)
+            floor = power_to_db(np.array([peak], dtype=np.float32), top_db=None)[0] - config.top_db
     acc = {name: _RunningStats(rows) for name, rows in config.block_sizes.items()}
-    for mel, raw in _mel_chroma_blocks(chunks, sr, config, mel=need_mel,
-                                       chroma="chroma" in wanted):
+    deltas = _DeltaStream(config.delta_width) if "mfcc_delta" in wanted else None
+
+    def add(name: str, M: np.ndarray, start: int) -> None:
+        if mask is not None:
+            M = M[:, mask[start : start + M.shape[1]]]
+        if M.shape[1]:
+            acc[name].add(M)
+
+    start = 0
+    for mel, raw, _ in _mel_chroma_blocks(chunks, sr, config, mel=need_mel,
+                                          chroma="chroma" in wanted):
+        if gain is not None:
+            mel = None if mel is None else mel * np.asarray(gain, dtype=mel.dtype)
+            raw = None if raw is None else raw * np.asarray(gain, dtype=raw.dtype)
         if need_db:
             db = np.maximum(power_to_db(mel, top_db=None), floor)
-        if "mfcc" in wanted:
-            acc["mfcc"].add(mfcc(S=db, n_mfcc=config.n_mfcc))
+        if cepstra:
+            M = mfcc(S=db, n_mfcc=config.n_mfcc)
+            if "mfcc" in wanted:
+                add("mfcc", M, start)
+            if deltas is not None:
+                for at, D in deltas.push(M):
+                    add("mfcc_delta", D, at)
         if "mel" in wanted:
-            acc["mel"].add(db if config.mel_db else mel)
+            add("mel", db if config.mel_db else mel, start)
         if raw is not None:
-            acc["chroma"].add(_scale_chroma(raw, config.chroma_threshold))
+            add("chroma", _scale_chroma(raw, config.chroma_threshold), start)
+        start += (mel if mel is not None else raw).shape[1]
+    if deltas is not None:
+        for at, D in deltas.finish():
+            add("mfcc_delta", D, at)
+    if any(a.n == 0 for a in acc.values()):
+        raise ParameterError("no audio: the chunks hold no frames to pool")
     return np.concatenate(
-        [acc[name].value(stat) for name in config.block_sizes for stat in config.stats]
+        [acc[name].value(stat) for name in config.block_sizes for stat in config.stats_of(name)]
     ).astype(np.float32, copy=False)
+
+
+class _DeltaStream:
+    """:func:`delta` of a matrix that arrives a block of frames at a time.
+
+    ``push`` takes the next columns and returns the ``(first_frame, columns)`` pieces of the
+    deltas that are now known (each needs ``width // 2`` frames on either side); ``finish``
+    returns the last ``width // 2``. Their concatenation is :func:`delta` of the whole matrix.
+    """
+
+    def __init__(self, width: int):
+        self.width, self.half = width, width // 2
+        self.held = None  # the last width - 1 columns seen, from frame self.held_at
+        self.held_at = 0
+        self.emitted = 0
+        self.last = None
+
+    def push(self, M: np.ndarray) -> list[tuple[int, np.ndarray]]:
+        X = M if self.held is None else np.concatenate((self.held, M), axis=1)
+        out = []
+        if X.shape[1] >= self.width:
+            interior = _delta_interior(X, self.width)
+            if self.emitted == 0:  # "interp": the first frames take the first slope
+                out.append((0, np.repeat(interior[:, :1], self.half, axis=1)))
+            out.append((self.held_at + self.half, interior))
+            self.emitted = self.held_at + self.half + interior.shape[1]
+            self.last = interior[:, -1:]
+            keep = self.width - 1
+            self.held_at += X.shape[1] - keep
+            X = X[:, -keep:]
+        self.held = X
+        return out
+
+    def finish(self) -> list[tuple[int, np.ndarray]]:
+        if self.last is None:
+            n = 0 if self.held is None else self.held.shape[1]
+            raise ParameterError(
+                f"{n} frames are fewer than the {self.width} the MFCC deltas need"
+            )
+        return [(self.emitted, np.repeat(self.last, self.half, axis=1))]
