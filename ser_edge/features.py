@@ -161,7 +161,8 @@ class FeatureConfig:
     active_range_db, active_floor_db : float
         What an active frame is (:func:`ser_edge.level.active_frames`): within
         ``active_range_db`` of the loudest frame, and ``active_floor_db`` above the noise floor
-        (the 10th percentile of the clip's frame energies), in dB.
+        (the 10th percentile of the clip's frame energies), in dB; frames within
+        ``active_floor_db`` of the loudest are always active.
     delta_width : int >= 3, odd
         Frames of the ``"mfcc_delta"`` block's local slope (:func:`delta`); clips need at least
         this many frames.
@@ -228,10 +229,10 @@ class FeatureConfig:
             raise ParameterError(
                 f"FeatureConfig.top_db must be >= 0 or None, got {self.top_db!r}"
             )
-        if not self.active_range_db > 0 or not self.active_floor_db >= 0:
+        if not self.active_range_db > 0 or not self.active_floor_db > 0:
             raise ParameterError(
-                f"FeatureConfig.active_range_db={self.active_range_db!r} must be > 0 and "
-                f"active_floor_db={self.active_floor_db!r} >= 0"
+                f"FeatureConfig.active_range_db={self.active_range_db!r} and "
+                f"active_floor_db={self.active_floor_db!r} must be > 0"
             )
         width = self.delta_width
         if (isinstance(width, bool) or not isinstance(width, (int, np.integer))

@@ -89,9 +89,11 @@ def active_frames(e: np.ndarray, *, range_db: float = 40.0, floor_db: float = 6.
 
     A frame is active when its energy is at least ``max(e) - range_db`` and at least
     ``floor_db`` above the noise floor, the :data:`NOISE_FLOOR_PERCENTILE`-th percentile of the
-    clip's frame energies (``numpy.percentile``, linear interpolation); the loudest frame is
-    always active. Both thresholds are relative to the clip's own energies, so a gain does not
-    change which frames are active.
+    clip's frame energies (``numpy.percentile``, linear interpolation); the frames within
+    ``floor_db`` of the loudest are always active, so a clip of steady sound (a tone, noise, or
+    speech without pauses) keeps its frames rather than a rounding-dependent few at its peak.
+    Every threshold is relative to the clip's own energies, so a gain does not change which
+    frames are active.
 
     Parameters
     ----------
@@ -99,7 +101,7 @@ def active_frames(e: np.ndarray, *, range_db: float = 40.0, floor_db: float = 6.
         Frame energies in dB (:func:`energy_db`).
     range_db : float > 0
         Largest distance under the loudest frame, in dB.
-    floor_db : float >= 0
+    floor_db : float > 0
         Smallest distance above the noise floor, in dB.
 
     Returns
@@ -115,11 +117,11 @@ def active_frames(e: np.ndarray, *, range_db: float = 40.0, floor_db: float = 6.
     e = np.asarray(e, dtype=np.float64)
     if e.ndim != 1 or e.size == 0:
         raise ParameterError(f"active_frames takes a non-empty 1-D array, got shape {e.shape}")
-    if not range_db > 0 or not floor_db >= 0:
-        raise ParameterError(f"range_db={range_db!r} must be > 0 and floor_db={floor_db!r} >= 0")
+    if not range_db > 0 or not floor_db > 0:
+        raise ParameterError(f"range_db={range_db!r} and floor_db={floor_db!r} must be > 0")
     peak = e.max()
     threshold = max(peak - range_db, np.percentile(e, NOISE_FLOOR_PERCENTILE) + floor_db)
-    return e >= min(threshold, peak)
+    return e >= min(threshold, peak - floor_db)
 
 
 def level_gain(rms_values: np.ndarray, mask: np.ndarray, level_db: float) -> float:

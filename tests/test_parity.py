@@ -186,3 +186,73 @@ def test_chroma_threshold_is_librosas_normalize_threshold(signal, threshold):
     ours = features.chroma_stft(y=y, sr=sr, n_fft=n_fft, hop_length=hop_length, tuning=0.0,
                                 threshold=threshold)
     np.testing.assert_allclose(ours, ref, rtol=0, atol=1e-3)
+
+
+def _librosa_level_blocks(y, sr, config):
+    """The level options computed with librosa, every keyword spelled out.
+
+    The active-frame rule and the level gain have no librosa function; they are written out
+    here from their definition (ser_edge.level's docstrings), on librosa's frame levels.
+    """
+    D = librosa.stft(y, n_fft=config.n_fft, hop_length=config.hop_length, win_length=None,
+                     window="hann", center=True, pad_mode="constant")
+    S = np.abs(D) ** 2
+    r = librosa.feature.rms(S=np.abs(D), frame_length=config.n_fft, hop_length=config.hop_length,
+                            center=True)[0].astype(np.float64)
+    e = 20 * np.log10(np.maximum(r, 1e-10))
+    threshold = max(e.max() - config.active_range_db, np.percentile(e, 10) + config.active_floor_db)
+    active = e >= min(threshold, e.max() - config.active_floor_db)
+    gain = 1.0
+    if config.level_db is not None:
+        gain = 10 ** (config.level_db / 10) / np.mean(r[active] ** 2)
+    gain = np.float32(gain)
+    mel = librosa.feature.melspectrogram(S=S, sr=sr, n_mels=config.n_mels, fmin=config.fmin,
+                                         fmax=config.fmax, htk=config.htk, norm="slaney") * gain
+    mel_db = librosa.power_to_db(mel, ref=1.0, amin=1e-10, top_db=config.top_db)
+    mfcc = librosa.feature.mfcc(S=mel_db, n_mfcc=config.n_mfcc, dct_type=2, norm="ortho",
+                                lifter=0)
+    chroma = librosa.util.normalize(
+        librosa.feature.chroma_stft(S=S * gain, sr=sr, norm=None, tuning=config.tuning,
+                                    n_chroma=config.n_chroma),
+        norm=np.inf, axis=-2, threshold=config.chroma_threshold)
+    blocks = {"mfcc": mfcc, "chroma": chroma, "mel": mel_db,
+              "mfcc_delta": librosa.feature.delta(mfcc, width=config.delta_width, order=1,
+                                                  axis=-1, mode="interp")}
+    keep = active if config.frames == "active" else np.ones(len(e), bool)
+    return {name: M[:, keep] for name, M in blocks.items()}
+
+
+@pytest.mark.parametrize("kind", ["vibrato-in-silence", "noise", "chirp", "sine"])
+@pytest.mark.parametrize("level_db", [None, -20.0, -35.0])
+@pytest.mark.parametrize("frames", ["all", "active"])
+@pytest.mark.parametrize("top_db", [80.0, 60.0, None])
+def test_level_options_grid(signal, kind, level_db, frames, top_db):
+    """Level normalisation, active frames, top_db and MFCC deltas against librosa."""
+    sr = 16000
+    if kind == "vibrato-in-silence":
+        quiet = 1e-4 * signal("noise", sr, duration=0.4)
+        y = np.concatenate([quiet, signal("vibrato", sr, duration=1.2), quiet])
+    else:
+        y = signal(kind, sr, duration=1.2)
+    config = features.FeatureConfig(
+        features=("mfcc", "chroma", "mel", "mfcc_delta"), sr=sr, n_fft=1024, hop_length=256,
+        n_mfcc=20, n_mels=64, top_db=top_db, level_db=level_db, frames=frames,
+        stats={"mfcc": ("mean", "std"), "chroma": ("mean",), "mel": ("std", "max"),
+               "mfcc_delta": ("std",)})
+    ref = _librosa_level_blocks(y, sr, config)
+    ours = features.feature_matrices(y, sr=sr, config=config)
+    assert {k: v.shape for k, v in ours.items()} == {k: v.shape for k, v in ref.items()}
+    np.testing.assert_allclose(ours["mel"], ref["mel"], rtol=0, atol=1e-3)
+    np.testing.assert_allclose(ours["mfcc"], ref["mfcc"], rtol=0, atol=1e-2)
+    np.testing.assert_allclose(ours["mfcc_delta"], ref["mfcc_delta"], rtol=0, atol=1e-3)
+    np.testing.assert_allclose(ours["chroma"], ref["chroma"], rtol=0, atol=1e-3)
+    np.testing.assert_allclose(features.feature_vector(y, sr=sr, config=config),
+                               features.pool(ref, config), rtol=0, atol=1e-2)
+
+
+@pytest.mark.parametrize("width", [3, 9, 15])
+def test_delta_equals_librosa(signal, width):
+    mfcc = features.mfcc(y=signal("vibrato", 16000), sr=16000, n_mfcc=13, n_fft=1024,
+                         hop_length=256)
+    ref = librosa.feature.delta(mfcc, width=width, order=1, axis=-1, mode="interp")
+    np.testing.assert_allclose(features.delta(mfcc, width=width), ref, rtol=1e-5, atol=1e-5)

@@ -22,6 +22,11 @@ CONFIG = features.FeatureConfig()
 LIBROSA_DEFAULTS = features.FeatureConfig(sr=22050, n_fft=2048, hop_length=512, tuning=None,
                                           chroma_threshold=None)
 CONFIGS = pytest.mark.parametrize("config", [CONFIG, LIBROSA_DEFAULTS], ids=["bundled", "librosa"])
+#: Every level option on: level normalisation, active frames, top_db 60, MFCC deltas.
+LEVEL = features.FeatureConfig(
+    features=("mfcc", "chroma", "mel", "mfcc_delta"), level_db=-20.0, frames="active",
+    top_db=60.0, stats={"mfcc": ("mean", "std"), "chroma": ("mean", "std"), "mel": ("std",),
+                        "mfcc_delta": ("std",)})
 
 
 def _ravdess_sample(root: Path) -> list[Path]:
@@ -150,3 +155,20 @@ def test_streamed_long_recording_equals_librosa(ravdess_dir, tmp_path):
     with audio.AudioStream(path, sr=CONFIG.sr) as stream:
         ours = features.feature_vector_stream(stream, sr=CONFIG.sr, config=CONFIG)
     np.testing.assert_allclose(ours, ref, rtol=1e-5, atol=1e-4)  # |ref| reaches ~500
+
+
+@pytest.mark.parametrize("corpus", ["ravdess", "emodb"])
+def test_level_options_on_real_speech(ravdess_dir, emodb_dir, corpus):
+    """The level options on real clips: the same active frames and features as librosa's."""
+    from export.features import reference_feature_matrices
+
+    clips = (_ravdess_sample(ravdess_dir)[::2] if corpus == "ravdess"
+             else sorted(emodb_dir.glob("*.flac"))[::27][:20])
+    for path in clips:
+        y, sr = audio.load(path, sr=LEVEL.sr)
+        ours = features.feature_matrices(y, sr=sr, config=LEVEL)
+        ref = reference_feature_matrices(librosa.load(path, sr=LEVEL.sr)[0], sr, LEVEL)
+        for name in LEVEL.features:
+            assert ours[name].shape == ref[name].shape, (path, name)  # the same active frames
+        np.testing.assert_allclose(features.pool(ours, LEVEL), features.pool(ref, LEVEL),
+                                   rtol=1e-4, atol=1e-3, err_msg=str(path))
