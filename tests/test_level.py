@@ -1,4 +1,4 @@
-"""Level invariance: frame levels, active frames, the level gain, and the gain-invariant features."""
+"""Level invariance: frame levels, active frames, the level gain, gain-invariant features."""
 
 from __future__ import annotations
 
