@@ -35,6 +35,8 @@ __all__ = [
     "reference_feature_matrices",
     "reference_feature_vector",
     "extract_reference",
+    "augmented_feature_vector",
+    "perturbed_feature_vector",
     "cache_key",
     "use_scheduler",
 ]
@@ -166,6 +168,11 @@ def reference_feature_matrices(y: np.ndarray, sr: int, config: FeatureConfig) ->
         )
     if mask is not None:
         blocks = {name: M[:, mask] for name, M in blocks.items()}
+    if config.norm is not None:  # per-utterance normalisation, written out (no librosa function)
+        for name, M in blocks.items():
+            mean = M.mean(axis=-1, keepdims=True)
+            std = M.std(axis=-1, keepdims=True) if config.norm == "meanvar" else 1.0
+            blocks[name] = ((M - mean) / np.where(std > 1e-2, std, 1.0)).astype(np.float32)
     return blocks
 
 
@@ -189,6 +196,68 @@ def reference_feature_vector(path: str | Path, config: FeatureConfig) -> np.ndar
     """
     y = reference_load(path, config.sr)
     return pool(reference_feature_matrices(y, config.sr, config), config)
+
+
+class _ClipsOnDemand(Sequence):
+    """Audio files read (``reference_load``) only when indexed: a babble pool's few picks."""
+
+    def __init__(self, paths: Sequence[str | Path], sr: int):
+        self.paths, self.sr = list(paths), sr
+
+    def __len__(self) -> int:
+        return len(self.paths)
+
+    def __getitem__(self, i: int) -> np.ndarray:  # type: ignore[override]
+        return reference_load(self.paths[i], self.sr)
+
+
+def augmented_feature_vector(path: str | Path, arg: Any) -> np.ndarray:
+    """The reference vector of one augmented copy of a clip (:func:`export.augment.augment`).
+
+    Parameters
+    ----------
+    path : str or Path
+        The clip.
+    arg : ((FeatureConfig, AugmentConfig, int), (int, list of str))
+        ``((config, augment_config, seed), (copy, pool_paths))``, as :func:`extract_cached`
+        passes a per-path extra: the copy's number and the clips babble may come from.
+
+    Returns
+    -------
+    x : np.ndarray [shape=(config.n_features,)], float32
+    """
+    from .augment import augment, clip_id
+
+    (config, augment_config, seed), (copy, pool_paths) = arg
+    y = reference_load(path, config.sr)
+    z = augment(y, config.sr, augment_config, seed=seed, clip=clip_id(path), copy=copy,
+                pool=_ClipsOnDemand(pool_paths, config.sr))
+    return pool(reference_feature_matrices(z, config.sr, config), config)
+
+
+def perturbed_feature_vector(path: str | Path, arg: Any) -> np.ndarray:
+    """The reference vector of a test clip under a perturbation of the robustness evaluation.
+
+    Parameters
+    ----------
+    path : str or Path
+        The clip.
+    arg : (FeatureConfig, (str, list of str))
+        ``(config, (perturbation, other_paths))``: a key of
+        :data:`export.augment.PERTURBATIONS` and, for babble, the clips of the test fold's other
+        speakers.
+
+    Returns
+    -------
+    x : np.ndarray [shape=(config.n_features,)], float32
+    """
+    from .augment import clip_id, perturb
+
+    config, (name, other_paths) = arg
+    y = reference_load(path, config.sr)
+    z = perturb(y, config.sr, name, clip=clip_id(path),
+                others=_ClipsOnDemand(other_paths, config.sr))
+    return pool(reference_feature_matrices(z, config.sr, config), config)
 
 
 def cache_key(path: str | Path, tag: str) -> str:
@@ -252,13 +321,14 @@ def use_scheduler(scheduler: Any) -> Iterator[Any]:
 
 
 def _compute_batch(func: Callable[[Path, Any], np.ndarray], paths: list[str],
-                   arg: Any) -> list[np.ndarray]:
-    return [np.asarray(func(Path(p), arg), dtype=np.float32) for p in paths]
+                   args: list[Any]) -> list[np.ndarray]:
+    return [np.asarray(func(Path(p), a), dtype=np.float32) for p, a in zip(paths, args,
+                                                                            strict=True)]
 
 
-def _on_cluster(client: Any, func: Callable[[Path, Any], np.ndarray], arg: Any,
+def _on_cluster(client: Any, func: Callable[[Path, Any], np.ndarray], args: list[Any],
                 paths: list[Path]) -> Iterator[tuple[int, np.ndarray]]:
-    """``(k, func(paths[k], arg))`` as Dask's workers finish them, a bounded number in flight."""
+    """``(k, func(paths[k], args[k]))`` as Dask's workers finish them, a few at a time."""
     from distributed import as_completed
 
     chunks = iter([list(range(k, min(k + CLUSTER_BATCH, len(paths))))
@@ -270,7 +340,8 @@ def _on_cluster(client: Any, func: Callable[[Path, Any], np.ndarray], arg: Any,
         chunk = next(chunks, None)
         if chunk is not None:
             future = client.submit(_compute_batch, func,
-                                   [os.path.abspath(paths[k]) for k in chunk], arg, pure=False)
+                                   [os.path.abspath(paths[k]) for k in chunk],
+                                   [args[k] for k in chunk], pure=False)
             running[future] = chunk
             return future
 
@@ -309,14 +380,18 @@ def extract_cached(
     progress: bool = True,
     desc: str = "features",
     scheduler: Any = None,
+    extras: Sequence[tuple[Any, str]] | None = None,
 ) -> np.ndarray:
     """Run ``func(path, arg)`` over ``paths`` in parallel, caching each 1-D result on disk.
 
     ``func`` must be a picklable module-level function; ``tag`` must identify ``func`` and
-    ``arg`` completely (it goes into :func:`cache_key`). The work runs on ``n_jobs`` joblib
-    processes, or on a Dask cluster: ``scheduler`` (an address, a ``distributed.Client`` or a
-    cluster), else the one of an enclosing :func:`use_scheduler`. Either way the cache is written
-    here, as results come, so an interrupted run keeps what was done.
+    ``arg`` completely (it goes into :func:`cache_key`). With ``extras``, one
+    ``(extra, extra_tag)`` per path, ``func`` is called as ``func(path, (arg, extra))`` and
+    ``extra_tag`` is added to that path's cache tag (e.g. which augmented copy of a clip).
+    The work runs on ``n_jobs`` joblib processes, or on a Dask cluster: ``scheduler`` (an
+    address, a ``distributed.Client`` or a cluster), else the one of an enclosing
+    :func:`use_scheduler`. Either way the cache is written here, as results come, so an
+    interrupted run keeps what was done.
 
     Returns
     -------
@@ -329,11 +404,18 @@ def extract_cached(
     cache = Path(cache_dir) if cache_dir is not None else DEFAULT_CACHE_DIR
     rows: list[np.ndarray | None] = [None] * len(paths)
     todo: list[tuple[int, Path | None]] = []
+    if extras is not None and len(extras) != len(paths):
+        raise ValueError(f"{len(extras)} extras for {len(paths)} paths")
+
+    def item_arg(i: int) -> Any:
+        return arg if extras is None else (arg, extras[i][0])
+
     for i, path in enumerate(paths):
         if not use_cache:
             todo.append((i, None))
             continue
-        target = _cache_file(cache, cache_key(path, tag))
+        item_tag = tag if extras is None else f"{tag}\n{extras[i][1]}"
+        target = _cache_file(cache, cache_key(path, item_tag))
         if target.is_file():
             try:
                 rows[i] = np.load(target)
@@ -348,7 +430,8 @@ def extract_cached(
 
         bar = tqdm(total=len(todo), desc=desc, disable=not progress, unit="file")
         with dask_client(scheduler) as client:
-            for k, x in _on_cluster(client, func, arg, [paths[i] for i, _ in todo]):
+            for k, x in _on_cluster(client, func, [item_arg(i) for i, _ in todo],
+                                    [paths[i] for i, _ in todo]):
                 i, target = todo[k]
                 if target is not None:
                     _store(x, target)
@@ -357,7 +440,8 @@ def extract_cached(
         bar.close()
     elif todo:
         bar = tqdm(total=len(todo), desc=desc, disable=not progress, unit="file")
-        jobs = (delayed(_compute_and_store)(func, paths[i], arg, target) for i, target in todo)
+        jobs = (delayed(_compute_and_store)(func, paths[i], item_arg(i), target)
+                for i, target in todo)
         if n_jobs == 1:
             results = (job[0](*job[1], **job[2]) for job in jobs)
         else:

@@ -30,6 +30,7 @@ __all__ = [
     "FEATURES",
     "STATS",
     "FRAMES",
+    "NORMS",
     "FeatureConfig",
     "chroma_filters",
     "chroma_stft",
@@ -37,6 +38,7 @@ __all__ = [
     "estimate_tuning",
     "feature_matrices",
     "feature_vector",
+    "frame_matrix",
     "feature_vector_stream",
     "mel_filters",
     "melspectrogram",
@@ -55,6 +57,15 @@ FEATURES = ("mfcc", "chroma", "mel", "mfcc_delta")
 #: (:func:`ser_edge.level.active_frames`).
 FRAMES = ("all", "active")
 
+#: Per-utterance normalisation of each feature row over the kept frames: none, the mean
+#: subtracted (cepstral mean normalisation), or the mean subtracted and the standard deviation
+#: divided out.
+NORMS = (None, "mean", "meanvar")
+
+#: The standard deviation under which ``norm="meanvar"`` only centres a row (a hundredth of a dB
+#: or of a chroma unit: a flat row, whose spread is rounding, is not blown up to unit variance).
+_NORM_FLOOR = 1e-2
+
 #: The statistics over time that :func:`pool` can take of each feature row.
 STATS = ("mean", "std", "min", "max")
 
@@ -70,7 +81,7 @@ _CONFIG_SCHEMA = 1
 #: What a configuration written before a field existed meant by it (librosa's behaviour, and no
 #: level normalisation or frame selection).
 _LEGACY = {"chroma_threshold": None, "top_db": 80.0, "level_db": None, "frames": "all",
-           "active_range_db": 40.0, "active_floor_db": 6.0, "delta_width": 9}
+           "active_range_db": 40.0, "active_floor_db": 6.0, "delta_width": 9, "norm": None}
 
 
 def _check_names(field: str, names: tuple[str, ...], allowed: tuple[str, ...], kind: str) -> None:
@@ -166,6 +177,11 @@ class FeatureConfig:
     delta_width : int >= 3, odd
         Frames of the ``"mfcc_delta"`` block's local slope (:func:`delta`); clips need at least
         this many frames.
+    norm : {None, "mean", "meanvar"}
+        Per-utterance normalisation of each row of every block over the kept frames, after
+        everything else: ``"mean"`` subtracts the row's mean (cepstral mean normalisation),
+        ``"meanvar"`` also divides by its standard deviation (rows flatter than 0.01 are not
+        divided). For frame-input networks (:func:`frame_matrix`); it makes a pooled mean zero.
 
     Raises
     ------
@@ -193,6 +209,7 @@ class FeatureConfig:
     active_range_db: float = 40.0
     active_floor_db: float = 6.0
     delta_width: int = 9
+    norm: str | None = None
 
     def __post_init__(self) -> None:
         # Lists arrive from JSON; keep the dataclass hashable and immutable.
@@ -221,6 +238,8 @@ class FeatureConfig:
                     raise ParameterError("FeatureConfig.stats pairs must follow features' order")
             else:
                 _check_names("stats", self.stats, STATS, "statistic")
+        if self.norm not in NORMS:
+            raise ParameterError(f"FeatureConfig.norm must be one of {NORMS}, got {self.norm!r}")
         if self.frames not in FRAMES:
             raise ParameterError(
                 f"FeatureConfig.frames must be one of {FRAMES}, got {self.frames!r}"
@@ -901,7 +920,46 @@ def feature_matrices(y: np.ndarray, *, sr: int, config: FeatureConfig) -> dict[s
         blocks["chroma"] = _scale_chroma(raw, config.chroma_threshold)
     if mask is not None:
         blocks = {name: M[:, mask] for name, M in blocks.items()}
+    if config.norm is not None:
+        blocks = {name: _normalise_rows(M, config.norm) for name, M in blocks.items()}
     return blocks
+
+
+def _normalise_rows(M: np.ndarray, norm: str) -> np.ndarray:
+    """Per-row mean (and standard deviation) normalisation over the frames, in float32."""
+    mean = np.mean(M, axis=-1, keepdims=True)
+    out = M - mean
+    if norm == "meanvar":
+        std = np.std(M, axis=-1, keepdims=True)
+        out /= np.where(std > _NORM_FLOOR, std, 1.0)
+    return out.astype(np.float32, copy=False)
+
+
+def frame_matrix(y: np.ndarray, *, sr: int, config: FeatureConfig) -> np.ndarray:
+    """The input of a frame-level network: :func:`feature_matrices`' blocks stacked.
+
+    Parameters
+    ----------
+    y : np.ndarray [shape=(n,)], float32
+        Mono audio at ``config.sr``.
+    sr : int
+        Sample rate of ``y``, in Hz; must equal ``config.sr``.
+    config : FeatureConfig
+        Which features; their rows are stacked in the order of ``config.features``.
+
+    Returns
+    -------
+    F : np.ndarray [shape=(n_rows, n_frames)], float32
+        ``n_rows = sum(config.block_sizes.values())``; ``n_frames`` the kept frames.
+
+    Raises
+    ------
+    ParameterError
+        As :func:`feature_matrices`.
+    """
+    blocks = feature_matrices(y, sr=sr, config=config)
+    return np.ascontiguousarray(
+        np.concatenate([blocks[name] for name in config.features], axis=0), dtype=np.float32)
 
 
 def _raw_chroma(S: np.ndarray, sr: int, config: FeatureConfig) -> np.ndarray | None:
@@ -970,12 +1028,18 @@ class _RunningStats:
         np.minimum(self.min, M.min(axis=1), out=self.min)
         np.maximum(self.max, M.max(axis=1), out=self.max)
 
-    def value(self, stat: str) -> np.ndarray:
+    def value(self, stat: str, norm: str | None = None) -> np.ndarray:
+        """A statistic of each row; with ``norm``, of the rows normalised as ``norm`` says."""
+        std = np.sqrt(self.m2 / self.n)
+        shift = self.mean if norm is not None else 0.0
+        scale = np.where(std > _NORM_FLOOR, std, 1.0) if norm == "meanvar" else 1.0
         if stat == "mean":
-            return self.mean.astype(np.float32)
-        if stat == "std":
-            return np.sqrt(self.m2 / self.n).astype(np.float32)
-        return getattr(self, stat)
+            value = (self.mean - shift) / scale
+        elif stat == "std":
+            value = std / scale
+        else:
+            value = (getattr(self, stat).astype(np.float64) - shift) / scale
+        return np.asarray(value, dtype=np.float32)
 
 
 def feature_vector_stream(
@@ -1081,7 +1145,8 @@ def feature_vector_stream(
     if any(a.n == 0 for a in acc.values()):
         raise ParameterError("no audio: the chunks hold no frames to pool")
     return np.concatenate(
-        [acc[name].value(stat) for name in config.block_sizes for stat in config.stats_of(name)]
+        [acc[name].value(stat, config.norm) for name in config.block_sizes
+         for stat in config.stats_of(name)]
     ).astype(np.float32, copy=False)
 
 

@@ -136,8 +136,9 @@ def test_too_few_frames_for_the_deltas(signal):
 
 
 @pytest.mark.parametrize("config", [ROBUST, FeatureConfig(level_db=-20.0),
-                                    FeatureConfig(frames="active", top_db=None)],
-                         ids=["robust", "level", "active"])
+                                    FeatureConfig(frames="active", top_db=None),
+                                    FeatureConfig(norm="meanvar", stats=("mean", "std", "max"))],
+                         ids=["robust", "level", "active", "norm"])
 def test_streamed_vector_equals_the_whole(signal, rng, config):
     y = np.concatenate([_speech_in_silence(signal, seed=s) for s in range(3)])
     whole = features.feature_vector(y, sr=16000, config=config)
@@ -181,3 +182,20 @@ def test_old_metadata_reads_as_before():
 def test_bad_level_options(kwargs, match):
     with pytest.raises(ParameterError, match=match):
         FeatureConfig(**kwargs)
+
+
+@pytest.mark.parametrize("norm", ["mean", "meanvar"])
+def test_per_utterance_normalisation(signal, norm):
+    config = FeatureConfig(features=("mel", "mfcc"), n_mels=64, n_mfcc=20, frames="active",
+                           norm=norm)
+    y = _speech_in_silence(signal, seed=2)
+    F = features.frame_matrix(y, sr=16000, config=config)
+    assert F.shape[0] == 84 and F.dtype == np.float32
+    np.testing.assert_allclose(F.mean(axis=1), 0.0, atol=1e-4)
+    if norm == "meanvar":
+        np.testing.assert_allclose(F.std(axis=1), 1.0, atol=1e-4)
+    # A gain, a microphone's constant tilt in dB: gone from the frames.
+    Fg = features.frame_matrix((0.05 * y).astype(np.float32), sr=16000, config=config)
+    np.testing.assert_allclose(Fg, F, atol=1e-3)
+    with pytest.raises(ParameterError, match="norm must be one of"):
+        FeatureConfig(norm="cmvn")

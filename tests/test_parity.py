@@ -219,14 +219,23 @@ def _librosa_level_blocks(y, sr, config):
               "mfcc_delta": librosa.feature.delta(mfcc, width=config.delta_width, order=1,
                                                   axis=-1, mode="interp")}
     keep = active if config.frames == "active" else np.ones(len(e), bool)
-    return {name: M[:, keep] for name, M in blocks.items()}
+    blocks = {name: M[:, keep] for name, M in blocks.items()}
+    if config.norm is not None:  # per-utterance normalisation, from its definition
+        for name, M in blocks.items():
+            M = M - M.mean(axis=-1, keepdims=True)
+            if config.norm == "meanvar":
+                std = M.std(axis=-1, keepdims=True)
+                M = M / np.where(std > 1e-2, std, 1.0)
+            blocks[name] = M
+    return blocks
 
 
 @pytest.mark.parametrize("kind", ["vibrato-in-silence", "noise", "chirp", "sine"])
 @pytest.mark.parametrize("level_db", [None, -20.0, -35.0])
 @pytest.mark.parametrize("frames", ["all", "active"])
 @pytest.mark.parametrize("top_db", [80.0, 60.0, None])
-def test_level_options_grid(signal, kind, level_db, frames, top_db):
+@pytest.mark.parametrize("norm", [None, "mean", "meanvar"])
+def test_level_options_grid(signal, kind, level_db, frames, top_db, norm):
     """Level normalisation, active frames, top_db and MFCC deltas against librosa."""
     sr = 16000
     if kind == "vibrato-in-silence":
@@ -236,18 +245,24 @@ def test_level_options_grid(signal, kind, level_db, frames, top_db):
         y = signal(kind, sr, duration=1.2)
     config = features.FeatureConfig(
         features=("mfcc", "chroma", "mel", "mfcc_delta"), sr=sr, n_fft=1024, hop_length=256,
-        n_mfcc=20, n_mels=64, top_db=top_db, level_db=level_db, frames=frames,
+        n_mfcc=20, n_mels=64, top_db=top_db, level_db=level_db, frames=frames, norm=norm,
         stats={"mfcc": ("mean", "std"), "chroma": ("mean",), "mel": ("std", "max"),
                "mfcc_delta": ("std",)})
     ref = _librosa_level_blocks(y, sr, config)
     ours = features.feature_matrices(y, sr=sr, config=config)
     assert {k: v.shape for k, v in ours.items()} == {k: v.shape for k, v in ref.items()}
-    np.testing.assert_allclose(ours["mel"], ref["mel"], rtol=0, atol=1e-3)
+    # "meanvar" divides each row by its spread, down to 0.01: a row that barely moves (a sine's
+    # far bands at the dB floor) carries its rounding up to 100-fold, so 1e-2 there.
+    mel_tol = 1e-2 if norm == "meanvar" else 1e-3
+    np.testing.assert_allclose(ours["mel"], ref["mel"], rtol=0, atol=mel_tol)
     np.testing.assert_allclose(ours["mfcc"], ref["mfcc"], rtol=0, atol=1e-2)
-    np.testing.assert_allclose(ours["mfcc_delta"], ref["mfcc_delta"], rtol=0, atol=1e-3)
+    np.testing.assert_allclose(ours["mfcc_delta"], ref["mfcc_delta"], rtol=0, atol=mel_tol)
     np.testing.assert_allclose(ours["chroma"], ref["chroma"], rtol=0, atol=1e-3)
     np.testing.assert_allclose(features.feature_vector(y, sr=sr, config=config),
                                features.pool(ref, config), rtol=0, atol=1e-2)
+    stacked = np.concatenate([ref[name] for name in config.features])
+    np.testing.assert_allclose(features.frame_matrix(y, sr=sr, config=config), stacked,
+                               rtol=0, atol=1e-2)
 
 
 @pytest.mark.parametrize("width", [3, 9, 15])
