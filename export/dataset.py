@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -15,7 +16,8 @@ from .corpora import Clip, parse_corpus, select
 from .features import extract_reference
 from .paths import corpus_dir
 
-__all__ = ["Dataset", "resolve_corpus", "load_dataset"]
+__all__ = ["Dataset", "resolve_corpus", "load_dataset", "augmented_features",
+           "perturbed_features"]
 
 
 @dataclass
@@ -128,3 +130,115 @@ def load_dataset(
         [c.path for c in clips], config, n_jobs=n_jobs, cache_dir=cache_dir, progress=progress
     )
     return Dataset(clips=clips, X=X, config=config)
+
+
+def augmented_features(
+    data: Dataset,
+    augment_config: Any,
+    *,
+    seed: int,
+    pools: Sequence[np.ndarray] | None = None,
+    n_jobs: int = 2,
+    cache_dir: str | Path | None = None,
+    progress: bool = True,
+) -> np.ndarray:
+    """The reference feature vectors of every clip's augmented copies (cached on disk).
+
+    Parameters
+    ----------
+    data : Dataset
+        The clips and their feature configuration.
+    augment_config : export.augment.AugmentConfig
+        What to apply; ``copies`` copies per clip.
+    seed : int
+        The training run's seed (with the clip's file name and the copy's number, it fixes the
+        copy: :func:`export.augment.augment`).
+    pools : sequence of np.ndarray of int, optional
+        Per clip, the indices of the clips its babble may come from
+        (:func:`export.augment.babble_pools`); without them babble is left out.
+    n_jobs, cache_dir, progress
+        As :func:`export.features.extract_reference`.
+
+    Returns
+    -------
+    X_aug : np.ndarray [shape=(copies, n_clips, n_features)], float32
+    """
+    import hashlib
+
+    from .augment import clip_id, draws_babble
+    from .features import augmented_feature_vector, extract_cached
+
+    n = len(data.clips)
+    out = np.zeros((augment_config.copies, n, data.config.n_features), dtype=np.float32)
+    if not augment_config.kinds or not augment_config.copies:
+        return out[:0] if not augment_config.copies else np.broadcast_to(
+            data.X, out.shape).copy()
+    paths = [c.path for c in data.clips]
+    tag = "augmented-v1\n" + data.config.to_json() + "\n" + augment_config.to_json() + \
+        f"\nseed={seed}"
+    for copy in range(augment_config.copies):
+        extras = []
+        for i, path in enumerate(paths):
+            pool_paths: list[str] = []
+            extra_tag = f"copy={copy}"
+            if pools is not None and draws_babble(augment_config, seed=seed, clip=clip_id(path),
+                                                  copy=copy):
+                pool_paths = [str(paths[j]) for j in pools[i]]
+                digest = hashlib.sha256("\n".join(pool_paths).encode()).hexdigest()[:16]
+                extra_tag += f" babble={digest}"
+            extras.append(((copy, pool_paths), extra_tag))
+        out[copy] = extract_cached(
+            paths, augmented_feature_vector, (data.config, augment_config, seed), tag,
+            n_jobs=n_jobs, cache_dir=cache_dir, progress=progress,
+            desc=f"augmented copy {copy + 1}/{augment_config.copies}", extras=extras,
+        )
+    return out
+
+
+def perturbed_features(
+    data: Dataset,
+    names: Sequence[str],
+    others: Sequence[np.ndarray],
+    *,
+    only: np.ndarray | None = None,
+    n_jobs: int = 2,
+    cache_dir: str | Path | None = None,
+    progress: bool = True,
+) -> dict[str, np.ndarray]:
+    """Reference feature vectors of clips under the robustness evaluation's perturbations.
+
+    Parameters
+    ----------
+    data : Dataset
+    names : sequence of str
+        Keys of :data:`export.augment.PERTURBATIONS`.
+    others : sequence of np.ndarray of int
+        Per clip, the clips babble is mixed from (the test fold's other speakers).
+    only : np.ndarray of int, optional
+        The clips to perturb (others' rows are left zero), e.g. one corpus's.
+    n_jobs, cache_dir, progress
+        As :func:`export.features.extract_reference`.
+
+    Returns
+    -------
+    variants : dict of str to np.ndarray [shape=(n_clips, n_features)], float32
+    """
+    import hashlib
+
+    from .features import extract_cached, perturbed_feature_vector
+
+    idx = np.arange(len(data.clips)) if only is None else np.asarray(only)
+    paths = [data.clips[i].path for i in idx]
+    out = {}
+    for name in names:
+        extras = []
+        for i in idx:
+            other_paths = [str(data.clips[j].path) for j in others[i]] if "babble" in name else []
+            digest = hashlib.sha256("\n".join(other_paths).encode()).hexdigest()[:16]
+            extras.append(((name, other_paths), f"perturbation={name} others={digest}"))
+        X = np.zeros((len(data.clips), data.config.n_features), dtype=np.float32)
+        X[idx] = extract_cached(paths, perturbed_feature_vector, data.config,
+                                "perturbed-v1\n" + data.config.to_json(), n_jobs=n_jobs,
+                                cache_dir=cache_dir, progress=progress, desc=name, extras=extras)
+        out[name] = X
+    return out

@@ -1,4 +1,4 @@
-"""Where the real corpora live: one setting, ``SER_EDGE_DATA``, for tests, scripts and benchmarks."""
+"""Where the real corpora live: one setting, ``SER_EDGE_DATA``, for tests, scripts, benchmarks."""
 
 from __future__ import annotations
 
