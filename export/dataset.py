@@ -17,7 +17,7 @@ from .features import extract_reference
 from .paths import corpus_dir
 
 __all__ = ["Dataset", "resolve_corpus", "load_dataset", "augmented_features",
-           "perturbed_features"]
+           "perturbed_features", "frame_matrices"]
 
 
 @dataclass
@@ -141,7 +141,8 @@ def augmented_features(
     n_jobs: int = 2,
     cache_dir: str | Path | None = None,
     progress: bool = True,
-) -> np.ndarray:
+    output: str = "vector",
+) -> Any:
     """The reference feature vectors of every clip's augmented copies (cached on disk).
 
     Parameters
@@ -158,10 +159,13 @@ def augmented_features(
         (:func:`export.augment.babble_pools`); without them babble is left out.
     n_jobs, cache_dir, progress
         As :func:`export.features.extract_reference`.
+    output : {"vector", "frames"}
+        Pooled vectors, or the frame matrices of frame-level networks.
 
     Returns
     -------
     X_aug : np.ndarray [shape=(copies, n_clips, n_features)], float32
+        For ``output="frames"``: a list (copies) of lists (clips) of ``(n_rows, n_frames)``.
     """
     import hashlib
 
@@ -169,13 +173,17 @@ def augmented_features(
     from .features import augmented_feature_vector, extract_cached
 
     n = len(data.clips)
-    out = np.zeros((augment_config.copies, n, data.config.n_features), dtype=np.float32)
+    frames = output == "frames"
+    out: Any = ([] if frames else
+                np.zeros((augment_config.copies, n, data.config.n_features), dtype=np.float32))
     if not augment_config.kinds or not augment_config.copies:
+        if frames:
+            return []
         return out[:0] if not augment_config.copies else np.broadcast_to(
             data.X, out.shape).copy()
     paths = [c.path for c in data.clips]
     tag = "augmented-v1\n" + data.config.to_json() + "\n" + augment_config.to_json() + \
-        f"\nseed={seed}"
+        f"\nseed={seed}" + ("\nframes" if frames else "")
     for copy in range(augment_config.copies):
         extras = []
         for i, path in enumerate(paths):
@@ -187,11 +195,16 @@ def augmented_features(
                 digest = hashlib.sha256("\n".join(pool_paths).encode()).hexdigest()[:16]
                 extra_tag += f" babble={digest}"
             extras.append(((copy, pool_paths), extra_tag))
-        out[copy] = extract_cached(
-            paths, augmented_feature_vector, (data.config, augment_config, seed), tag,
+        got = extract_cached(
+            paths, augmented_feature_vector, (data.config, augment_config, seed, output), tag,
             n_jobs=n_jobs, cache_dir=cache_dir, progress=progress,
             desc=f"augmented copy {copy + 1}/{augment_config.copies}", extras=extras,
+            stack=not frames,
         )
+        if frames:
+            out.append(got)
+        else:
+            out[copy] = got
     return out
 
 
@@ -204,7 +217,8 @@ def perturbed_features(
     n_jobs: int = 2,
     cache_dir: str | Path | None = None,
     progress: bool = True,
-) -> dict[str, np.ndarray]:
+    output: str = "vector",
+) -> dict[str, Any]:
     """Reference feature vectors of clips under the robustness evaluation's perturbations.
 
     Parameters
@@ -218,10 +232,13 @@ def perturbed_features(
         The clips to perturb (others' rows are left zero), e.g. one corpus's.
     n_jobs, cache_dir, progress
         As :func:`export.features.extract_reference`.
+    output : {"vector", "frames"}
+        Pooled vectors, or frame matrices.
 
     Returns
     -------
     variants : dict of str to np.ndarray [shape=(n_clips, n_features)], float32
+        For ``output="frames"``, lists of frame matrices (None for clips not perturbed).
     """
     import hashlib
 
@@ -236,9 +253,40 @@ def perturbed_features(
             other_paths = [str(data.clips[j].path) for j in others[i]] if "babble" in name else []
             digest = hashlib.sha256("\n".join(other_paths).encode()).hexdigest()[:16]
             extras.append(((name, other_paths), f"perturbation={name} others={digest}"))
-        X = np.zeros((len(data.clips), data.config.n_features), dtype=np.float32)
-        X[idx] = extract_cached(paths, perturbed_feature_vector, data.config,
-                                "perturbed-v1\n" + data.config.to_json(), n_jobs=n_jobs,
-                                cache_dir=cache_dir, progress=progress, desc=name, extras=extras)
+        frames = output == "frames"
+        got = extract_cached(paths, perturbed_feature_vector,
+                             (data.config, output) if frames else data.config,
+                             "perturbed-v1\n" + data.config.to_json()
+                             + ("\nframes" if frames else ""), n_jobs=n_jobs,
+                             cache_dir=cache_dir, progress=progress, desc=name, extras=extras,
+                             stack=not frames)
+        if frames:
+            X = [None] * len(data.clips)
+            for k, i in enumerate(idx):
+                X[i] = got[k]
+        else:
+            X = np.zeros((len(data.clips), data.config.n_features), dtype=np.float32)
+            X[idx] = got
         out[name] = X
     return out
+
+
+def frame_matrices(
+    data: Dataset,
+    *,
+    n_jobs: int = 2,
+    cache_dir: str | Path | None = None,
+    progress: bool = True,
+) -> list[np.ndarray]:
+    """The reference frame matrix of every clip (cached on disk).
+
+    Returns
+    -------
+    frames : list of np.ndarray [shape=(n_rows, n_frames_i)], float32
+    """
+    from .features import extract_cached, reference_frame_matrix
+
+    return extract_cached([c.path for c in data.clips], reference_frame_matrix, data.config,
+                          "frames-v1\n" + data.config.to_json(), n_jobs=n_jobs,
+                          cache_dir=cache_dir, progress=progress, desc="frame matrices",
+                          stack=False)

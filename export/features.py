@@ -36,6 +36,7 @@ __all__ = [
     "reference_feature_vector",
     "extract_reference",
     "augmented_feature_vector",
+    "reference_frame_matrix",
     "perturbed_feature_vector",
     "cache_key",
     "use_scheduler",
@@ -198,6 +199,24 @@ def reference_feature_vector(path: str | Path, config: FeatureConfig) -> np.ndar
     return pool(reference_feature_matrices(y, config.sr, config), config)
 
 
+def _features_of(y: np.ndarray, config: FeatureConfig, output: str = "vector") -> np.ndarray:
+    """The reference vector of ``y`` (``output="vector"``) or its frame matrix (``"frames"``)."""
+    blocks = reference_feature_matrices(y, config.sr, config)
+    if output == "frames":
+        return np.concatenate([blocks[name] for name in config.features]).astype(np.float32)
+    return pool(blocks, config)
+
+
+def reference_frame_matrix(path: str | Path, config: FeatureConfig) -> np.ndarray:
+    """The librosa reference of :func:`ser_edge.features.frame_matrix` for one file.
+
+    Returns
+    -------
+    F : np.ndarray [shape=(n_rows, n_frames)], float32
+    """
+    return _features_of(reference_load(path, config.sr), config, "frames")
+
+
 class _ClipsOnDemand(Sequence):
     """Audio files read (``reference_load``) only when indexed: a babble pool's few picks."""
 
@@ -218,21 +237,22 @@ def augmented_feature_vector(path: str | Path, arg: Any) -> np.ndarray:
     ----------
     path : str or Path
         The clip.
-    arg : ((FeatureConfig, AugmentConfig, int), (int, list of str))
-        ``((config, augment_config, seed), (copy, pool_paths))``, as :func:`extract_cached`
-        passes a per-path extra: the copy's number and the clips babble may come from.
+    arg : ((FeatureConfig, AugmentConfig, int[, str]), (int, list of str))
+        ``((config, augment_config, seed[, output]), (copy, pool_paths))``, as
+        :func:`extract_cached` passes a per-path extra: the copy's number and the clips babble
+        may come from; ``output`` ``"frames"`` for the frame matrix instead of the vector.
 
     Returns
     -------
-    x : np.ndarray [shape=(config.n_features,)], float32
+    x : np.ndarray [shape=(config.n_features,)] or [shape=(n_rows, n_frames)], float32
     """
     from .augment import augment, clip_id
 
-    (config, augment_config, seed), (copy, pool_paths) = arg
+    (config, augment_config, seed, *output), (copy, pool_paths) = arg
     y = reference_load(path, config.sr)
     z = augment(y, config.sr, augment_config, seed=seed, clip=clip_id(path), copy=copy,
                 pool=_ClipsOnDemand(pool_paths, config.sr))
-    return pool(reference_feature_matrices(z, config.sr, config), config)
+    return _features_of(z, config, *output)
 
 
 def perturbed_feature_vector(path: str | Path, arg: Any) -> np.ndarray:
@@ -242,22 +262,23 @@ def perturbed_feature_vector(path: str | Path, arg: Any) -> np.ndarray:
     ----------
     path : str or Path
         The clip.
-    arg : (FeatureConfig, (str, list of str))
+    arg : (FeatureConfig or (FeatureConfig, str), (str, list of str))
         ``(config, (perturbation, other_paths))``: a key of
         :data:`export.augment.PERTURBATIONS` and, for babble, the clips of the test fold's other
-        speakers.
+        speakers; ``(config, "frames")`` for the frame matrix instead of the vector.
 
     Returns
     -------
-    x : np.ndarray [shape=(config.n_features,)], float32
+    x : np.ndarray [shape=(config.n_features,)] or [shape=(n_rows, n_frames)], float32
     """
     from .augment import clip_id, perturb
 
-    config, (name, other_paths) = arg
+    head, (name, other_paths) = arg
+    config, output = head if isinstance(head, tuple) else (head, "vector")
     y = reference_load(path, config.sr)
     z = perturb(y, config.sr, name, clip=clip_id(path),
                 others=_ClipsOnDemand(other_paths, config.sr))
-    return pool(reference_feature_matrices(z, config.sr, config), config)
+    return _features_of(z, config, output)
 
 
 def cache_key(path: str | Path, tag: str) -> str:
@@ -381,13 +402,16 @@ def extract_cached(
     desc: str = "features",
     scheduler: Any = None,
     extras: Sequence[tuple[Any, str]] | None = None,
-) -> np.ndarray:
+    stack: bool = True,
+) -> np.ndarray | list[np.ndarray]:
     """Run ``func(path, arg)`` over ``paths`` in parallel, caching each 1-D result on disk.
 
     ``func`` must be a picklable module-level function; ``tag`` must identify ``func`` and
     ``arg`` completely (it goes into :func:`cache_key`). With ``extras``, one
     ``(extra, extra_tag)`` per path, ``func`` is called as ``func(path, (arg, extra))`` and
     ``extra_tag`` is added to that path's cache tag (e.g. which augmented copy of a clip).
+    ``stack=False`` returns the results as a list (arrays of any shape, e.g. frame matrices of
+    different lengths) instead of stacking 1-D results into a matrix.
     The work runs on ``n_jobs`` joblib processes, or on a Dask cluster: ``scheduler`` (an
     address, a ``distributed.Client`` or a cluster), else the one of an enclosing
     :func:`use_scheduler`. Either way the cache is written here, as results come, so an
@@ -450,6 +474,8 @@ def extract_cached(
             rows[i] = x
             bar.update(1)
         bar.close()
+    if not stack:
+        return rows
     if not rows:
         return np.empty((0, 0), dtype=np.float32)
     return np.stack(rows).astype(np.float32, copy=False)

@@ -40,10 +40,15 @@ INPUT_NAME = "features"
 PROBABILITIES = "probabilities"
 
 #: What a model's input can be, as its ``input_kind`` metadata says (absent: ``"features"``):
-#: the pooled feature vector ``(N, n_features)``, or the mono waveform ``(1, n_samples)`` at the
+#: the pooled feature vector ``(N, n_features)``; the mono waveform ``(1, n_samples)`` at the
 #: feature configuration's rate, the features being computed inside the graph (a model fused by
-#: ``python -m export fuse``).
-INPUT_KINDS = ("features", "waveform")
+#: ``python -m export fuse``); or the frame matrix ``(1, n_rows, n_frames)`` of a frame-level
+#: network (:func:`ser_edge.features.frame_matrix`, the time axis dynamic).
+INPUT_KINDS = ("features", "waveform", "frames")
+
+#: Longest file a frame-input network classifies whole, in seconds: its input grows with the
+#: file (``ser-edge timeline`` takes longer recordings a window at a time).
+FRAMES_MAX_SECONDS = 600.0
 
 
 class _Watched:
@@ -182,10 +187,14 @@ class Classifier:
     metadata : dict of str to Any
         Every entry of the model's ``metadata_props``, JSON-decoded where it is JSON: ``labels``,
         ``feature_config``, ``training``, ``metrics``.
-    input_kind : {"features", "waveform"}
-        What the model takes (:data:`INPUT_KINDS`): the feature vector, computed here in numpy,
-        or the waveform, mono at ``feature_config.sr``, whose features the graph computes (the
-        audio is decoded, downmixed and resampled here in both cases).
+    input_kind : {"features", "waveform", "frames"}
+        What the model takes (:data:`INPUT_KINDS`): the feature vector, computed here in numpy;
+        the waveform, mono at ``feature_config.sr``, whose features the graph computes; or the
+        frame matrix of a frame-level network, computed here in numpy (the audio is decoded,
+        downmixed and resampled here in every case).
+    min_frames : int
+        Fewest analysis frames (after ``feature_config.frames`` keeps the active ones) a clip
+        needs: the network's (``min_frames`` metadata) or the features' (MFCC deltas).
 
     Raises
     ------
@@ -193,8 +202,8 @@ class Classifier:
         If the file is missing or not a readable ONNX model, if its metadata lacks ``labels`` or
         ``feature_config`` or they are invalid, if its ``input_kind`` is unknown, if the feature
         vector's width differs from the model's input width (or a waveform model's input is not
-        ``(1, n_samples)``), or if the number of labels differs from the number of probability
-        columns.
+        ``(1, n_samples)``, or a frame model's not ``(1, n_rows, n_frames)``), or if the number
+        of labels differs from the number of probability columns.
     ParameterError
         If ``num_threads`` is not a positive integer.
 
@@ -219,6 +228,7 @@ class Classifier:
         self.labels = self._read_labels()
         self.feature_config = self._read_feature_config()
         self.input_kind = self._read_input_kind()
+        self.min_frames = self._read_min_frames()
         self._check_shapes()
 
     # -- loading -------------------------------------------------------------------------------
@@ -305,9 +315,20 @@ class Classifier:
             )
         return kind
 
+    def _read_min_frames(self) -> int:
+        value = self.metadata.get("min_frames", 1)
+        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+            raise ModelError(f"{self.model_path}: 'min_frames' metadata must be a positive "
+                             f"integer, got {value!r}")
+        return max(value, self.feature_config.min_frames)
+
     @property
     def _waveform(self) -> bool:
         return self.input_kind == "waveform"
+
+    @property
+    def _frames(self) -> bool:
+        return self.input_kind == "frames"
 
     def _check_shapes(self) -> None:
         inputs = self._session.get_inputs()
@@ -322,12 +343,25 @@ class Classifier:
                     f"{self.model_path}: a waveform model's input has shape {shape}, "
                     "expected (1, n_samples)"
                 )
+        elif self._frames:
+            n_features = sum(self.feature_config.block_sizes.values())
+            if len(shape) != 3:
+                raise ModelError(
+                    f"{self.model_path}: a frame model's input has shape {shape}, "
+                    f"expected (1, {n_features}, n_frames)"
+                )
+            if isinstance(shape[1], int) and shape[1] != n_features:
+                raise ModelError(
+                    f"{self.model_path}: the feature configuration gives {n_features} rows per "
+                    f"frame but the model's input takes {shape[1]}"
+                )
         elif len(shape) != 2:
             raise ModelError(
                 f"{self.model_path}: the model's input has shape {shape}, "
                 f"expected (n_clips, {n_features})"
             )
-        if not self._waveform and isinstance(shape[1], int) and shape[1] != n_features:
+        if self.input_kind == "features" and isinstance(shape[1], int) \
+                and shape[1] != n_features:
             raise ModelError(
                 f"{self.model_path}: the feature configuration gives {n_features} features "
                 f"but the model's input takes {shape[1]}"
@@ -341,7 +375,8 @@ class Classifier:
         width = outputs[PROBABILITIES].shape[-1] if outputs[PROBABILITIES].shape else None
         if not isinstance(width, int):
             # Symbolic width: ask the model once, on zeros.
-            probe = np.zeros((1, self.feature_config.n_fft if self._waveform else n_features),
+            probe = np.zeros((1, n_features, max(self.min_frames, 16)) if self._frames else
+                             (1, self.feature_config.n_fft if self._waveform else n_features),
                              dtype=np.float32)
             width = self._run(probe).shape[-1]
         if width != len(self.labels):
@@ -372,7 +407,7 @@ class Classifier:
         return Prediction(label, probabilities, float(duration_s), int(sr), path)
 
     def features(self, path: str | os.PathLike[str] | bytes | IO[bytes]) -> np.ndarray:
-        """Compute the model's input vector for an audio file.
+        """Compute the model's input for an audio file: its feature vector or frame matrix.
 
         Parameters
         ----------
@@ -382,9 +417,10 @@ class Classifier:
 
         Returns
         -------
-        x : np.ndarray [shape=(n_features,)], float32
+        x : np.ndarray [shape=(n_features,)] or [shape=(n_rows, n_frames)], float32
             The vector :func:`ser_edge.features.feature_vector` computes at
-            ``feature_config.sr``.
+            ``feature_config.sr``; for a frame model, the matrix of
+            :func:`ser_edge.features.frame_matrix`.
 
         Raises
         ------
@@ -393,12 +429,13 @@ class Classifier:
         ParameterError
             If ``path`` is neither a path nor a binary file object.
         """
-        return self._load_features(path)[0]
+        kind = "frames" if self._frames else "features"
+        return self._load_features(path, kind=kind)[0]
 
     def _load_features(
-        self, path: Any, *, waveform: bool = False, require_speech: bool = False
+        self, path: Any, *, kind: str = "features", require_speech: bool = False
     ) -> tuple[np.ndarray, float, int]:
-        """A file's feature vector (``waveform``: its checked signal), duration (s) and rate.
+        """A file's model input of ``kind`` (:meth:`_vector`), duration (s) and native rate.
 
         With ``require_speech``, a file in which voice activity detection finds no speech raises
         :class:`~ser_edge.errors.NoSpeechError`.
@@ -407,12 +444,18 @@ class Classifier:
 
         config = self.feature_config
         with audio.AudioStream(path, sr=config.sr) as stream:
+            if kind == "frames" and stream.duration > FRAMES_MAX_SECONDS:
+                raise AudioError(
+                    f"{stream.name}: {stream.duration / 60:.0f} min is too long for a frame-level "
+                    f"network (at most {FRAMES_MAX_SECONDS / 60:.0f} min): use `ser-edge "
+                    "timeline`, or a pooled model (--model mlp)"
+                )
             # A waveform model takes the whole signal: long files are read whole.
-            if not waveform and stream.duration > STREAM_MIN_SECONDS and _streams(config):
+            if kind == "features" and stream.duration > STREAM_MIN_SECONDS and _streams(config):
                 x, n = self._stream_vector(stream, require_speech)
             else:
                 y = stream.read()
-                x, n = self._vector(y, stream.name, waveform=waveform), y.shape[-1]
+                x, n = self._vector(y, stream.name, kind=kind), y.shape[-1]
                 if require_speech:
                     from .vad import has_speech
 
@@ -437,10 +480,15 @@ class Classifier:
         return x, pieces.n_samples
 
     def _vector(self, y: np.ndarray, path: str | os.PathLike[str] | None, *,
-                waveform: bool = False) -> np.ndarray:
-        """Check mono audio at ``feature_config.sr``; its feature vector (``waveform``: itself)."""
+                kind: str = "features") -> np.ndarray:
+        """Check mono audio at ``feature_config.sr``; the model input of ``kind``.
+
+        ``"features"``: the pooled vector; ``"waveform"``: the signal itself; ``"frames"``: the
+        frame matrix, refused with an :class:`AudioError` when it has fewer frames than
+        :attr:`min_frames`.
+        """
         from . import audio
-        from .features import feature_vector
+        from .features import feature_vector, frame_matrix
 
         config = self.feature_config
         where = f"{path}: " if path is not None else ""
@@ -452,12 +500,27 @@ class Classifier:
                 f"{1000 * config.n_fft / config.sr:.0f} ms)"
             )
         audio.valid_audio(y, path=path, min_samples=config.n_fft, allow_silence=False)
-        if waveform:
+        if kind == "waveform":
             return np.ascontiguousarray(y, dtype=np.float32)
-        x = feature_vector(y, sr=config.sr, config=config)
+        frames = 1 + y.shape[-1] // config.hop_length  # centred frames, before any selection
+        if frames < config.min_frames:
+            raise AudioError(self._too_short(where, frames))
+        if kind == "frames":
+            x = frame_matrix(y, sr=config.sr, config=config)
+            if x.shape[1] < self.min_frames:
+                raise AudioError(self._too_short(where, x.shape[1]))
+        else:
+            x = feature_vector(y, sr=config.sr, config=config)
         if not np.all(np.isfinite(x)):
             raise AudioError(f"{where}the features are not finite (is the audio valid?)")
         return x
+
+    def _too_short(self, where: str, frames: int) -> str:
+        config = self.feature_config
+        active = "active " if config.frames == "active" and self._frames else ""
+        need_ms = 1000 * (self.min_frames - 1) * config.hop_length / config.sr
+        return (f"{where}too short: {frames} {active}analysis frames, the model needs at least "
+                f"{self.min_frames} (about {need_ms:.0f} ms of {'sound' if active else 'audio'})")
 
     def classify(
         self, path: str | os.PathLike[str] | bytes | IO[bytes], *, vad: bool = True
@@ -508,7 +571,7 @@ class Classifier:
         """
         from . import audio
 
-        x, duration_s, native_sr = self._load_features(path, waveform=self._waveform,
+        x, duration_s, native_sr = self._load_features(path, kind=self.input_kind,
                                                        require_speech=vad)
         return self._prediction(x, duration_s, native_sr, audio.source_name(path))
 
@@ -560,7 +623,7 @@ class Classifier:
         :class:`ser_edge.stream.StreamingClassifier` for each window. ``duration_s`` and ``sr``
         are only reported.
         """
-        x = self._vector(y, None, waveform=self._waveform)
+        x = self._vector(y, None, kind=self.input_kind)
         return self._prediction(x, duration_s, sr, None)
 
     def classify_many(

@@ -1,0 +1,180 @@
+"""Export a trained network to the ONNX model the ser-edge runtime reads, checked before saving.
+
+The contract (``ser_edge.model``, ``input_kind`` ``"frames"``):
+
+- one input ``"frames"``, float32 ``[batch, n_features, n_frames]``, the time axis dynamic;
+- outputs ``"label"`` (string ``[batch]``) and ``"probabilities"`` (float32
+  ``[batch, n_labels]``, columns in ``labels`` order), a softmax of the logits divided by the
+  calibration temperature;
+- ``metadata_props``: ``labels``, ``feature_config``, ``input_kind`` (``"frames"``),
+  ``min_frames`` (the fewest frames the network takes), ``training``, ``metrics``.
+
+Exported with ``torch.onnx.export``'s TorchScript-based exporter (``dynamo=False``), opset 17:
+in torch 2.13 the default (new) exporter fixes the time axis of ``nn.MaxPool1d`` to the example's
+length. Before the model is returned, onnxruntime runs it on the given frame matrices (different
+lengths) and must agree with PyTorch within :data:`PROBA_ATOL`.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from ser_edge.errors import ModelError
+from ser_edge.features import FeatureConfig
+
+__all__ = ["TARGET_OPSET", "PROBA_ATOL", "export_net", "check_net"]
+
+TARGET_OPSET = 17
+
+#: Largest difference allowed between onnxruntime's and PyTorch's probabilities.
+PROBA_ATOL = 1e-4
+
+
+def _wrapper(model: Any, temperature: float) -> Any:
+    import torch
+
+    class Probabilities(torch.nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.model = model
+
+        def forward(self, frames: torch.Tensor) -> torch.Tensor:
+            return torch.softmax(self.model(frames) / temperature, dim=-1)
+
+    return Probabilities().eval()
+
+
+def _torch_proba(model: Any, frames: Sequence[np.ndarray], temperature: float) -> list[np.ndarray]:
+    import torch
+
+    wrapped = _wrapper(model, temperature)
+    with torch.no_grad():
+        return [wrapped(torch.from_numpy(np.ascontiguousarray(F, np.float32))[None]).numpy()[0]
+                for F in frames]
+
+
+def check_net(onnx_bytes: bytes, model: Any, frames: Sequence[np.ndarray],
+              temperature: float = 1.0, atol: float = PROBA_ATOL) -> float:
+    """Run the ONNX model and PyTorch on each frame matrix; the largest probability difference.
+
+    Raises
+    ------
+    ModelError
+        If onnxruntime cannot run it, or a probability differs by more than ``atol``.
+    """
+    import onnxruntime as ort
+
+    options = ort.SessionOptions()
+    options.intra_op_num_threads = 1
+    try:
+        sess = ort.InferenceSession(onnx_bytes, options, providers=["CPUExecutionProvider"])
+    except Exception as exc:  # onnxruntime's own exception types
+        raise ModelError(f"onnxruntime cannot load the exported network: {exc}") from exc
+    worst = 0.0
+    for F, p_torch in zip(frames, _torch_proba(model, frames, temperature), strict=True):
+        (p_onnx,) = sess.run(["probabilities"], {"frames": np.ascontiguousarray(F, np.float32)[None]})
+        diff = float(np.max(np.abs(p_onnx[0] - p_torch)))
+        if diff > atol:
+            raise ModelError(f"ONNX and PyTorch probabilities differ by {diff:.3g} on a clip of "
+                             f"{F.shape[1]} frames (more than {atol:g})")
+        worst = max(worst, diff)
+    return worst
+
+
+def export_net(
+    model: Any,
+    *,
+    feature_config: FeatureConfig,
+    labels: Sequence[str],
+    training: Mapping[str, Any],
+    metrics: Mapping[str, Any],
+    check_frames: Sequence[np.ndarray],
+    min_frames: int,
+    temperature: float = 1.0,
+    path: str | Path | None = None,
+) -> Any:
+    """Convert a trained network to ONNX, check it against PyTorch, and save it.
+
+    Parameters
+    ----------
+    model : torch.nn.Module
+        Trained; takes ``(batch, n_features, n_frames)``, returns logits ``(batch, n_labels)``.
+    feature_config : FeatureConfig
+        The frame matrix's configuration (:func:`ser_edge.features.frame_matrix`).
+    labels : sequence of str
+        Class names in logit order.
+    training, metrics : mapping
+        As for the scikit-learn models (``metrics`` must hold ``speaker_independent``).
+    check_frames : sequence of np.ndarray [shape=(n_features, n_frames_i)]
+        Frame matrices of real clips of several lengths to check on.
+    min_frames : int
+        Fewest frames the network takes; shorter clips are refused by the runtime.
+    temperature : float
+        Calibration temperature folded into the softmax.
+    path : str or Path, optional
+        Where to write the model.
+
+    Returns
+    -------
+    model : onnx.ModelProto
+
+    Raises
+    ------
+    ModelError
+        If the check fails or ``metrics`` lacks ``speaker_independent``.
+    """
+    import onnx
+    import torch
+    from onnx import TensorProto, helper
+
+    from ..onnx_export import _dumps
+
+    if "speaker_independent" not in metrics:
+        raise ModelError("metrics must have a 'speaker_independent' entry")
+    n_features = sum(feature_config.block_sizes.values())
+    model = model.eval()
+    example = torch.zeros((1, n_features, max(64, min_frames)), dtype=torch.float32)
+    buf = io.BytesIO()
+    torch.onnx.export(
+        _wrapper(model, temperature), (example,), buf, input_names=["frames"],
+        output_names=["probabilities"], opset_version=TARGET_OPSET, dynamo=False,
+        dynamic_axes={"frames": {0: "batch", 2: "n_frames"}, "probabilities": {0: "batch"}},
+    )
+    proto = onnx.load_from_string(buf.getvalue())
+    graph = proto.graph
+    graph.node.extend([
+        helper.make_node("ArgMax", ["probabilities"], ["label_index"], axis=1, keepdims=0),
+        helper.make_node("Constant", [], ["label_names"], value=helper.make_tensor(
+            "label_names", TensorProto.STRING, [len(labels)],
+            [str(label).encode() for label in labels])),
+        helper.make_node("Gather", ["label_names", "label_index"], ["label"], axis=0),
+    ])
+    graph.output.insert(0, helper.make_tensor_value_info("label", TensorProto.STRING, ["batch"]))
+    proto.doc_string = "ser-edge speech emotion classifier (frame-level network)"
+    training = dict(training)
+    meta = {
+        "labels": _dumps([str(label) for label in labels]),
+        "feature_config": feature_config.to_json(),
+        "input_kind": json.dumps("frames"),
+        "min_frames": json.dumps(int(min_frames)),
+        "training": _dumps(training),
+        "metrics": _dumps(dict(metrics)),
+    }
+    del proto.metadata_props[:]
+    for key, value in meta.items():
+        entry = proto.metadata_props.add()
+        entry.key, entry.value = key, value
+    onnx.checker.check_model(proto)
+    data = proto.SerializeToString()
+    check_net(data, model, check_frames, temperature)
+    if path is not None:
+        path = Path(path)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(data)
+    return proto

@@ -1,0 +1,292 @@
+"""Training frame-level networks: a seeded loop with early stopping on held-out training speakers.
+
+The data are frame matrices ``(n_features, n_frames)`` of different lengths, several versions
+per clip (the clean one and its augmented copies). An epoch draws one version of every training
+clip, cuts a random crop of ``crop`` frames from it (a shorter clip is repeated to length), and
+goes through them in shuffled batches. After each epoch the network is scored on the clean,
+full-length clips of the validation speakers: a few of the *training* speakers, held out of the
+gradient steps, so that the test fold never chooses the epoch (:func:`validation_speakers`).
+The epoch with the best validation UAR is kept; training stops after ``patience`` epochs without
+a better one.
+
+Seeds are set in one place (:func:`train_net`); with one thread, two runs with the same seed
+give the same weights (``torch.use_deterministic_algorithms`` is set).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from ser_edge.errors import ParameterError
+
+__all__ = ["NetConfig", "validation_speakers", "build", "train_net", "predict_proba"]
+
+
+@dataclass(frozen=True)
+class NetConfig:
+    """A network and how it is trained (saved with its results and in the model's metadata).
+
+    Parameters
+    ----------
+    architecture : {"cnn", "crnn"}
+        :class:`~export.nets.modules.CNN1D` or :class:`~export.nets.modules.CRNN`.
+    channels : tuple of int
+        Convolution blocks' output channels.
+    hidden : int
+        GRU units per direction (``"crnn"``).
+    kernel_size : int
+        Convolution width, in frames.
+    dropout : float
+    epochs : int
+        Most epochs.
+    patience : int
+        Epochs without a better validation UAR before stopping.
+    batch_size : int
+    lr : float
+        Peak learning rate of AdamW (one-cycle schedule over ``epochs``).
+    weight_decay : float
+    crop : int
+        Frames per training example.
+    freq_masks, freq_width, time_masks, time_width : int
+        SpecAugment (Park et al. 2019): masks of up to ``freq_width`` rows and ``time_width``
+        frames set to zero (the per-utterance mean); 0 masks turns it off.
+    mixup : float
+        Mixup's Beta(alpha, alpha) parameter (Zhang et al. 2018); 0 turns it off.
+    label_smoothing : float
+    val_fraction : float
+        Share of each corpus's training speakers held out for validation (at least one).
+    seed : int
+    threads : int
+        PyTorch intra-op threads.
+    """
+
+    architecture: str = "cnn"
+    channels: tuple[int, ...] = (96, 128, 128)
+    hidden: int = 64
+    kernel_size: int = 5
+    dropout: float = 0.2
+    epochs: int = 40
+    patience: int = 10
+    batch_size: int = 32
+    lr: float = 2e-3
+    weight_decay: float = 1e-2
+    crop: int = 128
+    freq_masks: int = 0
+    freq_width: int = 8
+    time_masks: int = 0
+    time_width: int = 16
+    mixup: float = 0.0
+    label_smoothing: float = 0.0
+    val_fraction: float = 0.15
+    seed: int = 0
+    threads: int = 1
+
+    def __post_init__(self) -> None:
+        from .modules import ARCHITECTURES
+
+        object.__setattr__(self, "channels", tuple(int(c) for c in self.channels))
+        if self.architecture not in ARCHITECTURES:
+            raise ParameterError(f"unknown architecture {self.architecture!r}; choose from "
+                                 f"{tuple(ARCHITECTURES)}")
+        if self.crop < 8 or self.epochs < 1 or self.batch_size < 1:
+            raise ParameterError("crop >= 8, epochs >= 1 and batch_size >= 1 are needed")
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready fields."""
+        data = dataclasses.asdict(self)
+        data["channels"] = list(self.channels)
+        return data
+
+    @classmethod
+    def from_json(cls, text: str) -> NetConfig:
+        """Read :meth:`to_dict`'s JSON."""
+        return cls(**json.loads(text))
+
+
+def validation_speakers(speakers: Sequence[str], corpora: Sequence[str], fraction: float,
+                        seed: int) -> set[str]:
+    """Training speakers held out for validation: a seeded ``fraction`` of each corpus's.
+
+    Parameters
+    ----------
+    speakers, corpora : sequence of str
+        The training clips' speakers and corpora.
+    fraction : float
+    seed : int
+
+    Returns
+    -------
+    held : set of str
+    """
+    rng = np.random.default_rng([seed, 7])
+    speakers = np.asarray(speakers).astype(str)
+    corpora = np.asarray(corpora).astype(str)
+    held: set[str] = set()
+    for corpus in sorted(set(corpora)):
+        pool = sorted(set(speakers[corpora == corpus]))
+        k = max(1, int(round(fraction * len(pool)))) if len(pool) > 1 else 0
+        held.update(rng.choice(pool, size=k, replace=False).tolist() if k else [])
+    return held
+
+
+def build(config: NetConfig, n_features: int, n_classes: int) -> Any:
+    """The untrained module ``config`` describes."""
+    from .modules import CNN1D, CRNN
+
+    if config.architecture == "cnn":
+        return CNN1D(n_features, n_classes, channels=config.channels,
+                     kernel_size=config.kernel_size, dropout=config.dropout)
+    return CRNN(n_features, n_classes, channels=config.channels, hidden=config.hidden,
+                kernel_size=config.kernel_size, dropout=config.dropout)
+
+
+def _crop(F: np.ndarray, crop: int, rng: np.random.Generator) -> np.ndarray:
+    """A random ``crop``-frame window of ``F``; a shorter ``F`` is repeated to length."""
+    n = F.shape[1]
+    if n < crop:
+        return np.resize(F, (F.shape[0], crop)) if n else np.zeros((F.shape[0], crop), F.dtype)
+    start = int(rng.integers(n - crop + 1))
+    return F[:, start:start + crop]
+
+
+def _spec_augment(x: np.ndarray, config: NetConfig, rng: np.random.Generator) -> None:
+    """Zero random bands of rows and frames in place (SpecAugment), per example."""
+    for item in x:
+        for _ in range(config.freq_masks):
+            w = int(rng.integers(config.freq_width + 1))
+            f0 = int(rng.integers(max(1, item.shape[0] - w)))
+            item[f0:f0 + w] = 0.0
+        for _ in range(config.time_masks):
+            w = int(rng.integers(config.time_width + 1))
+            t0 = int(rng.integers(max(1, item.shape[1] - w)))
+            item[:, t0:t0 + w] = 0.0
+
+
+def predict_proba(model: Any, frames: Sequence[np.ndarray]) -> np.ndarray:
+    """Class probabilities of each full-length clip, one clip at a time (as on the device).
+
+    Returns
+    -------
+    P : np.ndarray [shape=(len(frames), n_classes)], float64
+    """
+    import torch
+
+    model.eval()
+    out = []
+    with torch.no_grad():
+        for F in frames:
+            logits = model(torch.from_numpy(np.ascontiguousarray(F, np.float32))[None])
+            out.append(torch.softmax(logits, dim=-1)[0].double().numpy())
+    return np.stack(out) if out else np.zeros((0, 0))
+
+
+def _uar(y: np.ndarray, pred: np.ndarray) -> float:
+    classes = np.unique(y)
+    return float(np.mean([np.mean(pred[y == c] == c) for c in classes]))
+
+
+def train_net(
+    versions: Sequence[Sequence[np.ndarray]],
+    y: np.ndarray,
+    speakers: Sequence[str],
+    corpora: Sequence[str],
+    config: NetConfig,
+    n_classes: int,
+    *,
+    log: Callable[[str], None] | None = None,
+) -> tuple[Any, dict[str, Any]]:
+    """Train a network on the given clips, choosing the epoch on held-out training speakers.
+
+    Parameters
+    ----------
+    versions : sequence of sequence of np.ndarray [shape=(n_features, n_frames_i)]
+        Per training clip, its frame matrices: the clean one first, then augmented copies.
+    y : np.ndarray [shape=(n_clips,)], int
+        Class index of each clip.
+    speakers, corpora : sequence of str [shape=(n_clips,)]
+    config : NetConfig
+    n_classes : int
+    log : callable, optional
+        Called with a line per epoch.
+
+    Returns
+    -------
+    model : torch.nn.Module
+        With the best epoch's weights, in eval mode.
+    history : dict
+        ``epochs`` (per epoch: ``loss``, ``val_uar``), ``best_epoch``, ``best_val_uar``,
+        ``val_speakers``, ``seconds``, ``n_parameters``.
+    """
+    import torch
+
+    t0 = time.time()
+    torch.manual_seed(config.seed)
+    torch.set_num_threads(config.threads)
+    torch.use_deterministic_algorithms(True)
+    rng = np.random.default_rng([config.seed, 11])
+    y = np.asarray(y, dtype=np.int64)
+    held = validation_speakers(speakers, corpora, config.val_fraction, config.seed)
+    is_val = np.isin(np.asarray(speakers).astype(str), sorted(held))
+    train_idx, val_idx = np.flatnonzero(~is_val), np.flatnonzero(is_val)
+    n_features = versions[0][0].shape[0]
+    model = build(config, n_features, n_classes)
+    counts = np.bincount(y[train_idx], minlength=n_classes).astype(np.float64)
+    weights = torch.tensor(np.where(counts > 0, counts.sum() / np.maximum(counts, 1) / n_classes,
+                                    0.0), dtype=torch.float32)
+    loss_fn = torch.nn.CrossEntropyLoss(weight=weights, label_smoothing=config.label_smoothing)
+    opt = torch.optim.AdamW(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
+    steps = config.epochs * max(1, int(np.ceil(len(train_idx) / config.batch_size)))
+    sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=config.lr, total_steps=steps)
+    val_frames = [versions[i][0] for i in val_idx]
+    best = {"uar": -1.0, "epoch": -1, "state": None}
+    history: list[dict[str, float]] = []
+    for epoch in range(config.epochs):
+        model.train()
+        order = rng.permutation(train_idx)
+        total, n_seen = 0.0, 0
+        for b in range(0, len(order), config.batch_size):
+            batch = order[b:b + config.batch_size]
+            if len(batch) < 2:  # batch norm needs two examples
+                continue
+            x = np.stack([_crop(versions[i][int(rng.integers(len(versions[i])))], config.crop,
+                                rng) for i in batch]).astype(np.float32)
+            if config.freq_masks or config.time_masks:
+                _spec_augment(x, config, rng)
+            xt, yt = torch.from_numpy(x), torch.from_numpy(y[batch])
+            if config.mixup > 0:
+                lam = float(rng.beta(config.mixup, config.mixup))
+                perm = torch.from_numpy(rng.permutation(len(batch)))
+                logits = model(lam * xt + (1 - lam) * xt[perm])
+                loss = lam * loss_fn(logits, yt) + (1 - lam) * loss_fn(logits, yt[perm])
+            else:
+                loss = loss_fn(model(xt), yt)
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+            sched.step()
+            total += float(loss) * len(batch)
+            n_seen += len(batch)
+        val_uar = (_uar(y[val_idx], np.argmax(predict_proba(model, val_frames), axis=1))
+                   if len(val_idx) else 0.0)
+        history.append({"epoch": epoch + 1, "loss": total / max(n_seen, 1), "val_uar": val_uar})
+        if log is not None:
+            log(f"epoch {epoch + 1:3d}  loss {total / max(n_seen, 1):.3f}  val UAR {val_uar:.3f}")
+        if val_uar > best["uar"]:
+            best = {"uar": val_uar, "epoch": epoch + 1,
+                    "state": {k: v.detach().clone() for k, v in model.state_dict().items()}}
+        elif epoch + 1 - best["epoch"] >= config.patience:
+            break
+    model.load_state_dict(best["state"])
+    model.eval()
+    return model, {
+        "epochs": history, "best_epoch": best["epoch"], "best_val_uar": best["uar"],
+        "val_speakers": sorted(held), "seconds": time.time() - t0,
+        "n_parameters": int(sum(p.numel() for p in model.parameters())),
+    }
