@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import io
 import json
+import warnings
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -78,13 +79,22 @@ def check_net(onnx_bytes: bytes, model: Any, frames: Sequence[np.ndarray],
         raise ModelError(f"onnxruntime cannot load the exported network: {exc}") from exc
     worst = 0.0
     for F, p_torch in zip(frames, _torch_proba(model, frames, temperature), strict=True):
-        (p_onnx,) = sess.run(["probabilities"], {"frames": np.ascontiguousarray(F, np.float32)[None]})
+        x = np.ascontiguousarray(F, np.float32)[None]
+        (p_onnx,) = sess.run(["probabilities"], {"frames": x})
         diff = float(np.max(np.abs(p_onnx[0] - p_torch)))
         if diff > atol:
             raise ModelError(f"ONNX and PyTorch probabilities differ by {diff:.3g} on a clip of "
                              f"{F.shape[1]} frames (more than {atol:g})")
         worst = max(worst, diff)
     return worst
+
+
+def _export(torch: Any, model: Any, temperature: float, example: Any, buf: io.BytesIO) -> None:
+    torch.onnx.export(
+        _wrapper(model, temperature), (example,), buf, input_names=["frames"],
+        output_names=["probabilities"], opset_version=TARGET_OPSET, dynamo=False,
+        dynamic_axes={"frames": {0: "batch", 2: "n_frames"}, "probabilities": {0: "batch"}},
+    )
 
 
 def export_net(
@@ -141,11 +151,9 @@ def export_net(
     model = model.eval()
     example = torch.zeros((1, n_features, max(64, min_frames)), dtype=torch.float32)
     buf = io.BytesIO()
-    torch.onnx.export(
-        _wrapper(model, temperature), (example,), buf, input_names=["frames"],
-        output_names=["probabilities"], opset_version=TARGET_OPSET, dynamo=False,
-        dynamic_axes={"frames": {0: "batch", 2: "n_frames"}, "probabilities": {0: "batch"}},
-    )
+    with warnings.catch_warnings():  # the TorchScript exporter is deprecated, and chosen: above
+        warnings.simplefilter("ignore", DeprecationWarning)
+        _export(torch, model, temperature, example, buf)
     proto = onnx.load_from_string(buf.getvalue())
     graph = proto.graph
     graph.node.extend([

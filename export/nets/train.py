@@ -271,7 +271,7 @@ def train_net(
             loss.backward()
             opt.step()
             sched.step()
-            total += float(loss) * len(batch)
+            total += loss.item() * len(batch)
             n_seen += len(batch)
         val_uar = (_uar(y[val_idx], np.argmax(predict_proba(model, val_frames), axis=1))
                    if len(val_idx) else 0.0)

@@ -1,0 +1,106 @@
+"""Frame-level networks: a tiny one trained for one epoch on real clips, exported, run on the
+device path; the Classifier runs a frame model from its metadata alone."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+torch = pytest.importorskip("torch")
+
+from export.nets.onnx import check_net, export_net  # noqa: E402
+from export.nets.train import NetConfig, predict_proba, train_net, validation_speakers  # noqa: E402
+from ser_edge import Classifier, audio  # noqa: E402
+from ser_edge.errors import AudioError, ModelError  # noqa: E402
+from ser_edge.features import FeatureConfig, frame_matrix  # noqa: E402
+
+EMOTIONS = ("neutral", "calm", "happy", "sad", "angry", "fearful", "disgust", "surprised")
+CONFIG = FeatureConfig(features=("mel", "mfcc_delta"), n_mels=32, n_mfcc=13, level_db=-20.0,
+                       frames="active", norm="meanvar", stats=("mean",))
+TINY = NetConfig(architecture="cnn", channels=(8, 8, 8), epochs=1, crop=32, batch_size=8,
+                 val_fraction=0.25, seed=0)
+
+
+@pytest.fixture(scope="module")
+def clips(ravdess_dir):
+    """Two clips per emotion from four actors: paths, emotions, speakers."""
+    paths = []
+    for actor in ("01", "02", "03", "04"):
+        files = sorted((ravdess_dir / f"Actor_{actor}").glob("*.flac"))
+        paths += [f for f in files if f.name.split("-")[3] == "02"][::4][:4]
+    return paths
+
+
+def _frames(path):
+    y, _ = audio.load(path, sr=CONFIG.sr)
+    return y, frame_matrix(y, sr=CONFIG.sr, config=CONFIG)
+
+
+@pytest.fixture(scope="module")
+def trained(clips, tmp_path_factory):
+    data = [_frames(p) for p in clips]
+    y = np.array([EMOTIONS.index(EMOTIONS[int(p.name.split("-")[2]) - 1]) for p in clips])
+    speakers = [p.parent.name for p in clips]
+    model, history = train_net([[F] for _, F in data], y, speakers, ["ravdess"] * len(clips),
+                               TINY, len(EMOTIONS))
+    # Check lengths from 0.5 s to 20 s of real speech.
+    long = np.concatenate([d[0] for d in data])[: 20 * CONFIG.sr]
+    checks = [frame_matrix(z, sr=CONFIG.sr, config=CONFIG)
+              for z in (data[0][0][: CONFIG.sr // 2 + 4000], data[1][0], long)]
+    path = tmp_path_factory.mktemp("net") / "tiny.onnx"
+    export_net(model, feature_config=CONFIG, labels=EMOTIONS, training={"net": TINY.to_dict()},
+               metrics={"speaker_independent": {}}, check_frames=checks,
+               min_frames=model.min_frames, path=path)
+    return model, history, path, data, checks
+
+
+def test_one_epoch_trains_and_holds_out_training_speakers(trained, clips):
+    _, history, *_ = trained
+    assert len(history["epochs"]) == 1 and history["best_epoch"] == 1
+    speakers = [p.parent.name for p in clips]
+    held = validation_speakers(speakers, ["ravdess"] * len(clips), 0.25, TINY.seed)
+    assert history["val_speakers"] == sorted(held) and len(held) == 1  # a quarter of four
+    assert held == validation_speakers(speakers, ["ravdess"] * len(clips), 0.25, TINY.seed)
+    assert history["n_parameters"] > 0
+
+
+def test_onnx_equals_pytorch_on_clips_of_several_lengths(trained):
+    model, _, path, _, checks = trained
+    assert len({F.shape[1] for F in checks}) == 3  # the time axis is really dynamic
+    assert check_net(path.read_bytes(), model, checks) < 1e-4
+
+
+def test_classifier_runs_a_frame_model_from_metadata_alone(trained, clips):
+    model, _, path, data, _ = trained
+    clf = Classifier(path)
+    assert clf.input_kind == "frames" and clf.labels == EMOTIONS
+    # The network needs 4 frames (two poolings), the MFCC deltas 9: the larger counts.
+    assert clf.feature_config == CONFIG and model.min_frames == 4 and clf.min_frames == 9
+    p = clf.classify(clips[0], vad=False)
+    expected = predict_proba(model, [data[0][1]])[0]
+    np.testing.assert_allclose(list(p.probabilities.values()), expected, atol=1e-4)
+    assert p.label == EMOTIONS[int(np.argmax(expected))]
+    q = clf.predict(data[0][0], CONFIG.sr)
+    assert q.label == p.label
+    assert clf.features(clips[0]).shape == data[0][1].shape
+
+
+def test_clips_shorter_than_the_network_needs_are_refused(trained):
+    _, _, path, data, _ = trained
+    clf = Classifier(path)
+    with pytest.raises(AudioError, match=r"too short: \d+ active analysis frames, the model needs"):
+        clf.predict(data[0][0][int(0.9 * CONFIG.sr): int(0.97 * CONFIG.sr)], CONFIG.sr)
+
+
+def test_a_frame_model_with_the_wrong_width_is_refused(trained, tmp_path):
+    import onnx
+
+    _, _, path, *_ = trained
+    proto = onnx.load(str(path))
+    for prop in proto.metadata_props:
+        if prop.key == "feature_config":
+            prop.value = FeatureConfig(features=("mel",), n_mels=40, frames="active").to_json()
+    bad = tmp_path / "bad.onnx"
+    onnx.save(proto, str(bad))
+    with pytest.raises(ModelError, match="40 rows per frame but the model's input takes 45"):
+        Classifier(bad)
