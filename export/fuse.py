@@ -89,6 +89,12 @@ IMPLEMENTED: dict[str, Callable[[Any], str | None]] = {
     "chroma_threshold": _always,
     "mel_db": _always,
     "stats": _always,
+    "top_db": _always,
+    "level_db": _always,
+    "frames": _always,
+    "active_range_db": _always,
+    "active_floor_db": _always,
+    "delta_width": _always,
 }
 
 
@@ -126,8 +132,11 @@ def feature_graph(g: of.GraphBuilder, waveform: str, config: FeatureConfig, *,
     """Append the graph of ``config``'s features of ``waveform`` to ``g``.
 
     The stages of :func:`ser_edge.features.feature_matrices`, in ONNX: frames, windowed DFT and
-    power (once, shared), the mel bank, dB with ``top_db`` under the clip's maximum, the DCT,
-    the chroma bank at the configuration's tuning, then pooling (or the frame matrix).
+    power (once, shared); with ``level_db`` or ``frames="active"`` the frame levels, the active
+    frames and the level gain (:mod:`ser_edge.level`); the mel bank (times the gain), dB with
+    ``top_db`` under the clip's maximum, the DCT and its deltas, the chroma bank at the
+    configuration's tuning (its raw projection times the gain); then pooling of each block's
+    statistics over the active frames or all of them (or the frame matrix of those frames).
 
     Parameters
     ----------
@@ -160,23 +169,41 @@ def feature_graph(g: of.GraphBuilder, waveform: str, config: FeatureConfig, *,
     y = g.op("Squeeze", waveform, g.const([0], "ax0"), hint="y")
     x = of.frames(g, y, n_fft=config.n_fft, hop_length=config.hop_length)
     power = of.dft_power(g, x, n_fft=config.n_fft, method=dft, dtype=dft_dtype)
+    gain = active = None
+    if config.level_db is not None or config.frames == "active":
+        r = of.rms(g, power, n_fft=config.n_fft)
+        active = of.active_frames(g, of.energy_db(g, r), range_db=config.active_range_db,
+                                  floor_db=config.active_floor_db)
+        if config.level_db is not None:
+            gain = of.level_gain(g, r, active, level_db=config.level_db)
     blocks: dict[str, str] = {}
-    if wanted & {"mfcc", "mel"}:
+    cepstra = wanted & {"mfcc", "mfcc_delta"}
+    if cepstra or "mel" in wanted:
         mel = of.mel(g, power, sr=config.sr, n_fft=config.n_fft, n_mels=config.n_mels,
                      fmin=config.fmin, fmax=config.fmax, htk=config.htk)
-        need_db = "mfcc" in wanted or config.mel_db
-        db = of.power_to_db(g, mel, top_db=80.0) if need_db else None
-        if "mfcc" in wanted:
-            blocks["mfcc"] = of.dct(g, db, n_mfcc=config.n_mfcc, n_mels=config.n_mels)
+        if gain is not None:
+            mel = g.op("Mul", mel, gain, hint="mel_levelled")
+        need_db = cepstra or config.mel_db
+        db = of.power_to_db(g, mel, top_db=config.top_db) if need_db else None
+        if cepstra:
+            mfcc = of.dct(g, db, n_mfcc=config.n_mfcc, n_mels=config.n_mels)
+            if "mfcc" in wanted:
+                blocks["mfcc"] = mfcc
+            if "mfcc_delta" in wanted:
+                blocks["mfcc_delta"] = of.delta(g, mfcc, width=config.delta_width)
         if "mel" in wanted:
             blocks["mel"] = db if config.mel_db else mel
     if "chroma" in wanted:
         blocks["chroma"] = of.chroma(g, power, sr=config.sr, n_fft=config.n_fft,
                                      n_chroma=config.n_chroma, tuning=config.tuning,
-                                     threshold=config.chroma_threshold)
+                                     threshold=config.chroma_threshold, gain=gain)
+    mask = active if config.frames == "active" else None
     if output == "frames":
+        if mask is not None:
+            blocks = {name: of.select_frames(g, M, mask) for name, M in blocks.items()}
         return of.frame_matrix(g, blocks, order=config.features)
-    return of.pool(g, blocks, order=config.features, stats=config.stats)
+    return of.pool(g, blocks, order=config.features,
+                   stats={name: config.stats_of(name) for name in config.features}, mask=mask)
 
 
 def feature_model(config: FeatureConfig, *, dft: str = "fft2", dft_dtype: type = np.float32,
@@ -497,7 +524,7 @@ def feature_differences(ours: np.ndarray, ref: np.ndarray,
     diff = np.abs(ours - ref)
     rows, start = [], 0
     for block, n_rows in config.block_sizes.items():
-        for stat in config.stats:
+        for stat in config.stats_of(block):
             cols = slice(start, start + n_rows)
             d = diff[:, cols]
             scale = float(np.abs(ref[:, cols]).max())
