@@ -388,7 +388,7 @@ def fuse(model: Any, *, dft: str = "fft2", dft_dtype: type = np.float32,
     onnx.checker.check_model(fused, full_check=True)
     if check:
         worst = check_fused(fused, source, config)
-        description["check"] = {"signals": len(_check_signals(config.sr)),
+        description["check"] = {"signals": len(_check_signals(config)),
                                 "max_probability_difference": float(f"{worst:.3g}")}
         _set_metadata(fused, GRAPH_KEY, json.dumps(description, sort_keys=True))
     return fused
@@ -414,8 +414,13 @@ def _session(model: Any) -> Any:
                                 providers=["CPUExecutionProvider"])
 
 
-def _check_signals(sr: int) -> list[tuple[str, np.ndarray]]:
-    """Seeded speech-like, noise and chirp signals at ``sr``: 0.5, 1.3 and 3 s."""
+def _check_signals(config: FeatureConfig) -> list[tuple[str, np.ndarray]]:
+    """Seeded speech-like, noise and chirp signals at ``config.sr``: 0.5, 1.3 and 3 s.
+
+    Only those with the frames ``config.min_frames`` asks (a delta width over 31 leaves out the
+    0.5 s ones).
+    """
+    sr = config.sr
     rng = np.random.default_rng(20261202)
     out = []
     for seconds in (0.5, 1.3, 3.0):
@@ -428,7 +433,9 @@ def _check_signals(sr: int) -> list[tuple[str, np.ndarray]]:
         f1 = 0.45 * sr
         out.append((f"chirp {seconds} s",
                     0.3 * np.sin(2 * np.pi * (80 * t + 0.5 * (f1 - 80) / seconds * t**2))))
-    return [(name, y.astype(np.float32)) for name, y in out]
+    pad = 2 * (config.n_fft // 2) - config.n_fft
+    return [(name, y.astype(np.float32)) for name, y in out
+            if 1 + (len(y) + pad) // config.hop_length >= config.min_frames]
 
 
 def check_fused(fused: Any, source: Any, config: FeatureConfig, *,
@@ -460,7 +467,7 @@ def check_fused(fused: Any, source: Any, config: FeatureConfig, *,
     from ser_edge.features import feature_vector
 
     if signals is None:
-        signals = _check_signals(config.sr)
+        signals = _check_signals(config)
     fused_s, source_s = _session(fused), _session(source)
     source_input = source_s.get_inputs()[0].name
     worst = 0.0

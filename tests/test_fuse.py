@@ -657,6 +657,15 @@ def test_too_short_for_the_deltas(signal, robust_pair, numpy_clf: Classifier) ->
     assert np.isnan(probabilities).all()
 
 
+def test_fuse_checks_on_signals_long_enough_for_the_deltas(build_model, tmp_path: Path) -> None:
+    # delta_width 41 needs 41 frames (0.64 s): the 0.5 s check signals are left out, not an error.
+    config = FeatureConfig(features=("mfcc_delta",), n_mfcc=13, n_mels=40, delta_width=41)
+    fused_model = fuse(build_model(tmp_path / "wide.onnx", config=config))
+    graph = json.loads({p.key: p.value for p in fused_model.metadata_props}[GRAPH_KEY])
+    assert graph["check"]["signals"] == 6  # 1.3 s and 3 s: voice, noise, chirp
+    assert Classifier(build_model(tmp_path / "w.onnx", config=config)).min_samples == 40 * 256
+
+
 def test_export_fuse_command(tmp_path: Path, build_model) -> None:
     from typer.testing import CliRunner
 
