@@ -89,6 +89,13 @@ IMPLEMENTED: dict[str, Callable[[Any], str | None]] = {
     "chroma_threshold": _always,
     "mel_db": _always,
     "stats": _always,
+    "top_db": _always,
+    "level_db": _always,
+    "frames": _always,
+    "active_range_db": _always,
+    "active_floor_db": _always,
+    "delta_width": _always,
+    "norm": _always,
 }
 
 
@@ -126,8 +133,11 @@ def feature_graph(g: of.GraphBuilder, waveform: str, config: FeatureConfig, *,
     """Append the graph of ``config``'s features of ``waveform`` to ``g``.
 
     The stages of :func:`ser_edge.features.feature_matrices`, in ONNX: frames, windowed DFT and
-    power (once, shared), the mel bank, dB with ``top_db`` under the clip's maximum, the DCT,
-    the chroma bank at the configuration's tuning, then pooling (or the frame matrix).
+    power (once, shared); with ``level_db`` or ``frames="active"`` the frame levels, the active
+    frames and the level gain (:mod:`ser_edge.level`); the mel bank (times the gain), dB with
+    ``top_db`` under the clip's maximum, the DCT and its deltas, the chroma bank at the
+    configuration's tuning (its raw projection times the gain); then pooling of each block's
+    statistics over the active frames or all of them (or the frame matrix of those frames).
 
     Parameters
     ----------
@@ -160,23 +170,46 @@ def feature_graph(g: of.GraphBuilder, waveform: str, config: FeatureConfig, *,
     y = g.op("Squeeze", waveform, g.const([0], "ax0"), hint="y")
     x = of.frames(g, y, n_fft=config.n_fft, hop_length=config.hop_length)
     power = of.dft_power(g, x, n_fft=config.n_fft, method=dft, dtype=dft_dtype)
+    gain = active = None
+    if config.level_db is not None or config.frames == "active":
+        r = of.rms(g, power, n_fft=config.n_fft)
+        active = of.active_frames(g, of.energy_db(g, r), range_db=config.active_range_db,
+                                  floor_db=config.active_floor_db)
+        if config.level_db is not None:
+            gain = of.level_gain(g, r, active, level_db=config.level_db)
     blocks: dict[str, str] = {}
-    if wanted & {"mfcc", "mel"}:
+    cepstra = wanted & {"mfcc", "mfcc_delta"}
+    if cepstra or "mel" in wanted:
         mel = of.mel(g, power, sr=config.sr, n_fft=config.n_fft, n_mels=config.n_mels,
                      fmin=config.fmin, fmax=config.fmax, htk=config.htk)
-        need_db = "mfcc" in wanted or config.mel_db
-        db = of.power_to_db(g, mel, top_db=80.0) if need_db else None
-        if "mfcc" in wanted:
-            blocks["mfcc"] = of.dct(g, db, n_mfcc=config.n_mfcc, n_mels=config.n_mels)
+        if gain is not None:
+            mel = g.op("Mul", mel, gain, hint="mel_levelled")
+        need_db = cepstra or config.mel_db
+        db = of.power_to_db(g, mel, top_db=config.top_db) if need_db else None
+        if cepstra:
+            mfcc = of.dct(g, db, n_mfcc=config.n_mfcc, n_mels=config.n_mels)
+            if "mfcc" in wanted:
+                blocks["mfcc"] = mfcc
+            if "mfcc_delta" in wanted:
+                blocks["mfcc_delta"] = of.delta(g, mfcc, width=config.delta_width)
         if "mel" in wanted:
             blocks["mel"] = db if config.mel_db else mel
     if "chroma" in wanted:
         blocks["chroma"] = of.chroma(g, power, sr=config.sr, n_fft=config.n_fft,
                                      n_chroma=config.n_chroma, tuning=config.tuning,
-                                     threshold=config.chroma_threshold)
+                                     threshold=config.chroma_threshold, gain=gain)
+    mask = active if config.frames == "active" else None
+    if config.norm is not None:  # over the kept frames: select them first
+        if mask is not None:
+            blocks = {name: of.select_frames(g, M, mask) for name, M in blocks.items()}
+            mask = None
+        blocks = {name: of.normalise(g, M, norm=config.norm) for name, M in blocks.items()}
     if output == "frames":
+        if mask is not None:
+            blocks = {name: of.select_frames(g, M, mask) for name, M in blocks.items()}
         return of.frame_matrix(g, blocks, order=config.features)
-    return of.pool(g, blocks, order=config.features, stats=config.stats)
+    return of.pool(g, blocks, order=config.features,
+                   stats={name: config.stats_of(name) for name in config.features}, mask=mask)
 
 
 def feature_model(config: FeatureConfig, *, dft: str = "fft2", dft_dtype: type = np.float32,
@@ -361,7 +394,7 @@ def fuse(model: Any, *, dft: str = "fft2", dft_dtype: type = np.float32,
     onnx.checker.check_model(fused, full_check=True)
     if check:
         worst = check_fused(fused, source, config)
-        description["check"] = {"signals": len(_check_signals(config.sr)),
+        description["check"] = {"signals": len(_check_signals(config)),
                                 "max_probability_difference": float(f"{worst:.3g}")}
         _set_metadata(fused, GRAPH_KEY, json.dumps(description, sort_keys=True))
     return fused
@@ -387,8 +420,13 @@ def _session(model: Any) -> Any:
                                 providers=["CPUExecutionProvider"])
 
 
-def _check_signals(sr: int) -> list[tuple[str, np.ndarray]]:
-    """Seeded speech-like, noise and chirp signals at ``sr``: 0.5, 1.3 and 3 s."""
+def _check_signals(config: FeatureConfig) -> list[tuple[str, np.ndarray]]:
+    """Seeded speech-like, noise and chirp signals at ``config.sr``: 0.5, 1.3 and 3 s.
+
+    Only those with the frames ``config.min_frames`` asks (a delta width over 31 leaves out the
+    0.5 s ones).
+    """
+    sr = config.sr
     rng = np.random.default_rng(20261202)
     out = []
     for seconds in (0.5, 1.3, 3.0):
@@ -401,7 +439,9 @@ def _check_signals(sr: int) -> list[tuple[str, np.ndarray]]:
         f1 = 0.45 * sr
         out.append((f"chirp {seconds} s",
                     0.3 * np.sin(2 * np.pi * (80 * t + 0.5 * (f1 - 80) / seconds * t**2))))
-    return [(name, y.astype(np.float32)) for name, y in out]
+    pad = 2 * (config.n_fft // 2) - config.n_fft
+    return [(name, y.astype(np.float32)) for name, y in out
+            if 1 + (len(y) + pad) // config.hop_length >= config.min_frames]
 
 
 def check_fused(fused: Any, source: Any, config: FeatureConfig, *,
@@ -433,7 +473,7 @@ def check_fused(fused: Any, source: Any, config: FeatureConfig, *,
     from ser_edge.features import feature_vector
 
     if signals is None:
-        signals = _check_signals(config.sr)
+        signals = _check_signals(config)
     fused_s, source_s = _session(fused), _session(source)
     source_input = source_s.get_inputs()[0].name
     worst = 0.0
@@ -497,7 +537,7 @@ def feature_differences(ours: np.ndarray, ref: np.ndarray,
     diff = np.abs(ours - ref)
     rows, start = [], 0
     for block, n_rows in config.block_sizes.items():
-        for stat in config.stats:
+        for stat in config.stats_of(block):
             cols = slice(start, start + n_rows)
             d = diff[:, cols]
             scale = float(np.abs(ref[:, cols]).max())

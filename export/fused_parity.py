@@ -5,7 +5,8 @@ The harness shared by ``tests/test_fuse_corpora.py`` (which asserts) and ``bench
 0.5 s, and 60 s recordings made of one speaker's clips end to end; :func:`measure_parity` runs
 each through :meth:`ser_edge.Classifier.predict` twice, with the numpy features and with the
 fused model, and the feature vectors through the feature graph alone, with the DFT in float32
-and in float64.
+and in float64. :func:`fit_model` makes a model of a configuration no bundled model has (the
+robust one, :data:`ROBUST`), so that its fused graph can be compared the same way.
 """
 
 from __future__ import annotations
@@ -17,15 +18,24 @@ from typing import Any
 
 import numpy as np
 
-from ser_edge.features import feature_vector
+from ser_edge.features import FeatureConfig, feature_vector
 
 from .fuse import feature_differences, feature_model
 from .paths import corpus_dir
 
-__all__ = ["Item", "parity_items", "measure_parity"]
+__all__ = ["Item", "ROBUST", "parity_items", "measure_parity", "fit_model"]
 
 #: Length of the short cuts and of the long recordings, in seconds.
 SHORT_S, LONG_S = 0.5, 60.0
+
+#: Every level option on: level normalisation, pooling over the active frames, ``top_db`` 60,
+#: MFCC deltas, and per-block statistics (the mel block's spread only).
+ROBUST = FeatureConfig(
+    features=("mfcc", "chroma", "mel", "mfcc_delta"),
+    stats={"mfcc": ("mean", "std"), "chroma": ("mean", "std"), "mel": ("std",),
+           "mfcc_delta": ("std",)},
+    top_db=60.0, level_db=-20.0, frames="active",
+)
 
 
 @dataclass
@@ -178,3 +188,57 @@ def measure_parity(numpy_clf: Any, fused_clf: Any, items: Iterator[Item], *,
         for dt, s in graphs.items():
             out.x_graph[dt].append(s.run(None, {"waveform": y[np.newaxis]})[0][0])
     return out
+
+
+def fit_model(config: FeatureConfig, path: str | Path, *, step: int = 20, offset: int = 5,
+              seed: int = 0) -> Path:
+    """A quick model of ``config``'s features on RAVDESS, to compare a fused graph against.
+
+    ``StandardScaler`` + a 32-unit MLP fitted on the numpy features
+    (:func:`ser_edge.features.feature_vector`) of every ``step``-th RAVDESS clip from
+    ``offset`` (72 clips by default, none of :func:`parity_items`' ``step=60`` sample), and
+    exported by :func:`export.onnx_export.export_onnx`. Its scaler sees real feature values, so
+    its probabilities respond to them as a trained model's do; it is no emotion model worth
+    using.
+
+    Parameters
+    ----------
+    config : FeatureConfig
+    path : str or Path
+        Where the ONNX model is written.
+    step, offset : int
+        Which clips of the sorted RAVDESS list.
+    seed : int
+        The MLP's ``random_state``.
+
+    Returns
+    -------
+    path : Path
+
+    Raises
+    ------
+    ParameterError
+        If RAVDESS is not under ``SER_EDGE_DATA``.
+    """
+    from ser_edge import audio
+    from ser_edge.errors import ParameterError
+
+    from .corpora import parse_ravdess
+    from .onnx_export import export_onnx
+    from .train import fit_pipeline
+
+    root = corpus_dir("ravdess")
+    if root is None:
+        raise ParameterError("RAVDESS not found: set SER_EDGE_DATA to the corpora's folder")
+    clips = parse_ravdess(root, warn=False).clips[offset::step]
+    X = np.stack([feature_vector(audio.load(c.path, sr=config.sr)[0], sr=config.sr,
+                                 config=config) for c in clips])
+    labels = np.array([c.emotion for c in clips])
+    pipeline = fit_pipeline(X, labels, params={"hidden_layer_sizes": (32,), "batch_size": 16},
+                            seed=seed)
+    path = Path(path)
+    export_onnx(pipeline, feature_config=config, labels=[str(c) for c in pipeline.classes_],
+                training={"corpora": {"ravdess": len(clips)}, "seed": seed,
+                          "purpose": "fused-graph parity"},
+                metrics={"speaker_independent": {}}, path=path, check_rows=X)
+    return path

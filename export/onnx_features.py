@@ -5,24 +5,27 @@ constants, and returns the names of its outputs, so that a pipeline reads as the
 (:func:`ser_edge.features.feature_matrices`) and a new :class:`~ser_edge.features.FeatureConfig`
 option slots in as one more function::
 
-    frames -> windowed DFT -> power -> mel -> dB -> DCT (MFCC)
-                                    -> chroma
-    (per-block matrices) -> pooling -> the model's input vector (or the frame matrix)
+    frames -> windowed DFT -> power -> mel -> (x gain) -> dB -> DCT (MFCC) -> deltas
+                                    -> chroma (x gain, then scaled per frame)
+                                    -> frame levels (rms) -> dB -> active frames -> level gain
+    (per-block matrices) -> pooling, over the active frames or all -> the model's input vector
+                         (or the frame matrix)
 
 The constants (window, DFT tables, mel and chroma banks, DCT) come from :mod:`ser_edge.dsp` and
 :mod:`ser_edge.filters`, so the graph uses the very filters the runtime uses; the ONNX
 ``MelWeightMatrix`` operator is not used (it snaps band edges to FFT bins and differs from
-librosa's Slaney filters).
+librosa's Slaney filters). The level stages mirror :mod:`ser_edge.level`: the frame levels come
+from the power spectrum the features share, the noise floor is a percentile over a dynamic number
+of frames (``TopK`` and two ``Gather``), and the level gain multiplies the mel and raw chroma
+projections, as :func:`ser_edge.features.feature_matrices` does.
 
 Tensors inside the graph are laid out frames first, ``(n_frames, n_rows)``, for a batch of one
-clip; :func:`frame_matrix` gives the ``(1, n_rows, n_frames)`` layout of ``librosa``.
+clip; :func:`frame_matrix` gives the ``(1, n_rows, n_frames)`` layout of ``librosa``. Scalars
+that decide (the noise floor, the thresholds, the gain) are computed in float64, as numpy
+computes them.
 
-Where the options to come slot in: a level normalisation of the waveform is a stage on ``y``
-before :func:`frames` (or on the power, per frame, after :func:`dft_power`); a selection of
-frames (by energy against the clip's loudest frame or a noise floor) computes a ``(n_frames, 1)``
-mask of ones and zeros that :func:`pool` already takes; a network on the frame matrix takes
-:func:`frame_matrix` instead of :func:`pool`. Until a stage exists for a ``FeatureConfig`` field,
-``export.fuse`` refuses configurations that use it.
+A network on the frame matrix takes :func:`frame_matrix` instead of :func:`pool`. Until a stage
+exists for a ``FeatureConfig`` field, ``export.fuse`` refuses configurations that use it.
 
 Written against ONNX opset 17 (:data:`OPSET`): the reductions take ``axes`` as an attribute.
 """
@@ -37,6 +40,7 @@ import numpy as np
 from ser_edge.dsp import hann_window
 from ser_edge.errors import ParameterError
 from ser_edge.filters import chroma_filters, dct_matrix, mel_filters
+from ser_edge.level import NOISE_FLOOR_PERCENTILE
 
 __all__ = [
     "OPSET",
@@ -44,10 +48,18 @@ __all__ = [
     "GraphBuilder",
     "frames",
     "dft_power",
+    "rms",
+    "energy_db",
+    "percentile",
+    "active_frames",
+    "level_gain",
     "mel",
     "power_to_db",
     "dct",
+    "delta",
     "chroma",
+    "select_frames",
+    "normalise",
     "pool",
     "frame_matrix",
 ]
@@ -327,6 +339,169 @@ def _fft2_power(g: GraphBuilder, x: str, n_fft: int, n1: int, dtype: type) -> st
                 g.const([1], "axis1"), hint="power")
 
 
+# -- frame levels ------------------------------------------------------------------------------
+
+
+def rms(g: GraphBuilder, power: str, *, n_fft: int) -> str:
+    """Root-mean-square level of each frame, from its power spectrum.
+
+    As :func:`ser_edge.level.rms` (``librosa.feature.rms(S=sqrt(power))``, librosa 0.11.0):
+    Parseval's sum over the one-sided spectrum with the bins between DC and Nyquist counted
+    twice, divided by ``n_fft ** 2``, then the square root. The sum is one product with the
+    weights ``(1, 2, ..., 2, 1) / n_fft ** 2`` (the last 2 for an odd ``n_fft``, which has no
+    Nyquist bin), in float32 as numpy sums it.
+
+    Parameters
+    ----------
+    g : GraphBuilder
+    power : str
+        float32 ``[shape=(n_frames, 1 + n_fft // 2)]`` (from :func:`dft_power`).
+    n_fft : int > 0
+        The frame length the spectrum was computed with, in samples.
+
+    Returns
+    -------
+    rms : str
+        float32 ``[shape=(n_frames, 1)]``.
+    """
+    weights = np.full((1 + n_fft // 2, 1), 2.0)
+    weights[0] = 1.0
+    if n_fft % 2 == 0:
+        weights[-1] = 1.0
+    weights /= float(n_fft) ** 2
+    total = g.op("MatMul", power, g.const(weights, "rms_weights"), hint="mean_square")
+    return g.op("Sqrt", total, hint="rms")
+
+
+def energy_db(g: GraphBuilder, r: str) -> str:
+    """Frame energy in dB, ``20 log10(max(rms, 1e-10))``, in float64.
+
+    As :func:`ser_edge.level.energy_db`: the float32 levels are cast to float64 first.
+
+    Returns
+    -------
+    e : str
+        float64, the shape of ``r``, in dB re full scale.
+    """
+    r64 = g.op("Max", g.cast(r, np.float64), g.const(1e-10, "rms_floor", np.float64))
+    return g.op("Mul", g.op("Log", r64), g.const(20.0 / math.log(10.0), "db_per_neper_20",
+                                                 np.float64), hint="energy_db")
+
+
+def percentile(g: GraphBuilder, x: str, *, q: float) -> str:
+    """The ``q``-th percentile of a float64 vector of any length, as ``numpy.percentile``.
+
+    numpy's default ``method="linear"``: the position ``(n - 1) * q / 100`` in the sorted
+    values, its floor ``i`` and ``j = min(i + 1, n - 1)``, and numpy's ``_lerp`` of the values
+    there with the fraction ``t`` (``a + (b - a) t``, or ``b - (b - a)(1 - t)`` from ``t =
+    0.5`` on), all in float64, so the result is numpy's to the last bit. The sorted values are
+    the ``j + 1`` smallest (``TopK``), found for the number of values the clip has.
+
+    Parameters
+    ----------
+    g : GraphBuilder
+    x : str
+        float64 ``[shape=(n,)]``, ``n >= 1``.
+    q : float in [0, 100]
+        The percentile.
+
+    Returns
+    -------
+    p : str
+        float64 scalar.
+
+    Raises
+    ------
+    ParameterError
+        If ``q`` is outside [0, 100].
+    """
+    if not 0 <= q <= 100:
+        raise ParameterError(f"q={q!r} must be between 0 and 100")
+    f64 = np.float64
+    last = g.op("Sub", g.op("Shape", x), g.const([1], "one"), hint="last_index")
+    position = g.op("Mul", g.cast(last, f64), g.const([q / 100], "quantile", f64),
+                    hint="position")
+    below = g.op("Floor", position)
+    t = g.op("Sub", position, below, hint="fraction")
+    i = g.cast(below, np.int64)
+    j = g.op("Min", g.op("Add", i, g.const([1], "one")), last, hint="next_index")
+    smallest, _ = g.op("TopK", x, g.op("Add", j, g.const([1], "one")), n_out=2, axis=0,
+                       largest=0, sorted=1, hint="smallest")
+    a = g.op("Gather", smallest, i, axis=0, hint="value_i")
+    b = g.op("Gather", smallest, j, axis=0, hint="value_j")
+    diff = g.op("Sub", b, a)
+    up = g.op("Add", a, g.op("Mul", diff, t))
+    down = g.op("Sub", b, g.op("Mul", diff, g.op("Sub", g.const([1.0], "one_d", f64), t)))
+    late = g.op("GreaterOrEqual", t, g.const([0.5], "half_d", f64))
+    return g.op("Reshape", g.op("Where", late, down, up), g.const([], "scalar", np.int64),
+                hint="percentile")
+
+
+def active_frames(g: GraphBuilder, e: str, *, range_db: float, floor_db: float) -> str:
+    """The speech-active frames: loud relative to the clip's peak and to its noise floor.
+
+    As :func:`ser_edge.level.active_frames`, in float64: the noise floor is the
+    :data:`~ser_edge.level.NOISE_FLOOR_PERCENTILE`-th percentile of the energies
+    (:func:`percentile`), and a frame is active when ``e >= min(max(peak - range_db, floor +
+    floor_db), peak - floor_db)``.
+
+    Parameters
+    ----------
+    g : GraphBuilder
+    e : str
+        float64 ``[shape=(n_frames, 1)]``, frame energies in dB (:func:`energy_db`).
+    range_db, floor_db : float > 0
+        Largest distance under the loudest frame, smallest above the noise floor, in dB.
+
+    Returns
+    -------
+    mask : str
+        bool ``[shape=(n_frames, 1)]``; true for at least the loudest frame.
+    """
+    f64 = np.float64
+    flat = g.op("Reshape", e, g.const([-1], "flat"), hint="energies")
+    peak = g.op("ReduceMax", flat, keepdims=0, hint="peak_db")
+    noise = percentile(g, flat, q=NOISE_FLOOR_PERCENTILE)
+    threshold = g.op("Max", g.op("Sub", peak, g.const(range_db, "range_db", f64)),
+                     g.op("Add", noise, g.const(floor_db, "floor_db", f64)))
+    threshold = g.op("Min", threshold, g.op("Sub", peak, g.const(floor_db, "floor_db", f64)),
+                     hint="threshold_db")
+    return g.op("GreaterOrEqual", e, threshold, hint="active")
+
+
+def level_gain(g: GraphBuilder, r: str, mask: str, *, level_db: float) -> str:
+    """The power gain that brings the mean energy of the active frames to ``level_db`` dBFS.
+
+    As :func:`ser_edge.level.level_gain`: ``10 ** (level_db / 10) / mean(rms ** 2)`` over the
+    active frames, in float64, 1.0 when that mean is 0 (digital silence); rounded to float32, as
+    numpy rounds it before multiplying a float32 projection by it.
+
+    Parameters
+    ----------
+    g : GraphBuilder
+    r : str
+        float32 ``[shape=(n_frames, 1)]``, frame levels (:func:`rms`).
+    mask : str
+        bool ``[shape=(n_frames, 1)]``, the active frames (:func:`active_frames`).
+    level_db : float
+        Target level, in dB re full scale.
+
+    Returns
+    -------
+    gain : str
+        float32 ``[shape=(1,)]``, which broadcasts over a projection.
+    """
+    f64 = np.float64
+    r64 = g.cast(r, f64)
+    m = g.cast(mask, f64)
+    total = g.op("ReduceSum", g.op("Mul", g.op("Mul", r64, r64), m), keepdims=0)
+    power = g.op("Div", total, g.op("ReduceSum", m, keepdims=0), hint="active_power")
+    target = g.const(10.0 ** (level_db / 10.0), "target_power", f64)
+    audible = g.op("Greater", power, g.const(0.0, "zero_d", f64))
+    gain = g.op("Where", audible, g.op("Div", target, power), g.const(1.0, "one_d", f64))
+    return g.cast(gain, np.float32)
+
+
 # -- filter banks ------------------------------------------------------------------------------
 
 
@@ -381,14 +556,96 @@ def dct(g: GraphBuilder, S_db: str, *, n_mfcc: int, n_mels: int) -> str:
     return g.op("MatMul", S_db, g.const(dct_matrix(n_mfcc, n_mels).T, "dct"), hint="mfcc")
 
 
+def delta(g: GraphBuilder, M: str, *, width: int) -> str:
+    """Local slope of each column over the frames: first-order deltas.
+
+    As :func:`ser_edge.features.delta` (``librosa.feature.delta(order=1, mode="interp")``,
+    librosa 0.11.0): inside, the least-squares slope over the ``width`` frames centred on each
+    frame, ``sum_k k M[t + k] / sum_k k^2`` for ``k = -width // 2 .. width // 2``, in float64
+    (numpy multiplies the float32 frames by float64 weights) and rounded to float32; the first
+    and last ``width // 2`` frames copy the first and last of those slopes (a ``Gather`` at the
+    clipped frame index).
+
+    The numpy function refuses fewer frames than ``width``; a graph cannot raise, so it gives
+    NaN for every value then (the frames are padded with zeros so that it runs at all), and the
+    fused model's probabilities are NaN. :class:`ser_edge.Classifier` refuses such clips before
+    they reach either model (``FeatureConfig.min_frames``).
+
+    Parameters
+    ----------
+    g : GraphBuilder
+    M : str
+        float32 ``[shape=(n_frames, n_rows)]``, e.g. the MFCCs (:func:`dct`).
+    width : int >= 3, odd
+        Frames per slope.
+
+    Returns
+    -------
+    delta : str
+        float32 ``[shape=(n_frames, n_rows)]``, change per frame.
+
+    Raises
+    ------
+    ParameterError
+        If ``width`` is not an odd integer >= 3.
+    """
+    if isinstance(width, bool) or not isinstance(width, (int, np.integer)) or width < 3 \
+            or width % 2 != 1:
+        raise ParameterError(f"width must be an odd integer >= 3, got {width!r}")
+    half = width // 2
+    k = np.arange(-half, half + 1, dtype=np.float64)
+    weights = k / np.sum(k * k)
+    X = g.cast(M, np.float64)
+    n = g.op("Slice", g.op("Shape", X), g.const([0], "zero_i"), g.const([1], "one"),
+             hint="n_frames")
+    short = g.op("Less", n, g.const([width], "width"), hint="too_few_frames")
+    missing = g.op("Max", g.op("Sub", g.const([width], "width"), n), g.const([0], "zero_i"))
+    pads = g.op("Concat", g.const([0, 0], "zeros_2"), missing, g.const([0], "zero_i"), axis=0)
+    X = g.op("Pad", X, pads, hint="at_least_width")
+    n_slopes = g.op("Add", g.op("Max", n, g.const([width], "width")),
+                    g.const([1 - width], "one_minus_width"), hint="n_slopes")
+    interior = None
+    for j, w in enumerate(weights):
+        if w == 0:
+            continue
+        start = g.const([j], "start")
+        shifted = g.op("Slice", X, start, g.op("Add", n_slopes, start), g.const([0], "ax0"))
+        term = g.op("Mul", shifted, g.const(w, "delta_weight", np.float64))
+        interior = term if interior is None else g.op("Add", interior, term, hint="slope")
+    scalar = g.const([], "scalar", np.int64)
+    frame = g.op("Range", g.const(np.int64(-half), "minus_half"),
+                 g.op("Reshape", g.op("Sub", n, g.const([half], "half")), scalar),
+                 g.const(np.int64(1), "step"))
+    last = g.op("Sub", n_slopes, g.const([1], "one"))
+    index = g.op("Min", g.op("Max", frame, g.const([0], "zero_i")), last, hint="slope_index")
+    out = g.op("Gather", interior, index, axis=0, hint="delta64")
+    nan = g.op("Where", short, g.const([np.nan], "nan", np.float64),
+               g.const([0.0], "zero_d", np.float64))
+    return g.cast(g.op("Add", out, nan, hint="delta_or_nan"), np.float32)
+
+
 def chroma(g: GraphBuilder, power: str, *, sr: int, n_fft: int, n_chroma: int, tuning: float,
-           threshold: float | None) -> str:
+           threshold: float | None, gain: str | None = None) -> str:
     """The chromagram at a fixed tuning, each frame scaled to a maximum of 1.
 
     As :func:`ser_edge.features.chroma_stft` with ``tuning`` given: ``power @ chroma_filters.T``,
-    then each frame divided by its largest value unless that is below ``threshold`` (``None``:
-    the smallest positive float32, librosa's). The comparison is made in float64, as numpy makes
-    it.
+    times the level gain if there is one (:func:`level_gain`; as
+    :func:`ser_edge.features.feature_matrices` scales the raw chroma), then each frame divided
+    by its largest value unless that is below ``threshold`` (``None``: the smallest positive
+    float32, librosa's). The comparison is made in float64, as numpy makes it.
+
+    Parameters
+    ----------
+    g : GraphBuilder
+    power : str
+        float32 ``[shape=(n_frames, 1 + n_fft // 2)]``.
+    sr, n_fft, n_chroma, tuning
+        As :func:`ser_edge.filters.chroma_filters`.
+    threshold : float > 0 or None
+        Frames whose largest raw value is below it stay unscaled.
+    gain : str or None
+        float32 ``[shape=(1,)]`` (:func:`level_gain`), multiplying the raw chroma before the
+        threshold is applied.
 
     Returns
     -------
@@ -397,6 +654,8 @@ def chroma(g: GraphBuilder, power: str, *, sr: int, n_fft: int, n_chroma: int, t
     """
     bank = chroma_filters(sr=sr, n_fft=n_fft, tuning=float(tuning), n_chroma=n_chroma)
     raw = g.op("MatMul", power, g.const(bank.T, "chroma_bank"), hint="chroma_raw")
+    if gain is not None:
+        raw = g.op("Mul", raw, gain, hint="chroma_raw_levelled")
     peak = g.op("ReduceMax", g.op("Abs", raw), axes=[1], keepdims=1, hint="chroma_peak")
     if threshold is None:
         threshold = float(np.finfo(np.float32).tiny)
@@ -410,7 +669,8 @@ def chroma(g: GraphBuilder, power: str, *, sr: int, n_fft: int, n_chroma: int, t
 
 
 def pool(g: GraphBuilder, blocks: Mapping[str, str], *, order: Sequence[str],
-         stats: Sequence[str], mask: str | None = None, dtype: type = np.float64) -> str:
+         stats: Sequence[str] | Mapping[str, Sequence[str]], mask: str | None = None,
+         dtype: type = np.float64) -> str:
     """The model's input vector: each statistic over time of each block, in ``order``.
 
     As :func:`ser_edge.features.pool`: for each block in ``order``, for each name in ``stats``,
@@ -424,11 +684,12 @@ def pool(g: GraphBuilder, blocks: Mapping[str, str], *, order: Sequence[str],
         Name of each block's tensor, float32 ``[shape=(n_frames, n_rows)]``.
     order : sequence of str
         Block names in the order of the vector.
-    stats : sequence of {"mean", "std", "min", "max"}
-        Statistics, in the order of the vector.
+    stats : sequence of {"mean", "std", "min", "max"}, or mapping of str to such sequences
+        Statistics, in the order of the vector: the same for every block, or each block's own
+        (``FeatureConfig.stats_of``).
     mask : str or None
-        A float32 ``[shape=(n_frames, 1)]`` of ones and zeros: pool over the frames marked 1
-        only (for a frame selection); ``None`` pools over every frame.
+        A bool, or float32 of ones and zeros, ``[shape=(n_frames, 1)]``: pool over the marked
+        frames only (:func:`active_frames`); ``None`` pools over every frame.
     dtype : np.float64 or np.float32
         Arithmetic of the sums. numpy sums float32 pairwise (an error growing with the log of
         the number of frames); onnxruntime's float32 reductions drift further on long clips (a
@@ -447,7 +708,7 @@ def pool(g: GraphBuilder, blocks: Mapping[str, str], *, order: Sequence[str],
     """
     dtype = np.dtype(dtype).type
     parts = []
-    if mask is not None and dtype != np.float32:
+    if mask is not None:
         mask = g.cast(mask, dtype)
     count = None if mask is None else g.op("ReduceSum", mask, g.const([0], "ax0"), keepdims=1,
                                            hint="n_selected")
@@ -460,7 +721,7 @@ def pool(g: GraphBuilder, blocks: Mapping[str, str], *, order: Sequence[str],
 
     for name in order:
         M = blocks[name] if dtype == np.float32 else g.cast(blocks[name], dtype)
-        for stat in stats:
+        for stat in (stats[name] if isinstance(stats, Mapping) else stats):
             if stat == "mean":
                 parts.append(mean(M))
             elif stat == "std":
@@ -479,6 +740,62 @@ def pool(g: GraphBuilder, blocks: Mapping[str, str], *, order: Sequence[str],
                 raise ParameterError(f"unknown statistic {stat!r}")
     x = g.op("Concat", *parts, axis=1, hint="features")
     return x if dtype == np.float32 else g.cast(x, np.float32)
+
+
+def normalise(g: GraphBuilder, M: str, *, norm: str, floor: float = 1e-2,
+              dtype: type = np.float64) -> str:
+    """Per-utterance normalisation of each row over the frames (``FeatureConfig.norm``).
+
+    As :func:`ser_edge.features.feature_matrices`: the row's mean subtracted (``"mean"``), and
+    its population standard deviation divided out where it exceeds ``floor`` (``"meanvar"``);
+    the sums in float64, the result rounded to float32.
+
+    Parameters
+    ----------
+    M : str
+        float32 ``[shape=(n_frames, n_rows)]``, the kept frames only.
+    norm : {"mean", "meanvar"}
+    floor : float
+        Spread under which a row is only centred.
+
+    Returns
+    -------
+    M_norm : str
+        float32 ``[shape=(n_frames, n_rows)]``.
+    """
+    X = g.cast(M, dtype)
+    dev = g.op("Sub", X, g.op("ReduceMean", X, axes=[0], keepdims=1, hint="row_mean"),
+               hint="centred")
+    if norm == "meanvar":
+        std = g.op("Sqrt", g.op("ReduceMean", g.op("Mul", dev, dev), axes=[0], keepdims=1),
+                   hint="row_std")
+        scale = g.op("Where", g.op("Greater", std, g.const(floor, "norm_floor", dtype)), std,
+                     g.const(1.0, "one_f", dtype), hint="row_scale")
+        dev = g.op("Div", dev, scale, hint="normalised")
+    elif norm != "mean":
+        raise ParameterError(f"unknown norm {norm!r}")
+    return g.cast(dev, np.float32)
+
+
+def select_frames(g: GraphBuilder, M: str, mask: str) -> str:
+    """The marked frames of a matrix, ``M[mask]`` (``Compress``).
+
+    As :func:`ser_edge.features.feature_matrices` keeps the active frames' columns.
+
+    Parameters
+    ----------
+    M : str
+        ``[shape=(n_frames, n_rows)]``.
+    mask : str
+        bool ``[shape=(n_frames, 1)]`` (:func:`active_frames`).
+
+    Returns
+    -------
+    selected : str
+        ``[shape=(n_selected, n_rows)]``.
+    """
+    flat = g.op("Reshape", mask, g.const([-1], "flat"), hint="selected")
+    return g.op("Compress", M, flat, axis=0, hint="selected_frames")
 
 
 def frame_matrix(g: GraphBuilder, blocks: Mapping[str, str], *, order: Sequence[str]) -> str:

@@ -330,6 +330,19 @@ class Classifier:
     def _frames(self) -> bool:
         return self.input_kind == "frames"
 
+    @property
+    def min_samples(self) -> int:
+        """Fewest samples at ``feature_config.sr`` that a clip needs to be classified.
+
+        One analysis frame (``n_fft``), and the ``feature_config.min_frames`` centred frames
+        that the MFCC deltas need (``1 + n_samples // hop_length`` frames for an even
+        ``n_fft``). The same for both kinds of model: a waveform model's graph cannot refuse a
+        clip with a message (its deltas would be NaN), so shorter clips are refused here first.
+        """
+        config = self.feature_config
+        frames = (config.min_frames - 1) * config.hop_length + config.n_fft % 2
+        return max(config.n_fft, frames)
+
     def _check_shapes(self) -> None:
         inputs = self._session.get_inputs()
         if len(inputs) != 1:
@@ -376,7 +389,7 @@ class Classifier:
         if not isinstance(width, int):
             # Symbolic width: ask the model once, on zeros.
             probe = np.zeros((1, n_features, max(self.min_frames, 16)) if self._frames else
-                             (1, self.feature_config.n_fft if self._waveform else n_features),
+                             (1, self.min_samples if self._waveform else n_features),
                              dtype=np.float32)
             width = self._run(probe).shape[-1]
         if width != len(self.labels):
@@ -492,19 +505,19 @@ class Classifier:
 
         config = self.feature_config
         where = f"{path}: " if path is not None else ""
-        # One analysis frame at least, and not digital silence: nothing to classify otherwise.
-        if 0 < y.shape[-1] < config.n_fft:
+        # One analysis frame at least (and the frames the deltas need), and not digital
+        # silence: nothing to classify otherwise.
+        n_min = self.min_samples
+        if 0 < y.shape[-1] < n_min:
+            need = ("shorter than one analysis frame" if n_min == config.n_fft else
+                    f"fewer than the {config.min_frames} analysis frames the MFCC deltas need")
             raise AudioError(
-                f"{where}too short: {1000 * y.shape[-1] / config.sr:.0f} ms, shorter than one "
-                f"analysis frame ({config.n_fft} samples at {config.sr} Hz = "
-                f"{1000 * config.n_fft / config.sr:.0f} ms)"
+                f"{where}too short: {1000 * y.shape[-1] / config.sr:.0f} ms, {need} "
+                f"({n_min} samples at {config.sr} Hz = {1000 * n_min / config.sr:.0f} ms)"
             )
         audio.valid_audio(y, path=path, min_samples=config.n_fft, allow_silence=False)
         if kind == "waveform":
             return np.ascontiguousarray(y, dtype=np.float32)
-        frames = 1 + y.shape[-1] // config.hop_length  # centred frames, before any selection
-        if frames < config.min_frames:
-            raise AudioError(self._too_short(where, frames))
         if kind == "frames":
             x = frame_matrix(y, sr=config.sr, config=config)
             if x.shape[1] < self.min_frames:

@@ -126,7 +126,8 @@ class StreamingClassifier:
     Raises
     ------
     ParameterError
-        If a parameter is out of range, or the window is shorter than one analysis frame.
+        If a parameter is out of range, or the window is shorter than one analysis frame
+        (or the frames the model's MFCC deltas need: ``Classifier.min_samples``).
     ModelError
         If the model cannot be used.
 
@@ -169,10 +170,12 @@ class StreamingClassifier:
         self.rate = self.classifier.feature_config.sr
         self._window = int(round(self.window_s * self.rate))
         self._hop = int(round(self.hop_s * self.rate))
-        n_fft = self.classifier.feature_config.n_fft
-        if self._window < n_fft:
-            raise ParameterError(f"window_s={self.window_s:g} s is shorter than one analysis "
-                                 f"frame ({n_fft} samples at {self.rate} Hz)")
+        n_min, config = self.classifier.min_samples, self.classifier.feature_config
+        if self._window < n_min:
+            need = ("one analysis frame" if n_min == config.n_fft else
+                    f"the {config.min_frames} analysis frames the MFCC deltas need")
+            raise ParameterError(f"window_s={self.window_s:g} s is shorter than {need} "
+                                 f"({n_min} samples at {self.rate} Hz)")
         self._reset()
 
     def _reset(self) -> None:
@@ -291,8 +294,7 @@ class StreamingClassifier:
         self._buf = np.concatenate([self._buf, *self._pieces])
         self._pieces = []
         end = self._n_out
-        n_fft = self.classifier.feature_config.n_fft
-        if end > self._last_end and end >= n_fft:
+        if end > self._last_end and end >= self.classifier.min_samples:
             start = max(0, end - self._window)
             out.append(self._classify(start, end))
         self._reset()

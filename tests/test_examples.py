@@ -4,7 +4,9 @@ Both run the fused model (``python -m export fuse``) of the bundled model, on re
 
 - ``examples/node/classify.mjs`` reads 16 kHz WAV files; its probabilities must equal those of
   the same fused model in Python on the same samples (the same graph; 1e-5) and be within 1e-3
-  of ``Classifier.predict`` with the numpy features.
+  of ``Classifier.predict`` with the numpy features. A fused model of the robust configuration
+  (level options, MFCC deltas) gives Python's probabilities too, and Python's message for a clip
+  too short for its deltas.
 - ``examples/web/`` is loaded in headless Chromium (Debian's ``chromium``, driven by
   ``playwright-core``; no browser download) and fed files through its file chooser: at the
   model's rate the probabilities it shows are within 1e-3 of Python's; through the Web Audio
@@ -159,6 +161,33 @@ def test_node_example_errors(node_example: Path, fused: Path, wav_16k: list[Path
     assert proc.returncode == 3 and "model file not found" in proc.stderr
     proc = _node(node_example, "--model", str(BUNDLED_MODEL), str(wav_16k[0]))
     assert proc.returncode == 3 and "fuse it first" in proc.stderr
+
+
+def test_node_example_runs_a_robust_model(node_example: Path, wav_16k: list[Path], build_model,
+                                         tmp_path: Path) -> None:
+    """A model of the robust configuration (level options, deltas): the same probabilities as
+    Python's fused model, and Python's message for a clip too short for the deltas."""
+    from export.fused_parity import ROBUST
+    from ser_edge.errors import AudioError
+
+    model = tmp_path / "robust-waveform.onnx"
+    fuse_file(build_model(tmp_path / "robust.onnx", config=ROBUST), model)
+    fused_clf = Classifier(model)
+    short = tmp_path / "short.wav"  # 100 ms: 7 frames, the deltas need 9
+    sf.write(short, 0.1 * np.sin(np.arange(1600) / 5).astype(np.float32), 16000)
+    proc = _node(node_example, "--model", str(model), "--json", *map(str, wav_16k), str(short))
+    assert proc.returncode == 1
+    lines = [json.loads(line) for line in proc.stdout.splitlines()]
+    assert len(lines) == len(wav_16k) + 1 and "error" in lines[-1]
+    for path, r in zip(wav_16k, lines, strict=False):
+        y, sr = sf.read(path, dtype="float32", always_2d=True)
+        q = fused_clf.predict(y, sr)
+        assert r["label"] == q.label and _max_diff(r["probabilities"], q.probabilities) <= 1e-5
+    with pytest.raises(AudioError) as python_error:
+        fused_clf.classify(short, vad=False)
+    why = str(python_error.value).split(": ", 1)[1]
+    assert why.startswith("too short: 100 ms, fewer than the 9 analysis frames")
+    assert proc.stderr.splitlines()[0] == f"ser-edge-node: error: {short}: {why}"
 
 
 # -- the web page in Chromium ------------------------------------------------------------------

@@ -45,16 +45,19 @@ def session(model) -> ort.InferenceSession:
                                 providers=["CPUExecutionProvider"])
 
 
-def stage_model(build, inputs: dict[str, list], output_rank: int = 2):
-    """A model of one stage: ``build(g, *input_names) -> output name``, float32 inputs."""
+def stage_model(build, inputs: dict[str, list], output_rank: int = 2, *,
+                types: dict[str, int] | None = None, out_type: int = TensorProto.FLOAT):
+    """A model of one stage: ``build(g, *input_names) -> output name``; float32 inputs unless
+    ``types`` names another ``TensorProto`` type."""
+    types = types or {}
     g = of.GraphBuilder()
     out = build(g, *inputs)
     g.nodes.append(helper.make_node("Identity", [out], ["out"]))
     graph = helper.make_graph(
         g.nodes, "stage",
-        [helper.make_tensor_value_info(name, TensorProto.FLOAT, shape)
+        [helper.make_tensor_value_info(name, types.get(name, TensorProto.FLOAT), shape)
          for name, shape in inputs.items()],
-        [helper.make_tensor_value_info("out", TensorProto.FLOAT, [None] * output_rank)],
+        [helper.make_tensor_value_info("out", out_type, [None] * output_rank)],
         g.initializers)
     return helper.make_model(graph, opset_imports=[helper.make_opsetid("", of.OPSET)])
 
@@ -112,12 +115,16 @@ def test_dft_power_refuses_unknown_methods() -> None:
         of.dft_power(g, "x", n_fft=8, dtype=np.float16)
 
 
-@pytest.mark.parametrize("masked", [False, True])
-def test_pool_equals_numpy(masked: bool, rng: np.random.Generator) -> None:
-    stats = ("mean", "std", "min", "max")
+@pytest.mark.parametrize("mask_type", [None, "float", "bool"])
+@pytest.mark.parametrize("per_block", [False, True])
+def test_pool_equals_numpy(mask_type: str | None, per_block: bool,
+                           rng: np.random.Generator) -> None:
+    stats = {"a": ("std", "max"), "b": ("mean", "min", "std")} if per_block else (
+        "mean", "std", "min", "max")
     a = rng.standard_normal((50, 3)).astype(np.float32) * 10
     b = rng.standard_normal((50, 2)).astype(np.float32)
-    mask = (rng.random((50, 1)) < 0.6).astype(np.float32) if masked else None
+    keep = rng.random((50, 1)) < 0.6
+    types = {"mask": TensorProto.BOOL if mask_type == "bool" else TensorProto.FLOAT}
 
     def build(g, a_name, b_name, *mask_name):
         return of.pool(g, {"a": a_name, "b": b_name}, order=("b", "a"), stats=stats,
@@ -125,14 +132,144 @@ def test_pool_equals_numpy(masked: bool, rng: np.random.Generator) -> None:
 
     inputs = {"a": [None, 3], "b": [None, 2]}
     feeds = {"a": a, "b": b}
-    if masked:
+    if mask_type is not None:
         inputs["mask"] = [None, 1]
-        feeds["mask"] = mask
-    (got,) = session(stage_model(build, inputs)).run(None, feeds)
-    keep = slice(None) if mask is None else mask[:, 0] > 0
-    ref = np.concatenate([getattr(np, stat)(M[keep], axis=0) for M in (b, a) for stat in stats])
-    assert got.shape == (1, 4 * 5)
+        feeds["mask"] = keep if mask_type == "bool" else keep.astype(np.float32)
+    (got,) = session(stage_model(build, inputs, types=types)).run(None, feeds)
+    rows = slice(None) if mask_type is None else keep[:, 0]
+    ref = np.concatenate([getattr(np, stat)(M[rows], axis=0) for name, M in (("b", b), ("a", a))
+                          for stat in (stats[name] if per_block else stats)])
+    assert got.shape == (1, len(ref))
     np.testing.assert_allclose(got[0], ref, rtol=1e-5, atol=1e-5)
+
+
+# -- the level stages --------------------------------------------------------------------------
+
+
+def _speech_in_silence(signal, sr: int = 16000, seed: int = 0) -> np.ndarray:
+    """Speech-like vibrato between stretches of faint noise: 0.5 s, 1.5 s, 0.5 s (as in
+    test_level.py): the active frames are the voiced ones."""
+    rng = np.random.default_rng(seed)
+    voice = signal("vibrato", sr, duration=1.5, seed=seed)
+    quiet = 1e-4 * rng.standard_normal(sr // 2).astype(np.float32)
+    return np.concatenate([quiet, voice, quiet]).astype(np.float32)
+
+
+def _clip(signal, kind: str, sr: int, duration: float = 1.3, seed: int = 3) -> np.ndarray:
+    """The conftest signals, plus "speech in silence" and "steady tone" (every frame active)."""
+    if kind == "speech in silence":
+        return _speech_in_silence(signal, sr, seed)
+    if kind == "steady tone":
+        return signal("sine", sr, duration=duration, seed=seed)
+    return signal(kind, sr, duration=duration, seed=seed)
+
+
+LEVEL_KINDS = ("speech in silence", "steady tone", "noise", "chirp", "silence")
+
+
+@pytest.mark.parametrize("kind", LEVEL_KINDS)
+@pytest.mark.parametrize("n_fft", [1024, 400, 257])
+def test_rms_and_energy_equal_numpy(signal, kind: str, n_fft: int) -> None:
+    from ser_edge import level
+
+    y = _clip(signal, kind, 16000)
+    S = power_spectrogram(y, n_fft=n_fft, hop_length=n_fft // 4)
+    model = stage_model(lambda g, p: of.rms(g, p, n_fft=n_fft), {"p": [None, S.shape[0]]})
+    (r,) = session(model).run(None, {"p": np.ascontiguousarray(S.T)})
+    ref = level.rms(S=S, frame_length=n_fft)[0]
+    # float32 sums of up to 513 bins in another order (numpy adds row by row, MatMul makes a dot
+    # product). Measured against a float64 sum: numpy's 1.5e-6 at most, the graph's 7e-7.
+    exact = level.rms(S=S.astype(np.float64), frame_length=n_fft)[0]
+    assert np.all(np.abs(r[:, 0] - exact) <= 1e-6 * exact)
+    np.testing.assert_allclose(r[:, 0], ref, rtol=3e-6, atol=0)
+    model = stage_model(lambda g, x: of.energy_db(g, x), {"r": [None, 1]},
+                        out_type=TensorProto.DOUBLE)
+    (e,) = session(model).run(None, {"r": ref[:, None]})
+    assert e.dtype == np.float64
+    # ln times 20 / ln 10 against log10: a few units in the last place of float64.
+    np.testing.assert_allclose(e[:, 0], level.energy_db(ref), rtol=1e-14, atol=1e-12)
+
+
+@pytest.mark.parametrize("q", [10.0, 0.0, 35.0, 50.0, 95.0, 100.0])
+def test_percentile_equals_numpy_bit_for_bit(q: float, rng: np.random.Generator) -> None:
+    model = stage_model(lambda g, x: of.percentile(g, x, q=q), {"x": [None]}, output_rank=0,
+                        types={"x": TensorProto.DOUBLE}, out_type=TensorProto.DOUBLE)
+    s = session(model)
+    for n in [*range(1, 24), 31, 97, 400, 1001]:
+        x = np.round(rng.normal(-40, 15, n), 1)  # rounded: ties, as digital silence makes them
+        (got,) = s.run(None, {"x": x})
+        assert got == np.percentile(x, q), (n, got, np.percentile(x, q))
+
+
+def _energies(signal, kind: str) -> np.ndarray:
+    from ser_edge import level
+
+    S = power_spectrogram(_clip(signal, kind, 16000), n_fft=1024, hop_length=256)
+    return level.energy_db(level.rms(S=S, frame_length=1024)[0])
+
+
+@pytest.mark.parametrize(("range_db", "floor_db"), [(40.0, 6.0), (25.0, 3.0), (60.0, 12.0)])
+def test_active_frames_equal_numpy(signal, range_db: float, floor_db: float,
+                                   rng: np.random.Generator) -> None:
+    from ser_edge import level
+
+    model = stage_model(
+        lambda g, e: of.active_frames(g, e, range_db=range_db, floor_db=floor_db),
+        {"e": [None, 1]}, types={"e": TensorProto.DOUBLE}, out_type=TensorProto.BOOL)
+    s = session(model)
+    cases = {kind: _energies(signal, kind) for kind in LEVEL_KINDS}
+    cases["flat, wobbling by 1e-6 dB"] = -30.0 + 1e-6 * rng.standard_normal(50)
+    cases["one frame"] = np.array([-12.0])
+    cases["two frames"] = np.array([-80.0, -12.0])
+    cases["random"] = rng.normal(-45, 20, 333)
+    for name, e in cases.items():
+        (got,) = s.run(None, {"e": e[:, None]})
+        ref = level.active_frames(e, range_db=range_db, floor_db=floor_db)
+        np.testing.assert_array_equal(got[:, 0], ref, err_msg=name)
+    # The cases cover both outcomes: a steady tone is active throughout, the silences around
+    # the voice are not.
+    assert level.active_frames(cases["steady tone"]).all()
+    speech = level.active_frames(cases["speech in silence"])
+    assert 0.4 < speech.mean() < 0.8
+
+
+def test_level_gain_equals_numpy(signal) -> None:
+    from ser_edge import level
+
+    model = stage_model(lambda g, r, m: of.level_gain(g, r, m, level_db=-23.0),
+                        {"r": [None, 1], "m": [None, 1]}, output_rank=1,
+                        types={"m": TensorProto.BOOL})
+    s = session(model)
+    for kind in LEVEL_KINDS:
+        S = power_spectrogram(_clip(signal, kind, 16000), n_fft=1024, hop_length=256)
+        r = level.rms(S=S, frame_length=1024)[0]
+        mask = level.active_frames(level.energy_db(r))
+        (got,) = s.run(None, {"r": r[:, None], "m": mask[:, None]})
+        # Rounded to float32 as feature_matrices rounds it before multiplying.
+        assert got.dtype == np.float32 and got.shape == (1,)
+        assert got[0] == np.float32(level.level_gain(r, mask, -23.0)), kind
+    (silent,) = s.run(None, {"r": np.zeros((5, 1), np.float32), "m": np.ones((5, 1), bool)})
+    assert silent[0] == 1.0  # digital silence has no level to fix
+
+
+@pytest.mark.parametrize("width", [3, 5, 9, 11])
+def test_delta_equals_numpy(width: int, rng: np.random.Generator) -> None:
+    from ser_edge.features import delta
+
+    s = session(stage_model(lambda g, m: of.delta(g, m, width=width), {"m": [None, 7]}))
+    for n in (width, width + 1, 2 * width, 200):
+        M = (rng.standard_normal((n, 7)) * 30).astype(np.float32)
+        (got,) = s.run(None, {"m": M})
+        ref = delta(np.ascontiguousarray(M.T), width=width).T
+        assert got.shape == M.shape and got.dtype == np.float32
+        # float64 sums in another order, rounded to float32: equal or one unit apart.
+        np.testing.assert_allclose(got, ref, rtol=2e-7, atol=1e-6, err_msg=f"n={n}")
+    # Fewer frames than the width: numpy refuses; the graph cannot, so it gives NaN throughout.
+    for n in (1, width - 1):
+        (got,) = s.run(None, {"m": np.ones((n, 7), np.float32)})
+        assert got.shape == (n, 7) and np.isnan(got).all()
+    with pytest.raises(ParameterError, match="odd integer"):
+        of.delta(of.GraphBuilder(), "m", width=4)
 
 
 # -- the whole feature graph -------------------------------------------------------------------
@@ -148,38 +285,83 @@ CONFIGS = {
                                                  tuning=0.25, n_mels=64),
     "8 kHz, hop not dividing n_fft": FeatureConfig(sr=8000, n_fft=400, hop_length=160,
                                                    n_mels=40, n_mfcc=20),
+    # The level options, one at a time, then all together.
+    "top_db 50": FeatureConfig(top_db=50.0),
+    "no top_db, mel power": FeatureConfig(features=("mfcc", "mel"), top_db=None, mel_db=False),
+    "level -23 dBFS": FeatureConfig(level_db=-23.0),
+    "active frames, own thresholds, four stats": FeatureConfig(
+        frames="active", active_range_db=30.0, active_floor_db=3.0,
+        stats=("mean", "std", "min", "max")),
+    "MFCC deltas of width 5, per-block stats": FeatureConfig(
+        features=("mfcc_delta", "chroma", "mfcc"), delta_width=5, n_mfcc=20,
+        stats={"mfcc_delta": ("mean", "std"), "chroma": ("max",), "mfcc": ("min", "std")}),
+    "robust: all together": FeatureConfig(
+        features=("mfcc", "chroma", "mel", "mfcc_delta"),
+        stats={"mfcc": ("mean", "std"), "chroma": ("mean", "std"), "mel": ("std",),
+               "mfcc_delta": ("std",)},
+        top_db=60.0, level_db=-20.0, frames="active"),
+    "robust at 22050 Hz, n_fft 2048, odd hop": FeatureConfig(
+        sr=22050, n_fft=2048, hop_length=500, n_mels=64, tuning=0.25,
+        features=("mfcc_delta", "mel"), stats={"mfcc_delta": ("std", "max"), "mel": ("mean",)},
+        top_db=70.0, level_db=-30.0, frames="active", delta_width=7, active_floor_db=10.0),
+    # Per-utterance normalisation (frame networks' input), over the active frames and all.
+    "meanvar over active frames": FeatureConfig(
+        features=("mel", "mfcc_delta"), n_mels=64, n_mfcc=13, level_db=-20.0, frames="active",
+        norm="meanvar", stats=("std", "max")),
+    "mean over all frames": FeatureConfig(features=("mfcc", "chroma"), norm="mean",
+                                          stats=("std", "min")),
 }
+ROBUST = CONFIGS["robust: all together"]
 
 
 def _block_tolerance(ref: np.ndarray, config: FeatureConfig) -> np.ndarray:
     """Per entry: 1e-5 of the largest |value| of its block, all statistics (one unit: dB for MFCC
-    and dB mel). Measured on real speech: 2.3e-6 at most, for the mel dB means; float32 sums
-    over frames set it. In digital silence the MFCCs past c0 are rounding noise of the DCT of a
-    constant (c0 = -632 dB, the rest 5e-6) and differ by that much."""
+    and dB mel), and at least 1e-3 dB for a block in dB. Measured on real speech: 2.3e-6 at
+    most, for the mel dB means; float32 sums over frames set it. In digital silence the MFCCs
+    past c0 are rounding noise of the DCT of a constant (c0 = -632 dB, the rest 5e-6) and differ
+    by that much; so are a dB block's standard deviations (numpy's float32 mean of a constant
+    -100 dB is one unit in the last place off: std 7.6e-6 where the graph's is 0) and the MFCC
+    deltas (numpy's matrix product rounds some frames' MFCCs differently around c0: deltas up
+    to 1e-4 where the graph's are 0). The floor is what a block of means would give (its
+    values' scale, 100 dB), for blocks that pool only spreads or slopes."""
+    in_db = {"mfcc", "mfcc_delta"} | ({"mel"} if config.mel_db else set())
     tol, start = np.empty(config.n_features), 0
-    for rows in config.block_sizes.values():
-        width = rows * len(config.stats)
-        tol[start:start + width] = 1e-5 * max(np.abs(ref[start:start + width]).max(), 1e-3)
+    for name, rows in config.block_sizes.items():
+        width = rows * len(config.stats_of(name))
+        floor = 100.0 if name in in_db else 1e-3
+        tol[start:start + width] = 1e-5 * max(np.abs(ref[start:start + width]).max(), floor)
         start += width
     return tol
 
 
+_SESSIONS: dict[str, ort.InferenceSession] = {}
+
+
+def _graph(name: str) -> ort.InferenceSession:
+    """The feature graph of ``CONFIGS[name]``, built once per test run."""
+    if name not in _SESSIONS:
+        _SESSIONS[name] = session(feature_model(CONFIGS[name]))
+    return _SESSIONS[name]
+
+
 @pytest.mark.parametrize("name", list(CONFIGS))
-@pytest.mark.parametrize("kind", ["vibrato", "noise", "chirp", "silence"])
+@pytest.mark.parametrize("kind", ["vibrato", "noise", "chirp", "silence", "speech in silence",
+                                  "steady tone"])
 def test_feature_graph_equals_feature_vector(signal, name: str, kind: str) -> None:
     config = CONFIGS[name]
-    s = session(feature_model(config))
-    y = signal(kind, config.sr, duration=1.3, seed=3)
-    (got,) = s.run(None, {"waveform": y[None]})
+    y = _clip(signal, kind, config.sr)
+    (got,) = _graph(name).run(None, {"waveform": y[None]})
     ref = feature_vector(y, sr=config.sr, config=config)
     assert got.shape == (1, config.n_features)
     assert np.all(np.abs(got[0] - ref) <= _block_tolerance(ref, config)), (
         feature_differences(got, ref[None], config))
 
 
-def test_frame_matrix_equals_feature_matrices(signal) -> None:
-    config = FeatureConfig()
-    y = signal("vibrato", config.sr, duration=1.0, seed=4)
+@pytest.mark.parametrize("name", ["bundled", "robust: all together"])
+def test_frame_matrix_equals_feature_matrices(signal, name: str) -> None:
+    # With frames="active", the matrix has the active frames' columns only, as numpy's.
+    config = CONFIGS[name]
+    y = _speech_in_silence(signal, config.sr, seed=4)
     (got,) = session(feature_model(config, output="frames")).run(None, {"waveform": y[None]})
     blocks = feature_matrices(y, sr=config.sr, config=config)
     ref = np.concatenate([blocks[name] for name in config.features])
@@ -354,10 +536,17 @@ def test_an_unknown_input_kind_is_a_model_error(fused_path: Path, tmp_path: Path
     model = onnx.load(str(fused_path))
     for p in model.metadata_props:
         if p.key == "input_kind":
-            p.value = '"frames"'
+            p.value = '"spectrogram"'
     onnx.save_model(model, str(tmp_path / "m.onnx"))
-    with pytest.raises(ModelError, match=r"'input_kind' metadata 'frames' is not one of"):
+    with pytest.raises(ModelError, match=r"'input_kind' metadata 'spectrogram' is not one of"):
         Classifier(tmp_path / "m.onnx")
+    # A waveform graph labelled as a frame model: its input's shape says otherwise.
+    for p in model.metadata_props:
+        if p.key == "input_kind":
+            p.value = '"frames"'
+    onnx.save_model(model, str(tmp_path / "f.onnx"))
+    with pytest.raises(ModelError, match=r"a frame model's input has shape \[1, 'n_samples'\]"):
+        Classifier(tmp_path / "f.onnx")
 
 
 def test_fuse_refuses_what_it_cannot_fuse(fused_path: Path, build_model, tmp_path: Path) -> None:
@@ -397,6 +586,97 @@ def test_fuse_a_model_of_another_configuration(signal, build_model, tmp_path: Pa
         p, q = a.predict(y, 16000), b.predict(y, 16000)
         assert p.label == q.label
         assert max(abs(p.probabilities[k] - q.probabilities[k]) for k in p.probabilities) <= 1e-3
+
+
+# -- a model of the robust configuration -------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def robust_pair(signal, tmp_path_factory: pytest.TempPathFactory) -> tuple[Classifier, Classifier]:
+    """A model of ROBUST's features (level, active frames, top_db, deltas, per-block stats) and
+    its fused model. Fitted on the features of seeded synthetic clips at random gains, so that
+    its scaler sees real feature values and its probabilities are not saturated."""
+    pytest.importorskip("sklearn")
+    pytest.importorskip("skl2onnx")
+    from export.onnx_export import export_onnx
+    from export.train import fit_pipeline
+
+    rng = np.random.default_rng(14)
+    emotions = ("neutral", "calm", "happy", "sad", "angry", "fearful", "disgust", "surprised")
+    kinds = ("vibrato", "noise", "chirp", "steady tone", "speech in silence")
+    X, labels = [], []
+    for i in range(48):
+        y = _clip(signal, kinds[i % len(kinds)], 16000, duration=0.8 + 0.1 * (i % 7), seed=i)
+        y = (y * rng.uniform(0.02, 1.0)).astype(np.float32)
+        X.append(feature_vector(y, sr=16000, config=ROBUST))
+        labels.append(emotions[(i // len(kinds) + i) % len(emotions)])
+    pipeline = fit_pipeline(np.stack(X), np.array(labels),
+                            params={"hidden_layer_sizes": (32,), "batch_size": 16})
+    folder = tmp_path_factory.mktemp("robust")
+    export_onnx(pipeline, feature_config=ROBUST, labels=list(pipeline.classes_),
+                training={"corpora": {"synthetic": len(X)}}, metrics={"speaker_independent": {}},
+                path=folder / "robust.onnx")
+    fuse_file(folder / "robust.onnx", folder / "robust-waveform.onnx")  # checks it, too
+    return Classifier(folder / "robust.onnx"), Classifier(folder / "robust-waveform.onnx")
+
+
+@pytest.mark.parametrize("kind", ["speech in silence", "vibrato", "steady tone", "noise",
+                                  "chirp"])
+@pytest.mark.parametrize(("sr", "channels"), [(16000, 1), (48000, 2)])
+def test_fused_robust_model_equals_numpy(signal, robust_pair, kind: str, sr: int,
+                                         channels: int) -> None:
+    numpy_clf, fused_clf = robust_pair
+    y = np.stack([_clip(signal, kind, sr, duration=2.0, seed=s) for s in range(channels)])
+    p, q = numpy_clf.predict(y, sr), fused_clf.predict(y, sr)
+    assert q.label == p.label
+    assert max(abs(p.probabilities[k] - q.probabilities[k]) for k in p.probabilities) <= 1e-3
+    assert 0.2 < max(p.probabilities.values()) < 0.999  # not saturated: the check means something
+
+
+def test_fused_robust_model_ignores_a_gain(signal, robust_pair) -> None:
+    # The graph's level normalisation removes a gain as numpy's does (to float rounding).
+    numpy_clf, fused_clf = robust_pair
+    y = _speech_in_silence(signal, 16000, seed=8)
+    for clf in (numpy_clf, fused_clf):
+        p = clf.predict(y, 16000)
+        for gain in (0.05, 3.0):
+            q = clf.predict((gain * y).astype(np.float32), 16000)
+            assert q.label == p.label
+            assert max(abs(p.probabilities[k] - q.probabilities[k]) for k in p.probabilities) < 1e-4
+
+
+def test_too_short_for_the_deltas(signal, robust_pair, numpy_clf: Classifier) -> None:
+    """Fewer frames than the deltas' width: the same AudioError from both models (Classifier
+    refuses the clip before either computes anything); the fused graph run directly gives NaN."""
+    from ser_edge import StreamingClassifier
+
+    numpy_clf_robust, fused_clf = robust_pair
+    assert numpy_clf_robust.min_samples == fused_clf.min_samples == 2048  # 9 frames, hop 256
+    assert numpy_clf.min_samples == 1024  # the bundled model: one analysis frame
+    y = signal("vibrato", 16000, duration=0.1, seed=9)  # 1600 samples: 7 frames
+    message = (r"too short: 100 ms, fewer than the 9 analysis frames the MFCC deltas need "
+               r"\(2048 samples at 16000 Hz = 128 ms\)")
+    for clf in robust_pair:
+        with pytest.raises(AudioError, match=message):
+            clf.predict(y, 16000)
+        with pytest.raises(AudioError, match="too short: 100 ms"):
+            clf.predict(signal("vibrato", 48000, duration=0.1, seed=9), 48000)
+        with pytest.raises(ParameterError, match="shorter than the 9 analysis frames"):
+            StreamingClassifier(clf, sr=16000, window_s=0.1)
+    y = signal("vibrato", 16000, duration=2048 / 16000, seed=9)  # just enough
+    p, q = numpy_clf_robust.predict(y, 16000), fused_clf.predict(y, 16000)
+    assert max(abs(p.probabilities[k] - q.probabilities[k]) for k in p.probabilities) <= 1e-3
+    (probabilities,) = fused_clf._session.run(["probabilities"], {"waveform": y[None, :1600]})
+    assert np.isnan(probabilities).all()
+
+
+def test_fuse_checks_on_signals_long_enough_for_the_deltas(build_model, tmp_path: Path) -> None:
+    # delta_width 41 needs 41 frames (0.64 s): the 0.5 s check signals are left out, not an error.
+    config = FeatureConfig(features=("mfcc_delta",), n_mfcc=13, n_mels=40, delta_width=41)
+    fused_model = fuse(build_model(tmp_path / "wide.onnx", config=config))
+    graph = json.loads({p.key: p.value for p in fused_model.metadata_props}[GRAPH_KEY])
+    assert graph["check"]["signals"] == 6  # 1.3 s and 3 s: voice, noise, chirp
+    assert Classifier(build_model(tmp_path / "w.onnx", config=config)).min_samples == 40 * 256
 
 
 def test_export_fuse_command(tmp_path: Path, build_model) -> None:

@@ -1,9 +1,11 @@
 """The fused model against Classifier.predict on real clips: RAVDESS and EmoDB, 0.5 s to 60 s.
 
-For the bundled model and every other feature-input model in ``ser_edge/models``: the same label
-on at least 99.5% of the signals, probabilities within 1e-3, and every pooled feature within
-3e-5 of its block's scale (the per-feature differences of the float32 and float64 DFT are
-printed). The default run takes a sample of each corpus; the slow run takes every clip.
+For the bundled model, every other feature-input model in ``ser_edge/models``, and a model of
+the robust configuration (every level option on: ``export.fused_parity.ROBUST``, fitted on a few
+dozen RAVDESS clips by ``fit_model``): the same label on at least 99.5% of the signals,
+probabilities within 1e-3, and every pooled feature within 3e-5 of its block's scale (the
+per-feature differences of the float32 and float64 DFT are printed). The default run takes a
+sample of each corpus; the slow run takes every clip.
 """
 
 from __future__ import annotations
@@ -15,16 +17,26 @@ import pytest
 pytest.importorskip("onnx")
 
 from export.fuse import bundled_models, fuse_file  # noqa: E402
-from export.fused_parity import measure_parity, parity_items  # noqa: E402
+from export.fused_parity import ROBUST, fit_model, measure_parity, parity_items  # noqa: E402
+from export.paths import corpus_dir  # noqa: E402
 from ser_edge.model import Classifier  # noqa: E402
 
 MODELS = bundled_models()
+#: Not a file: a model of ROBUST's features, fitted for the test.
+FITTED_ROBUST = "robust configuration (fitted)"
 
 
-@pytest.fixture(scope="module", params=[p.name for p in MODELS])
+@pytest.fixture(scope="module", params=[p.name for p in MODELS] + [FITTED_ROBUST])
 def pair(request, tmp_path_factory) -> tuple[Classifier, Classifier]:
-    source = next(p for p in MODELS if p.name == request.param)
-    out = tmp_path_factory.mktemp("fused") / f"{source.stem}-waveform.onnx"
+    folder = tmp_path_factory.mktemp("fused")
+    if request.param == FITTED_ROBUST:
+        pytest.importorskip("sklearn")
+        if corpus_dir("ravdess") is None:
+            pytest.skip("RAVDESS not found: the robust model is fitted on it")
+        source = fit_model(ROBUST, folder / "robust.onnx")
+    else:
+        source = next(p for p in MODELS if p.name == request.param)
+    out = folder / f"{source.stem}-waveform.onnx"
     fuse_file(source, out)
     return Classifier(source), Classifier(out)
 

@@ -88,8 +88,14 @@ def test_classifier_runs_a_frame_model_from_metadata_alone(trained, clips):
 def test_clips_shorter_than_the_network_needs_are_refused(trained):
     _, _, path, data, _ = trained
     clf = Classifier(path)
-    with pytest.raises(AudioError, match=r"too short: \d+ active analysis frames, the model needs"):
+    with pytest.raises(AudioError, match=r"too short: 70 ms, fewer than the 9 analysis frames"):
         clf.predict(data[0][0][int(0.9 * CONFIG.sr): int(0.97 * CONFIG.sr)], CONFIG.sr)
+    # Long enough in all, but only a 20 ms burst of sound: too few active frames.
+    y = 1e-4 * np.random.default_rng(0).standard_normal(CONFIG.sr).astype(np.float32)
+    y[8000:8320] += 0.5 * np.sin(np.arange(320) * 2 * np.pi * 300 / CONFIG.sr)
+    with pytest.raises(AudioError, match=r"too short: [1-8] active analysis frames, the model "
+                                         r"needs at least 9"):
+        clf.predict(y, CONFIG.sr)
 
 
 def test_a_frame_model_with_the_wrong_width_is_refused(trained, tmp_path):

@@ -78,8 +78,8 @@ export function readMetadata(bytes) {
  * What a fused model needs to be run: its labels, sample rate and shortest input.
  *
  * @param {Record<string, string>} meta From {@link readMetadata}.
- * @returns {{labels: string[], sampleRate: number, minSamples: number, featureConfig: object,
- *            metadata: Record<string, string>}}
+ * @returns {{labels: string[], sampleRate: number, minSamples: number, minFrames: number,
+ *            featureConfig: object, metadata: Record<string, string>}}
  * @throws {Error} If the metadata lacks labels or a feature configuration, or the model takes the
  *   feature vector rather than the waveform.
  */
@@ -95,10 +95,16 @@ export function modelInfo(meta) {
                     'fuse it first with `python -m export fuse MODEL.onnx --out MODEL-waveform.onnx`');
   }
   const featureConfig = JSON.parse(meta.feature_config);
+  // As ser-edge's Classifier.min_samples: one analysis frame, and the centred frames that the
+  // MFCC deltas need (the graph gives NaN for fewer).
+  const { n_fft: nFft, hop_length: hop } = featureConfig;
+  const minFrames = (featureConfig.features ?? []).includes('mfcc_delta')
+    ? featureConfig.delta_width : 1;
   return {
     labels: JSON.parse(meta.labels),
     sampleRate: featureConfig.sr,
-    minSamples: featureConfig.n_fft,
+    minSamples: Math.max(nFft, (minFrames - 1) * hop + (nFft % 2)),
+    minFrames,
     featureConfig,
     metadata: meta,
   };
@@ -125,14 +131,19 @@ export function downmix(channels) {
  * Why a signal cannot be classified (ser-edge's own messages), or null.
  *
  * @param {Float32Array} samples Mono, at the model's rate.
- * @param {{sampleRate: number, minSamples: number}} info
+ * @param {{sampleRate: number, minSamples: number, minFrames?: number, featureConfig?: object}} info
+ *   From {@link modelInfo}.
  * @returns {string | null}
  */
 export function signalProblem(samples, info) {
   if (samples.length === 0) return 'no samples';
   if (samples.length < info.minSamples) {
     const ms = (n) => Math.round((1000 * n) / info.sampleRate);
-    return `too short: ${ms(samples.length)} ms, shorter than one analysis frame ` +
+    const deltas = info.minSamples > (info.featureConfig?.n_fft ?? info.minSamples);
+    const need = deltas
+      ? `fewer than the ${info.minFrames} analysis frames the MFCC deltas need`
+      : 'shorter than one analysis frame';
+    return `too short: ${ms(samples.length)} ms, ${need} ` +
       `(${info.minSamples} samples at ${info.sampleRate} Hz = ${ms(info.minSamples)} ms)`;
   }
   let sound = false;
@@ -166,6 +177,9 @@ export async function classify(ort, session, info, samples) {
   const p = out.probabilities.data;
   if (p.length !== info.labels.length) {
     throw new Error(`the model gives ${p.length} probabilities for ${info.labels.length} labels`);
+  }
+  if (!Array.from(p).every(Number.isFinite)) {
+    throw new Error('the probabilities are not finite (is the audio valid?)');
   }
   const probabilities = {};
   info.labels.forEach((label, i) => { probabilities[label] = p[i]; });
