@@ -132,6 +132,11 @@ JobsOpt = Annotated[int, typer.Option("--jobs", "-j", help="Worker processes (ma
 CacheOpt = Annotated[Path | None, typer.Option("--cache-dir", help="Feature cache folder.")]
 QuietOpt = Annotated[bool, typer.Option("--quiet", "-q", help="No progress bars.")]
 FoldsOpt = Annotated[int, typer.Option("--folds", help="Speaker-independent folds.")]
+RecipeOpt = Annotated[
+    Path | None,
+    typer.Option("--recipe", help="A recipe file (export/recipes/*.json): corpora, features, "
+                 "model, augmentation, calibration. Overrides the feature and model options."),
+]
 CrossOpt = Annotated[
     list[str] | None,
     typer.Option("--cross-corpus", help="Corpus to test cross-corpus on (repeatable)."),
@@ -304,6 +309,12 @@ def train(
         typer.Option("--waveform-out", help="Also write the fused model (waveform in) here, "
                      "as `python -m export fuse` does."),
     ] = None,
+    recipe: RecipeOpt = None,
+    report: Annotated[
+        Path | None,
+        typer.Option("--report", help="With --recipe: the report folder of `evaluate --recipe` "
+                     "(its figures and calibration temperature go into the model)."),
+    ] = None,
     jobs: JobsOpt = 2,
     cache_dir: CacheOpt = None,
     quiet: QuietOpt = False,
@@ -314,6 +325,9 @@ def train(
     from .onnx_export import export_onnx
     from .train import fit_pipeline
 
+    if recipe is not None:
+        _train_recipe(recipe, report, out, waveform_out, jobs, cache_dir, quiet)
+        return
     try:
         config = _config(sr, n_fft, hop_length, n_mfcc, n_mels, features, stats, mel_db, tuning,
                          chroma_threshold)
@@ -425,11 +439,15 @@ def evaluate_cmd(
         Path | None, typer.Option("--grid", help="grid.json (from 'grid') to include.")
     ] = None,
     title: Annotated[str, typer.Option(help="Report title.")] = "Evaluation report",
+    recipe: RecipeOpt = None,
     jobs: JobsOpt = 2,
     cache_dir: CacheOpt = None,
     quiet: QuietOpt = False,
 ) -> None:
     """Compare models speaker-independently; write metrics.json, summary.md and plots."""
+    if recipe is not None:
+        _evaluate_recipe(recipe, out, jobs, cache_dir, quiet)
+        return
     from .dataset import load_dataset
     from .onnx_export import export_onnx
     from .report import write_report
@@ -544,6 +562,49 @@ def grid_cmd(
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(old, indent=1) + "\n")
     typer.echo(f"wrote {len(rows)} rows to {out}")
+
+
+def _evaluate_recipe(path: Path, out: Path, jobs: int, cache_dir: Path | None,
+                     quiet: bool) -> None:
+    """``evaluate --recipe``: every protocol, robustness and calibration, as a report folder."""
+    from .recipe import TrainingRecipe, evaluate_recipe
+    from .report import write_recipe_report
+
+    try:
+        recipe = TrainingRecipe.load(path)
+        report = evaluate_recipe(recipe, jobs=jobs, cache_dir=cache_dir, quiet=quiet,
+                                 log=lambda line: typer.echo(f"{recipe.name}: {line}"))
+        report["command"] = _command()
+        write_recipe_report(out, report)
+    except SerEdgeError as exc:
+        raise _fail(exc) from None
+    typer.echo(f"wrote report to {out}")
+
+
+def _train_recipe(path: Path, report_dir: Path | None, out: Path, waveform_out: Path | None,
+                  jobs: int, cache_dir: Path | None, quiet: bool) -> None:
+    """``train --recipe``: the model on every clip, with the report's figures and temperature."""
+    from .recipe import TrainingRecipe, build_model
+
+    try:
+        recipe = TrainingRecipe.load(path)
+        report = None
+        if report_dir is not None:
+            report = json.loads((Path(report_dir) / "report.json").read_text())
+        if waveform_out is not None:
+            from .fuse import check_fusable
+
+            check_fusable(recipe.feature_config)
+        summary = build_model(recipe, out, report=report, jobs=jobs, cache_dir=cache_dir,
+                              quiet=quiet)
+        if waveform_out is not None:
+            from .fuse import fuse_file
+
+            fuse_file(out, waveform_out)
+    except (SerEdgeError, OSError, json.JSONDecodeError) as exc:
+        raise _fail(exc) from None
+    typer.echo(f"wrote {out} ({summary['bytes'] / 1024:.0f} KiB): {recipe.name}, "
+               f"{summary['n_clips']} clips, temperature {summary['temperature']:.2f}")
 
 
 def main() -> None:

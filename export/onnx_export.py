@@ -80,13 +80,16 @@ def export_onnx(
     path: str | Path | None = None,
     target_opset: int | Mapping[str, int] = TARGET_OPSET,
     check_rows: np.ndarray | None = None,
+    temperature: float = 1.0,
 ) -> Any:
     """Convert a fitted ``Pipeline(StandardScaler, classifier)`` to an ONNX model.
 
     Parameters
     ----------
-    pipeline : sklearn.pipeline.Pipeline
-        Fitted; its final step is a classifier with ``predict_proba`` and ``classes_``.
+    pipeline : sklearn.pipeline.Pipeline or export.experiment.Ensemble
+        Fitted; its final step is a classifier with ``predict_proba`` and ``classes_``. An
+        ensemble of such pipelines with the same scaler (one per seed, fitted on the same rows)
+        becomes ``Pipeline(scaler, VotingClassifier(soft))``: their probabilities averaged.
     feature_config : FeatureConfig
         The configuration the features were computed with; its JSON goes into the metadata.
     labels : sequence of str
@@ -103,6 +106,9 @@ def export_onnx(
     check_rows : np.ndarray [shape=(n, n_features)], optional
         Rows to compare ONNX against scikit-learn on before saving (:func:`check_onnx`); the
         issue asks for every training row.
+    temperature : float
+        Calibration temperature: the graph's probabilities become ``softmax(log(p) / T)``
+        (:func:`export.experiment.apply_temperature`); the label does not change.
 
     Returns
     -------
@@ -118,6 +124,7 @@ def export_onnx(
     from skl2onnx import convert_sklearn
     from skl2onnx.common.data_types import FloatTensorType
 
+    pipeline = _as_pipeline(pipeline)
     clf = _final_estimator(pipeline)
     classes = [str(c) for c in clf.classes_]
     labels = [str(label) for label in labels]
@@ -152,6 +159,12 @@ def export_onnx(
     if outputs != [LABEL_OUTPUT, PROBA_OUTPUT]:
         expected = [LABEL_OUTPUT, PROBA_OUTPUT]
         raise ModelError(f"unexpected ONNX outputs {outputs}, expected {expected}")
+    if temperature != 1.0:
+        _append_temperature(model, temperature)
+    used = {name for node in model.graph.node for name in node.input}
+    unused = [t for t in model.graph.initializer if t.name not in used]
+    for t in unused:  # e.g. the voting classifier's class indices: onnxruntime warns of them
+        model.graph.initializer.remove(t)
     model.doc_string = "ser-edge speech emotion classifier"
     meta = {
         "labels": _dumps(labels),
@@ -165,12 +178,58 @@ def export_onnx(
         entry.key, entry.value = key, meta[key]
     onnx.checker.check_model(model)
     if check_rows is not None:
-        check_onnx(model, pipeline, check_rows)
+        check_onnx(model, pipeline, check_rows, temperature=temperature)
     if path is not None:
         path = Path(path)
         path.parent.mkdir(parents=True, exist_ok=True)
         onnx.save_model(model, str(path))
     return model
+
+
+def _as_pipeline(model: Any) -> Any:
+    """A fitted pipeline as is; an ensemble of pipelines as one with a soft-voting classifier."""
+    members = getattr(model, "members", None)
+    if members is None:
+        return model
+    from sklearn.ensemble import VotingClassifier
+    from sklearn.pipeline import Pipeline
+    from sklearn.preprocessing import LabelEncoder
+
+    scalers = [m.steps[0][1] for m in members]
+    for sc in scalers[1:]:
+        if not (np.array_equal(sc.mean_, scalers[0].mean_)
+                and np.array_equal(sc.scale_, scalers[0].scale_)):
+            raise ModelError("the ensemble's members were scaled differently: fit them on the "
+                             "same rows")
+    clfs = [m.steps[-1][1] for m in members]
+    voting = VotingClassifier([(f"seed{i}", c) for i, c in enumerate(clfs)], voting="soft",
+                              flatten_transform=False)
+    voting.estimators_ = clfs
+    voting.le_ = LabelEncoder().fit(clfs[0].classes_)
+    voting.classes_ = voting.le_.classes_
+    return Pipeline([("scaler", scalers[0]), ("clf", voting)])
+
+
+def _append_temperature(model: Any, temperature: float) -> None:
+    """Rewire the graph's probabilities to ``softmax(log(max(p, 1e-12)) / T)``."""
+    from onnx import TensorProto, helper, numpy_helper
+
+    graph = model.graph
+    raw = PROBA_OUTPUT + "_uncalibrated"
+    for node in graph.node:
+        node.output[:] = [raw if o == PROBA_OUTPUT else o for o in node.output]
+        node.input[:] = [raw if i == PROBA_OUTPUT else i for i in node.input]
+    graph.initializer.extend([
+        numpy_helper.from_array(np.array(1e-12, np.float32), "temperature_floor"),
+        numpy_helper.from_array(np.array(temperature, np.float32), "temperature"),
+    ])
+    graph.node.extend([
+        helper.make_node("Max", [raw, "temperature_floor"], ["p_floored"]),
+        helper.make_node("Log", ["p_floored"], ["log_p"]),
+        helper.make_node("Div", ["log_p", "temperature"], ["log_p_tempered"]),
+        helper.make_node("Softmax", ["log_p_tempered"], [PROBA_OUTPUT], axis=-1),
+    ])
+    del TensorProto
 
 
 def _versions() -> dict[str, str]:
@@ -221,7 +280,8 @@ def onnx_predict(model: Any, X: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return np.asarray(label).astype(str), np.asarray(proba, dtype=np.float32)
 
 
-def check_onnx(model: Any, pipeline: Any, X: np.ndarray, *, atol: float = PROBA_ATOL) -> None:
+def check_onnx(model: Any, pipeline: Any, X: np.ndarray, *, atol: float = PROBA_ATOL,
+               temperature: float = 1.0) -> None:
     """Check that the ONNX model agrees with scikit-learn on the rows ``X``.
 
     Parameters
@@ -233,6 +293,8 @@ def check_onnx(model: Any, pipeline: Any, X: np.ndarray, *, atol: float = PROBA_
         Rows to compare on (cast to float32, as the runtime feeds them).
     atol : float
         Largest allowed absolute difference of a probability.
+    temperature : float
+        The temperature the graph applies (to scikit-learn's probabilities too, for the check).
 
     Raises
     ------
@@ -251,6 +313,10 @@ def check_onnx(model: Any, pipeline: Any, X: np.ndarray, *, atol: float = PROBA_
         warnings.simplefilter("ignore", FutureWarning)
         sk_labels = np.asarray(pipeline.predict(X)).astype(str)
         sk_proba = np.asarray(pipeline.predict_proba(X), dtype=np.float64)
+    if temperature != 1.0:
+        from .experiment import apply_temperature
+
+        sk_proba = apply_temperature(sk_proba, temperature)
     if proba.shape != sk_proba.shape:
         raise ModelError(
             f"ONNX probabilities have shape {proba.shape}, scikit-learn's {sk_proba.shape}"

@@ -257,3 +257,147 @@ def write_report(folder: str | Path, report: Mapping[str, Any]) -> Path:
         md.append("")
     (folder / "summary.md").write_text("\n".join(md))
     return folder
+
+
+# -- recipe reports (python -m export evaluate --recipe) ----------------------------------------
+
+
+def plot_robustness(robustness: Mapping[str, Mapping[str, float]], clean_uar: float, path: Path,
+                    title: str) -> Path:
+    """Save bars per perturbation: the share of labels unchanged, and the UAR beside clean's."""
+    plt = _pyplot()
+    names = list(robustness)
+    x = np.arange(len(names))
+    fig, ax = plt.subplots(figsize=(9, 4.2), dpi=110)
+    ax.bar(x - 0.2, [robustness[n]["label_unchanged"] for n in names], 0.4,
+           label="label unchanged (share of clips)")
+    ax.bar(x + 0.2, [robustness[n]["uar"] for n in names], 0.4, label="UAR")
+    ax.axhline(clean_uar, color="black", lw=1, ls="--", label=f"UAR, clean ({clean_uar:.3f})")
+    ax.set_xticks(x, names, rotation=30, ha="right", fontsize=8)
+    ax.set_ylim(0, 1)
+    ax.grid(axis="y", alpha=0.3)
+    ax.legend(fontsize=8, loc="lower left")
+    ax.set_title(title, fontsize=10)
+    fig.tight_layout()
+    fig.savefig(path)
+    plt.close(fig)
+    return path
+
+
+def _recall_table(entries: Mapping[str, Mapping[str, Any]], labels: Sequence[str]) -> list[str]:
+    heads = ["protocol", *labels]
+    md = ["| " + " | ".join(heads) + " |", "|" + "---|" * len(heads)]
+    for name, entry in entries.items():
+        cells = []
+        for label in labels:
+            r = entry["recall"].get(label)
+            cells.append("-" if r is None else (f"**{r:.2f}**" if r < 0.10 else f"{r:.2f}"))
+        md.append(f"| {name} | " + " | ".join(cells) + " |")
+    return md
+
+
+def write_recipe_report(folder: str | Path, report: Mapping[str, Any], *,
+                        title: str | None = None) -> Path:
+    """Write a recipe's evaluation: ``report.json``, ``summary.md``, plots, OOF predictions.
+
+    Parameters
+    ----------
+    folder : str or Path
+        Created if needed; files in it are overwritten.
+    report : mapping
+        :func:`export.recipe.evaluate_recipe`'s report.
+    title : str, optional
+
+    Returns
+    -------
+    folder : Path
+    """
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    recipe = report["recipe"]
+    name = recipe["name"]
+    data = {k: v for k, v in report.items() if not k.startswith("_")}
+    (folder / "report.json").write_text(json.dumps(data, indent=1, sort_keys=True) + "\n")
+    result = report.get("_emobox_result")
+    if result is not None and report.get("clips"):
+        lines = ["clip,true,predicted," + ",".join(result["labels"])]
+        for s in result["splits"]:
+            for i, P in zip(s["test"], s["proba"]["clean"], strict=True):
+                probs = ",".join(f"{p:.5f}" for p in P)
+                lines.append(f"{report['clips'][i]},{report['truth'][i]},"
+                             f"{result['labels'][int(np.argmax(P))]},{probs}")
+        (folder / "predictions.csv").write_text("\n".join(lines) + "\n")
+
+    emobox = report.get("emobox")
+    protocols = {"EmoBox folds (RAVDESS)": emobox,
+                 "contiguous folds (RAVDESS)": report.get("contiguous"),
+                 "EmoDB pairs": report.get("emodb"),
+                 **{f"cross-corpus {k}": v for k, v in report.get("cross_corpus", {}).items()}}
+    protocols = {k: v for k, v in protocols.items() if v}
+    for key, entry in protocols.items():
+        slug = key.split(" (")[0].replace(" ", "_").replace("->", "to").replace("-", "_")
+        plot_confusion(entry["confusion"], entry["labels"], folder / f"confusion_{slug}.png",
+                       f"{name}: {key}, out-of-fold\nUAR {_fmt(entry['uar_mean'])}")
+    if emobox and emobox.get("robustness"):
+        plot_robustness(emobox["robustness"], emobox["uar_mean"], folder / "robustness.png",
+                        f"{name}: robustness on EmoBox's held-out folds")
+
+    md = [f"# {title or name + ': evaluation report'}", ""]
+    if recipe.get("description"):
+        md += [recipe["description"], ""]
+    md += ["Written by `python -m export evaluate --recipe` from the recipe below; every figure "
+           "is speaker-independent and out-of-fold (no speaker in both training and test; "
+           "model selection and early stopping on training speakers only).", ""]
+    md += ["## Data", ""]
+    for c in report.get("dataset", []):
+        emo = ", ".join(f"{k} {v}" for k, v in c["emotions"].items())
+        md.append(f"- {c['name']}: {c['n_clips']} clips, {c['n_speakers']} speakers ({emo})")
+    md += ["", "## Results", "", "| protocol | UAR (mean ± std over folds) | accuracy | "
+           "macro-F1 | folds |", "|---|---|---|---|---|"]
+    for key, entry in protocols.items():
+        md.append(f"| {key} | {_fmt(entry['uar_mean'], entry['uar_std'])} | "
+                  f"{entry['accuracy_mean']:.3f} | {entry['macro_f1_mean']:.3f} | "
+                  f"{entry['n_folds']} |")
+    if emobox:
+        md += ["", "### Beside EmoBox's published results (same folds, UA)", "",
+               "| model | parameters | UAR |", "|---|---|---|",
+               f"| **{name}** (this report) | {report.get('n_parameters', '-')} | "
+               f"**{emobox['uar_mean']:.3f}** |"]
+        sizes = {"base": "95M", "large": "317M", "large-v3": "1550M"}
+        for model, ua in sorted(emobox["published"].items(), key=lambda kv: kv[1]):
+            size = next((v for k, v in sizes.items() if model.endswith(k)), "-")
+            md.append(f"| {model} (EmoBox) | {size} | {ua:.3f} |")
+        md += ["", "Per fold: " + ", ".join(f"{f['name'].split()[-1]}: {f['uar']:.3f}"
+                                            for f in emobox["folds"]), ""]
+    md += ["## Recall of each emotion (out-of-fold)", "",
+           "Bold: under 0.10.", ""]
+    md += _recall_table(protocols, recipe["emotions"])
+    weak = {k: v["weak_emotions"] for k, v in protocols.items() if v["weak_emotions"]}
+    md += ["", "Emotions under 0.10 recall: " + ("; ".join(f"{k}: {', '.join(v)}"
+                                                           for k, v in weak.items())
+                                                 if weak else "none") + ".", ""]
+    if emobox and emobox.get("robustness"):
+        md += ["## Robustness (EmoBox's held-out folds)", "",
+               "Each test clip perturbed (other seeds, noise and rooms than training; babble from "
+               "the test fold's other speakers; SNR over the whole clip), classified by the "
+               "model of its fold.", "",
+               "| perturbation | label unchanged | UAR |", "|---|---|---|",
+               f"| none | 1.00 | {emobox['uar_mean']:.3f} |"]
+        for k, v in emobox["robustness"].items():
+            md.append(f"| {k} | {v['label_unchanged']:.2f} | {v['uar']:.3f} |")
+        md += ["", "![robustness](robustness.png)", ""]
+    if emobox and emobox.get("calibration"):
+        c = emobox["calibration"]
+        temps = ", ".join(f"{t:.2f}" for t in c["fold_temperatures"])
+        md += ["## Calibration", "",
+               f"Expected calibration error (15 bins) of the out-of-fold probabilities: "
+               f"{c['ece_15_bins']:.3f} as trained, {c['ece_15_bins_calibrated']:.3f} with a "
+               f"temperature fitted in each fold on held-out training speakers ({temps}); "
+               f"negative log-likelihood {c['nll']:.3f} -> {c['nll_calibrated']:.3f}. The "
+               f"model's temperature, {c['temperature']:.2f}, is fitted on all out-of-fold "
+               "probabilities and applied inside the ONNX graph.", ""]
+    md += ["## Recipe", "", "```json", json.dumps(recipe, indent=1), "```", ""]
+    if report.get("seconds"):
+        md += [f"Evaluation time: {report['seconds'] / 60:.0f} min on this machine.", ""]
+    (folder / "summary.md").write_text("\n".join(md))
+    return folder
