@@ -485,7 +485,7 @@ def outcomes(
     ClusterError
         If the Dask scheduler cannot be used.
     """
-    from .model import BUNDLED_MODEL, Classifier
+    from .model import Classifier, bundled_name
 
     for name, value in (("jobs", jobs), ("batch_size", batch_size)):
         if value is not None and (isinstance(value, bool) or not isinstance(value, int)
@@ -497,9 +497,9 @@ def outcomes(
     items = list(sources)
     clf = model if isinstance(model, Classifier) else None
     given = clf.model_path if clf is not None else model
-    # The bundled model is each worker's own: on another machine it lives elsewhere.
-    model_path = (None if given is None or os.path.abspath(given) == str(BUNDLED_MODEL)
-                  else os.path.abspath(given))
+    # A bundled model is each worker's own, by name: on another machine it lives elsewhere.
+    name = bundled_name(given)
+    model_path = name if name is not None else os.path.abspath(given)
     state = _Batch(items, clf, model_path, options, ordered, batch_size)
     if scheduler is not None:
         with dask_client(scheduler) as client:

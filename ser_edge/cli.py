@@ -151,7 +151,17 @@ def _closed_pipe() -> typer.Exit:
     return typer.Exit(code=EXIT_BROKEN_PIPE)
 
 
-def _load_classifier(model: Path | None) -> Classifier:
+#: The ``--model`` option of every command that uses a model.
+ModelOpt = Annotated[
+    str | None,
+    typer.Option("--model", "-m", metavar="NAME|FILE",
+                 help="A bundled model's name (see `ser-edge models`) or an ONNX model file "
+                      "exported by `python -m export`.",
+                 show_default="the default bundled model"),
+]
+
+
+def _load_classifier(model: str | None) -> Classifier:
     from .model import Classifier
 
     try:
@@ -339,11 +349,7 @@ def classify(
         int,
         typer.Option("--top-k", "-k", min=1, help="Labels shown per file (text and --json)."),
     ] = 3,
-    model: Annotated[
-        Path | None,
-        typer.Option("--model", "-m", help="ONNX model exported by `python -m export`.",
-                     show_default="the bundled RAVDESS model"),
-    ] = None,
+    model: ModelOpt = None,
     no_vad: Annotated[
         bool,
         typer.Option("--no-vad", help="Classify files even when no speech is detected in them."),
@@ -587,6 +593,56 @@ def _emit(outcome: Any, fmt: OutputFormat, write: Any, top_k: int, width: int,
 
 @app.command(
     help=(
+        "List the bundled models: name, the default, what the model takes, file size, and its "
+        "speaker-independent UAR on EmoBox's RAVDESS folds and robustness, from its metadata. "
+        "Use a name with --model.\n\n"
+        "Examples:\n\n"
+        "  ser-edge models\n\n"
+        "  ser-edge classify clip.wav --model mlp\n\n"
+        "Exit status: 0 ok; 3 a bundled model cannot be used."
+    )
+)
+def models(
+    json_: Annotated[
+        bool, typer.Option("--json", help="One JSON object per model, a line each.")
+    ] = False,
+) -> None:
+    """List the bundled models."""
+    from .model import BUNDLED_MODELS, DEFAULT_MODEL
+
+    rows = []
+    for name in BUNDLED_MODELS:
+        clf = _load_classifier(name)
+        metrics = clf.metadata.get("metrics") or {}
+        si = metrics.get("speaker_independent") or {}
+        robust = metrics.get("robustness") or {}
+        rows.append({
+            "name": name, "default": name == DEFAULT_MODEL, "input_kind": clf.input_kind,
+            "bytes": clf.model_path.stat().st_size, "labels": list(clf.labels),
+            "uar": si.get("uar_mean"), "protocol": si.get("protocol"),
+            "white_noise_20db_unchanged": robust.get("white noise 20 dB SNR"),
+            "description": ((clf.metadata.get("training") or {}).get("recipe") or {}).get(
+                "description", ""),
+            "path": str(clf.model_path),
+        })
+    if json_:
+        for row in rows:
+            _out(json.dumps(row) + "\n")
+        return
+    _out(f"{'name':<6} {'input':<9} {'size':>9} {'UAR':>6} {'noise':>6}  description\n")
+    for row in rows:
+        uar = "-" if row["uar"] is None else f"{row['uar']:.3f}"
+        noise = ("-" if row["white_noise_20db_unchanged"] is None
+                 else f"{row['white_noise_20db_unchanged']:.2f}")
+        star = "*" if row["default"] else " "
+        _out(f"{row['name'] + star:<6} {row['input_kind']:<9} {row['bytes'] / 1024:>6.0f} KiB "
+             f"{uar:>6} {noise:>6}  {row['description']}\n")
+    _out("\n* the default. UAR: speaker-independent, EmoBox's RAVDESS folds (8 emotions, chance "
+         "0.125); noise: share of labels unchanged by white noise at 20 dB SNR.\n")
+
+
+@app.command(
+    help=(
         "Describe a model: labels, features, training data, accuracy and versions, from its "
         "metadata.\n\n"
         "Examples:\n\n"
@@ -596,11 +652,7 @@ def _emit(outcome: Any, fmt: OutputFormat, write: Any, top_k: int, width: int,
     )
 )
 def info(
-    model: Annotated[
-        Path | None,
-        typer.Option("--model", "-m", help="ONNX model exported by `python -m export`.",
-                     show_default="the bundled RAVDESS model"),
-    ] = None,
+    model: ModelOpt = None,
     json_: Annotated[
         bool, typer.Option("--json", help="Print the model's metadata as one JSON object.")
     ] = False,
@@ -761,11 +813,7 @@ def features(
         Path, typer.Argument(help="An audio file; - reads standard input.", metavar="PATH",
                              show_default=False, readable=False)
     ],
-    model: Annotated[
-        Path | None,
-        typer.Option("--model", "-m", help="Model whose feature configuration to use.",
-                     show_default="the bundled RAVDESS model"),
-    ] = None,
+    model: ModelOpt = None,
 ) -> None:
     """Print the feature vector of an audio file as JSON."""
     clf = _load_classifier(model)
@@ -909,11 +957,7 @@ def listen(
     no_vad: Annotated[
         bool, typer.Option("--no-vad", help="Classify every window, speech or not.")
     ] = False,
-    model: Annotated[
-        Path | None,
-        typer.Option("--model", "-m", help="ONNX model exported by `python -m export`.",
-                     show_default="the bundled RAVDESS model"),
-    ] = None,
+    model: ModelOpt = None,
 ) -> None:
     """Recognise emotion live, from the microphone or standard input."""
     if source not in (None, "-"):
@@ -1022,11 +1066,7 @@ def timeline(
                                  "(the bundled model was trained on clips with silence around "
                                  "the speech).")
     ] = 0.6,
-    model: Annotated[
-        Path | None,
-        typer.Option("--model", "-m", help="ONNX model exported by `python -m export`.",
-                     show_default="the bundled RAVDESS model"),
-    ] = None,
+    model: ModelOpt = None,
 ) -> None:
     """Show a long recording as a timeline of emotions."""
     if json_ and csv_:
@@ -1123,11 +1163,7 @@ def bench(
         typer.Argument(help="Audio files or folders (default: a synthetic clip).",
                        metavar="PATH", show_default=False),
     ] = None,
-    model: Annotated[
-        Path | None,
-        typer.Option("--model", "-m", help="ONNX model exported by `python -m export`.",
-                     show_default="the bundled RAVDESS model"),
-    ] = None,
+    model: ModelOpt = None,
     reps: Annotated[
         int, typer.Option("--reps", min=1, help="Repetitions per stage (warm latency).")
     ] = 5,

@@ -23,10 +23,43 @@ import numpy as np
 from .errors import AudioError, ModelError, NoSpeechError, ParameterError, SerEdgeError
 from .features import FeatureConfig, _streams
 
-__all__ = ["BUNDLED_MODEL", "Classifier", "Prediction", "Failure"]
+__all__ = ["BUNDLED_MODEL", "BUNDLED_MODELS", "DEFAULT_MODEL", "Classifier", "Prediction",
+           "Failure", "resolve_model", "bundled_name"]
 
 #: The model shipped inside the package: an MLP trained on RAVDESS (see its card, ravdess-mlp.md).
-BUNDLED_MODEL = Path(__file__).resolve().parent / "models" / "ravdess-mlp.onnx"
+_MODELS_DIR = Path(__file__).resolve().parent / "models"
+
+#: The models shipped inside the package, by name (``ser-edge models``, ``--model NAME``); each
+#: has a model card beside it (``NAME.md``) and its evaluation report (``NAME-report/``).
+BUNDLED_MODELS: dict[str, Path] = {"mlp": _MODELS_DIR / "ravdess-mlp.onnx"}
+
+#: The name of the model used when none is named.
+DEFAULT_MODEL = "mlp"
+
+#: The default model's file.
+BUNDLED_MODEL = BUNDLED_MODELS[DEFAULT_MODEL]
+
+
+def resolve_model(model: str | os.PathLike[str] | None) -> Path:
+    """The file of a model given by name (a key of :data:`BUNDLED_MODELS`), by path, or None.
+
+    A bundled model's name wins over a file of that name in the working folder; name such a
+    file with a path (``./mlp``).
+    """
+    if model is None:
+        return BUNDLED_MODEL
+    if isinstance(model, str) and model in BUNDLED_MODELS:
+        return BUNDLED_MODELS[model]
+    return Path(model)
+
+
+def bundled_name(model: str | os.PathLike[str] | None) -> str | None:
+    """The bundled model's name that ``model`` names or whose file it is; None for others."""
+    path = resolve_model(model)
+    for name, bundled in BUNDLED_MODELS.items():
+        if os.path.abspath(path) == os.path.abspath(bundled):
+            return name
+    return None
 
 #: Files longer than this, in seconds, are classified in two streaming passes in bounded memory
 #: (:func:`ser_edge.features.feature_vector_stream`) instead of being read whole.
@@ -170,8 +203,9 @@ class Classifier:
     Parameters
     ----------
     model : str or os.PathLike or None
-        Path of an ONNX model exported by ``export/`` (``python -m export``); ``None`` loads the
-        bundled model, :data:`BUNDLED_MODEL`.
+        A bundled model's name (a key of :data:`BUNDLED_MODELS`), or the path of an ONNX model
+        exported by ``export/`` (``python -m export``); ``None`` loads the default bundled
+        model, :data:`DEFAULT_MODEL`.
     num_threads : int >= 1
         Threads onnxruntime may use inside an operator (``intra_op_num_threads``); operators run
         one after the other (``inter_op_num_threads=1``). 1 suits a small model on an edge device.
@@ -180,6 +214,8 @@ class Classifier:
     ----------
     model_path : pathlib.Path
         The model file.
+    name : str or None
+        The bundled model's name, or None for another file.
     labels : tuple of str
         Emotion names, in the order of the model's probability columns.
     feature_config : FeatureConfig
@@ -221,7 +257,8 @@ class Classifier:
             raise ParameterError(f"num_threads must be a positive integer, got {num_threads!r}")
         if num_threads < 1:
             raise ParameterError(f"num_threads must be a positive integer, got {num_threads!r}")
-        self.model_path = Path(BUNDLED_MODEL if model is None else model)
+        self.model_path = resolve_model(model)
+        self.name = bundled_name(self.model_path)
         self.num_threads = int(num_threads)
         self._session = self._open_session()
         self.metadata = self._read_metadata()
@@ -236,7 +273,7 @@ class Classifier:
     def _open_session(self) -> Any:
         path = self.model_path
         if not path.exists():
-            bundled = path == BUNDLED_MODEL
+            bundled = self.name is not None
             hint = " (the bundled model is missing: reinstall ser-edge)" if bundled else ""
             raise ModelError(f"{path}: model file not found{hint}")
         if path.is_dir():
