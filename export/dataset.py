@@ -166,6 +166,7 @@ def augmented_features(
     -------
     X_aug : np.ndarray [shape=(copies, n_clips, n_features)], float32
         For ``output="frames"``: a list (copies) of lists (clips) of ``(n_rows, n_frames)``.
+        No copies at all (``copies`` 0) when the configuration names no augmentation.
     """
     import hashlib
 
@@ -176,11 +177,8 @@ def augmented_features(
     frames = output == "frames"
     out: Any = ([] if frames else
                 np.zeros((augment_config.copies, n, data.config.n_features), dtype=np.float32))
-    if not augment_config.kinds or not augment_config.copies:
-        if frames:
-            return []
-        return out[:0] if not augment_config.copies else np.broadcast_to(
-            data.X, out.shape).copy()
+    if not augment_config.kinds or not augment_config.copies:  # nothing to add
+        return [] if frames else out[:0]
     paths = [c.path for c in data.clips]
     tag = "augmented-v1\n" + data.config.to_json() + "\n" + augment_config.to_json() + \
         f"\nseed={seed}" + ("\nframes" if frames else "")

@@ -408,3 +408,24 @@ def test_dir_shows_the_public_api() -> None:
     assert not {"Any", "TYPE_CHECKING", "annotations", "import_module"} & set(names)
     for name in names:  # everything listed can be reached
         getattr(ser_edge, name)
+
+
+def test_bundled_models_by_name_and_the_default():
+    from ser_edge.model import (
+        BUNDLED_MODEL,
+        BUNDLED_MODELS,
+        DEFAULT_MODEL,
+        bundled_name,
+        resolve_model,
+    )
+
+    assert BUNDLED_MODEL == BUNDLED_MODELS[DEFAULT_MODEL] and BUNDLED_MODEL.is_file()
+    for name, path in BUNDLED_MODELS.items():
+        assert resolve_model(name) == path and bundled_name(path) == name
+        clf = Classifier(name)
+        assert clf.name == name and clf.model_path == path
+        assert (path.parent / f"{name}.md").is_file()  # its model card
+    assert Classifier().name == DEFAULT_MODEL
+    assert bundled_name("elsewhere.onnx") is None
+    with pytest.raises(ModelError, match="no-such-model: model file not found"):
+        Classifier("no-such-model")
