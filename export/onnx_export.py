@@ -35,6 +35,8 @@ __all__ = [
     "check_onnx",
     "onnx_predict",
     "read_metadata",
+    "set_metadata",
+    "save",
 ]
 
 #: ONNX opset the export pins for the default domain (skl2onnx then uses ``ai.onnx.ml`` opset 3).
@@ -120,7 +122,6 @@ def export_onnx(
         If ``labels`` differ from ``classes_``, the pipeline's input width differs from
         ``feature_config.n_features``, or the ONNX model disagrees with scikit-learn.
     """
-    import onnx
     from skl2onnx import convert_sklearn
     from skl2onnx.common.data_types import FloatTensorType
 
@@ -166,24 +167,46 @@ def export_onnx(
     for t in unused:  # e.g. the voting classifier's class indices: onnxruntime warns of them
         model.graph.initializer.remove(t)
     model.doc_string = "ser-edge speech emotion classifier"
-    meta = {
-        "labels": _dumps(labels),
-        "feature_config": feature_config.to_json(),
-        "training": _dumps(training),
-        "metrics": _dumps(dict(metrics)),
-    }
-    del model.metadata_props[:]
-    for key in METADATA_KEYS:
-        entry = model.metadata_props.add()
-        entry.key, entry.value = key, meta[key]
-    onnx.checker.check_model(model)
+    set_metadata(model, labels=labels, feature_config=feature_config, training=training,
+                 metrics=metrics)
     if check_rows is not None:
         check_onnx(model, pipeline, check_rows, temperature=temperature)
     if path is not None:
-        path = Path(path)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        onnx.save_model(model, str(path))
+        save(model, path)
     return model
+
+
+def set_metadata(model: Any, *, labels: Sequence[str], feature_config: FeatureConfig,
+                 training: Mapping[str, Any], metrics: Mapping[str, Any],
+                 **extra: Any) -> None:
+    """Write the runtime's metadata into ``model`` (replacing any), then check the model.
+
+    ``labels``, ``feature_config``, ``training`` and ``metrics`` (:data:`METADATA_KEYS`), and
+    any ``extra`` entries (e.g. ``input_kind``), each a JSON string.
+    """
+    import onnx
+
+    meta = {
+        "labels": _dumps([str(label) for label in labels]),
+        "feature_config": feature_config.to_json(),
+        "training": _dumps(dict(training)),
+        "metrics": _dumps(dict(metrics)),
+        **{key: _dumps(value) for key, value in extra.items()},
+    }
+    del model.metadata_props[:]
+    for key, value in meta.items():
+        entry = model.metadata_props.add()
+        entry.key, entry.value = key, value
+    onnx.checker.check_model(model)
+
+
+def save(model: Any, path: str | Path) -> None:
+    """Write ``model`` to ``path``, creating its folder."""
+    import onnx
+
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    onnx.save_model(model, str(path))
 
 
 def _as_pipeline(model: Any) -> Any:

@@ -92,7 +92,25 @@ def _pooled_lengths(lengths: torch.Tensor | None, n_pools: int) -> torch.Tensor 
     return torch.clamp(lengths, min=1)
 
 
-class CNN1D(nn.Module):
+class _ConvFront(nn.Module):
+    """Convolution blocks over time: what CNN1D and CRNN share (``self.blocks``, ``n_pools``)."""
+
+    blocks: nn.ModuleList
+    n_pools: int
+
+    @property
+    def min_frames(self) -> int:
+        """Fewest input frames the network takes (each pooling halves them)."""
+        return 2 ** self.n_pools
+
+    def convolve(self, x: torch.Tensor) -> torch.Tensor:
+        """The blocks' output: ``(batch, channels, n_frames // 2 ** n_pools)``."""
+        for block in self.blocks:
+            x = block(x)
+        return x
+
+
+class CNN1D(_ConvFront):
     """A 1-D convolutional network over the frame sequence, with attention pooling (seed 002).
 
     Parameters
@@ -126,19 +144,13 @@ class CNN1D(nn.Module):
         self.pool = AttentionPool(channels[-1])
         self.head = nn.Sequential(nn.Dropout(dropout), nn.Linear(2 * channels[-1], n_classes))
 
-    @property
-    def min_frames(self) -> int:
-        """Fewest input frames the network takes (each pooling halves them)."""
-        return 2 ** self.n_pools
-
     def forward(self, x: torch.Tensor, lengths: torch.Tensor | None = None) -> torch.Tensor:
         """Class logits of ``x`` (shapes in the class docstring)."""
-        for block in self.blocks:
-            x = block(x)
+        x = self.convolve(x)
         return self.head(self.pool(x, _pooled_lengths(lengths, self.n_pools)))
 
 
-class CRNN(nn.Module):
+class CRNN(_ConvFront):
     """Convolutions, then a bidirectional GRU over time, with attention pooling (seed 004).
 
     Parameters
@@ -171,18 +183,12 @@ class CRNN(nn.Module):
         self.pool = AttentionPool(2 * hidden)
         self.head = nn.Sequential(nn.Dropout(dropout), nn.Linear(4 * hidden, n_classes))
 
-    @property
-    def min_frames(self) -> int:
-        """Fewest input frames the network takes (each pooling halves them)."""
-        return 2 ** self.n_pools
-
     def forward(self, x: torch.Tensor, lengths: torch.Tensor | None = None) -> torch.Tensor:
         """Class logits of ``x`` (shapes in the class docstring)."""
-        for block in self.blocks:
-            x = block(x)
-        h, _ = self.rnn(x.transpose(1, 2))  # (batch, n_frames, 2 * hidden); padding is at the
-        # end, so the forward direction never sees it; the backward one starts in it, which
-        # the training's equal-length crops avoid and single-clip inference never has.
+        # h: (batch, n_frames, 2 * hidden). Padding is at the end: the forward direction never
+        # sees it; the backward one starts in it, which the training's equal-length crops avoid
+        # and single-clip inference never has.
+        h, _ = self.rnn(self.convolve(x).transpose(1, 2))
         return self.head(self.pool(h.transpose(1, 2), _pooled_lengths(lengths, self.n_pools)))
 
 

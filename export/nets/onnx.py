@@ -18,7 +18,6 @@ lengths) and must agree with PyTorch within :data:`PROBA_ATOL`.
 from __future__ import annotations
 
 import io
-import json
 import warnings
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -143,7 +142,7 @@ def export_net(
     import torch
     from onnx import TensorProto, helper
 
-    from ..onnx_export import _dumps
+    from ..onnx_export import save, set_metadata
 
     if "speaker_independent" not in metrics:
         raise ModelError("metrics must have a 'speaker_independent' entry")
@@ -165,24 +164,9 @@ def export_net(
     ])
     graph.output.insert(0, helper.make_tensor_value_info("label", TensorProto.STRING, ["batch"]))
     proto.doc_string = "ser-edge speech emotion classifier (frame-level network)"
-    training = dict(training)
-    meta = {
-        "labels": _dumps([str(label) for label in labels]),
-        "feature_config": feature_config.to_json(),
-        "input_kind": json.dumps("frames"),
-        "min_frames": json.dumps(int(min_frames)),
-        "training": _dumps(training),
-        "metrics": _dumps(dict(metrics)),
-    }
-    del proto.metadata_props[:]
-    for key, value in meta.items():
-        entry = proto.metadata_props.add()
-        entry.key, entry.value = key, value
-    onnx.checker.check_model(proto)
-    data = proto.SerializeToString()
-    check_net(data, model, check_frames, temperature)
+    set_metadata(proto, labels=labels, feature_config=feature_config, training=training,
+                 metrics=metrics, input_kind="frames", min_frames=int(min_frames))
+    check_net(proto.SerializeToString(), model, check_frames, temperature)
     if path is not None:
-        path = Path(path)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_bytes(data)
+        save(proto, path)
     return proto
