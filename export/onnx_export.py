@@ -142,6 +142,15 @@ def export_onnx(
         raise ModelError("metrics must have a 'speaker_independent' entry")
 
     training = dict(training)
+    members = getattr(clf, "estimators_", None) if type(clf).__name__ == "VotingClassifier" \
+        else None
+    if members:  # an ensemble: say so, and give one member's parameters (they differ by seed)
+        training.setdefault("estimator", f"soft-voting ensemble of {len(members)} "
+                            f"{type(members[0]).__name__} (seeds "
+                            f"{', '.join(str(m.random_state) for m in members)})")
+        params = members[0].get_params(deep=False)
+        params.pop("random_state", None)
+        training.setdefault("estimator_params", params)
     training.setdefault("estimator", type(clf).__name__)
     training.setdefault("estimator_params", clf.get_params())
     training.setdefault("pipeline", [name for name, _ in getattr(pipeline, "steps", [])])

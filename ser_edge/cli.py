@@ -686,21 +686,52 @@ def _describe(clf: Classifier) -> list[str]:
     """``ser-edge info``: every value in full, metrics with three decimals, counts as integers."""
     cfg = clf.feature_config
     meta = clf.metadata
+    blocks = ", ".join(f"{k} {v}" for k, v in cfg.block_sizes.items())
+    if clf.input_kind == "frames":
+        pooled = f"{sum(cfg.block_sizes.values())} rows per frame = {' + '.join(cfg.features)} "
+        pooled += f"({blocks}), the frame sequence itself"
+    else:
+        stats = ", ".join(f"{name} {'/'.join(cfg.stats_of(name))}" for name in cfg.features)
+        pooled = f"{cfg.n_features} = {' + '.join(cfg.features)} ({blocks}) pooled over time "
+        pooled += f"({stats})"
+    level = []
+    if cfg.level_db is not None:
+        level.append(f"level normalised to {cfg.level_db:g} dBFS")
+    if cfg.frames == "active":
+        level.append(f"active frames only (within {cfg.active_range_db:g} dB of the loudest, "
+                     f"{cfg.active_floor_db:g} dB above the noise floor)")
+    if cfg.norm is not None:
+        level.append(f"per-utterance {'mean' if cfg.norm == 'mean' else 'mean and variance'} "
+                     "normalisation")
+    top = "no top_db" if cfg.top_db is None else f"top_db {cfg.top_db:g}"
     lines = [
-        *_field("model:", str(clf.model_path)),
+        *_field("model:", str(clf.model_path) + (f" (bundled: {clf.name})" if clf.name else "")),
         *_field("labels:", ", ".join(clf.labels)),
-        *_field("features:", f"{cfg.n_features} = {' + '.join(cfg.features)} "
-                f"({', '.join(f'{k} {v}' for k, v in cfg.block_sizes.items())}) "
-                f"x {'/'.join(cfg.stats)} over time"),
+        *_field("features:", pooled),
         *_field("analysis:", f"{cfg.sr} Hz, n_fft {cfg.n_fft}, hop {cfg.hop_length}, "
                 f"fmin {cfg.fmin:g} Hz, fmax {'sr/2' if cfg.fmax is None else f'{cfg.fmax:g} Hz'}, "
-                f"{'HTK' if cfg.htk else 'Slaney'} mel, mel in {'dB' if cfg.mel_db else 'power'}"),
+                f"{'HTK' if cfg.htk else 'Slaney'} mel, mel in {'dB' if cfg.mel_db else 'power'}"
+                f", {top}" + ("; " + "; ".join(level) if level else "")),
     ]
     if clf.input_kind == "waveform":
         lines += _field("input:", f"waveform, float32 (1, n_samples), mono at {cfg.sr} Hz: the "
                         "features above are computed inside the ONNX graph (python -m export fuse)")
+    elif clf.input_kind == "frames":
+        lines += _field("input:", f"frame matrix, float32 (1, {sum(cfg.block_sizes.values())}, "
+                        f"n_frames), at least {clf.min_frames} frames")
     training = meta.get("training")
     if isinstance(training, dict):
+        recipe = training.get("recipe")
+        if isinstance(recipe, dict):
+            aug = recipe.get("augment") or {}
+            kinds = ", ".join(aug.get("kinds") or []) or "none"
+            lines += _field("recipe:", f"{recipe.get('name')}: {recipe.get('description', '')}"
+                            .strip().rstrip(":"))
+            lines += _field("augmented:", f"{kinds} ({aug.get('copies', 0)} copies of each clip)"
+                            if aug.get("kinds") else "none")
+        if isinstance(training.get("temperature"), (int, float)):
+            lines += _field("calibrate:", f"probabilities at temperature "
+                            f"{training['temperature']:.3f} (fitted out-of-fold)")
         estimator = training.get("estimator")
         steps = training.get("pipeline")
         if estimator:
