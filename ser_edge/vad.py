@@ -709,12 +709,11 @@ class _FrameCache:
         n = 0 if len(y) < self.frame else 1 + (len(y) - self.frame) // self.hop
         if k0 < 0 or k0 + n > len(self.feats.get("level_db", ())):
             return has_speech(y, self.sr, self.config)
-        det = VoiceActivityDetector(self.sr, self.config)
-        if n:
-            det._add_frames({name: v[k0 : k0 + n] for name, v in self.feats.items()})
-        det._n_samples = len(y)
-        det._tail = np.asarray(y[n * self.hop :], np.float32)
-        return bool(det._decide(final=False) + det.flush())
+        feats = {name: v[k0 : k0 + n] for name, v in self.feats.items()} if n else {}
+        return _speech_in_frames(
+            feats.get("level_db", np.zeros(0)), feats.get("broadband_db", np.zeros(0)),
+            lambda k: (feats["flatness"][k], feats["peak_fraction"][k], feats["periodicity"][k]),
+            np.asarray(y[n * self.hop :], np.float32), self.sr, self.config)
 
 
 def _percentile(x: np.ndarray, q: float) -> float:
@@ -842,7 +841,7 @@ def has_speech(y: np.ndarray, sr: int, config: VadConfig | None = None) -> bool:
     """
     config = VadConfig() if config is None else config
     sr = _check_sr(sr)
-    frame, hop, _, _, _ = _analysis(sr, config)
+    _analysis(sr, config)  # the band exists at this rate
     y = _mono(y)
     if y.ndim != 1 or not np.issubdtype(y.dtype, np.floating):
         raise ParameterError(f"voice activity detection takes 1-D float audio, got {y.dtype} "
@@ -850,20 +849,11 @@ def has_speech(y: np.ndarray, sr: int, config: VadConfig | None = None) -> bool:
     if not np.isfinite(y).all():
         raise ParameterError("audio has NaN or infinite samples")
     y = y.astype(np.float32, copy=False)  # as the detector holds it
-    # The frames VoiceActivityDetector analyses: the whole ones, then (at flush) the samples
-    # after the last one, zero-padded to a frame, unless the last whole frame already ends
-    # within a hop of the end.
-    n = len(y)
-    m = 0 if n < frame else 1 + (n - frame) // hop
-    rest = n - m * hop
-    tail = None
-    if rest and (m == 0 or rest > frame - hop):
-        tail = np.zeros((1, frame), np.float32)
-        tail[0, : min(rest, frame)] = y[m * hop : m * hop + frame]
+    frame, hop, _, _, _ = _analysis(sr, config)
+    m = 0 if len(y) < frame else 1 + (len(y) - frame) // hop
     frames = np.lib.stride_tricks.sliding_window_view(y, frame)[::hop] if m else None
-
-    # 1. The levels of every frame: their noise floors, activity and level changes. The band
-    # spectra are kept for a signal of a few seconds (a clip), recomputed for a longer one.
+    # Every frame's level; the band spectra are kept for a signal of a few seconds (a clip),
+    # and computed again, for the frames that need them, in a longer one.
     keep = m <= _KEEP_FRAMES
     levels, broad, spectra, totals = [], [], [], []
     for s in range(0, m, _BLOCK):
@@ -873,36 +863,57 @@ def has_speech(y: np.ndarray, sr: int, config: VadConfig | None = None) -> bool:
         if keep:
             spectra.append(Pb)
             totals.append(total)
-    change, recent = (_level_change(np.zeros(0), np.concatenate(broad), config) if m
-                      else (np.zeros(0), np.zeros(0)))
-    if tail is not None:
-        level, broadband, Pb, total = _levels(tail, sr, config)
-        levels.append(level)
-        spectra.append(Pb)
-        totals.append(total)
-        change = np.concatenate((change, _level_change(recent, broadband, config)[0]))
-    if not levels:
-        return False
-    active = _activity(np.concatenate(levels), config)
-    # Every frame's band spectrum, or the tail frame's alone.
-    kept = (np.concatenate(spectra), np.concatenate(totals)) if spectra else None
+    if keep and m:
+        Pb, total = np.concatenate(spectra), np.concatenate(totals)
 
-    def spectra_of(k: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    def voicing(k: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         if keep:
-            return kept[0][k], kept[1][k]
-        whole = k[k < m]
-        _, _, P, t = _levels(frames[whole], sr, config)
-        if len(whole) < len(k):  # the tail frame
-            P, t = np.concatenate((P, kept[0])), np.concatenate((t, kept[1]))
-        return P, t
+            return _voicing(Pb[k], total[k], sr, config)
+        return _voicing(*_levels(frames[k], sr, config)[2:], sr, config)
+
+    level = np.concatenate(levels) if m else np.zeros(0)
+    broadband = np.concatenate(broad) if m else np.zeros(0)
+    return _speech_in_frames(level, broadband, voicing, y[m * hop :], sr, config)
+
+
+def _speech_in_frames(
+    level: np.ndarray, broadband: np.ndarray, voicing, rest: np.ndarray, sr: int,
+    config: VadConfig,
+) -> bool:
+    """:func:`has_speech` of a signal from the levels of its whole frames.
+
+    ``level`` and ``broadband`` are the whole frames' levels (as :func:`frame_features` gives
+    them), ``voicing(k)`` the flatness, peak fraction and periodicity of whole frames ``k`` (as
+    :func:`_voicing`; it is asked only about active frames whose level moves), ``rest`` the
+    samples after the last whole frame. As :meth:`VoiceActivityDetector.flush`, ``rest`` is
+    analysed as one more frame, zero-padded, unless the last whole frame ends within a hop of
+    the end.
+    """
+    frame, hop, _, _, _ = _analysis(sr, config)
+    m = len(level)
+    change, recent = (_level_change(np.zeros(0), broadband, config) if m
+                      else (np.zeros(0), np.zeros(0)))
+    last = None
+    if len(rest) and (m == 0 or len(rest) > frame - hop):
+        tail = np.zeros((1, frame), np.float32)
+        tail[0, : len(rest)] = rest
+        tail_level, tail_broadband, *last = _levels(tail, sr, config)
+        level = np.concatenate((level, tail_level))
+        change = np.concatenate((change, _level_change(recent, tail_broadband, config)[0]))
+    if not len(level):
+        return False
 
     def voiced_of(k: np.ndarray) -> np.ndarray:
-        flat, peak, periodic = _voicing(*spectra_of(k), sr, config)
+        whole = k[k < m]
+        flat, peak, periodic = voicing(whole) if len(whole) else (np.zeros(0),) * 3
+        if len(whole) < len(k):  # and the zero-padded last frame
+            flat, peak, periodic = (np.concatenate((a, b)) for a, b in zip(
+                (flat, peak, periodic), _voicing(*last, sr, config), strict=True))
         feats = {"flatness": flat, "peak_fraction": peak, "periodicity": periodic}
         return _voiced(feats, change[k], config)
 
-    # 2. Only active frames whose level moves can be voiced: their costly features, in order.
-    candidates = np.flatnonzero(active & (change >= config.min_change_db))
+    # Only active frames whose level moves can be voiced: their costly features, in order.
+    candidates = np.flatnonzero(_activity(level, config) & (change >= config.min_change_db))
     return _evidence_suffices(candidates, voiced_of, config)
 
 

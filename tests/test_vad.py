@@ -225,6 +225,36 @@ def test_has_speech_is_whether_there_are_segments(ravdess_dir: Path, emodb_dir: 
     assert len(verdicts) == 2 * len(CONFIGS)
 
 
+def test_frame_cache_answers_as_has_speech(ravdess_dir: Path, emodb_dir: Path, rng,
+                                          monkeypatch) -> None:
+    """The streaming classifier's check, from frame features kept across overlapping windows,
+    is has_speech of each window's samples."""
+    parts = []
+    for i, clip in enumerate(corpus_sample(ravdess_dir, emodb_dir, 300)[:4]):
+        parts += [make(("pink", "hum50", "tone", "clicks")[i], seconds=2.5, level_db=-40, seed=i),
+                  audio.load(clip, sr=SR)[0]]
+    y = np.concatenate(parts)
+    has_speech, fallbacks = vad.has_speech, []
+    monkeypatch.setattr(vad, "has_speech", lambda *a: fallbacks.append(1) or has_speech(*a))
+    window, hop = 2 * SR, SR // 2
+    verdicts = set()
+    for config in CONFIGS:
+        cache = vad._FrameCache(SR, window + hop, config)
+        start, pos = 0, 0
+        while pos < len(y):
+            n = int(rng.integers(1, 5000))
+            cache.push(y[pos : pos + n])
+            pos += n
+            while start + window <= pos:
+                w = y[start : start + window]
+                got = cache.has_speech(w, start)
+                assert got == has_speech(w, SR, config), (config, start)
+                verdicts.add((config, got))
+                start += hop
+    assert len(verdicts) >= len(CONFIGS) + 3  # both verdicts under three configurations at least
+    assert len(fallbacks) <= len(CONFIGS)  # the features kept served all but the first windows
+
+
 def test_has_speech_stops_early(ravdess_dir: Path, monkeypatch) -> None:
     """On a clip with speech, the costly features of most candidate frames are never computed."""
     y, _ = audio.load(sorted(ravdess_dir.glob("Actor_03/*.flac"))[7], sr=SR)
