@@ -131,6 +131,15 @@ class StreamingClassifier:
     ModelError
         If the model cannot be used.
 
+    Notes
+    -----
+    A stream at another rate than the model's is resampled with soxr at ``soxr_hq``, so that its
+    samples are those of :func:`ser_edge.audio.load`; libsoxr gives that filter's output out in
+    blocks, and a window's last samples come out 10 to 40 ms after the window's end in 10 ms
+    chunks at 48 kHz (``benchmarks/stream_latency.py``, which also measures the lower-latency
+    settings and what they change). A stream at the model's rate is not resampled and waits for
+    nothing.
+
     Examples
     --------
     >>> import numpy as np

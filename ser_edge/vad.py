@@ -260,71 +260,113 @@ def frame_features(
     if y.ndim != 1 or not np.issubdtype(y.dtype, np.floating):
         raise ParameterError(f"voice activity detection takes 1-D float audio, got {y.dtype} "
                              f"of shape {y.shape}")
-    frame, hop, n_fft, window, band = _analysis(sr, config)
+    frame, hop, _, _, _ = _analysis(sr, config)
     n_frames = 0 if len(y) < frame else 1 + (len(y) - frame) // hop
     out = {name: np.empty(n_frames) for name in ("level_db", "broadband_db", "flatness",
                                                   "peak_fraction", "periodicity")}
     if n_frames == 0:
         return out
     frames = np.lib.stride_tricks.sliding_window_view(y, frame)[::hop]
-    ref = _frame_power_reference(sr, config)
-    lags, win_ac, q = _lags(sr, config)
-    tilt = (np.arange(n_fft // (2 * q) + 1) * (sr / n_fft / 1000.0)) ** 2
-    near = n_fft // (1 << (frame - 1).bit_length())  # bins per bin of the unpadded transform
-    step = 256
-    for s in range(0, n_frames, step):
-        # float64 throughout: numpy's float32 transforms of this size are several times slower.
-        block = frames[s : s + step].astype(np.float64)
-        block -= block.mean(axis=1, keepdims=True)  # DC, frame by frame
-        block *= window
-        spec = np.fft.rfft(block, n=n_fft, axis=1)
-        parts = spec.view(np.float64)  # real and imaginary parts side by side
-        whole = np.einsum("ij,ij->i", parts, parts)
-        band_parts = parts[:, 2 * band.start : 2 * band.stop]
-        Pb = np.square(band_parts).reshape(len(block), -1, 2).sum(axis=2) + 1e-20
-        total = Pb.sum(axis=1)
-        out["level_db"][s : s + step] = 10 * np.log10(np.maximum(total / ref, 1e-15))
-        out["broadband_db"][s : s + step] = 10 * np.log10(np.maximum(whole / ref, 1e-15))
+    for s in range(0, n_frames, _BLOCK):
+        level, broadband, Pb, total = _levels(frames[s : s + _BLOCK], sr, config)
+        out["level_db"][s : s + _BLOCK] = level
+        out["broadband_db"][s : s + _BLOCK] = broadband
         # The rest only matters for frames loud enough to be active.
-        loud = np.flatnonzero(out["level_db"][s : s + step] >= config.min_level_db)
-        out["flatness"][s : s + step] = 1.0
-        out["peak_fraction"][s : s + step] = 0.0
-        out["periodicity"][s : s + step] = 0.0
-        if not len(loud):
-            continue
-        flat, peak, periodic = (out[name][s : s + step]  # views: written in place
-                                for name in ("flatness", "peak_fraction", "periodicity"))
-        Pb = Pb[loud]
-        flat[loud] = np.exp(np.mean(np.log(Pb), axis=1)) / np.mean(Pb, axis=1)
-        # Peak and periodicity only matter for frames that are not flat (they can be voiced).
-        keep = flat[loud] < config.max_flatness
-        loud = loud[keep]
-        if not len(loud):
-            continue
-        Pb, total = Pb[keep], total[loud]
-        # Power within two bins (of the unpadded transform) of the strongest bin, as a share.
-        cs = np.concatenate((np.zeros((len(Pb), 1)), np.cumsum(Pb, axis=1, dtype=np.float64)),
-                            axis=1)
-        k = np.argmax(Pb, axis=1)
-        lo = np.maximum(k - 2 * near, 0)
-        hi = np.minimum(k + 2 * near + 1, Pb.shape[1])
-        rows = np.arange(len(Pb))
-        peak[loud] = (cs[rows, hi] - cs[rows, lo]) / total
-        # Normalised autocorrelation of the band-limited frame, corrected for the window's own
-        # (Boersma 1993), at the lags of a voice's pitch: its height above the lowest value at
-        # any shorter lag (a voice's falls between its pitch pulses; the autocorrelation of
-        # rumble or of a narrow band of noise only decays).
-        # With the spectrum tilted up by 6 dB per octave first (the first difference's
-        # pre-emphasis), so that what counts is the comb of a voice's harmonics: rumble and
-        # brown noise, crowded at the bottom of the band, would otherwise ring like a low voice.
-        W = np.zeros((len(Pb), len(tilt)))
-        W[:, band] = (Pb - 1e-20) * tilt[band]
-        ac = np.fft.irfft(W, n=n_fft // q, axis=1)
-        r = ac[:, 1 : lags[-1] + 1] / np.maximum(ac[:, :1], 1e-30) / win_ac
-        dip = np.maximum(np.minimum.accumulate(r, axis=1), 0.0)
-        height = (r - dip)[:, lags[0] - 1 :]
-        periodic[loud] = np.clip(height.max(axis=1), 0.0, 1.0)
+        out["flatness"][s : s + _BLOCK] = 1.0
+        out["peak_fraction"][s : s + _BLOCK] = 0.0
+        out["periodicity"][s : s + _BLOCK] = 0.0
+        loud = np.flatnonzero(level >= config.min_level_db)
+        if len(loud):
+            flat, peak, periodic = _voicing(Pb[loud], total[loud], sr, config)
+            out["flatness"][s + loud] = flat
+            out["peak_fraction"][s + loud] = peak
+            out["periodicity"][s + loud] = periodic
     return out
+
+
+# Frames analysed together: numpy's transforms of a few hundred rows stay in cache.
+_BLOCK = 256
+
+
+def _levels(
+    frames: np.ndarray, sr: int, config: VadConfig
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Band level and broadband level (dB) of ``frames``, and their band power spectra.
+
+    Returns ``(level_db, broadband_db, Pb, total)``: ``Pb`` [shape=(n_frames, n_band_bins)] is
+    the power in each bin of the band (plus 1e-20) and ``total`` its sum over the band.
+    """
+    frame, _, n_fft, window, band = _analysis(sr, config)
+    ref = _frame_power_reference(sr, config)
+    # float64 throughout: numpy's float32 transforms of this size are several times slower.
+    block = frames.astype(np.float64)
+    block -= block.mean(axis=1, keepdims=True)  # DC, frame by frame
+    block *= window
+    spec = np.fft.rfft(block, n=n_fft, axis=1)
+    parts = spec.view(np.float64)  # real and imaginary parts side by side
+    whole = np.einsum("ij,ij->i", parts, parts)
+    in_band = spec[:, band]
+    Pb = np.square(in_band.real)
+    Pb += np.square(in_band.imag)
+    Pb += 1e-20
+    total = Pb.sum(axis=1)
+    level = 10 * np.log10(np.maximum(total / ref, 1e-15))
+    broadband = 10 * np.log10(np.maximum(whole / ref, 1e-15))
+    return level, broadband, Pb, total
+
+
+def _voicing(
+    Pb: np.ndarray, total: np.ndarray, sr: int, config: VadConfig
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Flatness, peak fraction and periodicity of frames from their band power spectra.
+
+    Peak fraction and periodicity are computed only for frames flatter than
+    ``config.max_flatness`` (0 for the others), as only those can be voiced.
+    """
+    frame, _, n_fft, _, band = _analysis(sr, config)
+    lags, win_ac, q = _lags(sr, config)
+    flat = np.exp(np.mean(np.log(Pb), axis=1)) / np.mean(Pb, axis=1)
+    peak, periodic = np.zeros(len(Pb)), np.zeros(len(Pb))
+    # Peak and periodicity only matter for frames that are not flat (they can be voiced).
+    keep = np.flatnonzero(flat < config.max_flatness)
+    if not len(keep):
+        return flat, peak, periodic
+    Pb, total = Pb[keep], total[keep]
+    # Power within two bins (of the unpadded transform) of the strongest bin, as a share.
+    near = n_fft // (1 << (frame - 1).bit_length())  # bins per bin of the unpadded transform
+    cs = np.concatenate((np.zeros((len(Pb), 1)), np.cumsum(Pb, axis=1, dtype=np.float64)),
+                        axis=1)
+    k = np.argmax(Pb, axis=1)
+    lo = np.maximum(k - 2 * near, 0)
+    hi = np.minimum(k + 2 * near + 1, Pb.shape[1])
+    rows = np.arange(len(Pb))
+    peak[keep] = (cs[rows, hi] - cs[rows, lo]) / total
+    # Normalised autocorrelation of the band-limited frame, corrected for the window's own
+    # (Boersma 1993), at the lags of a voice's pitch: its height above the lowest value at
+    # any shorter lag (a voice's falls between its pitch pulses; the autocorrelation of
+    # rumble or of a narrow band of noise only decays).
+    # With the spectrum tilted up by 6 dB per octave first (the first difference's
+    # pre-emphasis), so that what counts is the comb of a voice's harmonics: rumble and
+    # brown noise, crowded at the bottom of the band, would otherwise ring like a low voice.
+    tilt = _tilt(sr, config)
+    W = np.zeros((len(Pb), len(tilt)))
+    W[:, band] = (Pb - 1e-20) * tilt[band]
+    ac = np.fft.irfft(W, n=n_fft // q, axis=1)
+    r = ac[:, 1 : lags[-1] + 1] / np.maximum(ac[:, :1], 1e-30) / win_ac
+    dip = np.maximum(np.minimum.accumulate(r, axis=1), 0.0)
+    height = (r - dip)[:, lags[0] - 1 :]
+    periodic[keep] = np.clip(height.max(axis=1), 0.0, 1.0)
+    return flat, peak, periodic
+
+
+@lru_cache(maxsize=8)
+def _tilt(sr: int, config: VadConfig) -> np.ndarray:
+    """The +6 dB per octave weighting of the power spectrum's bins (up to ``n_fft // 2q``)."""
+    _, _, n_fft, _, _ = _analysis(sr, config)
+    _, _, q = _lags(sr, config)
+    tilt = (np.arange(n_fft // (2 * q) + 1) * (sr / n_fft / 1000.0)) ** 2
+    tilt.flags.writeable = False
+    return tilt
 
 
 @lru_cache(maxsize=8)
@@ -343,6 +385,49 @@ def _lags(sr: int, config: VadConfig) -> tuple[np.ndarray, np.ndarray, int]:
     spec = np.abs(np.fft.rfft(w, n=n_fft)) ** 2
     ac = np.fft.irfft(spec[: n_fft // (2 * q) + 1], n=n_fft // q)
     return lags, ac[1 : lags[-1] + 1] / ac[0], q
+
+
+def _level_change(
+    recent: np.ndarray, level: np.ndarray, config: VadConfig
+) -> tuple[np.ndarray, np.ndarray]:
+    """How much the level has moved lately, in dB, at each frame of ``level``.
+
+    The range, over the last ``change_s``, of the level smoothed over ``smooth_s`` (power
+    averaged): mains hum's level otherwise wobbles by a dB or two from frame to frame, with
+    the phase at which the frames cut it. ``recent`` holds the levels of the frames just before
+    (empty at the start of a signal: the first level stands in for them); returns the change
+    and the ``recent`` of the frames that follow.
+    """
+    ks = max(1, int(round(config.smooth_s / config.hop_s)))
+    kr = max(1, int(round(config.change_s / config.hop_s)))
+    need = ks + kr - 2
+    ext = np.concatenate((recent, level))
+    if len(ext) < need + len(level):
+        ext = np.concatenate((np.full(need + len(level) - len(ext), ext[0]), ext))
+    recent = ext[len(ext) - need :] if need else np.zeros(0)
+    power = 10.0 ** (ext / 10)
+    cs = np.concatenate(([0.0], np.cumsum(power)))
+    smooth = 10 * np.log10(np.maximum((cs[ks:] - cs[:-ks]) / ks, 1e-30))
+    # The range over ``kr`` frames (sliding_window_view's max - min, without its overhead).
+    n = len(smooth) - kr + 1
+    top, bottom = smooth[kr - 1 :].copy(), smooth[kr - 1 :].copy()
+    for j in range(kr - 1):
+        np.maximum(top, smooth[j : j + n], out=top)
+        np.minimum(bottom, smooth[j : j + n], out=bottom)
+    return top - bottom, recent
+
+
+def _voiced(feats: dict[str, np.ndarray], change: np.ndarray, config: VadConfig) -> np.ndarray:
+    """0 (not voiced), 1 (voiced) or 2 (voiced, and evidence of a voice) for each frame.
+
+    Voiced: periodic, not flat, its level moving. Only voiced frames that are not a lone peak
+    count as evidence of a voice (a tone's or a beep's edges are voiced too); the others still
+    hold a segment together (a soft voice can be nearly a sine).
+    """
+    voiced = ((feats["flatness"] < config.max_flatness)
+              & (feats["periodicity"] >= config.min_periodicity)
+              & (change >= config.min_change_db))
+    return voiced.astype(np.int8) + (voiced & (feats["peak_fraction"] < config.max_peak_fraction))
 
 
 class VoiceActivityDetector:
@@ -377,13 +462,15 @@ class VoiceActivityDetector:
     []
     """
 
+    _BLOCK = 10  # frames decided together: one noise floor per 0.1 s (at a 20 ms hop)
+
     def __init__(self, sr: int, config: VadConfig | None = None):
         self.sr = _check_sr(sr)
         self.config = VadConfig() if config is None else config
         self._frame, self._hop, _, _, _ = _analysis(self.sr, self.config)
         c = self.config
         self._context = max(1, int(round(c.context_s / c.hop_s)))
-        self._block = 10  # frames decided together: one noise floor per 0.1 s
+        self._block = self._BLOCK
         self._hangover = int(round(c.hangover_s / c.hop_s))
         self._reach = int(round(c.reach_s / c.hop_s))
         self._min_voiced = int(np.ceil(c.min_voiced_s / c.hop_s - 1e-9))
@@ -473,38 +560,15 @@ class VoiceActivityDetector:
 
     def _add_frames(self, feats: dict[str, np.ndarray]) -> None:
         """Take the features of the next frames (as :func:`frame_features` gives them)."""
-        c = self.config
-        change = self._change(feats["broadband_db"])
-        # Voiced: periodic, not flat, its level moving. Only voiced frames that are not a lone
-        # peak count as evidence of a voice (a tone's or a beep's edges are voiced too); the
-        # others still hold a segment together (a soft voice can be nearly a sine).
-        voiced = ((feats["flatness"] < c.max_flatness)
-                  & (feats["periodicity"] >= c.min_periodicity) & (change >= c.min_change_db))
-        ok = voiced.astype(np.int8) + (voiced & (feats["peak_fraction"] < c.max_peak_fraction))
+        ok = _voiced(feats, self._change(feats["broadband_db"]), self.config)
         self._level = np.concatenate((self._level, feats["level_db"]))
         self._voiced_ok = np.concatenate((self._voiced_ok, ok))
         self._n_framed += len(ok)
 
     def _change(self, level: np.ndarray) -> np.ndarray:
-        """How much the level has moved lately, in dB, at each of the new frames.
-
-        The range, over the last ``change_s``, of the level smoothed over ``smooth_s`` (power
-        averaged): mains hum's level otherwise wobbles by a dB or two from frame to frame, with
-        the phase at which the frames cut it.
-        """
-        c = self.config
-        ks = max(1, int(round(c.smooth_s / c.hop_s)))
-        kr = max(1, int(round(c.change_s / c.hop_s)))
-        need = ks + kr - 2
-        ext = np.concatenate((self._recent, level))
-        if len(ext) < need + len(level):
-            ext = np.concatenate((np.full(need + len(level) - len(ext), ext[0]), ext))
-        self._recent = ext[len(ext) - need :] if need else np.zeros(0)
-        power = 10.0 ** (ext / 10)
-        cs = np.concatenate(([0.0], np.cumsum(power)))
-        smooth = 10 * np.log10(np.maximum((cs[ks:] - cs[:-ks]) / ks, 1e-30))
-        win = np.lib.stride_tricks.sliding_window_view(smooth, kr)
-        return win.max(axis=1) - win.min(axis=1)
+        """How much the level has moved lately, in dB, at each of the new frames."""
+        change, self._recent = _level_change(self._recent, level, self.config)
+        return change
 
     def _decide(self, *, final: bool) -> list[Segment]:
         out: list[Segment] = []
@@ -645,12 +709,11 @@ class _FrameCache:
         n = 0 if len(y) < self.frame else 1 + (len(y) - self.frame) // self.hop
         if k0 < 0 or k0 + n > len(self.feats.get("level_db", ())):
             return has_speech(y, self.sr, self.config)
-        det = VoiceActivityDetector(self.sr, self.config)
-        if n:
-            det._add_frames({name: v[k0 : k0 + n] for name, v in self.feats.items()})
-        det._n_samples = len(y)
-        det._tail = np.asarray(y[n * self.hop :], np.float32)
-        return bool(det._decide(final=False) + det.flush())
+        feats = {name: v[k0 : k0 + n] for name, v in self.feats.items()} if n else {}
+        return _speech_in_frames(
+            feats.get("level_db", np.zeros(0)), feats.get("broadband_db", np.zeros(0)),
+            lambda k: (feats["flatness"][k], feats["peak_fraction"][k], feats["periodicity"][k]),
+            np.asarray(y[n * self.hop :], np.float32), self.sr, self.config)
 
 
 def _percentile(x: np.ndarray, q: float) -> float:
@@ -752,6 +815,12 @@ def speech_span(
 def has_speech(y: np.ndarray, sr: int, config: VadConfig | None = None) -> bool:
     """Whether ``y`` holds speech: at least one speech segment.
 
+    Always ``bool(speech_segments(y, sr, config))``, but cheaper: the segments' edges are not
+    needed, the costly features of a frame (flatness, peak fraction, periodicity) are computed
+    only for frames that are active and whose level moves (no other frame can be voiced), and
+    the search stops as soon as some segment is certain to count as speech, whatever the frames
+    after it hold (enough evidence of a voice for the longest the segment could still grow).
+
     Parameters
     ----------
     y : np.ndarray [shape=(n,) or (n_channels, n)], float
@@ -770,7 +839,150 @@ def has_speech(y: np.ndarray, sr: int, config: VadConfig | None = None) -> bool:
     ParameterError
         As :func:`speech_segments`.
     """
-    return bool(speech_segments(y, sr, config))
+    config = VadConfig() if config is None else config
+    sr = _check_sr(sr)
+    _analysis(sr, config)  # the band exists at this rate
+    y = _mono(y)
+    if y.ndim != 1 or not np.issubdtype(y.dtype, np.floating):
+        raise ParameterError(f"voice activity detection takes 1-D float audio, got {y.dtype} "
+                             f"of shape {y.shape}")
+    if not np.isfinite(y).all():
+        raise ParameterError("audio has NaN or infinite samples")
+    y = y.astype(np.float32, copy=False)  # as the detector holds it
+    frame, hop, _, _, _ = _analysis(sr, config)
+    m = 0 if len(y) < frame else 1 + (len(y) - frame) // hop
+    frames = np.lib.stride_tricks.sliding_window_view(y, frame)[::hop] if m else None
+    # Every frame's level; the band spectra are kept for a signal of a few seconds (a clip),
+    # and computed again, for the frames that need them, in a longer one.
+    keep = m <= _KEEP_FRAMES
+    levels, broad, spectra, totals = [], [], [], []
+    for s in range(0, m, _BLOCK):
+        level, broadband, Pb, total = _levels(frames[s : s + _BLOCK], sr, config)
+        levels.append(level)
+        broad.append(broadband)
+        if keep:
+            spectra.append(Pb)
+            totals.append(total)
+    if keep and m:
+        Pb, total = np.concatenate(spectra), np.concatenate(totals)
+
+    def voicing(k: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        if keep:
+            return _voicing(Pb[k], total[k], sr, config)
+        return _voicing(*_levels(frames[k], sr, config)[2:], sr, config)
+
+    level = np.concatenate(levels) if m else np.zeros(0)
+    broadband = np.concatenate(broad) if m else np.zeros(0)
+    return _speech_in_frames(level, broadband, voicing, y[m * hop :], sr, config)
+
+
+def _speech_in_frames(
+    level: np.ndarray, broadband: np.ndarray, voicing, rest: np.ndarray, sr: int,
+    config: VadConfig,
+) -> bool:
+    """:func:`has_speech` of a signal from the levels of its whole frames.
+
+    ``level`` and ``broadband`` are the whole frames' levels (as :func:`frame_features` gives
+    them), ``voicing(k)`` the flatness, peak fraction and periodicity of whole frames ``k`` (as
+    :func:`_voicing`; it is asked only about active frames whose level moves), ``rest`` the
+    samples after the last whole frame. As :meth:`VoiceActivityDetector.flush`, ``rest`` is
+    analysed as one more frame, zero-padded, unless the last whole frame ends within a hop of
+    the end.
+    """
+    frame, hop, _, _, _ = _analysis(sr, config)
+    m = len(level)
+    change, recent = (_level_change(np.zeros(0), broadband, config) if m
+                      else (np.zeros(0), np.zeros(0)))
+    last = None
+    if len(rest) and (m == 0 or len(rest) > frame - hop):
+        tail = np.zeros((1, frame), np.float32)
+        tail[0, : len(rest)] = rest
+        tail_level, tail_broadband, *last = _levels(tail, sr, config)
+        level = np.concatenate((level, tail_level))
+        change = np.concatenate((change, _level_change(recent, tail_broadband, config)[0]))
+    if not len(level):
+        return False
+
+    def voiced_of(k: np.ndarray) -> np.ndarray:
+        whole = k[k < m]
+        flat, peak, periodic = voicing(whole) if len(whole) else (np.zeros(0),) * 3
+        if len(whole) < len(k):  # and the zero-padded last frame
+            flat, peak, periodic = (np.concatenate((a, b)) for a, b in zip(
+                (flat, peak, periodic), _voicing(*last, sr, config), strict=True))
+        feats = {"flatness": flat, "peak_fraction": peak, "periodicity": periodic}
+        return _voiced(feats, change[k], config)
+
+    # Only active frames whose level moves can be voiced: their costly features, in order.
+    candidates = np.flatnonzero(_activity(level, config) & (change >= config.min_change_db))
+    return _evidence_suffices(candidates, voiced_of, config)
+
+
+# Frames whose band spectra has_speech keeps between its two passes (20 s at a 20 ms hop).
+_KEEP_FRAMES = 1000
+
+
+def _activity(level: np.ndarray, config: VadConfig) -> np.ndarray:
+    """Which frames of a whole signal are active: as :meth:`VoiceActivityDetector._decide`."""
+    context = max(1, int(round(config.context_s / config.hop_s)))
+    block = VoiceActivityDetector._BLOCK
+    n = len(level)
+    floor = np.empty(n)
+    for b0 in range(0, n, block):
+        b1 = min(b0 + block, n)
+        floor[b0:b1] = _percentile(level[max(0, b0 - context) : min(n, b1 + context)],
+                                   config.floor_percentile)
+    return (level >= floor + config.margin_db) & (level >= config.min_level_db)
+
+
+def _evidence_suffices(candidates: np.ndarray, voiced_of, config: VadConfig) -> bool:
+    """Whether a segment over the ``candidates`` frames counts as speech.
+
+    ``voiced_of(k)`` gives the voicing (0, 1 or 2, as :func:`_voiced`) of the frames ``k``; no
+    other frame is voiced. Frames are asked for in order, a few at a time, until a segment is
+    certain to count as speech: its evidence already reaches ``min_voiced_s``, and
+    ``min_voiced_fraction`` of the longest it could still grow to (were every candidate after
+    it voiced); a closed segment is judged as :meth:`VoiceActivityDetector._close` judges it.
+    """
+    gap = int(round(config.hangover_s / config.hop_s)) + 1
+    min_voiced = int(np.ceil(config.min_voiced_s / config.hop_s - 1e-9))
+    done = 0  # candidates whose voicing is known
+    known = np.zeros(0, np.int64)  # voiced frames so far, and their voicing
+    values = np.zeros(0, np.int8)
+    asked = 0
+    while done < len(candidates):
+        # Two fifths of a second of candidates decide most clips; then twice as many each time.
+        step = 40 if asked < 2 else 40 << (asked - 1)
+        k = candidates[done : done + step]
+        v = voiced_of(k)
+        done += len(k)
+        asked += 1
+        known = np.concatenate((known, k[v > 0]))
+        values = np.concatenate((values, v[v > 0]))
+        if not len(known):
+            continue
+        # Segments: voiced frames at most ``gap`` apart.
+        starts = np.r_[0, np.flatnonzero(np.diff(known) > gap) + 1]
+        ends = np.r_[starts[1:], len(known)]
+        evidence = np.add.reduceat(values == 2, starts)
+        first, last = known[starts], known[ends - 1]
+        # The last one may grow while candidates follow within ``gap`` of each other.
+        reach = last[-1]
+        if done < len(candidates):
+            following = candidates[done:]
+            steps = np.diff(np.r_[reach, following]) > gap
+            stop = int(np.argmax(steps)) if steps.any() else len(following)
+            if stop:
+                reach = following[stop - 1]
+        longest = last.copy()
+        longest[-1] = reach
+        ok = (evidence >= min_voiced) & ~(evidence < config.min_voiced_fraction
+                                          * (longest - first + 1))
+        if ok.any():
+            return True
+        # Closed segments that failed are final: keep the open one only.
+        keep = starts[-1]
+        known, values = known[keep:], values[keep:]
+    return False
 
 
 def speech_mask(segments: list[Segment], n: int, *, hop: int = 1) -> np.ndarray:

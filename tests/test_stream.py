@@ -16,7 +16,7 @@ import pytest
 import soundfile as sf
 from nonspeech import make
 
-from ser_edge import Classifier, StreamingClassifier, audio
+from ser_edge import Classifier, StreamingClassifier, audio, vad
 from ser_edge.errors import AudioError, ParameterError
 from ser_edge.stream import WindowResult, pcm_chunks
 
@@ -99,6 +99,27 @@ def test_16k_stream_needs_no_resampling(clf, emodb_dir, rng) -> None:
         if r.speech:
             s, e = round(r.start_s * 16000), round(r.end_s * 16000)
             assert r.probabilities == clf.predict(y[s:e], 16000).probabilities
+
+
+@pytest.mark.parametrize("sr", [16000, 48000])
+def test_speech_flag_is_has_speech_of_the_window(clf, ravdess_dir, rng, sr) -> None:
+    """Each window's flag, from features cached across windows, is has_speech of its samples."""
+    clips = sorted(ravdess_dir.glob("Actor_07/*.flac"))[:3]
+    parts = []
+    for i, c in enumerate(clips):
+        parts += [make(("pink", "hum50", "tone")[i], sr=sr, seconds=3.5, level_db=-40, seed=i),
+                  audio.load(c, sr=sr)[0]]
+    x = np.concatenate(parts)
+    stream = StreamingClassifier(clf, sr=sr, window_s=2.0, hop_s=0.5)
+    results = push_in_chunks(stream, x, rng)
+    y = model_rate(x, sr) if sr != 16000 else x
+    flags = set()
+    for r in results:
+        s, e = round(r.start_s * 16000), round(r.end_s * 16000)
+        assert r.speech == vad.has_speech(y[s:e], 16000) == bool(vad.speech_segments(y[s:e],
+                                                                                     16000))
+        flags.add(r.speech)
+    assert flags == {True, False}
 
 
 def test_smoothing_averages_the_last_windows(clf, stereo_48k) -> None:

@@ -185,6 +185,92 @@ def test_speech_span_and_has_speech(ravdess_dir: Path) -> None:
     assert seg.start_s == seg.start / SR and seg.duration_s == (seg.end - seg.start) / SR
 
 
+# Configurations under which the same signals are judged differently: segments cut short,
+# a verdict that depends on a segment's whole length, and more evidence asked for.
+CONFIGS = [vad.VadConfig(), vad.VadConfig(min_voiced_fraction=0.7),
+           vad.VadConfig(min_voiced_fraction=0.95, hangover_s=0.1),
+           vad.VadConfig(min_voiced_s=1.5), vad.VadConfig(hangover_s=0.05, min_voiced_s=0.3)]
+
+
+def test_has_speech_is_whether_there_are_segments(ravdess_dir: Path, emodb_dir: Path) -> None:
+    """has_speech's shortcut (costly features of candidate frames only, stopping as soon as a
+    segment is certain to count) answers as the full detector does, whatever the verdict."""
+    clips = corpus_sample(ravdess_dir, emodb_dir, 160)
+    signals = []
+    for sr in (16000, 48000):
+        ys = [audio.load(c, sr=sr)[0] for c in clips]
+        signals += [(y, sr) for y in ys]
+        # Speech among noise, tones and hum: several segments, some of them not speech.
+        parts = []
+        for i, y in enumerate(ys[:5]):
+            kind = ("pink", "tone", "hum50", "beeps", "clicks")[i]
+            noise = make(kind, sr=sr, seconds=1.0 + i % 2, level_db=-35, seed=i)
+            parts += [noise, y[: len(y) // 2]]
+        signals.append((np.concatenate(parts), sr))
+        # Longer than the frames has_speech keeps between its passes: spectra recomputed.
+        signals.append((np.concatenate(parts * 3), sr))
+        signals += [(y, sr) for _, y in nonspeech_set(sr, seconds=(1.0,), seeds=1)][::4]
+        frame, hop = round(0.032 * sr), round(0.02 * sr)
+        signals += [(ys[0][sr : sr + n], sr) for n in (0, 1, frame - 1, frame, frame + hop - 1,
+                                                       frame + hop, frame + hop + 1)]
+    signals.append((np.stack([ys[0], ys[0] * 0.5]), 48000))  # (channels, n)
+    signals.append((ys[1].astype(np.float64), 48000))
+    verdicts = set()
+    for config in CONFIGS:
+        for y, sr in signals:
+            expected = bool(vad.speech_segments(y, sr, config))
+            assert vad.has_speech(y, sr, config) == expected, (config, sr, y.shape)
+            verdicts.add((config, expected))
+    # Each configuration finds speech in some signals and none in others.
+    assert len(verdicts) == 2 * len(CONFIGS)
+
+
+def test_frame_cache_answers_as_has_speech(ravdess_dir: Path, emodb_dir: Path, rng,
+                                          monkeypatch) -> None:
+    """The streaming classifier's check, from frame features kept across overlapping windows,
+    is has_speech of each window's samples."""
+    parts = []
+    for i, clip in enumerate(corpus_sample(ravdess_dir, emodb_dir, 300)[:4]):
+        parts += [make(("pink", "hum50", "tone", "clicks")[i], seconds=2.5, level_db=-40, seed=i),
+                  audio.load(clip, sr=SR)[0]]
+    y = np.concatenate(parts)
+    has_speech, fallbacks = vad.has_speech, []
+    monkeypatch.setattr(vad, "has_speech", lambda *a: fallbacks.append(1) or has_speech(*a))
+    window, hop = 2 * SR, SR // 2
+    verdicts = set()
+    for config in CONFIGS:
+        cache = vad._FrameCache(SR, window + hop, config)
+        start, pos = 0, 0
+        while pos < len(y):
+            n = int(rng.integers(1, 5000))
+            cache.push(y[pos : pos + n])
+            pos += n
+            while start + window <= pos:
+                w = y[start : start + window]
+                got = cache.has_speech(w, start)
+                assert got == has_speech(w, SR, config), (config, start)
+                verdicts.add((config, got))
+                start += hop
+    assert len(verdicts) >= len(CONFIGS) + 3  # both verdicts under three configurations at least
+    assert len(fallbacks) <= len(CONFIGS)  # the features kept served all but the first windows
+
+
+def test_has_speech_stops_early(ravdess_dir: Path, monkeypatch) -> None:
+    """On a clip with speech, the costly features of most candidate frames are never computed."""
+    y, _ = audio.load(sorted(ravdess_dir.glob("Actor_03/*.flac"))[7], sr=SR)
+    asked, candidates = [], []
+    evidence_suffices = vad._evidence_suffices
+
+    def spy(cands, voiced_of, config):
+        candidates.append(len(cands))
+        return evidence_suffices(cands, lambda k: (asked.append(len(k)), voiced_of(k))[1],
+                                 config)
+
+    monkeypatch.setattr(vad, "_evidence_suffices", spy)
+    assert vad.has_speech(y, SR)
+    assert sum(asked) < candidates[0] / 2, (asked, candidates)
+
+
 def test_frame_features_of_known_signals() -> None:
     t = np.arange(SR) / SR
     tone = np.sin(2 * np.pi * 1000 * t).astype(np.float32)
