@@ -1,13 +1,21 @@
 """One ONNX file from waveform to emotion: the feature extraction fused in front of a model.
 
 :func:`fuse` takes a model exported by :mod:`export.onnx_export` (input ``features``, the pooled
-vector) and prepends the graph of :func:`feature_graph`, which computes that vector from the
+vector) or by :mod:`export.nets.onnx` (input ``frames``, the frame matrix of a frame-level
+network) and prepends the graph of :func:`feature_graph`, which computes that input from the
 waveform with ONNX operators (:mod:`export.onnx_features`). The fused model has one input,
 ``waveform``: float32 ``(1, n_samples)``, mono, at the feature configuration's rate; its outputs
 and metadata are the source model's, plus ``input_kind`` (``"waveform"``) and ``waveform_graph``
 (how the spectrum is computed, and the source model's SHA-256). Any onnxruntime (C, C++, C#,
 Java, JavaScript, Objective-C, Rust; Node.js and the browser) can run it with no feature code of
 its own; resampling and downmixing stay outside, as they are outside the numpy features too.
+
+A fused frame-level network has a third output, ``n_frames`` (int64 ``(1,)``): the frames the
+network was given (the active ones, with ``frames="active"``). A clip with fewer than the
+network needs (the ``min_frames`` metadata, or the MFCC deltas' width) cannot be refused by a
+graph; its frame matrix is padded with zeros so that the network runs, and its probabilities are
+NaN. :class:`ser_edge.Classifier` (and ``examples/js/ser-edge.mjs``) read ``n_frames`` and raise
+the numpy runtime's "too short" error instead.
 
 A configuration the graph does not compute is refused, field by field (:func:`check_fusable`):
 the fused model never silently computes something else than the runtime would.
@@ -33,6 +41,7 @@ __all__ = [
     "INPUT_KIND_KEY",
     "WAVEFORM_INPUT",
     "GRAPH_KEY",
+    "FRAME_COUNT",
     "PROBA_ATOL",
     "check_fusable",
     "feature_graph",
@@ -53,6 +62,12 @@ WAVEFORM_INPUT = "waveform"
 
 #: Metadata key of the fused graph's description (JSON): DFT method and dtype, opset, source.
 GRAPH_KEY = "waveform_graph"
+
+#: Name of a fused frame-level network's output that counts the frames the network was given.
+FRAME_COUNT = "n_frames"
+
+#: Name of the output holding the class probabilities (the runtime's contract).
+PROBABILITIES = "probabilities"
 
 #: Largest probability difference :func:`check_fused` accepts between the fused model and the
 #: numpy features + source model.
@@ -290,16 +305,47 @@ def _opset_for(model: Any) -> int:
     return target
 
 
+def _frames_for_network(g: of.GraphBuilder, matrix: str, need: int) -> tuple[str, str, str]:
+    """The frame matrix padded to ``need`` frames, its frame count, and whether it was short.
+
+    Parameters
+    ----------
+    matrix : str
+        float32 ``[shape=(1, n_rows, n_frames)]`` (:func:`export.onnx_features.frame_matrix`).
+    need : int >= 1
+        Fewest frames the network takes.
+
+    Returns
+    -------
+    padded : str
+        float32 ``[shape=(1, n_rows, max(n_frames, need))]``, zeros after the frames.
+    count : str
+        int64 ``[shape=(1,)]``, ``n_frames``.
+    short : str
+        bool ``[shape=(1,)]``, ``n_frames < need``.
+    """
+    count = g.op("Slice", g.op("Shape", matrix), g.const([2], "ax2"), g.const([3], "three"),
+                 hint="frames_given")
+    need_c = g.const([need], "min_frames")
+    missing = g.op("Max", g.op("Sub", need_c, count), g.const([0], "zero_i"), hint="missing")
+    pads = g.op("Concat", g.const([0] * 5, "zeros_5"), missing, axis=0, hint="pads")
+    padded = g.op("Pad", matrix, pads, g.const(np.float32(0), "zero", np.float32),
+                  hint="frames_at_least_min")
+    return padded, count, g.op("Less", count, need_c, hint="too_few_frames")
+
+
 def fuse(model: Any, *, dft: str = "fft2", dft_dtype: type = np.float32,
          check: bool = True) -> Any:
-    """Put the feature extraction in front of a feature-input model: one graph from the waveform.
+    """Put the feature extraction in front of a model: one graph from the waveform.
 
     Parameters
     ----------
     model : onnx.ModelProto or str or Path
-        A model exported by ``python -m export train`` (:func:`export.onnx_export.export_onnx`):
-        input ``features`` ``(N, n_features)``, outputs ``label`` and ``probabilities``,
-        metadata with ``labels`` and ``feature_config``.
+        A model exported by ``python -m export train``: a pooled-vector model
+        (:func:`export.onnx_export.export_onnx`; input ``features`` ``(N, n_features)``) or a
+        frame-level network (:func:`export.nets.onnx.export_net`; input ``frames`` ``(N, n_rows,
+        n_frames)``, metadata ``input_kind`` ``"frames"`` and ``min_frames``); outputs ``label``
+        and ``probabilities``, metadata with ``labels`` and ``feature_config``.
     dft, dft_dtype
         How the spectrum is computed (:func:`export.onnx_features.dft_power`); the defaults were
         chosen by measurement (``benchmarks/fused.py``).
@@ -311,13 +357,18 @@ def fuse(model: Any, *, dft: str = "fft2", dft_dtype: type = np.float32,
     fused : onnx.ModelProto
         Input ``waveform`` float32 ``(1, n_samples)``, mono at ``feature_config.sr``; the source
         model's outputs and metadata, plus ``input_kind = "waveform"`` and ``waveform_graph``.
+        A frame-level network's fused model also outputs :data:`FRAME_COUNT` (int64 ``(1,)``, the
+        frames the network was given) and keeps ``min_frames``; on fewer frames than
+        ``max(min_frames, feature_config.min_frames)`` its probabilities are NaN (the frames
+        are padded with zeros so that the network runs).
 
     Raises
     ------
     ModelError
         If the model cannot be read, lacks ``feature_config`` metadata, is already a waveform
-        model, has not exactly one rank-2 input of the configuration's width, or the fused model
-        disagrees with the numpy features + source model (``check``).
+        model, has not exactly one input of the configuration's width (rank 2 for the vector,
+        rank 3 for frames), has no ``probabilities`` output (a frame network), or the fused
+        model disagrees with the numpy features + source model (``check``).
     ParameterError
         If the feature configuration cannot be fused (:func:`check_fusable`).
     """
@@ -335,45 +386,67 @@ def fuse(model: Any, *, dft: str = "fft2", dft_dtype: type = np.float32,
         kind = json.loads(meta.get(INPUT_KIND_KEY, '"features"'))
     except ValueError:
         kind = meta[INPUT_KIND_KEY]
-    if kind != "features":
-        raise ModelError(f"the model's input is already {kind!r}, not the feature vector")
+    if kind not in ("features", "frames"):
+        raise ModelError(f"the model's input is already {kind!r}, not the feature vector or "
+                         "the frame matrix")
+    frames = kind == "frames"
     try:
         config = FeatureConfig.from_json(meta["feature_config"])
     except (ParameterError, TypeError) as exc:
         raise ModelError(f"invalid 'feature_config' metadata: {exc}") from None
     check_fusable(config)
+    need = _min_frames(meta, config) if frames else 1
     graph = source.graph
     initializer_names = {t.name for t in graph.initializer}
     inputs = [i for i in graph.input if i.name not in initializer_names]
+    what = "the frame matrix" if frames else "the feature vector"
     if len(inputs) != 1:
-        raise ModelError(f"the model has {len(inputs)} inputs, expected 1 (the feature vector)")
+        raise ModelError(f"the model has {len(inputs)} inputs, expected 1 ({what})")
     dims = inputs[0].type.tensor_type.shape.dim
-    if len(dims) != 2 or (dims[1].HasField("dim_value") and dims[1].dim_value != config.n_features):
+    width = sum(config.block_sizes.values()) if frames else config.n_features
+    rank = 3 if frames else 2
+    if len(dims) != rank or (dims[1].HasField("dim_value") and dims[1].dim_value != width):
         shape = [d.dim_value if d.HasField("dim_value") else d.dim_param or "?" for d in dims]
-        raise ModelError(f"the model's input has shape {shape}, expected (N, {config.n_features})")
+        expected = f"(N, {width}, n_frames)" if frames else f"(N, {width})"
+        raise ModelError(f"the model's input has shape {shape}, expected {expected}")
+    outputs = [o.name for o in graph.output]
+    if frames and PROBABILITIES not in outputs:
+        raise ModelError(f"the model has no {PROBABILITIES!r} output (outputs: "
+                         f"{', '.join(outputs)})")
     opset = _opset_for(source)
 
     taken = {n for node in graph.node for n in (*node.input, *node.output)}
-    taken |= initializer_names | {i.name for i in graph.input} | {o.name for o in graph.output}
-    if WAVEFORM_INPUT in taken:
-        raise ModelError(f"the model already has a tensor named {WAVEFORM_INPUT!r}")
+    taken |= initializer_names | {i.name for i in graph.input} | set(outputs)
+    for name in (WAVEFORM_INPUT, FRAME_COUNT) if frames else (WAVEFORM_INPUT,):
+        if name in taken:
+            raise ModelError(f"the model already has a tensor named {name!r}")
     prefix = "wf_"
     while any(name.startswith(prefix) for name in taken):
         prefix = "_" + prefix
     g = of.GraphBuilder(prefix)
-    vector = feature_graph(g, WAVEFORM_INPUT, config, dft=dft, dft_dtype=dft_dtype)
-    g.nodes.append(helper.make_node("Identity", [vector], [inputs[0].name],
+    x = feature_graph(g, WAVEFORM_INPUT, config, dft=dft, dft_dtype=dft_dtype,
+                      output="frames" if frames else "vector")
+    nodes = list(graph.node)
+    if frames:
+        x, count, short = _frames_for_network(g, x, need)
+        g.nodes.append(helper.make_node("Identity", [count], [FRAME_COUNT],
+                                        name=f"{prefix}frame_count"))
+        nodes = _nan_when_short(g, nodes, short, prefix)
+    g.nodes.append(helper.make_node("Identity", [x], [inputs[0].name],
                                     name=f"{prefix}to_model_input"))
 
     fused = onnx.ModelProto()
     fused.CopyFrom(source)
     fused.graph.ClearField("node")
-    fused.graph.node.extend([*g.nodes, *graph.node])
+    fused.graph.node.extend([*g.nodes, *nodes])
     fused.graph.initializer.extend(g.initializers)
     fused.graph.ClearField("input")
     fused.graph.input.extend(
         [helper.make_tensor_value_info(WAVEFORM_INPUT, TensorProto.FLOAT, [1, "n_samples"])]
         + [i for i in graph.input if i.name in initializer_names])
+    if frames:
+        fused.graph.output.append(
+            helper.make_tensor_value_info(FRAME_COUNT, TensorProto.INT64, [1]))
     for o in fused.opset_import:
         if o.domain in ("", "ai.onnx"):
             o.version = opset
@@ -385,19 +458,65 @@ def fuse(model: Any, *, dft: str = "fft2", dft_dtype: type = np.float32,
         "dft_dtype": np.dtype(dft_dtype).name,
         "opset": opset,
         "source_sha256": hashlib.sha256(data).hexdigest(),
+        "source_input_kind": kind,
         "ser_edge": ser_edge.__version__,
         "input": {"name": WAVEFORM_INPUT, "dtype": "float32", "shape": [1, "n_samples"],
                   "sample_rate": config.sr, "channels": 1},
     }
+    if frames:
+        description["frame_count"] = {"output": FRAME_COUNT, "min_frames": need}
     _set_metadata(fused, INPUT_KIND_KEY, json.dumps(WAVEFORM_INPUT))
     _set_metadata(fused, GRAPH_KEY, json.dumps(description, sort_keys=True))
     onnx.checker.check_model(fused, full_check=True)
     if check:
-        worst = check_fused(fused, source, config)
-        description["check"] = {"signals": len(_check_signals(config)),
+        signals = _check_signals(config)
+        worst = check_fused(fused, source, config, signals=signals)
+        description["check"] = {"signals": len(signals),
                                 "max_probability_difference": float(f"{worst:.3g}")}
         _set_metadata(fused, GRAPH_KEY, json.dumps(description, sort_keys=True))
     return fused
+
+
+def _min_frames(meta: dict[str, str], config: FeatureConfig) -> int:
+    """Fewest frames a frame network's clip needs, as :class:`ser_edge.Classifier` counts them.
+
+    The ``min_frames`` metadata and the MFCC deltas' width, the larger.
+    """
+    try:
+        value = json.loads(meta.get("min_frames", "1"))
+    except ValueError:
+        value = None
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise ModelError(f"'min_frames' metadata must be a positive integer, got "
+                         f"{meta.get('min_frames')!r}")
+    return max(value, config.min_frames)
+
+
+def _nan_when_short(g: of.GraphBuilder, nodes: list, short: str, prefix: str) -> list:
+    """The model's nodes, its ``probabilities`` output made NaN where ``short`` is true.
+
+    The node that writes ``probabilities`` writes a new tensor instead, and a node after it adds
+    ``NaN`` or ``0`` to it under the old name, so that its readers (the label's ``ArgMax``) and
+    the graph's output follow.
+    """
+    from onnx import NodeProto, helper
+
+    out = []
+    nan = g.const([np.nan], "nan_f", np.float32)
+    zero = g.const([0.0], "zero_f", np.float32)
+    raw = g.name("network_probabilities")
+    for node in nodes:
+        if PROBABILITIES in node.output:
+            node = NodeProto.FromString(node.SerializeToString())
+            node.output[list(node.output).index(PROBABILITIES)] = raw
+            out.append(node)
+            out.append(helper.make_node("Where", [short, nan, zero], [raw + "_nan_or_zero"],
+                                        name=f"{prefix}nan_when_short"))
+            out.append(helper.make_node("Add", [raw, raw + "_nan_or_zero"], [PROBABILITIES],
+                                        name=f"{prefix}probabilities_or_nan"))
+        else:
+            out.append(node)
+    return out
 
 
 def _set_metadata(model: Any, key: str, value: str) -> None:
@@ -449,6 +568,11 @@ def check_fused(fused: Any, source: Any, config: FeatureConfig, *,
                 atol: float = PROBA_ATOL) -> float:
     """Compare the fused model with the numpy features + the source model.
 
+    For a frame-level network, the numpy input is :func:`ser_edge.features.frame_matrix`; the
+    fused model's :data:`FRAME_COUNT` must equal its frame count, and a signal with fewer
+    frames than the network needs (which :class:`ser_edge.Classifier` refuses) must give NaN
+    probabilities instead of being compared.
+
     Parameters
     ----------
     fused, source : onnx.ModelProto
@@ -467,28 +591,50 @@ def check_fused(fused: Any, source: Any, config: FeatureConfig, *,
     Raises
     ------
     ModelError
-        If a label differs or a probability differs by more than ``atol``; the message names
-        the signal.
+        If a label differs, a probability differs by more than ``atol``, or a frame network's
+        frame count (or its NaN for too few frames) differs from numpy's; the message names the
+        signal. Also if no signal has the frames the network needs.
     """
-    from ser_edge.features import feature_vector
+    from ser_edge.features import feature_vector, frame_matrix
 
     if signals is None:
         signals = _check_signals(config)
+    meta = _metadata(source)
+    frames = json.loads(meta.get(INPUT_KIND_KEY, '"features"')) == "frames"
+    need = _min_frames(meta, config) if frames else 1
     fused_s, source_s = _session(fused), _session(source)
     source_input = source_s.get_inputs()[0].name
-    worst = 0.0
+    worst, compared = 0.0, 0
     for name, y in signals:
-        x = feature_vector(y, sr=config.sr, config=config)
-        label_ref, p_ref = source_s.run(["label", "probabilities"], {source_input: x[None]})
-        label, p = fused_s.run(["label", "probabilities"], {WAVEFORM_INPUT: y[None]})
+        if frames:
+            x = frame_matrix(y, sr=config.sr, config=config)
+            label, p, count = fused_s.run(["label", PROBABILITIES, FRAME_COUNT],
+                                          {WAVEFORM_INPUT: y[None]})
+            n = x.shape[1]
+            if int(count[0]) != n or (n < need) != bool(np.isnan(p).all()):
+                raise ModelError(
+                    f"the fused model counts {int(count[0])} frames of the {name} signal, numpy "
+                    f"{n} (the network needs {need}; probabilities "
+                    f"{'NaN' if np.isnan(p).all() else 'finite'})"
+                )
+            if n < need:
+                continue
+        else:
+            x = feature_vector(y, sr=config.sr, config=config)
+            label, p = fused_s.run(["label", PROBABILITIES], {WAVEFORM_INPUT: y[None]})
+        label_ref, p_ref = source_s.run(["label", PROBABILITIES], {source_input: x[None]})
         diff = float(np.max(np.abs(np.asarray(p, np.float64) - p_ref)))
         worst = max(worst, diff)
+        compared += 1
         if label[0] != label_ref[0] or not diff <= atol:
             raise ModelError(
                 f"the fused model disagrees with the numpy features on the {name} signal: "
                 f"label {label[0]!r} vs {label_ref[0]!r}, probabilities differ by {diff:.3g} "
                 f"(tolerance {atol:g})"
             )
+    if signals and not compared:
+        raise ModelError(f"none of the {len(signals)} check signals has the {need} frames the "
+                         "network needs")
     return worst
 
 
@@ -555,14 +701,18 @@ def feature_differences(ours: np.ndarray, ref: np.ndarray,
 
 
 def bundled_models() -> list[Path]:
-    """The feature-input models shipped in ``ser_edge/models`` (every one can be fused)."""
+    """The bundled models (:data:`ser_edge.model.BUNDLED_MODELS`) that can be fused.
+
+    Those that take the feature vector or the frame matrix (a model that is already a waveform
+    model is left out), in the order of ``BUNDLED_MODELS``.
+    """
     import onnx
 
-    from ser_edge.model import BUNDLED_MODEL
+    from ser_edge.model import BUNDLED_MODELS
 
     out = []
-    for path in sorted(BUNDLED_MODEL.parent.glob("*.onnx")):
+    for path in BUNDLED_MODELS.values():
         meta = _metadata(onnx.load(str(path), load_external_data=False))
-        if json.loads(meta.get(INPUT_KIND_KEY, '"features"')) == "features":
+        if json.loads(meta.get(INPUT_KIND_KEY, '"features"')) in ("features", "frames"):
             out.append(path)
     return out

@@ -72,6 +72,11 @@ NO_SPEECH = "no speech detected"
 INPUT_NAME = "features"
 PROBABILITIES = "probabilities"
 
+#: A waveform model's output that counts the frames its network was given (a frame-level network
+#: fused by ``python -m export fuse``): clips with fewer than :attr:`Classifier.min_frames` are
+#: refused with the frame model's error (the graph itself can only give NaN for them).
+FRAME_COUNT = "n_frames"
+
 #: What a model's input can be, as its ``input_kind`` metadata says (absent: ``"features"``):
 #: the pooled feature vector ``(N, n_features)``; the mono waveform ``(1, n_samples)`` at the
 #: feature configuration's rate, the features being computed inside the graph (a model fused by
@@ -417,6 +422,7 @@ class Classifier:
                 f"but the model's input takes {shape[1]}"
             )
         outputs = {o.name: o for o in self._session.get_outputs()}
+        self._counts_frames = self._waveform and FRAME_COUNT in outputs
         if PROBABILITIES not in outputs:
             raise ModelError(
                 f"{self.model_path}: the model has no {PROBABILITIES!r} output "
@@ -437,20 +443,28 @@ class Classifier:
 
     # -- running -------------------------------------------------------------------------------
 
-    def _run(self, X: np.ndarray) -> np.ndarray:
+    def _run(self, X: np.ndarray, *, count: bool = False) -> Any:
+        """The probabilities ``(n, n_labels)``, float64; with ``count``, and :data:`FRAME_COUNT`."""
+        names = [PROBABILITIES, FRAME_COUNT] if count else [PROBABILITIES]
         try:
-            (P,) = self._session.run([PROBABILITIES], {self._input_name: X})
+            out = self._session.run(names, {self._input_name: X})
         except Exception as exc:  # onnxruntime's errors derive from Exception only
             raise ModelError(f"{self.model_path}: inference failed ({_first_line(exc)})") from None
-        return np.asarray(P, dtype=np.float64)
+        P = np.asarray(out[0], dtype=np.float64)
+        return (P, int(np.asarray(out[1]).reshape(-1)[0])) if count else P
 
     def _prediction(
         self, x: np.ndarray, duration_s: float, sr: int, path: str | None
     ) -> Prediction:
-        P = self._run(x[np.newaxis, :])
+        where = f"{path}: " if path is not None else ""
+        if self._counts_frames:  # the frames the fused network was given, as _vector counts them
+            P, n_frames = self._run(x[np.newaxis, :], count=True)
+            if n_frames < self.min_frames:
+                raise AudioError(self._too_short(where, n_frames))
+        else:
+            P = self._run(x[np.newaxis, :])
         row = P[0]
         if self._waveform and not np.all(np.isfinite(row)):
-            where = f"{path}: " if path is not None else ""
             raise AudioError(f"{where}the probabilities are not finite (is the audio valid?)")
         probabilities = {label: float(p) for label, p in zip(self.labels, row, strict=True)}
         label = self.labels[int(np.argmax(row))]
@@ -494,7 +508,8 @@ class Classifier:
 
         config = self.feature_config
         with audio.AudioStream(path, sr=config.sr) as stream:
-            if kind == "frames" and stream.duration > FRAMES_MAX_SECONDS:
+            if (kind == "frames" or self._counts_frames) \
+                    and stream.duration > FRAMES_MAX_SECONDS:
                 raise AudioError(
                     f"{stream.name}: {stream.duration / 60:.0f} min is too long for a frame-level "
                     f"network (at most {FRAMES_MAX_SECONDS / 60:.0f} min): use `ser-edge "
@@ -567,7 +582,7 @@ class Classifier:
 
     def _too_short(self, where: str, frames: int) -> str:
         config = self.feature_config
-        active = "active " if config.frames == "active" and self._frames else ""
+        active = "active " if config.frames == "active" else ""
         need_ms = 1000 * (self.min_frames - 1) * config.hop_length / config.sr
         return (f"{where}too short: {frames} {active}analysis frames, the model needs at least "
                 f"{self.min_frames} (about {need_ms:.0f} ms of {'sound' if active else 'audio'})")
@@ -621,9 +636,18 @@ class Classifier:
         """
         from . import audio
 
+        # A fused frame network counts its frames in the graph: its "too short" comes from the
+        # model run, and goes before "no speech", as a frame model's does.
+        late_vad = vad and self._counts_frames
         x, duration_s, native_sr = self._load_features(path, kind=self.input_kind,
-                                                       require_speech=vad)
-        return self._prediction(x, duration_s, native_sr, audio.source_name(path))
+                                                       require_speech=vad and not late_vad)
+        p = self._prediction(x, duration_s, native_sr, audio.source_name(path))
+        if late_vad:
+            from .vad import has_speech
+
+            if not has_speech(x, self.feature_config.sr):
+                raise NoSpeechError(f"{audio.display_name(path)}: {NO_SPEECH}")
+        return p
 
     def predict(self, y: np.ndarray, sr: int) -> Prediction:
         """Classify the emotion of a signal already in memory.

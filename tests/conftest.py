@@ -114,3 +114,24 @@ def build_model():
     (StandardScaler + MLP fitted on random rows, the eight RAVDESS labels), exported by
     ``export.onnx_export``; skips without scikit-learn or skl2onnx."""
     return _build_model
+
+
+@pytest.fixture(scope="session")
+def frame_net(ravdess_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
+    """A tiny frame-level network and its fused model: ``(frames.onnx, frames-waveform.onnx)``.
+
+    :func:`export.fused_parity.fit_net` on :data:`~export.fused_parity.NET_CONFIG` (level
+    normalisation, active frames, per-utterance normalisation, MFCC deltas): a 4k-parameter CNN
+    that needs 16 frames, trained in a few seconds on 96 RAVDESS clips; then ``export.fuse``.
+    Skips without PyTorch, onnx or RAVDESS.
+    """
+    pytest.importorskip("torch")
+    pytest.importorskip("onnx")
+    from export.fuse import fuse_file
+    from export.fused_parity import NET_CONFIG, fit_net
+
+    folder = tmp_path_factory.mktemp("frame_net")
+    source = fit_net(NET_CONFIG, folder / "frames.onnx")
+    fused = folder / "frames-waveform.onnx"
+    fuse_file(source, fused)
+    return source, fused

@@ -6,12 +6,14 @@ Both run the fused model (``python -m export fuse``) of the bundled model, on re
   the same fused model in Python on the same samples (the same graph; 1e-5) and be within 1e-3
   of ``Classifier.predict`` with the numpy features. A fused model of the robust configuration
   (level options, MFCC deltas) gives Python's probabilities too, and Python's message for a clip
-  too short for its deltas.
+  too short for its deltas; a fused frame-level network (conftest's tiny ``frame_net``) gives
+  the frame model's probabilities, and its message for a clip with too few active frames.
 - ``examples/web/`` is loaded in headless Chromium (Debian's ``chromium``, driven by
   ``playwright-core``; no browser download) and fed files through its file chooser: at the
   model's rate the probabilities it shows are within 1e-3 of Python's; through the Web Audio
   resampler (48 kHz RAVDESS files) the label is Python's. A recording from a fake microphone
-  gives a result too. The timings are printed, not asserted.
+  gives a result too. The fused frame network runs in the page too, with Python's probabilities
+  and its "too short" message. The timings are printed, not asserted.
 
 They need ``node`` and ``npm ci`` in ``examples/node`` and ``examples/web`` (``.ci/run`` does it,
 and installs ``chromium``); they skip without them, or fail if ``SER_EDGE_REQUIRE_EXAMPLES=1``.
@@ -190,6 +192,41 @@ def test_node_example_runs_a_robust_model(node_example: Path, wav_16k: list[Path
     assert proc.stderr.splitlines()[0] == f"ser-edge-node: error: {short}: {why}"
 
 
+def _burst_wav(path: Path) -> Path:
+    """One second at 16 kHz of faint noise with a 20 ms tone: a few active frames only."""
+    y = 1e-4 * np.random.default_rng(0).standard_normal(16000).astype(np.float32)
+    y[8000:8320] += 0.5 * np.sin(np.arange(320) * 2 * np.pi * 300 / 16000)
+    sf.write(path, y, 16000, subtype="FLOAT")
+    return path
+
+
+def test_node_example_runs_a_fused_frame_network(node_example: Path, wav_16k: list[Path],
+                                                 frame_net, tmp_path: Path) -> None:
+    """The tiny frame network fused: the frame model's probabilities (1e-3; the fused model's in
+    Python, 1e-5), and the frame model's message for a clip with too few active frames."""
+    from ser_edge.errors import AudioError
+
+    source, fused = frame_net
+    frame_clf, fused_clf = Classifier(source), Classifier(fused)
+    burst = _burst_wav(tmp_path / "burst.wav")
+    proc = _node(node_example, "--model", str(fused), "--json", *map(str, wav_16k), str(burst))
+    assert proc.returncode == 1
+    lines = [json.loads(line) for line in proc.stdout.splitlines()]
+    assert len(lines) == len(wav_16k) + 1 and "error" in lines[-1]
+    for path, r in zip(wav_16k, lines, strict=False):
+        y, sr = sf.read(path, dtype="float32", always_2d=True)
+        p, q = frame_clf.predict(y, sr), fused_clf.predict(y, sr)
+        assert r["label"] == p.label == q.label, path.name
+        assert _max_diff(r["probabilities"], q.probabilities) <= 1e-5, path.name
+        assert _max_diff(r["probabilities"], p.probabilities) <= 1e-3, path.name
+    with pytest.raises(AudioError) as python_error:
+        frame_clf.classify(burst, vad=False)
+    why = str(python_error.value).split(": ", 1)[1]
+    assert why.startswith("too short: ") and "active analysis frames, the model needs at " \
+        "least 16" in why
+    assert proc.stderr.splitlines()[0] == f"ser-edge-node: error: {burst}: {why}"
+
+
 # -- the web page in Chromium ------------------------------------------------------------------
 
 
@@ -207,14 +244,14 @@ class _Handler(http.server.SimpleHTTPRequestHandler):
         pass
 
 
-@pytest.fixture(scope="module")
-def site(fused: Path):
+def _serve(model: Path):
+    """Serve ``examples/`` with ``model`` as ``/model.onnx``; yield the page's URL."""
     need(NODE is not None, "node is not installed")
     need((EXAMPLES / "web" / "node_modules" / "playwright-core").is_dir()
          and (EXAMPLES / "web" / "node_modules" / "onnxruntime-web").is_dir(),
          "run `npm ci` in examples/web")
     need(Path(CHROMIUM).is_file(), f"no Chromium at {CHROMIUM} (apt-get install chromium)")
-    handler = type("Handler", (_Handler,), {"model": fused})
+    handler = type("Handler", (_Handler,), {"model": model})
     server = http.server.ThreadingHTTPServer(
         ("127.0.0.1", 0), functools.partial(handler, directory=str(EXAMPLES)))
     thread = threading.Thread(target=server.serve_forever, daemon=True)
@@ -222,6 +259,16 @@ def site(fused: Path):
     yield f"http://127.0.0.1:{server.server_address[1]}/web/?model=/model.onnx"
     server.shutdown()
     server.server_close()
+
+
+@pytest.fixture(scope="module")
+def site(fused: Path):
+    yield from _serve(fused)
+
+
+@pytest.fixture(scope="module")
+def frame_net_site(frame_net):
+    yield from _serve(frame_net[1])
 
 
 def drive(url: str, **options) -> dict:
@@ -276,3 +323,29 @@ def test_web_page_in_chromium(site: str, wav_16k: list[Path], ravdess_dir: Path,
               f"largest difference {worst_48k:.3f}; model ready {out['modelReadyMs']:.0f} ms "
               f"after navigation, first result {out['firstResultMs']:.0f} ms after choosing "
               f"the file; recording: {rec['label']}")
+
+
+@pytest.mark.slow
+def test_web_page_runs_a_fused_frame_network(frame_net_site: str, frame_net,
+                                             wav_16k: list[Path], tmp_path: Path) -> None:
+    """The tiny fused frame network in Chromium: 16 kHz files give the frame model's
+    probabilities (1e-3), and a clip with too few active frames the frame model's message."""
+    from ser_edge.errors import AudioError
+
+    frame_clf = Classifier(frame_net[0])
+    burst = _burst_wav(tmp_path / "burst.wav")
+    files = wav_16k[:3]
+    out = drive(frame_net_site, files=[*map(str, files), str(burst)])
+    assert not [c for c in out["console"] if c.startswith(("error", "pageerror"))], out["console"]
+    *shown, refused = out["results"]
+    for path, r in zip(files, shown, strict=True):
+        assert r["error"] is None, r
+        y, sr = sf.read(path, dtype="float32", always_2d=True)
+        p = frame_clf.predict(y, sr)
+        assert r["label"] == p.label, path.name
+        assert _max_diff({b["label"]: b["probability"] for b in r["bars"]},
+                         p.probabilities) <= 1e-3, path.name
+    with pytest.raises(AudioError) as python_error:
+        frame_clf.classify(burst, vad=False)
+    why = str(python_error.value).split(": ", 1)[1]
+    assert refused["error"] == f"burst.wav: {why}"

@@ -696,3 +696,168 @@ def test_export_fuse_command(tmp_path: Path, build_model) -> None:
     assert result.exit_code == 2
     assert "FeatureConfig.tuning" in result.output and "Traceback" not in result.output
     assert not (tmp_path / "x.onnx").exists()
+
+
+# -- a frame-level network ---------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def frame_pair(frame_net) -> tuple[Classifier, Classifier]:
+    """The tiny frame network (conftest ``frame_net``) and its fused model, as Classifiers."""
+    source, fused_file = frame_net
+    return Classifier(source), Classifier(fused_file)
+
+
+def _burst(sr: int = 16000) -> np.ndarray:
+    """One second of faint noise with a 20 ms tone burst: long enough in all, but only a few
+    active frames (as in test_nets.py)."""
+    y = 1e-4 * np.random.default_rng(0).standard_normal(sr).astype(np.float32)
+    y[sr // 2: sr // 2 + sr // 50] += 0.5 * np.sin(np.arange(sr // 50) * 2 * np.pi * 300 / sr)
+    return y
+
+
+def test_fused_frame_network_io_and_metadata(frame_net) -> None:
+    from export.fuse import FRAME_COUNT
+
+    source_path, fused_path = frame_net
+    source, model = onnx.load(str(source_path)), onnx.load(str(fused_path))
+    (inp,) = model.graph.input
+    assert inp.name == "waveform" and [d.dim_param or d.dim_value
+                                       for d in inp.type.tensor_type.shape.dim] == [1, "n_samples"]
+    assert [o.name for o in model.graph.output] == ["label", "probabilities", FRAME_COUNT]
+    meta = {p.key: p.value for p in model.metadata_props}
+    for p in source.metadata_props:
+        if p.key != "input_kind":
+            assert meta[p.key] == p.value, p.key
+    assert json.loads(meta["input_kind"]) == "waveform" and json.loads(meta["min_frames"]) == 16
+    graph = json.loads(meta[GRAPH_KEY])
+    assert graph["source_input_kind"] == "frames"
+    assert graph["frame_count"] == {"output": FRAME_COUNT, "min_frames": 16}
+    assert graph["source_sha256"] == hashlib.sha256(source_path.read_bytes()).hexdigest()
+    assert graph["check"]["signals"] == 9 and graph["check"]["max_probability_difference"] <= 1e-3
+    numpy_clf, fused = Classifier(source_path), Classifier(fused_path)
+    assert (fused.input_kind, numpy_clf.input_kind) == ("waveform", "frames")
+    assert fused.min_frames == numpy_clf.min_frames == 16  # the network's, over the deltas' 9
+    assert fused.labels == numpy_clf.labels and fused.feature_config == numpy_clf.feature_config
+
+
+@pytest.mark.parametrize("kind", ["speech in silence", "vibrato", "chirp", "noise"])
+@pytest.mark.parametrize(("sr", "channels"), [(16000, 1), (48000, 2)])
+def test_fused_frame_network_equals_the_frame_model(signal, frame_pair, kind: str, sr: int,
+                                                    channels: int) -> None:
+    numpy_clf, fused = frame_pair
+    y = np.stack([_clip(signal, kind, sr, duration=2.0, seed=s) for s in range(channels)])
+    p, q = numpy_clf.predict(y, sr), fused.predict(y, sr)
+    assert q.label == p.label
+    assert max(abs(p.probabilities[k] - q.probabilities[k]) for k in p.probabilities) <= 1e-3
+
+
+def test_fused_frame_network_counts_the_frames_numpy_keeps(signal, frame_pair) -> None:
+    """The graph's frame matrix is numpy's (active frames only, normalised, with deltas), and
+    its n_frames output counts its columns."""
+    from ser_edge.features import frame_matrix
+
+    numpy_clf, fused = frame_pair
+    config = numpy_clf.feature_config
+    for y in (_speech_in_silence(signal, 16000, seed=2), signal("chirp", 16000, duration=1.7),
+              _burst()):
+        ref = frame_matrix(y, sr=16000, config=config)
+        label, probabilities, n_frames = fused._session.run(None, {"waveform": y[None]})
+        assert int(n_frames[0]) == ref.shape[1]
+        (got,) = session(feature_model(config, output="frames")).run(None, {"waveform": y[None]})
+        np.testing.assert_allclose(got[0], ref, atol=2e-5 * np.abs(ref).max())
+        # Fewer frames than the network needs: NaN probabilities, not an answer from padding.
+        assert np.isnan(probabilities).all() == (ref.shape[1] < 16)
+
+
+def test_fused_frame_network_refuses_what_the_frame_model_refuses(signal, frame_pair,
+                                                                  tmp_path: Path) -> None:
+    """Too few active frames for the network, too few samples for the deltas: the same
+    AudioError, from predict, classify (with and without voice activity detection) and a
+    stream, for both models."""
+    sf = pytest.importorskip("soundfile")
+    from ser_edge import StreamingClassifier
+
+    y = _burst()
+    sf.write(tmp_path / "burst.wav", y, 16000)
+    few = (r"too short: [1-9] active analysis frames, the model needs at least 16 "
+           r"\(about 240 ms of sound\)")
+    messages = []
+    for clf in frame_pair:
+        with pytest.raises(AudioError, match=few) as error:
+            clf.predict(y, 16000)
+        messages.append(str(error.value))
+        for vad in (True, False):
+            with pytest.raises(AudioError, match=rf"burst\.wav: {few}"):
+                clf.classify(tmp_path / "burst.wav", vad=vad)
+        with pytest.raises(AudioError, match="fewer than the 9 analysis frames the MFCC deltas"):
+            clf.predict(y[:1600], 16000)
+        stream = StreamingClassifier(clf, sr=16000, window_s=1.0, hop_s=1.0, vad=False)
+        with pytest.raises(AudioError, match=few):
+            [*stream.push(y), *stream.flush()]
+    assert messages[0] == messages[1]
+
+
+def test_a_long_file_is_refused_by_a_fused_frame_network_too(frame_pair, tmp_path: Path) -> None:
+    sf = pytest.importorskip("soundfile")
+    from ser_edge import model as model_module
+
+    path = tmp_path / "long.wav"
+    sf.write(path, 0.1 * np.sin(np.arange(16000 * 3) / 7).astype(np.float32), 16000)
+    limit = model_module.FRAMES_MAX_SECONDS
+    try:
+        model_module.FRAMES_MAX_SECONDS = 2.0
+        for clf in frame_pair:
+            with pytest.raises(AudioError, match="too long for a frame-level network"):
+                clf.classify(path, vad=False)
+    finally:
+        model_module.FRAMES_MAX_SECONDS = limit
+
+
+def test_fuse_refuses_a_frame_network_that_does_not_fit(frame_net, tmp_path: Path) -> None:
+    source_path, _ = frame_net
+    model = onnx.load(str(source_path))
+    for p in model.metadata_props:
+        if p.key == "feature_config":
+            p.value = FeatureConfig(features=("mel",), n_mels=40, frames="active").to_json()
+    with pytest.raises(ModelError, match=r"input has shape \['batch', 45, 'n_frames'\], "
+                                         r"expected \(N, 40, n_frames\)"):
+        fuse(model, check=False)
+    model = onnx.load(str(source_path))
+    for p in model.metadata_props:
+        if p.key == "min_frames":
+            p.value = "0"
+    with pytest.raises(ModelError, match="'min_frames' metadata must be a positive integer"):
+        fuse(model, check=False)
+
+
+def test_check_fused_catches_a_frame_network_that_differs(frame_net, signal) -> None:
+    """A fused model whose frames are not numpy's (here: the active frames of another range)
+    fails the check, naming the signal."""
+    from export.fuse import check_fused
+
+    source_path, _ = frame_net
+    source = onnx.load(str(source_path))
+    config = FeatureConfig.from_json({p.key: p.value for p in source.metadata_props}
+                                     ["feature_config"])
+    other = onnx.load(str(source_path))
+    for p in other.metadata_props:
+        if p.key == "feature_config":
+            p.value = dataclasses.replace(config, active_range_db=10.0).to_json()
+    wrong = fuse(other, check=False)
+    y = _speech_in_silence(signal, 16000, seed=5)
+    with pytest.raises(ModelError, match=r"counts \d+ frames of the speech signal, numpy \d+"):
+        check_fused(wrong, source, config, signals=[("speech", y)])
+
+
+def test_export_fuse_command_on_a_frame_network(frame_net, tmp_path: Path) -> None:
+    from typer.testing import CliRunner
+
+    from export.__main__ import app
+
+    source_path, _ = frame_net
+    out = tmp_path / "net-waveform.onnx"
+    result = CliRunner().invoke(app, ["fuse", str(source_path), "--out", str(out)])
+    assert result.exit_code == 0, result.output
+    assert "outputs label, probabilities, n_frames" in result.output
+    assert Classifier(out).min_frames == 16

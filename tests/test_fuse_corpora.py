@@ -1,11 +1,14 @@
 """The fused model against Classifier.predict on real clips: RAVDESS and EmoDB, 0.5 s to 60 s.
 
-For the bundled model, every other feature-input model in ``ser_edge/models``, and a model of
-the robust configuration (every level option on: ``export.fused_parity.ROBUST``, fitted on a few
-dozen RAVDESS clips by ``fit_model``): the same label on at least 99.5% of the signals,
-probabilities within 1e-3, and every pooled feature within 3e-5 of its block's scale (the
-per-feature differences of the float32 and float64 DFT are printed). The default run takes a
-sample of each corpus; the slow run takes every clip.
+For every bundled model (``ser_edge.model.BUNDLED_MODELS``: pooled-vector models and frame-level
+networks alike), a model of the robust configuration (every level option on:
+``export.fused_parity.ROBUST``, fitted on a few dozen RAVDESS clips by ``fit_model``) and a tiny
+frame network (``fit_net`` on ``NET_CONFIG``: active frames, per-utterance normalisation, deltas;
+conftest's ``frame_net``): the same label on at least 99.5% of the signals, probabilities within
+1e-3, and every pooled feature (or, for a frame network, every value of its frame matrix) within
+3e-5 of its block's scale (the per-feature differences of the float32 and float64 DFT are
+printed); a frame network's graph keeps exactly numpy's frames. The default run takes a sample of
+each corpus; the slow run takes every clip.
 """
 
 from __future__ import annotations
@@ -22,12 +25,16 @@ from export.paths import corpus_dir  # noqa: E402
 from ser_edge.model import Classifier  # noqa: E402
 
 MODELS = bundled_models()
-#: Not a file: a model of ROBUST's features, fitted for the test.
+#: Not files: a model of ROBUST's features, and a tiny frame network, fitted for the test.
 FITTED_ROBUST = "robust configuration (fitted)"
+FITTED_NET = "frame network (fitted)"
 
 
-@pytest.fixture(scope="module", params=[p.name for p in MODELS] + [FITTED_ROBUST])
+@pytest.fixture(scope="module", params=[p.name for p in MODELS] + [FITTED_ROBUST, FITTED_NET])
 def pair(request, tmp_path_factory) -> tuple[Classifier, Classifier]:
+    if request.param == FITTED_NET:
+        source, fused = request.getfixturevalue("frame_net")
+        return Classifier(source), Classifier(fused)
     folder = tmp_path_factory.mktemp("fused")
     if request.param == FITTED_ROBUST:
         pytest.importorskip("sklearn")
@@ -64,9 +71,11 @@ def _check(pair, items, capsys) -> None:
         print(f"\n{fused_clf.model_path.name}: " + _table(summary))
     assert summary["same_label_share"] >= 0.995, summary["different_label"]
     assert summary["max_probability_difference"] <= 1e-3, summary["worst_signal"]
+    assert not summary["frame_count_differs"]
     # Measured over both corpora (3984 signals): 7.6e-6 at most, the mel dB std with the float32
     # DFT (2.2e-7 with a float64 DFT); 3.3e-6 for the MFCC std, numpy's own float32 sums over
-    # thousands of frames. A guard against regressions: the contract is the probabilities.
+    # thousands of frames; a frame network's frames (NET_CONFIG) 2.5e-6. A guard against
+    # regressions: the contract is the probabilities.
     for rows in summary["features"].values():
         for row in rows:
             assert row["max_rel"] <= 3e-5, row

@@ -5,7 +5,9 @@
 // `python -m export fuse` computes its features itself, from the waveform ("waveform", float32
 // (1, n_samples), mono at the model's sample rate). What it needs from the model's metadata
 // (labels, sample rate, frame length) is read from the ONNX file, since onnxruntime's
-// JavaScript API does not expose a model's custom metadata.
+// JavaScript API does not expose a model's custom metadata. A fused frame-level network also
+// says how many frames its network was given ("n_frames"): a clip with fewer than it needs gets
+// ser-edge's "too short" message, as in Python.
 
 /**
  * The `metadata_props` of an ONNX model, as an object of strings.
@@ -77,9 +79,14 @@ export function readMetadata(bytes) {
 /**
  * What a fused model needs to be run: its labels, sample rate and shortest input.
  *
+ * `minSamples` and `deltaFrames` are what every clip needs (one analysis frame, and the frames
+ * the MFCC deltas need); `minFrames` is what a frame-level network needs, counted after the
+ * active frames are kept (ser-edge's `Classifier.min_frames`: the `min_frames` metadata or
+ * `deltaFrames`, the larger).
+ *
  * @param {Record<string, string>} meta From {@link readMetadata}.
- * @returns {{labels: string[], sampleRate: number, minSamples: number, minFrames: number,
- *            featureConfig: object, metadata: Record<string, string>}}
+ * @returns {{labels: string[], sampleRate: number, minSamples: number, deltaFrames: number,
+ *            minFrames: number, featureConfig: object, metadata: Record<string, string>}}
  * @throws {Error} If the metadata lacks labels or a feature configuration, or the model takes the
  *   feature vector rather than the waveform.
  */
@@ -98,13 +105,15 @@ export function modelInfo(meta) {
   // As ser-edge's Classifier.min_samples: one analysis frame, and the centred frames that the
   // MFCC deltas need (the graph gives NaN for fewer).
   const { n_fft: nFft, hop_length: hop } = featureConfig;
-  const minFrames = (featureConfig.features ?? []).includes('mfcc_delta')
+  const deltaFrames = (featureConfig.features ?? []).includes('mfcc_delta')
     ? featureConfig.delta_width : 1;
+  const networkFrames = meta.min_frames === undefined ? 1 : JSON.parse(meta.min_frames);
   return {
     labels: JSON.parse(meta.labels),
     sampleRate: featureConfig.sr,
-    minSamples: Math.max(nFft, (minFrames - 1) * hop + (nFft % 2)),
-    minFrames,
+    minSamples: Math.max(nFft, (deltaFrames - 1) * hop + (nFft % 2)),
+    deltaFrames,
+    minFrames: Math.max(networkFrames, deltaFrames),
     featureConfig,
     metadata: meta,
   };
@@ -131,7 +140,7 @@ export function downmix(channels) {
  * Why a signal cannot be classified (ser-edge's own messages), or null.
  *
  * @param {Float32Array} samples Mono, at the model's rate.
- * @param {{sampleRate: number, minSamples: number, minFrames?: number, featureConfig?: object}} info
+ * @param {{sampleRate: number, minSamples: number, deltaFrames?: number, featureConfig?: object}} info
  *   From {@link modelInfo}.
  * @returns {string | null}
  */
@@ -141,7 +150,7 @@ export function signalProblem(samples, info) {
     const ms = (n) => Math.round((1000 * n) / info.sampleRate);
     const deltas = info.minSamples > (info.featureConfig?.n_fft ?? info.minSamples);
     const need = deltas
-      ? `fewer than the ${info.minFrames} analysis frames the MFCC deltas need`
+      ? `fewer than the ${info.deltaFrames} analysis frames the MFCC deltas need`
       : 'shorter than one analysis frame';
     return `too short: ${ms(samples.length)} ms, ${need} ` +
       `(${info.minSamples} samples at ${info.sampleRate} Hz = ${ms(info.minSamples)} ms)`;
@@ -156,6 +165,25 @@ export function signalProblem(samples, info) {
 }
 
 /**
+ * Why a fused frame network's clip had too few frames (ser-edge's message), or null.
+ *
+ * As Python's `Classifier`: the frames counted are those the network was given (the active ones
+ * when the feature configuration keeps only those).
+ *
+ * @param {number} frames The model's `n_frames` output.
+ * @param {{sampleRate: number, minFrames: number, featureConfig: object}} info From
+ *   {@link modelInfo}.
+ * @returns {string | null}
+ */
+export function framesProblem(frames, info) {
+  if (frames >= info.minFrames) return null;
+  const active = info.featureConfig.frames === 'active';
+  const needMs = (1000 * (info.minFrames - 1) * info.featureConfig.hop_length) / info.sampleRate;
+  return `too short: ${frames} ${active ? 'active ' : ''}analysis frames, the model needs at ` +
+    `least ${info.minFrames} (about ${needMs.toFixed(0)} ms of ${active ? 'sound' : 'audio'})`;
+}
+
+/**
  * Classify a mono signal at the model's rate with a fused model.
  *
  * @param {object} ort The onnxruntime module (onnxruntime-node or onnxruntime-web).
@@ -165,7 +193,8 @@ export function signalProblem(samples, info) {
  * @param {Float32Array} samples Mono, at `info.sampleRate`.
  * @returns {Promise<{label: string, probabilities: Record<string, number>,
  *   top: [string, number][], durationS: number, inferenceMs: number}>}
- * @throws {Error} With ser-edge's message if the signal is too short, silent or not finite.
+ * @throws {Error} With ser-edge's message if the signal is too short (for a frame network: too
+ *   few frames, as the model's `n_frames` output says), silent or not finite.
  */
 export async function classify(ort, session, info, samples) {
   const problem = signalProblem(samples, info);
@@ -174,6 +203,10 @@ export async function classify(ort, session, info, samples) {
   const feeds = { waveform: new ort.Tensor('float32', samples, [1, samples.length]) };
   const out = await session.run(feeds);
   const inferenceMs = performance.now() - t0;
+  if (out.n_frames !== undefined) {
+    const frames = framesProblem(Number(out.n_frames.data[0]), info);
+    if (frames) throw new Error(frames);
+  }
   const p = out.probabilities.data;
   if (p.length !== info.labels.length) {
     throw new Error(`the model gives ${p.length} probabilities for ${info.labels.length} labels`);
