@@ -110,3 +110,19 @@ def test_a_frame_model_with_the_wrong_width_is_refused(trained, tmp_path):
     onnx.save(proto, str(bad))
     with pytest.raises(ModelError, match="40 rows per frame but the model's input takes 45"):
         Classifier(bad)
+
+
+def test_a_short_clip_is_repeated_along_time_not_across_rows():
+    from export.nets.train import _crop
+
+    rng = np.random.default_rng(0)
+    F = np.arange(3 * 5, dtype=np.float32).reshape(3, 5)  # 3 rows, 5 frames
+    out = _crop(F, 12, rng)
+    assert out.shape == (3, 12)
+    for row in range(3):  # every row holds its own values only, in time order, repeated
+        np.testing.assert_array_equal(out[row], np.tile(F[row], 3)[:12])
+    assert _crop(np.zeros((3, 0), np.float32), 8, rng).shape == (3, 8)
+    long = np.arange(2 * 40, dtype=np.float32).reshape(2, 40)
+    cut = _crop(long, 16, rng)
+    start = int(cut[0, 0])
+    np.testing.assert_array_equal(cut, long[:, start:start + 16])

@@ -151,7 +151,9 @@ def _crop(F: np.ndarray, crop: int, rng: np.random.Generator) -> np.ndarray:
     """A random ``crop``-frame window of ``F``; a shorter ``F`` is repeated to length."""
     n = F.shape[1]
     if n < crop:
-        return np.resize(F, (F.shape[0], crop)) if n else np.zeros((F.shape[0], crop), F.dtype)
+        if not n:
+            return np.zeros((F.shape[0], crop), F.dtype)
+        return np.tile(F, (1, -(-crop // n)))[:, :crop]  # along time; np.resize mixes rows
     start = int(rng.integers(n - crop + 1))
     return F[:, start:start + crop]
 
