@@ -280,7 +280,7 @@ def _cross(data: Any, cross: list[str], config: FeatureConfig, model: str, param
 @app.command()
 def train(
     out: Annotated[Path, typer.Option("--out", "-o", help="ONNX file to write.")] = Path(
-        "ser_edge/models/ravdess-mlp.onnx"
+        "ser_edge/models/mlp.onnx"
     ),
     corpus: CorpusOpt = ["ravdess"],  # noqa: B006
     emotions: EmotionsOpt = "all",
@@ -605,6 +605,29 @@ def _train_recipe(path: Path, report_dir: Path | None, out: Path, waveform_out: 
         raise _fail(exc) from None
     typer.echo(f"wrote {out} ({summary['bytes'] / 1024:.0f} KiB): {recipe.name}, "
                f"{summary['n_clips']} clips, temperature {summary['temperature']:.2f}")
+
+
+@app.command("compare")
+def compare_cmd(
+    report: Annotated[list[str], typer.Option(
+        "--report", help="NAME=FOLDER: a model's report of `evaluate --recipe` (repeatable).")],
+    out: Annotated[Path, typer.Option("--out", "-o", help="Markdown file to write.")],
+    bench: Annotated[Path | None, typer.Option(
+        "--bench", help="benchmarks/results/models.json: parameters, size, inference time.")
+    ] = None,
+) -> None:
+    """The model-comparison table: each report beside EmoBox's published rows."""
+    from .compare import comparison_table
+
+    try:
+        reports = dict(item.split("=", 1) for item in report)
+        measured = json.loads(bench.read_text())["models"] if bench is not None else None
+        table = comparison_table(reports, measured)
+    except (SerEdgeError, OSError, ValueError, KeyError) as exc:
+        raise _fail(exc) from None
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(table)
+    typer.echo(table, nl=False)
 
 
 def main() -> None:
