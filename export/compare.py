@@ -1,4 +1,4 @@
-"""The model-comparison table: every recipe's evaluation beside EmoBox's published rows.
+r"""The model-comparison table: every recipe's evaluation beside EmoBox's published rows.
 
 One row per evaluated recipe (the ``report.json`` that ``python -m export evaluate --recipe``
 writes): EmoBox-fold UAR, the other protocols, two robustness columns and calibration, and,
@@ -20,19 +20,13 @@ from typing import Any
 
 from ser_edge.errors import ParameterError
 
-from .protocols import emobox_published
+from .protocols import emobox_parameters, emobox_published
 
 __all__ = ["comparison_rows", "comparison_table"]
 
 _HEADER = ["model", "EmoBox UAR (6 folds)", "contiguous UAR", "EmoDB UAR", "RAVDESS→EmoDB",
            "EmoDB→RAVDESS", "gain −20 dB", "white 20 dB", "ECE (calibrated)", "parameters",
            "file", "inference, 3 s"]
-
-#: Parameters of EmoBox's published models (the encoders' sizes, from their papers).
-_PUBLISHED_PARAMETERS = {"wav2vec2-base": "≈95M", "hubert-base": "≈95M", "wavlm-base": "≈95M",
-                         "data2vec-large": "≈315M", "hubert-large": "≈315M", "wavlm-large": "≈315M",
-                         "data2vec2-large": "≈315M", "whisper-large-v3": "≈635M (encoder)"}
-
 
 def _read(folder: str | Path) -> dict[str, Any]:
     path = Path(folder)
@@ -107,6 +101,6 @@ def comparison_table(reports: Mapping[str, str | Path],
         lines.append("| " + " | ".join(cells) + " |")
     for name, uar in emobox_published().items():
         cells = [f"{name} (EmoBox, published)", f"{uar:.3f}", *["–"] * 7,
-                 _PUBLISHED_PARAMETERS.get(name, "–"), "–", "–"]
+                 emobox_parameters(name), "–", "–"]
         lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines) + "\n"

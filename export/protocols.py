@@ -27,6 +27,7 @@ __all__ = [
     "EMOBOX_FOLDS_FILE",
     "Split",
     "emobox_groups",
+    "emobox_parameters",
     "contiguous_groups",
     "emodb_pair_groups",
     "in_corpus_splits",
@@ -69,6 +70,12 @@ def _load_emobox() -> dict:
 def emobox_published() -> dict[str, float]:
     """EmoBox's published unweighted average recall on these folds, per model, as a fraction."""
     return {k: v / 100.0 for k, v in _load_emobox()["emobox_published_ua_percent"].items()}
+
+
+def emobox_parameters(model: str) -> str:
+    """Size of a published EmoBox model's encoder, by its name's ending (``"95M"``), or ``"-"``."""
+    sizes = {"large-v3": "1550M", "base": "95M", "large": "317M"}
+    return next((v for k, v in sizes.items() if model.endswith(k)), "-")
 
 
 def emobox_groups() -> dict[str, int]:

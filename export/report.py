@@ -9,6 +9,8 @@ from typing import Any
 
 import numpy as np
 
+from .protocols import emobox_parameters
+
 __all__ = ["write_report", "plot_confusion", "plot_per_class_f1", "plot_model_comparison"]
 
 _MODEL_NAMES = {
@@ -363,10 +365,8 @@ def write_recipe_report(folder: str | Path, report: Mapping[str, Any], *,
                "| model | parameters | UAR |", "|---|---|---|",
                f"| **{name}** (this report) | {report.get('n_parameters', '-')} | "
                f"**{emobox['uar_mean']:.3f}** |"]
-        sizes = {"base": "95M", "large": "317M", "large-v3": "1550M"}
         for model, ua in sorted(emobox["published"].items(), key=lambda kv: kv[1]):
-            size = next((v for k, v in sizes.items() if model.endswith(k)), "-")
-            md.append(f"| {model} (EmoBox) | {size} | {ua:.3f} |")
+            md.append(f"| {model} (EmoBox) | {emobox_parameters(model)} | {ua:.3f} |")
         md += ["", "Per fold: " + ", ".join(f"{f['name'].split()[-1]}: {f['uar']:.3f}"
                                             for f in emobox["folds"]), ""]
     md += ["## Recall of each emotion (out-of-fold)", "",
