@@ -17,6 +17,7 @@ import contextlib
 import json
 import os
 import stat
+import shutil
 import sys
 import textwrap
 import warnings
@@ -635,8 +636,11 @@ def models(
         noise = ("-" if row["white_noise_20db_unchanged"] is None
                  else f"{row['white_noise_20db_unchanged']:.2f}")
         star = "*" if row["default"] else " "
+        text = row["description"]  # as much as fits the line (--json has all of it)
+        room = max(20, shutil.get_terminal_size().columns - 50)
+        text = text if len(text) <= room else text[: room - 1].rsplit(" ", 1)[0] + " …"
         _out(f"{row['name'] + star:<6} {row['input_kind']:<9} {row['bytes'] / 1024:>6.0f} KiB "
-             f"{uar:>6} {noise:>6}  {row['description']}\n")
+             f"{uar:>6} {noise:>6}  {text}\n")
     _out("\n* the default. UAR: speaker-independent, EmoBox's RAVDESS folds (8 emotions, chance "
          "0.125); noise: share of labels unchanged by white noise at 20 dB SNR.\n")
 

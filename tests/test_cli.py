@@ -890,3 +890,21 @@ def test_readme_error_table(row: str, stranger_dir: Path,
     pattern = ".+".join(re.escape(piece) for piece in f"{name}: {message}".split("..."))
     assert re.fullmatch(f"ser-edge: error: {pattern}", line), (line, message)
     assert proc.stderr.splitlines()[-1] == "ser-edge: 1 of 2 files failed"
+
+
+def test_models_lists_every_bundled_model_with_its_figures() -> None:
+    from ser_edge.model import BUNDLED_MODELS, DEFAULT_MODEL
+
+    res = runner.invoke(app, ["models", "--json"])
+    assert res.exit_code == 0, res.output
+    rows = [json.loads(line) for line in res.output.splitlines()]
+    assert [r["name"] for r in rows] == list(BUNDLED_MODELS)
+    for r in rows:
+        clf = Classifier(r["name"])
+        si = clf.metadata["metrics"]["speaker_independent"]
+        assert r["uar"] == pytest.approx(si["uar_mean"]) and r["default"] == (
+            r["name"] == DEFAULT_MODEL)
+        assert 0 <= r["white_noise_20db_unchanged"] <= 1
+    res = runner.invoke(app, ["models"], env={"COLUMNS": "80"})
+    assert res.exit_code == 0 and f"{DEFAULT_MODEL}*" in res.output
+    assert all(len(line) <= 80 for line in res.output.splitlines()[:-1])  # not the footnote
