@@ -250,7 +250,7 @@ def make_models(folder: Path) -> dict[str, Any]:
         pickle.dump(pipe, f)
     pkl.with_suffix(".json").write_text(config.to_json())
     if bundled:
-        onnx_path, kind = BUNDLED_MODEL, "bundled ravdess-mlp.onnx"
+        onnx_path, kind = BUNDLED_MODEL, f"bundled {BUNDLED_MODEL.name}"
     else:
         from export.onnx_export import export_onnx
 

@@ -186,7 +186,7 @@ def browser(fused_path: Path, screenshot: bool) -> tuple[dict[str, Any], str]:
             y, _ = audio.load(f, sr=16000)
             wavs.append(str(Path(tmp) / f"{f.stem}.wav"))
             sf.write(wavs[-1], y, 16000, subtype="FLOAT")
-        route = "/ravdess-mlp-waveform.onnx"  # the page's default model, from a temporary file
+        route = "/mlp-waveform.onnx"  # the page's default model, from a temporary file
         handler = type("H", (http.server.SimpleHTTPRequestHandler,), {
             "translate_path": lambda self, p: (str(fused_path) if p.startswith(route)
                                                else http.server.SimpleHTTPRequestHandler

@@ -53,19 +53,23 @@ def features_of(y, sr: int, cfg: dict = SEEDS):  # noqa: ANN001, ANN201, B006 - 
 
     stft = {"n_fft": cfg["n_fft"], "hop_length": cfg["hop_length"]}
     mel = {"n_mels": cfg["n_mels"], "fmin": cfg["fmin"], "fmax": cfg["fmax"], "htk": cfg["htk"]}
-    blocks = []
+    blocks = {}
     for name in cfg["features"]:
-        if name == "mfcc":
-            blocks.append(librosa.feature.mfcc(y=y, sr=sr, n_mfcc=cfg["n_mfcc"], **stft, **mel))
+        if name in ("mfcc", "mfcc_delta") and "mfcc" not in blocks:
+            blocks["mfcc"] = librosa.feature.mfcc(y=y, sr=sr, n_mfcc=cfg["n_mfcc"], **stft, **mel)
+        if name == "mfcc_delta":
+            blocks[name] = librosa.feature.delta(blocks["mfcc"], width=cfg.get("delta_width", 9))
         elif name == "chroma":
-            blocks.append(librosa.feature.chroma_stft(y=y, sr=sr, tuning=cfg["tuning"],
-                                                      n_chroma=cfg["n_chroma"], **stft))
-        else:
+            blocks[name] = librosa.feature.chroma_stft(y=y, sr=sr, tuning=cfg["tuning"],
+                                                       n_chroma=cfg["n_chroma"], **stft)
+        elif name == "mel":
             m = librosa.feature.melspectrogram(y=y, sr=sr, **stft, **mel)
-            blocks.append(librosa.power_to_db(m, ref=1.0) if cfg["mel_db"] else m)
+            blocks[name] = librosa.power_to_db(m, ref=1.0) if cfg["mel_db"] else m
     stats = {"mean": np.mean, "std": np.std, "min": np.min, "max": np.max}
+    per_block = cfg["stats"] if isinstance(cfg["stats"], dict) else None
     return np.concatenate(
-        [stats[s](b, axis=1) for b in blocks for s in cfg["stats"]]
+        [stats[s](blocks[b], axis=1) for b in cfg["features"]
+         for s in (per_block.get(b, ()) if per_block else cfg["stats"])]
     ).astype(np.float32)
 
 

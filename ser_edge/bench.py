@@ -370,6 +370,7 @@ def ser_edge_stages(
         _power_spectrogram,
         chroma_stft,
         estimate_tuning,
+        feature_matrices,
         feature_vector,
         melspectrogram,
         mfcc,
@@ -386,9 +387,7 @@ def ser_edge_stages(
     mel = melspectrogram(S=S, sr=sr, n_fft=n_fft, **mel_kw)
     estimated = estimate_tuning(S=S, sr=sr, bins_per_octave=config.n_chroma)
     tuning = estimated if config.tuning is None else config.tuning
-    blocks = {"mfcc": mfcc(S=power_to_db(mel), n_mfcc=config.n_mfcc),
-              "chroma": chroma_stft(S=S, sr=sr, tuning=tuning, n_chroma=config.n_chroma),
-              "mel": power_to_db(mel)}
+    blocks = feature_matrices(y_sr, sr=sr, config=config)  # with every option of config
     x = pool(blocks, config)
     waveform = getattr(clf, "input_kind", "features") == "waveform"
 
@@ -420,7 +419,11 @@ def librosa_features_of(y: np.ndarray, sr: int, cfg: Mapping[str, Any]) -> np.nd
     """The feature vector the librosa way: the three calls, dB and pooling.
 
     ``librosa.feature.mfcc``, ``chroma_stft`` and ``melspectrogram`` (+ ``power_to_db``) on the
-    samples, each computing its own spectrogram, then each statistic of each row; the same code
+    samples, each computing its own spectrogram (and ``librosa.feature.delta`` of the MFCCs),
+    then each statistic of each row. The level options of a configuration (``level_db``, active
+    frames, ``top_db``, ``norm``) are no librosa call and are left out: the vector has the
+    model's width and the librosa way's cost, not the model's values, so a ratio against
+    ser-edge (which computes them) is, if anything, low. The same code
     as ``features_of`` in ``benchmarks/librosa_way.py`` (a standalone script, for a venv without
     ser-edge), which a test keeps equal to this one. Needs librosa.
 
@@ -442,19 +445,23 @@ def librosa_features_of(y: np.ndarray, sr: int, cfg: Mapping[str, Any]) -> np.nd
 
     stft = {"n_fft": cfg["n_fft"], "hop_length": cfg["hop_length"]}
     mel = {"n_mels": cfg["n_mels"], "fmin": cfg["fmin"], "fmax": cfg["fmax"], "htk": cfg["htk"]}
-    blocks = []
+    blocks = {}
     for name in cfg["features"]:
-        if name == "mfcc":
-            blocks.append(librosa.feature.mfcc(y=y, sr=sr, n_mfcc=cfg["n_mfcc"], **stft, **mel))
+        if name in ("mfcc", "mfcc_delta") and "mfcc" not in blocks:
+            blocks["mfcc"] = librosa.feature.mfcc(y=y, sr=sr, n_mfcc=cfg["n_mfcc"], **stft, **mel)
+        if name == "mfcc_delta":
+            blocks[name] = librosa.feature.delta(blocks["mfcc"], width=cfg.get("delta_width", 9))
         elif name == "chroma":
-            blocks.append(librosa.feature.chroma_stft(y=y, sr=sr, tuning=cfg["tuning"],
-                                                      n_chroma=cfg["n_chroma"], **stft))
-        else:
+            blocks[name] = librosa.feature.chroma_stft(y=y, sr=sr, tuning=cfg["tuning"],
+                                                       n_chroma=cfg["n_chroma"], **stft)
+        elif name == "mel":
             m = librosa.feature.melspectrogram(y=y, sr=sr, **stft, **mel)
-            blocks.append(librosa.power_to_db(m, ref=1.0) if cfg["mel_db"] else m)
+            blocks[name] = librosa.power_to_db(m, ref=1.0) if cfg["mel_db"] else m
     stats = {"mean": np.mean, "std": np.std, "min": np.min, "max": np.max}
+    per_block = cfg["stats"] if isinstance(cfg["stats"], dict) else None
     return np.concatenate(
-        [stats[s](b, axis=1) for b in blocks for s in cfg["stats"]]
+        [stats[s](blocks[b], axis=1) for b in cfg["features"]
+         for s in (per_block.get(b, ()) if per_block else cfg["stats"])]
     ).astype(np.float32)
 
 
@@ -507,7 +514,7 @@ def librosa_stages(
         y, sr_ = librosa.load(str(path), sr=cfg["sr"], mono=True)
         return librosa_features_of(y, sr_, cfg)
 
-    x = pooling()
+    x = librosa_features_of(y_sr, sr, cfg)  # the model's width (its options' extra rows too)
     stages: dict[str, Callable[[], Any]] = {
         "decode": lambda: librosa.load(path, sr=None, mono=True),
         "resample": lambda: librosa.resample(y, orig_sr=sr_native, target_sr=sr,

@@ -99,8 +99,10 @@ def _check_names(field: str, names: tuple[str, ...], allowed: tuple[str, ...], k
 class FeatureConfig:
     """What the model's input vector is made of: a declarative, JSON-serialisable configuration.
 
-    ``FeatureConfig()`` with no arguments is the configuration of the bundled model, chosen by
-    speaker-independent UAR on RAVDESS (see ``ser_edge/models/ravdess-mlp-report``): 16 kHz,
+    ``FeatureConfig()`` with no arguments is the configuration of the previous bundled model,
+    ``ravdess-mlp.onnx`` (the bundled ``mlp`` adds level normalisation, active frames, ``top_db``
+    60 and MFCC deltas: see ``export/recipes/mlp.json`` and ``export/reports/ablation.md``),
+    chosen by speaker-independent UAR on RAVDESS: 16 kHz,
     ``n_fft=1024``, ``hop_length=256``, 40 MFCC + 12 chroma + 128 mel bands in dB, mean and
     standard deviation over time, chroma at ``tuning=0.0`` (estimating the tuning per clip scored
     the same within noise, at a third more cost) with silent frames left at zero
@@ -984,7 +986,7 @@ def feature_vector(y: np.ndarray, *, sr: int, config: FeatureConfig | None = Non
     sr : int
         Sample rate of ``y``, in Hz; must equal ``config.sr``.
     config : FeatureConfig or None
-        The configuration; ``None`` means ``FeatureConfig()``, the bundled model's.
+        The configuration; ``None`` means ``FeatureConfig()`` (the previous bundled model's).
 
     Returns
     -------

@@ -26,12 +26,12 @@ from .features import FeatureConfig, _streams
 __all__ = ["BUNDLED_MODEL", "BUNDLED_MODELS", "DEFAULT_MODEL", "Classifier", "Prediction",
            "Failure", "resolve_model", "bundled_name"]
 
-#: The model shipped inside the package: an MLP trained on RAVDESS (see its card, ravdess-mlp.md).
+#: Where the bundled models live.
 _MODELS_DIR = Path(__file__).resolve().parent / "models"
 
 #: The models shipped inside the package, by name (``ser-edge models``, ``--model NAME``); each
 #: has a model card beside it (``NAME.md``) and its evaluation report (``NAME-report/``).
-BUNDLED_MODELS: dict[str, Path] = {"mlp": _MODELS_DIR / "ravdess-mlp.onnx"}
+BUNDLED_MODELS: dict[str, Path] = {"mlp": _MODELS_DIR / "mlp.onnx"}
 
 #: The name of the model used when none is named.
 DEFAULT_MODEL = "mlp"

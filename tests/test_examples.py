@@ -58,7 +58,7 @@ def need(ok: bool, why: str) -> None:
 @pytest.fixture(scope="module")
 def fused(tmp_path_factory) -> Path:
     need(BUNDLED_MODEL.is_file(), "no bundled model")
-    out = tmp_path_factory.mktemp("fused") / "ravdess-mlp-waveform.onnx"
+    out = tmp_path_factory.mktemp("fused") / "mlp-waveform.onnx"
     fuse_file(BUNDLED_MODEL, out)
     return out
 

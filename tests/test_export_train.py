@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -204,16 +203,17 @@ def test_fit_pipeline_errors(data):
         fit_pipeline(X[:2], np.array(["sad", "sad"]))
 
 
-def test_bundled_model_if_present():
-    path = Path(__file__).resolve().parent.parent / "ser_edge" / "models" / "ravdess-mlp.onnx"
-    if not path.is_file():
-        pytest.skip("bundled model not written yet")
-    assert path.stat().st_size < 5 * 1024 * 1024
-    meta = read_metadata(path)
-    si = meta["metrics"]["speaker_independent"]
-    assert {"uar_mean", "uar_std", "accuracy_mean", "macro_f1_mean", "n_folds"} <= set(si)
-    assert meta["training"]["n_clips"] == 1440
-    assert sorted(meta["labels"]) == sorted(
-        ["neutral", "calm", "happy", "sad", "angry", "fearful", "disgust", "surprised"]
-    )
-    FeatureConfig.from_json(json.dumps(meta["feature_config"]))
+def test_bundled_models_carry_their_figures():
+    from ser_edge.model import BUNDLED_MODELS
+
+    for path in BUNDLED_MODELS.values():
+        assert path.stat().st_size < 2 * 1024 * 1024
+        meta = read_metadata(path)
+        si = meta["metrics"]["speaker_independent"]
+        assert {"uar_mean", "uar_std", "accuracy_mean", "macro_f1_mean", "n_folds"} <= set(si)
+        assert set(meta["metrics"]["robustness"]) >= {"gain -20 dB", "white noise 20 dB SNR"}
+        assert meta["training"]["n_clips"] == 1440 + 535 - 81  # EmoDB's 81 boredom clips left out
+        assert sorted(meta["labels"]) == sorted(
+            ["neutral", "calm", "happy", "sad", "angry", "fearful", "disgust", "surprised"]
+        )
+        FeatureConfig.from_json(json.dumps(meta["feature_config"]))

@@ -68,14 +68,6 @@ def test_silence_gives_finite_features(signal):
     assert not features.chroma_stft(y=y, sr=16000).any()
 
 
-def test_default_config_is_the_bundled_models():
-    onnx = pytest.importorskip("onnx")
-    from ser_edge.model import BUNDLED_MODEL
-
-    meta = {p.key: p.value for p in onnx.load(str(BUNDLED_MODEL)).metadata_props}
-    assert FeatureConfig.from_json(meta["feature_config"]) == FeatureConfig()
-
-
 def test_config_json_round_trip():
     config = FeatureConfig(features=("mel", "mfcc"), sr=16000, n_mfcc=13, fmax=7600.0,
                            tuning=0.1, stats=("mean", "min", "max"), htk=True)

@@ -2,7 +2,7 @@
 // -> mono -> the fused ONNX model in onnxruntime-web (WebAssembly) -> a bar chart.
 //
 // Everything runs in the browser; the only requests are for this page, onnxruntime-web's files
-// and the model. `?model=URL` loads another fused model (default: ../ravdess-mlp-waveform.onnx,
+// and the model. `?model=URL` loads another fused model (default: ../mlp-waveform.onnx,
 // written by `python -m export fuse`). For tests, `window.serEdge` holds the session, the last
 // result, the count of results shown and the timings.
 
@@ -14,7 +14,7 @@ import { classify, downmix, modelInfo, readMetadata } from '../js/ser-edge.mjs';
 // server does not send; the model is small, one thread is what the Python runtime uses too.
 ort.env.wasm.numThreads = 1;
 
-const MODEL_URL = new URLSearchParams(location.search).get('model') ?? '../ravdess-mlp-waveform.onnx';
+const MODEL_URL = new URLSearchParams(location.search).get('model') ?? '../mlp-waveform.onnx';
 
 const $ = (id) => document.getElementById(id);
 const state = { session: null, info: null, count: 0, last: null, lastError: null, timings: {} };
