@@ -87,14 +87,12 @@ def test_conversation(clf: Classifier, conversation) -> None:
     errors = np.abs(errors)
     assert np.mean(errors <= 0.3) >= 0.85, np.round(errors, 2)
     assert np.all(errors <= 1.0), np.round(errors, 2)
-    # Agreement with classify on each clip file. The issue asks for 90%; the bundled model's
-    # labels depend on the silence around the speech (it was trained on RAVDESS clips, which
-    # hold about a second of it; EmoDB's hold none), so a segment classified with its
-    # surroundings in a conversation and the clip classified alone differ more often than that:
-    # 92% of RAVDESS clips and 73% of EmoDB clips over five such conversations (benchmarks/
-    # timeline.py, the README).
-    assert np.mean(agree_ravdess) >= 0.8, agree_ravdess
-    assert np.mean(agree) >= 0.7, agree
+    # Agreement with classify on each clip file: the issue asks for 90%. The bundled model pools
+    # speech-active frames only, so the silence around a clip barely moves its label: 91% of 70
+    # clips over five such conversations (benchmarks/timeline.py, the README); a clip cut in two
+    # segments counts as a disagreement.
+    print(f"agreement {np.mean(agree):.2f} ({len(agree)} clips), RAVDESS {np.mean(agree_ravdess):.2f}")
+    assert np.mean(agree) >= 0.85, agree
 
 
 def test_nonspeech_file_has_no_timeline(clf: Classifier, tmp_path: Path) -> None:
