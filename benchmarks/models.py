@@ -23,7 +23,9 @@ from benchmarks import _common as C
 
 
 def n_parameters(path: Path) -> int:
-    """Parameters of an ONNX model: the elements of its floating-point initialisers."""
+    """Parameters of an ONNX model: the elements of its floating-point initialisers, and the
+    float lists of its nodes' attributes (where ``ai.onnx.ml`` operators such as
+    ``SVMClassifier`` keep their support vectors and coefficients)."""
     import numpy as np
     import onnx
     from onnx import numpy_helper
@@ -34,6 +36,9 @@ def n_parameters(path: Path) -> int:
         a = numpy_helper.to_array(t)
         if np.issubdtype(a.dtype, np.floating):
             total += a.size
+    for node in model.graph.node:
+        total += sum(len(attr.floats) for attr in node.attribute
+                     if attr.type == onnx.AttributeProto.FLOATS)
     return int(total)
 
 
