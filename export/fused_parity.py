@@ -286,6 +286,16 @@ def measure_parity(numpy_clf: Any, fused_clf: Any, items: Iterator[Item], *,
     return out
 
 
+def _ravdess_root() -> Path:
+    """RAVDESS's folder under ``SER_EDGE_DATA``; ParameterError if it is not there."""
+    from ser_edge.errors import ParameterError
+
+    root = corpus_dir("ravdess")
+    if root is None:
+        raise ParameterError("RAVDESS not found: set SER_EDGE_DATA to the corpora's folder")
+    return root
+
+
 def fit_model(config: FeatureConfig, path: str | Path, *, step: int = 20, offset: int = 5,
               seed: int = 0) -> Path:
     """A quick model of ``config``'s features on RAVDESS, to compare a fused graph against.
@@ -317,15 +327,12 @@ def fit_model(config: FeatureConfig, path: str | Path, *, step: int = 20, offset
         If RAVDESS is not under ``SER_EDGE_DATA``.
     """
     from ser_edge import audio
-    from ser_edge.errors import ParameterError
 
     from .corpora import parse_ravdess
     from .onnx_export import export_onnx
     from .train import fit_pipeline
 
-    root = corpus_dir("ravdess")
-    if root is None:
-        raise ParameterError("RAVDESS not found: set SER_EDGE_DATA to the corpora's folder")
+    root = _ravdess_root()
     clips = parse_ravdess(root, warn=False).clips[offset::step]
     X = np.stack([feature_vector(audio.load(c.path, sr=config.sr)[0], sr=config.sr,
                                  config=config) for c in clips])
@@ -378,15 +385,12 @@ def fit_net(config: FeatureConfig, path: str | Path, *, net: Any = None, actors:
         If RAVDESS is not under ``SER_EDGE_DATA``.
     """
     from ser_edge import audio
-    from ser_edge.errors import ParameterError
     from ser_edge.features import frame_matrix
 
     from .nets.onnx import export_net
     from .nets.train import NetConfig, train_net
 
-    root = corpus_dir("ravdess")
-    if root is None:
-        raise ParameterError("RAVDESS not found: set SER_EDGE_DATA to the corpora's folder")
+    root = _ravdess_root()
     if net is None:
         net = NetConfig(architecture="cnn", channels=(8, 8, 8, 8, 8), epochs=20, crop=64,
                         batch_size=16, lr=2e-2, weight_decay=0.0, val_fraction=0.25, seed=0)
