@@ -48,7 +48,8 @@ from .protocols import (
     in_corpus_splits,
 )
 
-__all__ = ["TrainingRecipe", "evaluate_recipe", "build_model", "NET_MODELS", "EMOTIONS"]
+__all__ = ["TrainingRecipe", "evaluate_recipe", "build_model", "NET_MODELS", "ENSEMBLE",
+           "EMOTIONS"]
 
 #: The emotion vocabulary of the bundled models: RAVDESS's eight (EmoDB's boredom has no
 #: counterpart and is left out; EmoDB has no calm and no surprised).
@@ -56,6 +57,9 @@ EMOTIONS = ("neutral", "calm", "happy", "sad", "angry", "fearful", "disgust", "s
 
 #: Recipe models that are networks (the rest are scikit-learn's, :data:`export.train.MODELS`).
 NET_MODELS = ("cnn", "crnn")
+
+#: The recipe model that averages its members' probabilities (:func:`export.ensemble.compose`).
+ENSEMBLE = "ensemble"
 
 
 @dataclass(frozen=True)
@@ -67,9 +71,11 @@ class TrainingRecipe:
     name : str
         Short name (``"mlp"``, ``"cnn"``): the model's name in ``ser-edge models``.
     model : str
-        ``"mlp"``, ``"svm"``, ``"rf"``, ``"knn"``, ``"tree"`` or a network, ``"cnn"``, ``"crnn"``.
+        ``"mlp"``, ``"svm"``, ``"rf"``, ``"knn"``, ``"tree"``, a network, ``"cnn"``, ``"crnn"``,
+        or ``"ensemble"`` (``members``).
     feature_config : FeatureConfig
-        Pooled features (scikit-learn models) or the frame matrix (networks).
+        Pooled features (scikit-learn models) or the frame matrix (networks). An ensemble's is
+        its first member's without ``norm``: the frame matrix every member is computed from.
     corpora : tuple of str
         Corpora trained on (``export.dataset.resolve_corpus`` specs).
     emotions : tuple of str
@@ -86,6 +92,12 @@ class TrainingRecipe:
         Fit a temperature (per fold on held-out training speakers; for the model, on the
         EmoBox folds' out-of-fold probabilities) and store it in the model.
     description : str
+    members : tuple of TrainingRecipe
+        An ensemble's members (recipes, or in a file, recipe files relative to it): each trained
+        on its own, their probabilities averaged. They share one frame matrix: the same features
+        but for ``norm`` (networks may normalise per utterance) and, for networks, ``stats``.
+    weights : tuple of float
+        Each member's weight (summing to 1; equal when empty).
     """
 
     name: str
@@ -100,13 +112,19 @@ class TrainingRecipe:
     augment_seed: int = 0
     calibrate: bool = True
     description: str = ""
+    members: tuple[TrainingRecipe, ...] = ()
+    weights: tuple[float, ...] = ()
 
     def __post_init__(self) -> None:
         from .train import MODELS
 
-        if self.model not in MODELS and self.model not in NET_MODELS:
+        if self.model not in MODELS and self.model not in NET_MODELS + (ENSEMBLE,):
             raise ParameterError(f"unknown model {self.model!r}; choose from "
-                                 f"{MODELS + NET_MODELS}")
+                                 f"{MODELS + NET_MODELS + (ENSEMBLE,)}")
+        if self.model == ENSEMBLE:
+            self._check_members()
+        elif self.members or self.weights:
+            raise ParameterError(f"'members' and 'weights' are for model {ENSEMBLE!r} only")
         object.__setattr__(self, "params", tuple(sorted(dict(self.params).items())))
         object.__setattr__(self, "net", tuple(sorted(dict(self.net).items())))
         object.__setattr__(self, "corpora", tuple(self.corpora))
@@ -115,10 +133,49 @@ class TrainingRecipe:
         if not self.seeds:
             raise ParameterError("a recipe needs at least one seed")
 
+    def _check_members(self) -> None:
+        members = tuple(m if isinstance(m, TrainingRecipe) else TrainingRecipe.from_dict(m)
+                        for m in self.members)
+        if len(members) < 2:
+            raise ParameterError("an ensemble needs at least two members")
+        if any(m.model == ENSEMBLE for m in members):
+            raise ParameterError("an ensemble's members cannot be ensembles")
+        weights = tuple(float(w) for w in self.weights) or (1.0 / len(members),) * len(members)
+        if len(weights) != len(members) or min(weights) < 0 or abs(sum(weights) - 1) > 1e-9:
+            raise ParameterError(f"an ensemble's weights must be {len(members)} non-negative "
+                                 f"numbers that sum to 1, got {list(self.weights)}")
+        # One frame matrix feeds every member: the pooled members' configuration, unnormalised.
+        shared = dataclasses.replace(members[0].feature_config, norm=None)
+        for m in members:
+            c = m.feature_config
+            if m.model in NET_MODELS:
+                c = dataclasses.replace(c, norm=None, stats=shared.stats)
+            elif c.norm is not None:
+                raise ParameterError(f"member {m.name!r}: a pooled member cannot normalise "
+                                     "per utterance in an ensemble")
+            if c != shared:
+                raise ParameterError(
+                    f"member {m.name!r} has other features than {members[0].name!r}: an "
+                    "ensemble's members share one frame matrix (they may differ in 'norm', and "
+                    "networks in 'stats')")
+            if (m.corpora, m.emotions) != (members[0].corpora, members[0].emotions):
+                raise ParameterError(f"member {m.name!r} is trained on other corpora or "
+                                     "emotions than the first")
+        object.__setattr__(self, "members", members)
+        object.__setattr__(self, "weights", weights)
+        object.__setattr__(self, "feature_config", shared)
+        object.__setattr__(self, "corpora", members[0].corpora)
+        object.__setattr__(self, "emotions", members[0].emotions)
+
     @property
     def is_net(self) -> bool:
         """Whether the model is a frame-level network."""
         return self.model in NET_MODELS
+
+    @property
+    def is_ensemble(self) -> bool:
+        """Whether the model averages its members' probabilities."""
+        return self.model == ENSEMBLE
 
     def net_config(self, seed: int | None = None) -> Any:
         """The network's :class:`~export.nets.train.NetConfig` (networks only)."""
@@ -136,8 +193,11 @@ class TrainingRecipe:
         data["params"] = dict(self.params)
         data["net"] = dict(self.net)
         data["augment"] = json.loads(self.augment.to_json())
-        for key in ("corpora", "emotions", "seeds"):
+        for key in ("corpora", "emotions", "seeds", "weights"):
             data[key] = list(data[key])
+        data["members"] = [m.to_dict() for m in self.members]
+        if not self.is_ensemble:
+            del data["members"], data["weights"]
         return data
 
     @classmethod
@@ -164,13 +224,20 @@ class TrainingRecipe:
     def load(cls, path: str | Path) -> TrainingRecipe:
         """Read a recipe file.
 
+        An ensemble's ``members`` may name other recipe files, relative to this one's folder.
+
         Raises
         ------
         ParameterError
             If the file cannot be read or is not a valid recipe.
         """
+        path = Path(path)
         try:
-            return cls.from_dict(json.loads(Path(path).read_text()))
+            data = json.loads(path.read_text())
+            if isinstance(data, dict) and isinstance(data.get("members"), list):
+                data["members"] = [cls.load(path.parent / m) if isinstance(m, str) else m
+                                   for m in data["members"]]
+            return cls.from_dict(data)
         except (OSError, ValueError, TypeError) as exc:
             raise ParameterError(f"{path}: not a valid recipe ({exc})") from None
 
@@ -190,11 +257,21 @@ class _Inputs:
     inputs: Any  # (n_clips, n_features) vectors, or a list of frame matrices
     augmented: Any  # (copies, n_clips, n_features), or a list (copies) of lists
     variants: dict[str, Any]
+    members: list[_Inputs] = field(default_factory=list)  # an ensemble's, one per member
 
 
 def _inputs(recipe: TrainingRecipe, *, jobs: int, cache_dir: Path | None, quiet: bool,
             pools_groups: Mapping[str, int] | None = None, robust: bool = True) -> _Inputs:
     from .dataset import augmented_features, frame_matrices, load_dataset, perturbed_features
+
+    if recipe.is_ensemble:
+        members = [_inputs(m, jobs=jobs, cache_dir=cache_dir, quiet=quiet,
+                           pools_groups=pools_groups, robust=robust) for m in recipe.members]
+        first = members[0]
+        for m in members[1:]:
+            if [c.path for c in m.data.clips] != [c.path for c in first.data.clips]:
+                raise ParameterError("an ensemble's members were given different clips")
+        return _Inputs(first.data, first.corpora, None, None, first.variants, members)
 
     data = load_dataset(list(recipe.corpora), recipe.feature_config, emotions=list(recipe.emotions),
                         n_jobs=jobs, cache_dir=cache_dir, progress=not quiet)
@@ -275,7 +352,9 @@ def _split_worker(inp: _Inputs, recipe: TrainingRecipe, split: Split, labels: Se
             return predict_proba(model, [source[i] for i in idx])
         if calibrate:
             val = split.train[np.isin(inp.data.speakers[split.train], history["val_speakers"])]
-            out["temperature"] = fit_temperature(proba(inp.inputs, val), y_index[val])
+            P = proba(inp.inputs, val)
+            out["temperature"] = fit_temperature(P, y_index[val])
+            out["held_out"] = {"index": val, "proba": P}
     else:
         model = _fit_sklearn(inp, recipe, split.train)
 
@@ -286,6 +365,7 @@ def _split_worker(inp: _Inputs, recipe: TrainingRecipe, split: Split, labels: Se
             held_model = _fit_sklearn(inp, recipe, fit)
             P = _proba_sklearn(held_model, np.asarray(inp.inputs)[val], labels)
             out["temperature"] = fit_temperature(P, y_index[val])
+            out["held_out"] = {"index": val, "proba": P}
     out["proba"] = {"clean": proba(inp.inputs, split.test)}
     if variants:
         for name, source in inp.variants.items():
@@ -293,8 +373,97 @@ def _split_worker(inp: _Inputs, recipe: TrainingRecipe, split: Split, labels: Se
     return out
 
 
+#: Bump when training or prediction changes what a run returns: cached runs are then ignored.
+RUNS_VERSION = 1
+
+
+def _run_key(inp: _Inputs, recipe: TrainingRecipe, splits: Sequence[Split], variants: bool,
+             calibrate: bool) -> str:
+    """What a run depends on, hashed.
+
+    The recipe (its name and description aside), the clips, the splits, the perturbations asked
+    for and the code's version.
+    """
+    import hashlib
+
+    import ser_edge
+
+    fields = recipe.to_dict()
+    fields.pop("name"), fields.pop("description")
+    what = {
+        "recipe": fields, "clips": [str(c.path) for c in inp.data.clips],
+        "splits": [[s.name, np.asarray(s.train).tolist(), np.asarray(s.test).tolist()]
+                   for s in splits],
+        "variants": sorted(inp.variants) if variants else [], "calibrate": calibrate,
+        "version": [RUNS_VERSION, ser_edge.__version__],
+    }
+    return hashlib.sha256(json.dumps(what, sort_keys=True, default=str).encode()).hexdigest()
+
+
 def _run(inp: _Inputs, recipe: TrainingRecipe, splits: Sequence[Split], *, jobs: int,
-         variants: bool = False, calibrate: bool = False) -> dict[str, Any]:
+         variants: bool = False, calibrate: bool = False,
+         cache_dir: Path | None = None) -> dict[str, Any]:
+    """Train and predict every split (an ensemble: each member, then :func:`_combine`).
+
+    With ``cache_dir``, the result is kept on disk (``runs/<key>.pkl``) and read back for the
+    same recipe, clips and splits (training is seeded: a run repeats exactly), so that an
+    ensemble reuses its members' runs.
+    """
+    import pickle
+
+    if recipe.is_ensemble:
+        return _combine([_run(i, m, splits, jobs=jobs, variants=variants, calibrate=calibrate,
+                              cache_dir=cache_dir)
+                         for i, m in zip(inp.members, recipe.members, strict=True)],
+                        recipe, inp.data.y)
+    path = None
+    if cache_dir is not None:
+        key = _run_key(inp, recipe, splits, variants, calibrate)
+        path = Path(cache_dir) / "runs" / f"{key}.pkl"
+        if path.is_file():
+            with open(path, "rb") as f:
+                return pickle.load(f)
+    result = _run_splits(inp, recipe, splits, jobs=jobs, variants=variants, calibrate=calibrate)
+    if path is not None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_suffix(".tmp")
+        with open(tmp, "wb") as f:
+            pickle.dump(result, f)
+        tmp.replace(path)
+    return result
+
+
+def _combine(results: Sequence[Mapping[str, Any]], recipe: TrainingRecipe,
+             y: np.ndarray) -> dict[str, Any]:
+    """An ensemble's run from its members' runs: probabilities averaged with the weights.
+
+    The fold's temperature is fitted on the members' averaged probabilities of the held-out
+    training speakers, when every member held out the same ones (they do: the same
+    :func:`~export.nets.train.validation_speakers` and seed); otherwise there is none.
+    """
+    from .experiment import fit_temperature
+
+    labels = results[0]["labels"]
+    y_index = np.array([labels.index(v) if v in labels else -1 for v in y])
+    splits = []
+    for parts in zip(*(r["splits"] for r in results), strict=True):
+        split = {k: parts[0][k] for k in ("name", "test", "tested")}
+        split["proba"] = {v: sum(w * p["proba"][v] for w, p in zip(recipe.weights, parts,
+                                                                    strict=True))
+                          for v in parts[0]["proba"]}
+        split["history"] = next((p["history"] for p in parts if p.get("history")), None)
+        held = [p.get("held_out") for p in parts]
+        split["temperature"] = None
+        if all(held) and all(np.array_equal(h["index"], held[0]["index"]) for h in held):
+            P = sum(w * h["proba"] for w, h in zip(recipe.weights, held, strict=True))
+            split["temperature"] = fit_temperature(P, y_index[held[0]["index"]])
+            split["held_out"] = {"index": held[0]["index"], "proba": P}
+        splits.append(split)
+    return {"labels": labels, "splits": splits}
+
+
+def _run_splits(inp: _Inputs, recipe: TrainingRecipe, splits: Sequence[Split], *, jobs: int,
+                variants: bool, calibrate: bool) -> dict[str, Any]:
     from joblib import Parallel, delayed
 
     labels = list(recipe.emotions)
@@ -394,7 +563,8 @@ def evaluate_recipe(
     present = set(corpora)
     if "emobox" in protocols and "ravdess" in present:
         splits = in_corpus_splits(speakers, corpora, "ravdess", emobox_groups(), name="emobox")
-        res = _run(inp, recipe, splits, jobs=jobs, variants=True, calibrate=recipe.calibrate)
+        res = _run(inp, recipe, splits, jobs=jobs, variants=True, calibrate=recipe.calibrate,
+                   cache_dir=cache_dir)
         entry = _protocol_summary(res, y, "EmoBox's RAVDESS folds (4 actors each), "
                                   "speaker-independent")
         entry["published"] = emobox_published()
@@ -415,20 +585,20 @@ def evaluate_recipe(
             own = inp
         splits = in_corpus_splits(speakers, corpora, "ravdess", groups, name="contiguous")
         report["contiguous"] = _protocol_summary(
-            _run(own, recipe, splits, jobs=jobs), y,
+            _run(own, recipe, splits, jobs=jobs, cache_dir=cache_dir), y,
             "contiguous RAVDESS folds (actors 01-04, 05-08, ...), speaker-independent")
         log(f"contiguous UAR {report['contiguous']['uar_mean']:.3f}")
     if "emodb" in protocols and "emodb" in present:
         splits = in_corpus_splits(speakers, corpora, "emodb", emodb_pair_groups(), name="emodb")
         report["emodb"] = _protocol_summary(
-            _run(inp, recipe, splits, jobs=jobs), y,
+            _run(inp, recipe, splits, jobs=jobs, cache_dir=cache_dir), y,
             "EmoDB, 5 folds of 2 speakers (one male, one female)")
         log(f"emodb UAR {report['emodb']['uar_mean']:.3f}")
     if "cross" in protocols and {"ravdess", "emodb"} <= present:
         report["cross_corpus"] = {}
         pairs = [("ravdess", "emodb"), ("emodb", "ravdess")]
         results = _run(inp, recipe, [cross_corpus_split(corpora, y, a, b) for a, b in pairs],
-                       jobs=jobs)
+                       jobs=jobs, cache_dir=cache_dir)
         for (a, b), split in zip(pairs, results["splits"], strict=True):
             one = {"labels": results["labels"], "splits": [split]}
             entry = _protocol_summary(one, y, f"trained on all of {a}, tested on all of {b}, "
@@ -525,6 +695,23 @@ def build_model(
     metrics = _metrics(report or {})
     summary: dict[str, Any] = {"path": str(out), "n_clips": len(all_clips),
                                "temperature": temperature}
+    if recipe.is_ensemble:
+        summary["history"] = _build_ensemble(recipe, inp, labels, training, metrics,
+                                             temperature, out)
+    else:
+        history = _build_one(recipe, inp, labels, training, metrics, temperature, out)
+        if history is not None:
+            summary["history"] = history
+    summary["bytes"] = Path(out).stat().st_size
+    summary["seconds"] = time.time() - t0
+    log(f"wrote {out} ({summary['bytes'] / 1024:.0f} KiB) in {summary['seconds']:.0f} s")
+    return summary
+
+
+def _build_one(recipe: TrainingRecipe, inp: _Inputs, labels: list[str], training: dict,
+               metrics: Mapping[str, Any], temperature: float, out: str | Path) -> Any:
+    """Train one (non-ensemble) model on every clip and write it; a network's history."""
+    all_clips = np.arange(len(inp.data.clips))
     if recipe.is_net:
         from .nets.onnx import export_net
 
@@ -533,16 +720,48 @@ def build_model(
         export_net(model, feature_config=recipe.feature_config, labels=labels,
                    training=training, metrics=metrics, check_frames=_check_frames(inp),
                    min_frames=model.min_frames, temperature=temperature, path=out)
-        summary["history"] = history
-    else:
-        from .onnx_export import export_onnx
+        return history
+    from .onnx_export import export_onnx
 
-        model = _fit_sklearn(inp, recipe, all_clips)
-        labels = [str(c) for c in model.classes_]  # scikit-learn's order: sorted
-        export_onnx(model, feature_config=recipe.feature_config, labels=labels,
-                    training=training, metrics=metrics, path=out, check_rows=inp.inputs,
+    model = _fit_sklearn(inp, recipe, all_clips)
+    labels = [str(c) for c in model.classes_]  # scikit-learn's order: sorted
+    export_onnx(model, feature_config=recipe.feature_config, labels=labels,
+                training=training, metrics=metrics, path=out, check_rows=inp.inputs,
+                temperature=temperature)
+    return None
+
+
+def _build_ensemble(recipe: TrainingRecipe, inp: _Inputs, labels: list[str], training: dict,
+                    metrics: Mapping[str, Any], temperature: float, out: str | Path) -> Any:
+    """Each member trained on every clip, exported, then composed into one checked graph."""
+    import tempfile
+
+    import onnx
+
+    from .ensemble import check_ensemble, compose
+    from .onnx_export import save, set_metadata
+
+    members, histories = [], {}
+    with tempfile.TemporaryDirectory() as tmp:
+        for k, (m, m_inp) in enumerate(zip(recipe.members, inp.members, strict=True)):
+            path = Path(tmp) / f"member{k}.onnx"
+            m_training = {"recipe": m.to_dict(), "n_clips": training["n_clips"]}
+            history = _build_one(m, m_inp, list(m.emotions), m_training,
+                                 {"speaker_independent": {}}, 1.0, path)
+            if history is not None:
+                histories[m.name] = history
+            members.append(onnx.load(str(path)))
+    model = compose(members, recipe.weights, config=recipe.feature_config, labels=labels,
                     temperature=temperature)
-    summary["bytes"] = Path(out).stat().st_size
-    summary["seconds"] = time.time() - t0
-    log(f"wrote {out} ({summary['bytes'] / 1024:.0f} KiB) in {summary['seconds']:.0f} s")
-    return summary
+    min_frames = max(int(_ensemble_meta(m).get("min_frames", 1)) for m in members)
+    training["history"] = histories
+    set_metadata(model, labels=labels, feature_config=recipe.feature_config, training=training,
+                 metrics=metrics, input_kind="frames", min_frames=min_frames)
+    check_ensemble(model, members, recipe.weights, config=recipe.feature_config, labels=labels,
+                   temperature=temperature, frames=_check_frames(inp))
+    save(model, out)
+    return histories
+
+
+def _ensemble_meta(model: Any) -> dict[str, Any]:
+    return {p.key: json.loads(p.value) for p in model.metadata_props}

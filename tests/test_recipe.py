@@ -91,3 +91,79 @@ def test_a_tiny_recipe_end_to_end(ravdess_dir, emodb_dir, tmp_path):
     clip = next((tmp_path / "ravdess").glob("Actor_03/*.flac"))
     p = clf.classify(clip)
     assert p.label in EMOTIONS and np.isclose(sum(p.probabilities.values()), 1.0, atol=1e-5)
+
+
+def test_an_ensemble_recipe_checks_its_members():
+    mlp = TrainingRecipe(name="a", model="mlp", feature_config=FeatureConfig(level_db=-20.0))
+    cnn = TrainingRecipe(name="b", model="cnn",
+                         feature_config=FeatureConfig(level_db=-20.0, norm="meanvar"))
+    both = TrainingRecipe(name="ab", model="ensemble", members=(mlp, cnn))
+    assert both.weights == (0.5, 0.5) and both.feature_config == mlp.feature_config
+    assert TrainingRecipe.from_dict(both.to_dict()) == both
+    with pytest.raises(ParameterError, match="other features"):
+        TrainingRecipe(name="x", model="ensemble", members=(
+            mlp, TrainingRecipe(name="c", model="cnn", feature_config=FeatureConfig(n_mels=64))))
+    with pytest.raises(ParameterError, match="sum to 1"):
+        TrainingRecipe(name="x", model="ensemble", members=(mlp, cnn), weights=(0.9, 0.9))
+    with pytest.raises(ParameterError, match="at least two"):
+        TrainingRecipe(name="x", model="ensemble", members=(mlp,))
+    with pytest.raises(ParameterError, match="for model 'ensemble' only"):
+        TrainingRecipe(name="x", model="mlp", members=(mlp, cnn))
+
+
+@pytest.mark.slow
+def test_a_tiny_ensemble_end_to_end(ravdess_dir, emodb_dir, tmp_path):
+    """An MLP and a CNN over one frame matrix: evaluated from the members' (cached) runs,
+    built as one graph that the runtime runs as a frame model, equal to its members."""
+    from export.ensemble import member_inputs
+    from export.recipe import build_model, evaluate_recipe
+    from ser_edge import Classifier
+    from ser_edge.audio import load
+    from ser_edge.features import feature_vector, frame_matrix
+
+    _ravdess_subset(ravdess_dir, tmp_path / "ravdess")
+    (tmp_path / "emodb").mkdir()
+    for f in sorted(emodb_dir.glob("*.flac"))[::12]:
+        (tmp_path / "emodb" / f.name).symlink_to(f)
+    corpora = (f"ravdess={tmp_path / 'ravdess'}", f"emodb={tmp_path / 'emodb'}")
+    config = FeatureConfig(features=("mfcc", "chroma", "mfcc_delta"), n_mfcc=13,
+                           level_db=-20.0, frames="active", top_db=60.0,
+                           stats={"mfcc": ("mean", "std"), "chroma": ("mean",),
+                                  "mfcc_delta": ("std",)})
+    mlp = TrainingRecipe(name="m", corpora=corpora, feature_config=config,
+                         params={"hidden_layer_sizes": [8], "max_iter": 30}, seeds=(0,))
+    cnn = TrainingRecipe(name="c", model="cnn", corpora=corpora,
+                         feature_config=FeatureConfig(**{**config.__dict__, "norm": "meanvar"}),
+                         net={"channels": [8, 8], "hidden": 8, "epochs": 1, "crop": 64})
+    both = TrainingRecipe(name="mc", model="ensemble", members=(mlp, cnn), weights=(0.4, 0.6))
+    cache = tmp_path / "cache"
+    report = evaluate_recipe(both, jobs=2, cache_dir=cache, protocols=("emobox",))
+    parts = [evaluate_recipe(m, jobs=2, cache_dir=cache, protocols=("emobox",))
+             for m in (mlp, cnn)]  # the members' runs, read back from the cache
+    runs = [r["_emobox_result"]["splits"] for r in (report, *parts)]
+    for s, a, b in zip(*runs, strict=True):
+        assert np.array_equal(s["test"], a["test"])
+        for variant in ("clean", "white noise 20 dB SNR"):
+            np.testing.assert_allclose(s["proba"][variant],
+                                       0.4 * a["proba"][variant] + 0.6 * b["proba"][variant])
+        assert s["temperature"] > 0  # fitted on the members' shared held-out speakers
+    assert report["emobox"]["robustness"]["gain -20 dB"]["label_unchanged"] == 1.0
+
+    summary = build_model(both, tmp_path / "mc.onnx", report=report, cache_dir=cache)
+    clf = Classifier(tmp_path / "mc.onnx")
+    assert clf.input_kind == "frames" and clf.feature_config == config
+    assert clf.min_frames >= 4 and summary["temperature"] > 0
+    assert set(clf.metadata["training"]["history"]) == {"c"}
+    clip = next((tmp_path / "ravdess").glob("Actor_03/*.flac"))
+    p = clf.classify(clip)
+    assert p.label in EMOTIONS and np.isclose(sum(p.probabilities.values()), 1.0, atol=1e-5)
+    # What the graph's branches are fed is what the runtime computes for the members alone.
+    y, sr = load(clip, sr=config.sr)
+    F = frame_matrix(y, sr=sr, config=config)
+    vector, frames = member_inputs(F, [("features", config), ("frames", cnn.feature_config)],
+                                   config)
+    # (the same numbers, summed in another order: numpy's pairwise sums follow memory layout)
+    np.testing.assert_allclose(vector[0], feature_vector(y, sr=sr, config=config), rtol=1e-6,
+                               atol=1e-5)
+    np.testing.assert_allclose(frames[0], frame_matrix(y, sr=sr, config=cnn.feature_config),
+                               atol=1e-5)

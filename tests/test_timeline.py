@@ -91,7 +91,8 @@ def test_conversation(clf: Classifier, conversation) -> None:
     # speech-active frames only, so the silence around a clip barely moves its label: 91% of 70
     # clips over five such conversations (benchmarks/timeline.py, the README); a clip cut in two
     # segments counts as a disagreement.
-    print(f"agreement {np.mean(agree):.2f} ({len(agree)} clips), RAVDESS {np.mean(agree_ravdess):.2f}")
+    print(f"agreement {np.mean(agree):.2f} ({len(agree)} clips), "
+          f"RAVDESS {np.mean(agree_ravdess):.2f}")
     assert np.mean(agree) >= 0.85, agree
 
 
