@@ -16,8 +16,8 @@ from __future__ import annotations
 import contextlib
 import json
 import os
-import stat
 import shutil
+import stat
 import sys
 import textwrap
 import warnings
