@@ -21,7 +21,7 @@ from typing import Annotated, Any
 import numpy as np
 import typer
 
-from ser_edge.errors import SerEdgeError
+from ser_edge.errors import ParameterError, SerEdgeError
 from ser_edge.features import FeatureConfig
 
 from .train import DEFAULT_FEATURE_CONFIG, DEFAULT_PARAMS, DEFAULT_SEED, MODELS
@@ -440,13 +440,16 @@ def evaluate_cmd(
     ] = None,
     title: Annotated[str, typer.Option(help="Report title.")] = "Evaluation report",
     recipe: RecipeOpt = None,
+    protocol: Annotated[list[str] | None, typer.Option(
+        "--protocol", help="With --recipe: only these protocols (repeatable): emobox, "
+        "contiguous, emodb, cross. Default: all.")] = None,
     jobs: JobsOpt = 2,
     cache_dir: CacheOpt = None,
     quiet: QuietOpt = False,
 ) -> None:
     """Compare models speaker-independently; write metrics.json, summary.md and plots."""
     if recipe is not None:
-        _evaluate_recipe(recipe, out, jobs, cache_dir, quiet)
+        _evaluate_recipe(recipe, out, jobs, cache_dir, quiet, protocol)
         return
     from .dataset import load_dataset
     from .onnx_export import export_onnx
@@ -565,14 +568,19 @@ def grid_cmd(
 
 
 def _evaluate_recipe(path: Path, out: Path, jobs: int, cache_dir: Path | None,
-                     quiet: bool) -> None:
+                     quiet: bool, protocols: list[str] | None = None) -> None:
     """``evaluate --recipe``: every protocol, robustness and calibration, as a report folder."""
-    from .recipe import TrainingRecipe, evaluate_recipe
+    from .recipe import PROTOCOLS, TrainingRecipe, evaluate_recipe
     from .report import write_recipe_report
 
+    unknown = sorted(set(protocols or ()) - set(PROTOCOLS))
+    if unknown:
+        raise _fail(ParameterError(f"unknown protocol {', '.join(unknown)}; choose from "
+                                   f"{', '.join(PROTOCOLS)}")) from None
     try:
         recipe = TrainingRecipe.load(path)
         report = evaluate_recipe(recipe, jobs=jobs, cache_dir=cache_dir, quiet=quiet,
+                                 protocols=tuple(protocols or PROTOCOLS),
                                  log=lambda line: typer.echo(f"{recipe.name}: {line}"))
         report["command"] = _command()
         write_recipe_report(out, report)

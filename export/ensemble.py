@@ -75,8 +75,8 @@ def member_inputs(F: np.ndarray, members: Sequence[tuple[str, FeatureConfig]],
     inputs : list of np.ndarray
         A pooled member's vector ``(1, n_features)`` (:func:`ser_edge.features.pool`, as
         :func:`ser_edge.features.feature_vector`); a network's frame matrix
-        ``(1, n_rows, n_frames)``, normalised by its own ``norm`` (as
-        :func:`ser_edge.features.frame_matrix`).
+        ``(1, n_rows, n_frames)`` of its own blocks (``features``, a subset of the shared
+        ones), normalised by its own ``norm`` (as :func:`ser_edge.features.frame_matrix`).
     """
     from ser_edge.features import _normalise_rows
 
@@ -85,8 +85,8 @@ def member_inputs(F: np.ndarray, members: Sequence[tuple[str, FeatureConfig]],
     out = []
     for kind, c in members:
         if kind == "frames":
-            G = F if c.norm is None else np.concatenate(
-                [_normalise_rows(blocks[name], c.norm) for name in config.block_sizes])
+            G = np.concatenate([blocks[name] if c.norm is None else
+                                _normalise_rows(blocks[name], c.norm) for name in c.features])
             out.append(np.ascontiguousarray(G, np.float32)[None])
         else:
             out.append(pool(blocks, c)[None])
@@ -118,8 +118,8 @@ def compose(members: Sequence[Any], weights: Sequence[float], *, config: Feature
     weights : sequence of float
         One per member, summing to 1.
     config : FeatureConfig
-        The shared frame matrix's configuration: each member's, but for ``norm`` (networks) and
-        ``stats`` (networks).
+        The shared frame matrix's configuration: each member's, but for a network's ``norm``,
+        ``stats`` and ``features`` (some of the shared blocks, in its own order).
     labels : sequence of str
         The ensemble's label order (each member's columns are reordered to it).
     temperature : float
@@ -158,8 +158,9 @@ def compose(members: Sequence[Any], weights: Sequence[float], *, config: Feature
     for k, (m, w) in enumerate(zip(members, weights, strict=True)):
         c = _config(m)
         frames = _kind(m) == "frames"
-        shared = dataclasses.replace(c, norm=None, stats=config.stats) if frames else c
-        if shared != config:
+        shared = dataclasses.replace(c, norm=None, stats=config.stats,
+                                     features=config.features) if frames else c
+        if shared != config or not set(c.features) <= set(config.features):
             raise ModelError(f"member {k}'s features differ from the shared configuration")
         prefix = f"m{k}_"
         m = onnx.compose.add_prefix(m, prefix)
@@ -167,8 +168,10 @@ def compose(members: Sequence[Any], weights: Sequence[float], *, config: Feature
                   if i.name not in {t.name for t in m.graph.initializer}]
         if len(inputs) != 1:
             raise ModelError(f"member {k} has {len(inputs)} inputs, expected 1")
-        if frames:
-            x = M if c.norm is None else of.normalise(g, M, norm=c.norm)
+        if frames:  # its blocks, in its order, normalised per utterance as it was trained
+            x = M if list(c.features) == list(config.features) else g.op(
+                "Concat", *(blocks[name] for name in c.features), axis=1, hint=f"m{k}_blocks")
+            x = x if c.norm is None else of.normalise(g, x, norm=c.norm)
             x = g.op("Unsqueeze", g.op("Transpose", x, perm=[1, 0]), g.const([0], "ax0"),
                      hint=f"m{k}_frames")
         else:

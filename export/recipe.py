@@ -49,7 +49,7 @@ from .protocols import (
 )
 
 __all__ = ["TrainingRecipe", "evaluate_recipe", "build_model", "NET_MODELS", "ENSEMBLE",
-           "EMOTIONS"]
+           "EMOTIONS", "PROTOCOLS"]
 
 #: The emotion vocabulary of the bundled models: RAVDESS's eight (EmoDB's boredom has no
 #: counterpart and is left out; EmoDB has no calm and no surprised).
@@ -57,6 +57,9 @@ EMOTIONS = ("neutral", "calm", "happy", "sad", "angry", "fearful", "disgust", "s
 
 #: Recipe models that are networks (the rest are scikit-learn's, :data:`export.train.MODELS`).
 NET_MODELS = ("cnn", "crnn")
+
+#: The evaluation protocols of :func:`evaluate_recipe`, in the report's order.
+PROTOCOLS = ("emobox", "contiguous", "emodb", "cross")
 
 #: The recipe model that averages its members' probabilities (:func:`export.ensemble.compose`).
 ENSEMBLE = "ensemble"
@@ -95,7 +98,8 @@ class TrainingRecipe:
     members : tuple of TrainingRecipe
         An ensemble's members (recipes, or in a file, recipe files relative to it): each trained
         on its own, their probabilities averaged. They share one frame matrix: the same features
-        but for ``norm`` (networks may normalise per utterance) and, for networks, ``stats``.
+        but for ``norm`` (networks may normalise per utterance) and, for networks, ``stats`` and
+        ``features`` (a network may take some of the blocks).
     weights : tuple of float
         Each member's weight (summing to 1; equal when empty).
     """
@@ -149,7 +153,11 @@ class TrainingRecipe:
         for m in members:
             c = m.feature_config
             if m.model in NET_MODELS:
-                c = dataclasses.replace(c, norm=None, stats=shared.stats)
+                if not set(c.features) <= set(shared.features):
+                    raise ParameterError(f"member {m.name!r} takes blocks the first member "
+                                         f"does not compute: {c.features}")
+                c = dataclasses.replace(c, norm=None, stats=shared.stats,
+                                        features=shared.features)
             elif c.norm is not None:
                 raise ParameterError(f"member {m.name!r}: a pooled member cannot normalise "
                                      "per utterance in an ensemble")
@@ -157,7 +165,7 @@ class TrainingRecipe:
                 raise ParameterError(
                     f"member {m.name!r} has other features than {members[0].name!r}: an "
                     "ensemble's members share one frame matrix (they may differ in 'norm', and "
-                    "networks in 'stats')")
+                    "networks in 'stats' and take some of its 'features')")
             if (m.corpora, m.emotions) != (members[0].corpora, members[0].emotions):
                 raise ParameterError(f"member {m.name!r} is trained on other corpora or "
                                      "emotions than the first")
@@ -524,7 +532,7 @@ def evaluate_recipe(
     jobs: int = 2,
     cache_dir: Path | None = None,
     quiet: bool = True,
-    protocols: Sequence[str] = ("emobox", "contiguous", "emodb", "cross"),
+    protocols: Sequence[str] = PROTOCOLS,
     log: Callable[[str], None] = lambda _: None,
 ) -> dict[str, Any]:
     """Measure a recipe: every protocol of the report, robustness and calibration.

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import pytest
 
@@ -84,6 +85,11 @@ def test_bad_input_is_one_line_error(tmp_path):
     result = CliRunner().invoke(app, ["evaluate", "-o", str(tmp_path), "--models", "xgb"])
     assert result.exit_code == 2
     assert "unknown model" in result.output
+    recipe = Path(__file__).resolve().parent.parent / "export" / "recipes" / "mlp.json"
+    result = CliRunner().invoke(app, ["evaluate", "-o", str(tmp_path), "--recipe", str(recipe),
+                                      "--protocol", "emobox", "--protocol", "random"])
+    assert result.exit_code == 2
+    assert "unknown protocol random" in result.output and "Traceback" not in result.output
 
 
 def test_train_writes_the_fused_model_too(tiny_ravdess, cache, tmp_path):

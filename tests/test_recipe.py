@@ -103,6 +103,10 @@ def test_an_ensemble_recipe_checks_its_members():
     with pytest.raises(ParameterError, match="other features"):
         TrainingRecipe(name="x", model="ensemble", members=(
             mlp, TrainingRecipe(name="c", model="cnn", feature_config=FeatureConfig(n_mels=64))))
+    with pytest.raises(ParameterError, match="blocks the first member does not compute"):
+        TrainingRecipe(name="x", model="ensemble", members=(
+            mlp, TrainingRecipe(name="c", model="cnn", feature_config=FeatureConfig(
+                features=("mfcc_delta",), stats=("mean",), level_db=-20.0))))
     with pytest.raises(ParameterError, match="sum to 1"):
         TrainingRecipe(name="x", model="ensemble", members=(mlp, cnn), weights=(0.9, 0.9))
     with pytest.raises(ParameterError, match="at least two"):
@@ -132,8 +136,11 @@ def test_a_tiny_ensemble_end_to_end(ravdess_dir, emodb_dir, tmp_path):
                                   "mfcc_delta": ("std",)})
     mlp = TrainingRecipe(name="m", corpora=corpora, feature_config=config,
                          params={"hidden_layer_sizes": [8], "max_iter": 30}, seeds=(0,))
+    # The network takes two of the three blocks, in its own order.
     cnn = TrainingRecipe(name="c", model="cnn", corpora=corpora,
-                         feature_config=FeatureConfig(**{**config.__dict__, "norm": "meanvar"}),
+                         feature_config=FeatureConfig(**{
+                             **config.__dict__, "norm": "meanvar", "features": ("chroma", "mfcc"),
+                             "stats": {"chroma": ("mean",), "mfcc": ("mean",)}}),
                          net={"channels": [8, 8], "hidden": 8, "epochs": 1, "crop": 64})
     both = TrainingRecipe(name="mc", model="ensemble", members=(mlp, cnn), weights=(0.4, 0.6))
     cache = tmp_path / "cache"
