@@ -164,6 +164,12 @@ def test_a_tiny_ensemble_end_to_end(ravdess_dir, emodb_dir, tmp_path):
     clip = next((tmp_path / "ravdess").glob("Actor_03/*.flac"))
     p = clf.classify(clip)
     assert p.label in EMOTIONS and np.isclose(sum(p.probabilities.values()), 1.0, atol=1e-5)
+    # The fused model (waveform in) computes the shared frames in the graph: same answer.
+    from export.fuse import fuse_file
+    fuse_file(tmp_path / "mc.onnx", tmp_path / "mc-waveform.onnx")
+    q = Classifier(tmp_path / "mc-waveform.onnx").classify(clip)
+    assert q.label == p.label
+    assert max(abs(q.probabilities[k] - v) for k, v in p.probabilities.items()) < 1e-4
     # What the graph's branches are fed is what the runtime computes for the members alone.
     y, sr = load(clip, sr=config.sr)
     F = frame_matrix(y, sr=sr, config=config)
