@@ -705,7 +705,7 @@ def build_model(
                                "temperature": temperature}
     if recipe.is_ensemble:
         summary["history"] = _build_ensemble(recipe, inp, labels, training, metrics,
-                                             temperature, out)
+                                             temperature, out, cache_dir)
     else:
         history = _build_one(recipe, inp, labels, training, metrics, temperature, out)
         if history is not None:
@@ -740,7 +740,8 @@ def _build_one(recipe: TrainingRecipe, inp: _Inputs, labels: list[str], training
 
 
 def _build_ensemble(recipe: TrainingRecipe, inp: _Inputs, labels: list[str], training: dict,
-                    metrics: Mapping[str, Any], temperature: float, out: str | Path) -> Any:
+                    metrics: Mapping[str, Any], temperature: float, out: str | Path,
+                    cache_dir: Path | None = None) -> Any:
     """Each member trained on every clip, exported, then composed into one checked graph."""
     import tempfile
 
@@ -752,13 +753,23 @@ def _build_ensemble(recipe: TrainingRecipe, inp: _Inputs, labels: list[str], tra
     members, histories = [], {}
     with tempfile.TemporaryDirectory() as tmp:
         for k, (m, m_inp) in enumerate(zip(recipe.members, inp.members, strict=True)):
+            # A member trained on every clip is kept in the cache (as a run is): ensembles
+            # that share it train it once.
             path = Path(tmp) / f"member{k}.onnx"
-            m_training = {"recipe": m.to_dict(), "n_clips": training["n_clips"]}
-            history = _build_one(m, m_inp, list(m.emotions), m_training,
-                                 {"speaker_independent": {}}, 1.0, path)
+            if cache_dir is not None:
+                key = _run_key(m_inp, m, [], False, False)
+                path = Path(cache_dir) / "members" / f"{key}.onnx"
+            if not path.is_file():
+                m_training = {"recipe": m.to_dict(), "n_clips": training["n_clips"]}
+                built = path.with_suffix(".tmp")
+                _build_one(m, m_inp, list(m.emotions), m_training,
+                           {"speaker_independent": {}}, 1.0, built)
+                built.replace(path)
+            member = onnx.load(str(path))
+            history = _ensemble_meta(member)["training"].get("history")
             if history is not None:
                 histories[m.name] = history
-            members.append(onnx.load(str(path)))
+            members.append(member)
     model = compose(members, recipe.weights, config=recipe.feature_config, labels=labels,
                     temperature=temperature)
     min_frames = max(int(_ensemble_meta(m).get("min_frames", 1)) for m in members)

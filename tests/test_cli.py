@@ -907,6 +907,8 @@ def test_models_lists_every_bundled_model_with_its_figures() -> None:
         assert r["uar"] == pytest.approx(si["uar_mean"]) and r["default"] == (
             r["name"] == DEFAULT_MODEL)
         assert 0 <= r["white_noise_20db_unchanged"] <= 1
+        assert r["ravdess_to_emodb_uar"] == pytest.approx(
+            clf.metadata["metrics"]["cross_corpus"]["ravdess -> emodb"]["uar"])
     res = runner.invoke(app, ["models"], env={"COLUMNS": "80"})
     assert res.exit_code == 0 and f"{DEFAULT_MODEL}*" in res.output
     assert all(len(line) <= 80 for line in res.output.splitlines()[:-1])  # not the footnote

@@ -42,10 +42,15 @@ def test_the_bundled_model_is_its_recipe(bundled: Classifier) -> None:
             assert trained[key] == recipe[key], key
     for key, value in recipe.get("augment", {}).items():
         assert trained["augment"][key] == value, key
-    from ser_edge.features import FeatureConfig
+    pytest.importorskip("sklearn")
+    from export.recipe import TrainingRecipe
 
-    assert bundled.feature_config == FeatureConfig.from_json(json.dumps(recipe["feature_config"]))
-    assert set(bundled.labels) == set(recipe.get("emotions", bundled.labels))
+    loaded = TrainingRecipe.load(RECIPES / f"{bundled.name}.json")  # an ensemble's: derived
+    assert bundled.feature_config == loaded.feature_config
+    assert set(bundled.labels) == set(loaded.emotions)
+    if loaded.is_ensemble:  # each member as its committed recipe says
+        assert trained["members"] == [m.to_dict() for m in loaded.members]
+        assert trained["weights"] == list(loaded.weights)
 
 
 @pytest.mark.parametrize("corpus", sorted(N_CLIPS))

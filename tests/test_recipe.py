@@ -157,6 +157,7 @@ def test_a_tiny_ensemble_end_to_end(ravdess_dir, emodb_dir, tmp_path):
     assert report["emobox"]["robustness"]["gain -20 dB"]["label_unchanged"] == 1.0
 
     summary = build_model(both, tmp_path / "mc.onnx", report=report, cache_dir=cache)
+    assert len(list((cache / "members").glob("*.onnx"))) == 2  # kept for other ensembles
     clf = Classifier(tmp_path / "mc.onnx")
     assert clf.input_kind == "frames" and clf.feature_config == config
     assert clf.min_frames >= 4 and summary["temperature"] > 0
