@@ -7,7 +7,8 @@ and the cold start of ``ser-edge classify --model NAME CLIP`` in a fresh process
 alternate run by run; wall-time median and peak resident memory). Together with the models'
 evaluation reports this is the model-comparison table of the README.
 
-usage: ``python -m benchmarks.models [--reps 30] [--cold-runs 7] [--extra NAME=FILE ...]``
+usage: ``python -m benchmarks.models [--reps 30] [--cold-runs 7] [--extra NAME=FILE ...]
+[--results NAME]``
 """
 
 from __future__ import annotations
@@ -70,8 +71,12 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--cold-runs", type=int, default=7, help="fresh processes per model")
     ap.add_argument("--extra", nargs="*", default=[], metavar="NAME=FILE",
                     help="more ONNX models to measure beside the bundled ones")
+    ap.add_argument("--results", default="models", metavar="NAME",
+                    help="write benchmarks/results/NAME.json (default: models), so that a run "
+                         "with other models keeps an earlier one")
     args = ap.parse_args(argv)
     result = C.start("models", args)
+    result["benchmark"] = args.results
     models: dict[str, str] = {name: name for name in BUNDLED_MODELS}
     for item in args.extra:
         name, _, path = item.partition("=")

@@ -25,7 +25,8 @@ from .protocols import emobox_parameters, emobox_published
 __all__ = ["comparison_rows", "comparison_table"]
 
 _HEADER = ["model", "EmoBox UAR (6 folds)", "contiguous UAR", "EmoDB UAR", "RAVDESS→EmoDB",
-           "EmoDB→RAVDESS", "gain −20 dB", "white 20 dB", "ECE (calibrated)", "parameters",
+           "EmoDB→RAVDESS", "gain −20 dB", "white 20 dB", "RT60 0.5 s", "ECE (calibrated)",
+           "parameters",
            "file", "inference, 3 s"]
 
 def _read(folder: str | Path) -> dict[str, Any]:
@@ -53,8 +54,8 @@ def comparison_rows(reports: Mapping[str, str | Path],
     -------
     rows : list of dict
         ``name``, ``emobox``, ``emobox_std``, ``contiguous``, ``emodb``, ``r2e``, ``e2r``,
-        ``gain_-20``, ``white_20``, ``ece``, ``parameters``, ``bytes``, ``inference_s`` (absent
-        figures are None).
+        ``gain_-20``, ``white_20``, ``rt60_0.5`` (labels unchanged), ``ece``, ``parameters``,
+        ``bytes``, ``inference_s`` (absent figures are None).
 
     Raises
     ------
@@ -77,6 +78,7 @@ def comparison_rows(reports: Mapping[str, str | Path],
             "e2r": cross.get("emodb -> ravdess", {}).get("uar_mean"),
             "gain_-20": rob.get("gain -20 dB", {}).get("label_unchanged"),
             "white_20": rob.get("white noise 20 dB SNR", {}).get("label_unchanged"),
+            "rt60_0.5": rob.get("reverberation RT60 0.5 s", {}).get("label_unchanged"),
             "ece": emobox.get("calibration", {}).get("ece_15_bins_calibrated"),
             "parameters": b.get("parameters"), "bytes": b.get("bytes"),
             "inference_s": b.get("inference_s"),
@@ -94,13 +96,14 @@ def comparison_table(reports: Mapping[str, str | Path],
     for r in comparison_rows(reports, bench):
         emobox = "–" if r["emobox"] is None else f"{r['emobox']:.3f} ± {r['emobox_std']:.3f}"
         cells = [r["name"], emobox, f(r["contiguous"]), f(r["emodb"]), f(r["r2e"]), f(r["e2r"]),
-                 f(r["gain_-20"], "{:.2f}"), f(r["white_20"], "{:.2f}"), f(r["ece"]),
+                 f(r["gain_-20"], "{:.2f}"), f(r["white_20"], "{:.2f}"),
+                 f(r["rt60_0.5"], "{:.2f}"), f(r["ece"]),
                  f(r["parameters"], "{:,}"),
                  f(None if r["bytes"] is None else r["bytes"] / 1024, "{:.0f} KiB"),
                  f(None if r["inference_s"] is None else r["inference_s"] * 1e3, "{:.2f} ms")]
         lines.append("| " + " | ".join(cells) + " |")
     for name, uar in emobox_published().items():
-        cells = [f"{name} (EmoBox, published)", f"{uar:.3f}", *["–"] * 7,
+        cells = [f"{name} (EmoBox, published)", f"{uar:.3f}", *["–"] * 8,
                  emobox_parameters(name), "–", "–"]
         lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines) + "\n"

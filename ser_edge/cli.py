@@ -682,6 +682,13 @@ INFO_WIDTH, INFO_LABEL = 100, 11
 _TIE = "\u00a0"
 
 
+def _augmented(recipe: dict[str, Any]) -> str:
+    """A recipe's augmentation in a few words (``ser-edge info``)."""
+    aug = recipe.get("augment") or {}
+    kinds = ", ".join(aug.get("kinds") or [])
+    return f"{kinds} ({aug.get('copies', 0)} copies of each clip)" if kinds else "none"
+
+
 def _field(label: str, text: str) -> list[str]:
     """One labelled field of ``ser-edge info``, wrapped under its value's column, never cut."""
     indent = " " * INFO_LABEL
@@ -732,12 +739,17 @@ def _describe(clf: Classifier) -> list[str]:
     if isinstance(training, dict):
         recipe = training.get("recipe")
         if isinstance(recipe, dict):
-            aug = recipe.get("augment") or {}
-            kinds = ", ".join(aug.get("kinds") or []) or "none"
             lines += _field("recipe:", f"{recipe.get('name')}: {recipe.get('description', '')}"
                             .strip().rstrip(":"))
-            lines += _field("augmented:", f"{kinds} ({aug.get('copies', 0)} copies of each clip)"
-                            if aug.get("kinds") else "none")
+            members = [m for m in recipe.get("members") or [] if isinstance(m, dict)]
+            if members:  # an ensemble: each member's model, weight and augmentation
+                weights = list(recipe.get("weights") or []) + [None] * len(members)
+                lines += _field("members:", "; ".join(
+                    f"{m.get('name')} ({m.get('model')}"
+                    + (f", weight {w:g}" if isinstance(w, (int, float)) else "")
+                    + f", augmented: {_augmented(m)})" for m, w in zip(members, weights)))
+            else:
+                lines += _field("augmented:", _augmented(recipe))
         if isinstance(training.get("temperature"), (int, float)):
             lines += _field("calibrate:", f"probabilities at temperature "
                             f"{training['temperature']:.3f} (fitted out-of-fold)")

@@ -31,7 +31,8 @@ _MODELS_DIR = Path(__file__).resolve().parent / "models"
 
 #: The models shipped inside the package, by name (``ser-edge models``, ``--model NAME``); each
 #: has a model card beside it (``NAME.md``) and its evaluation report (``NAME-report/``).
-BUNDLED_MODELS: dict[str, Path] = {"mlp": _MODELS_DIR / "mlp.onnx"}
+BUNDLED_MODELS: dict[str, Path] = {"mlp": _MODELS_DIR / "mlp.onnx",
+                                   "mlp-cnn": _MODELS_DIR / "mlp-cnn.onnx"}
 
 #: The name of the model used when none is named.
 DEFAULT_MODEL = "mlp"

@@ -18,7 +18,9 @@ def _report(folder: Path, uar: float) -> Path:
     (folder / "report.json").write_text(json.dumps({
         "emobox": {"uar_mean": uar, "uar_std": 0.04,
                    "robustness": {"gain -20 dB": {"label_unchanged": 1.0, "uar": uar},
-                                  "white noise 20 dB SNR": {"label_unchanged": 0.8, "uar": 0.4}},
+                                  "white noise 20 dB SNR": {"label_unchanged": 0.8, "uar": 0.4},
+                                  "reverberation RT60 0.5 s": {"label_unchanged": 0.7,
+                                                               "uar": 0.4}},
                    "calibration": {"ece_15_bins_calibrated": 0.05}},
         "cross_corpus": {"ravdess -> emodb": {"uar_mean": 0.45}},
     }))
@@ -31,12 +33,15 @@ def test_rows_and_table(tmp_path: Path) -> None:
     rows = comparison_rows(reports, bench)
     assert [r["name"] for r in rows] == ["mlp", "cnn"]
     assert rows[0]["emobox"] == 0.5 and rows[0]["white_20"] == 0.8 and rows[0]["r2e"] == 0.45
+    assert rows[0]["rt60_0.5"] == 0.7
     assert rows[0]["parameters"] == 1234 and rows[1]["parameters"] is None
     assert rows[0]["contiguous"] is None  # a protocol the report lacks
     table = comparison_table(reports, bench).splitlines()
     assert table[2].startswith("| mlp | 0.500 ± 0.040 |") and "1,234" in table[2]
     assert "2 KiB" in table[2] and "0.20 ms" in table[2]
+    assert "| 1.00 | 0.80 | 0.70 | 0.050 |" in table[2]  # gain, white noise, RT60, ECE
     assert any(line.startswith("| hubert-base (EmoBox, published) | 0.654 |") for line in table)
+    assert all(line.count("|") == table[0].count("|") for line in table)
 
 
 def test_an_unreadable_report_is_a_parameter_error(tmp_path: Path) -> None:
