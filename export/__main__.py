@@ -620,8 +620,9 @@ def compare_cmd(
     report: Annotated[list[str], typer.Option(
         "--report", help="NAME=FOLDER: a model's report of `evaluate --recipe` (repeatable).")],
     out: Annotated[Path, typer.Option("--out", "-o", help="Markdown file to write.")],
-    bench: Annotated[Path | None, typer.Option(
-        "--bench", help="benchmarks/results/models.json: parameters, size, inference time.")
+    bench: Annotated[list[Path] | None, typer.Option(
+        "--bench", help="benchmarks/results/models*.json: parameters, size, inference time "
+        "(repeatable: a model takes its figures from the last file that has it).")
     ] = None,
 ) -> None:
     """The model-comparison table: each report beside EmoBox's published rows."""
@@ -629,7 +630,9 @@ def compare_cmd(
 
     try:
         reports = dict(item.split("=", 1) for item in report)
-        measured = json.loads(bench.read_text())["models"] if bench is not None else None
+        measured = {}
+        for path in bench or []:
+            measured.update(json.loads(path.read_text())["models"])
         table = comparison_table(reports, measured)
     except (SerEdgeError, OSError, ValueError, KeyError) as exc:
         raise _fail(exc) from None

@@ -47,3 +47,24 @@ def test_rows_and_table(tmp_path: Path) -> None:
 def test_an_unreadable_report_is_a_parameter_error(tmp_path: Path) -> None:
     with pytest.raises(ParameterError, match="not a readable report"):
         comparison_rows({"x": tmp_path / "missing"})
+
+
+def test_compare_command_takes_several_benchmark_files(tmp_path: Path) -> None:
+    from typer.testing import CliRunner
+
+    from export.__main__ import app
+
+    old, new = tmp_path / "models.json", tmp_path / "models-new.json"
+    old.write_text(json.dumps({"models": {"mlp": {"parameters": 1, "bytes": 1024,
+                                                  "inference_s": 1e-4},
+                                          "cnn": {"parameters": 2, "bytes": 2048,
+                                                  "inference_s": 2e-4}}}))
+    new.write_text(json.dumps({"models": {"cnn": {"parameters": 3, "bytes": 3072,
+                                                  "inference_s": 3e-4}}}))
+    args = ["compare", "--report", f"mlp={_report(tmp_path / 'a', 0.5)}",
+            "--report", f"cnn={_report(tmp_path / 'b', 0.55)}", "--bench", str(old),
+            "--bench", str(new), "--out", str(tmp_path / "t.md")]
+    result = CliRunner().invoke(app, args)
+    assert result.exit_code == 0, result.output
+    rows = (tmp_path / "t.md").read_text().splitlines()
+    assert "| 1 | 1 KiB | 0.10 ms |" in rows[2] and "| 3 | 3 KiB | 0.30 ms |" in rows[3]
