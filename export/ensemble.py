@@ -39,13 +39,9 @@ FRAMES_INPUT = "frames"
 
 
 def _meta(model: Any) -> dict[str, Any]:
-    out = {}
-    for p in model.metadata_props:
-        try:
-            out[p.key] = json.loads(p.value)
-        except ValueError:
-            out[p.key] = p.value
-    return out
+    from .onnx_export import read_metadata
+
+    return read_metadata(model)
 
 
 def _kind(model: Any) -> str:

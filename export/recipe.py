@@ -748,7 +748,7 @@ def _build_ensemble(recipe: TrainingRecipe, inp: _Inputs, labels: list[str], tra
     import onnx
 
     from .ensemble import check_ensemble, compose
-    from .onnx_export import save, set_metadata
+    from .onnx_export import read_metadata, save, set_metadata
 
     members, histories = [], {}
     with tempfile.TemporaryDirectory() as tmp:
@@ -766,13 +766,13 @@ def _build_ensemble(recipe: TrainingRecipe, inp: _Inputs, labels: list[str], tra
                            {"speaker_independent": {}}, 1.0, built)
                 built.replace(path)
             member = onnx.load(str(path))
-            history = _ensemble_meta(member)["training"].get("history")
+            history = read_metadata(member)["training"].get("history")
             if history is not None:
                 histories[m.name] = history
             members.append(member)
     model = compose(members, recipe.weights, config=recipe.feature_config, labels=labels,
                     temperature=temperature)
-    min_frames = max(int(_ensemble_meta(m).get("min_frames", 1)) for m in members)
+    min_frames = max(int(read_metadata(m).get("min_frames", 1)) for m in members)
     training["history"] = histories
     set_metadata(model, labels=labels, feature_config=recipe.feature_config, training=training,
                  metrics=metrics, input_kind="frames", min_frames=min_frames)
@@ -780,7 +780,3 @@ def _build_ensemble(recipe: TrainingRecipe, inp: _Inputs, labels: list[str], tra
                    temperature=temperature, frames=_check_frames(inp))
     save(model, out)
     return histories
-
-
-def _ensemble_meta(model: Any) -> dict[str, Any]:
-    return {p.key: json.loads(p.value) for p in model.metadata_props}

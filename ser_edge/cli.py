@@ -747,7 +747,8 @@ def _describe(clf: Classifier) -> list[str]:
                 lines += _field("members:", "; ".join(
                     f"{m.get('name')} ({m.get('model')}"
                     + (f", weight {w:g}" if isinstance(w, (int, float)) else "")
-                    + f", augmented: {_augmented(m)})" for m, w in zip(members, weights)))
+                    + f", augmented: {_augmented(m)})"
+                    for m, w in zip(members, weights[:len(members)], strict=True)))
             else:
                 lines += _field("augmented:", _augmented(recipe))
         if isinstance(training.get("temperature"), (int, float)):
