@@ -10,6 +10,8 @@ network::
                                    +--> normalise per utterance (rows) --> CNN ---+--> mean
     mean (with the weights) --> log, / temperature, softmax --> probabilities; argmax --> label
 
+(or the weighted geometric mean of the probabilities, :func:`combine`).
+
 The pooling and normalisation are :func:`export.onnx_features.pool` and
 :func:`~export.onnx_features.normalise`, the stages the fused waveform models use: they mirror
 :func:`ser_edge.features.pool` and ``FeatureConfig.norm``. :func:`check_ensemble` compares the
@@ -30,12 +32,56 @@ from ser_edge.features import FeatureConfig, pool
 
 from . import onnx_features as of
 
-__all__ = ["compose", "check_ensemble", "member_inputs", "member_spec", "PROBA_ATOL"]
+__all__ = ["compose", "combine", "check_ensemble", "member_inputs", "member_spec", "COMBINE",
+           "PROBA_ATOL"]
 
 #: Largest difference allowed between the graph's probabilities and the members' average.
 PROBA_ATOL = 1e-5
 
 FRAMES_INPUT = "frames"
+
+#: How an ensemble joins its members' probabilities (:func:`combine`).
+COMBINE = ("mean", "geometric")
+
+#: Probabilities are floored here before their logarithm (as the temperature stage does).
+FLOOR = 1e-12
+
+
+def combine(probas: Sequence[np.ndarray], weights: Sequence[float],
+            how: str = "mean") -> np.ndarray:
+    """The members' probabilities joined into the ensemble's.
+
+    Parameters
+    ----------
+    probas : sequence of np.ndarray [shape=(n_clips, n_labels)]
+        One per member, columns in the same label order.
+    weights : sequence of float
+        One per member, summing to 1.
+    how : {"mean", "geometric"}
+        ``"mean"``: ``sum_k w_k p_k``. ``"geometric"``: the weighted geometric mean, normalised,
+        ``softmax(sum_k w_k log(max(p_k, 1e-12)))``: a label that one member rules out stays
+        unlikely (a product of experts).
+
+    Returns
+    -------
+    P : np.ndarray [shape=(n_clips, n_labels)]
+        Rows summing to 1.
+
+    Raises
+    ------
+    ModelError
+        If ``how`` is unknown or the counts differ.
+    """
+    if how not in COMBINE:
+        raise ModelError(f"unknown combination {how!r}; choose from {COMBINE}")
+    if len(probas) != len(weights):
+        raise ModelError(f"{len(weights)} weights for {len(probas)} members")
+    if how == "mean":
+        return sum(w * np.asarray(p) for w, p in zip(weights, probas, strict=True))
+    logits = sum(w * np.log(np.maximum(p, FLOOR)) for w, p in zip(weights, probas, strict=True))
+    logits = logits - logits.max(axis=1, keepdims=True)
+    E = np.exp(logits)
+    return E / E.sum(axis=1, keepdims=True)
 
 
 def _meta(model: Any) -> dict[str, Any]:
@@ -102,8 +148,8 @@ def _label_order(model: Any, labels: Sequence[str]) -> list[int]:
 
 
 def compose(members: Sequence[Any], weights: Sequence[float], *, config: FeatureConfig,
-            labels: Sequence[str], temperature: float = 1.0) -> Any:
-    """One ONNX graph: the frame matrix in, the members' weighted mean probabilities out.
+            labels: Sequence[str], temperature: float = 1.0, how: str = "mean") -> Any:
+    """One ONNX graph: the frame matrix in, the members' combined probabilities out.
 
     Parameters
     ----------
@@ -120,6 +166,8 @@ def compose(members: Sequence[Any], weights: Sequence[float], *, config: Feature
         The ensemble's label order (each member's columns are reordered to it).
     temperature : float
         Applied to the mean: ``softmax(log(max(p, 1e-12)) / T)``.
+    how : {"mean", "geometric"}
+        How the members' probabilities are joined (:func:`combine`).
 
     Returns
     -------
@@ -139,7 +187,10 @@ def compose(members: Sequence[Any], weights: Sequence[float], *, config: Feature
         raise ModelError("the shared frame matrix must not be normalised (config.norm)")
     if len(weights) != len(members):
         raise ModelError(f"{len(weights)} weights for {len(members)} members")
+    if how not in COMBINE:
+        raise ModelError(f"unknown combination {how!r}; choose from {COMBINE}")
     g = of.GraphBuilder("ens_")
+    floor = g.const(np.float32(FLOOR), "floor")
     n_rows = sum(config.block_sizes.values())
     # (1, n_rows, n_frames) -> (n_frames, n_rows): the builder's layout.
     M = g.op("Transpose", g.op("Squeeze", FRAMES_INPUT, g.const([0], "ax0")), perm=[1, 0],
@@ -181,10 +232,15 @@ def compose(members: Sequence[Any], weights: Sequence[float], *, config: Feature
             opsets[o.domain] = max(opsets.get(o.domain, 0), o.version)
         p = g.op("Gather", f"{prefix}probabilities", g.const(_label_order(m, labels), "cols"),
                  axis=1, hint=f"m{k}_probabilities")
+        if how == "geometric":
+            p = g.op("Log", g.op("Max", p, floor), hint=f"m{k}_log_p")
         parts.append(g.op("Mul", p, g.const(np.float32(w), f"weight_{k}"),
                           hint=f"m{k}_weighted"))
-    mean = g.op("Sum", *parts, hint="mean_probabilities")
-    logp = g.op("Log", g.op("Max", mean, g.const(np.float32(1e-12), "floor")), hint="log_p")
+    if how == "geometric":  # the softmax below normalises the weighted sum of logarithms
+        logp = g.op("Sum", *parts, hint="log_p")
+    else:
+        mean = g.op("Sum", *parts, hint="mean_probabilities")
+        logp = g.op("Log", g.op("Max", mean, floor), hint="log_p")
     g.nodes.append(helper.make_node(
         "Softmax", [g.op("Div", logp, g.const(np.float32(temperature), "temperature"))],
         ["probabilities"], axis=-1, name="ens_softmax"))
@@ -236,13 +292,16 @@ def _ordered(ours: list, theirs: list) -> list:
 
 def check_ensemble(model: Any, members: Sequence[Any], weights: Sequence[float], *,
                    config: FeatureConfig, labels: Sequence[str], temperature: float,
-                   frames: Sequence[np.ndarray], atol: float = PROBA_ATOL) -> float:
+                   frames: Sequence[np.ndarray], atol: float = PROBA_ATOL,
+                   how: str = "mean") -> float:
     """Compare the graph with its members run on their own inputs; the largest difference.
 
     Parameters
     ----------
     frames : sequence of np.ndarray [shape=(n_rows, n_frames_i)]
         Frame matrices of real clips (:func:`ser_edge.features.frame_matrix`, shared config).
+    how : {"mean", "geometric"}
+        The graph's combination (:func:`combine`).
 
     Raises
     ------
@@ -265,9 +324,9 @@ def check_ensemble(model: Any, members: Sequence[Any], weights: Sequence[float],
     specs = [member_spec(m) for m in members]
     worst = 0.0
     for F in frames:
-        P = sum(w * s.run(["probabilities"], {s.get_inputs()[0].name: x})[0][:, order]
-                for w, s, x, order in zip(weights, parts, member_inputs(F, specs, config),
-                                          orders, strict=True))
+        P = combine([s.run(["probabilities"], {s.get_inputs()[0].name: x})[0][:, order]
+                     for s, x, order in zip(parts, member_inputs(F, specs, config), orders,
+                                            strict=True)], weights, how)
         expected = apply_temperature(P, temperature)[0]
         label, got = whole.run(["label", "probabilities"], {FRAMES_INPUT: F[None]})
         diff = float(np.max(np.abs(got[0] - expected)))

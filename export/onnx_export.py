@@ -37,6 +37,7 @@ __all__ = [
     "read_metadata",
     "set_metadata",
     "save",
+    "half_weights",
 ]
 
 #: ONNX opset the export pins for the default domain (skl2onnx then uses ``ai.onnx.ml`` opset 3).
@@ -216,6 +217,51 @@ def save(model: Any, path: str | Path) -> None:
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     onnx.save_model(model, str(path))
+
+
+def half_weights(model: Any, *, min_size: int = 256) -> Any:
+    """The model with its large float32 weights stored as float16, cast back when it loads.
+
+    Each float32 initializer of at least ``min_size`` values is replaced by a float16 copy and a
+    ``Cast`` node to float32 placed first in the graph: the file is about half the size, the
+    computation stays in float32 (onnxruntime folds the casts once, when the session starts).
+    Only the stored weights change, by their rounding to float16 (a relative error of at most
+    2**-11); what that does to the probabilities is for the caller to measure.
+
+    Parameters
+    ----------
+    model : onnx.ModelProto
+        Not modified.
+    min_size : int
+        Smaller initializers (biases, shapes, constants) stay as they are.
+
+    Returns
+    -------
+    model : onnx.ModelProto
+        A copy, checked with ``onnx.checker``.
+    """
+    import onnx
+    from onnx import TensorProto, helper, numpy_helper
+
+    model = onnx.ModelProto.FromString(model.SerializeToString())
+    graph = model.graph
+    keep, casts = [], []
+    for init in graph.initializer:
+        if init.data_type != TensorProto.FLOAT or int(np.prod(init.dims)) < min_size:
+            keep.append(init)
+            continue
+        half = numpy_helper.from_array(numpy_helper.to_array(init).astype(np.float16),
+                                       f"{init.name}_float16")
+        keep.append(half)
+        casts.append(helper.make_node("Cast", [half.name], [init.name], to=TensorProto.FLOAT,
+                                      name=f"{init.name}_cast"))
+    del graph.initializer[:]
+    graph.initializer.extend(keep)
+    nodes = list(graph.node)
+    del graph.node[:]
+    graph.node.extend(casts + nodes)
+    onnx.checker.check_model(model)
+    return model
 
 
 def _as_pipeline(model: Any) -> Any:

@@ -64,6 +64,9 @@ PROTOCOLS = ("emobox", "contiguous", "emodb", "cross")
 #: The recipe model that averages its members' probabilities (:func:`export.ensemble.compose`).
 ENSEMBLE = "ensemble"
 
+#: How a built ensemble stores its weights (``TrainingRecipe.storage``).
+STORAGE = ("float32", "float16")
+
 
 @dataclass(frozen=True)
 class TrainingRecipe:
@@ -102,6 +105,12 @@ class TrainingRecipe:
         ``features`` (a network may take some of the blocks).
     weights : tuple of float
         Each member's weight (summing to 1; equal when empty).
+    combine : {"mean", "geometric"}
+        How an ensemble joins its members' probabilities (:func:`export.ensemble.combine`).
+    storage : {"float32", "float16"}
+        How an ensemble's graph stores its weights: ``"float16"`` halves the file
+        (:func:`export.onnx_export.half_weights`; computed in float32). It changes the built
+        model only, not its evaluation: the build measures what the rounding does.
     """
 
     name: str
@@ -118,6 +127,8 @@ class TrainingRecipe:
     description: str = ""
     members: tuple[TrainingRecipe, ...] = ()
     weights: tuple[float, ...] = ()
+    combine: str = "mean"
+    storage: str = "float32"
 
     def __post_init__(self) -> None:
         from .train import MODELS
@@ -129,6 +140,16 @@ class TrainingRecipe:
             self._check_members()
         elif self.members or self.weights:
             raise ParameterError(f"'members' and 'weights' are for model {ENSEMBLE!r} only")
+        from .ensemble import COMBINE
+
+        if self.combine not in COMBINE:
+            raise ParameterError(f"unknown combine {self.combine!r}; choose from {COMBINE}")
+        if self.combine != "mean" and self.model != ENSEMBLE:
+            raise ParameterError(f"'combine' {self.combine!r} is for model {ENSEMBLE!r} only")
+        if self.storage not in STORAGE:
+            raise ParameterError(f"unknown storage {self.storage!r}; choose from {STORAGE}")
+        if self.storage != "float32" and self.model != ENSEMBLE:
+            raise ParameterError(f"'storage' {self.storage!r} is for model {ENSEMBLE!r} only")
         object.__setattr__(self, "params", tuple(sorted(dict(self.params).items())))
         object.__setattr__(self, "net", tuple(sorted(dict(self.net).items())))
         object.__setattr__(self, "corpora", tuple(self.corpora))
@@ -206,6 +227,9 @@ class TrainingRecipe:
         data["members"] = [m.to_dict() for m in self.members]
         if not self.is_ensemble:
             del data["members"], data["weights"]
+        for key, default in (("combine", "mean"), ("storage", "float32")):
+            if data[key] == default:  # left out: run keys and recipe files predate the fields
+                del data[key]
         return data
 
     @classmethod
@@ -397,7 +421,7 @@ def _run_key(inp: _Inputs, recipe: TrainingRecipe, splits: Sequence[Split], vari
     import ser_edge
 
     fields = recipe.to_dict()
-    fields.pop("name"), fields.pop("description")
+    fields.pop("name"), fields.pop("description"), fields.pop("storage", None)
     what = {
         "recipe": fields, "clips": [str(c.path) for c in inp.data.clips],
         "splits": [[s.name, np.asarray(s.train).tolist(), np.asarray(s.test).tolist()]
@@ -443,27 +467,29 @@ def _run(inp: _Inputs, recipe: TrainingRecipe, splits: Sequence[Split], *, jobs:
 
 def _combine(results: Sequence[Mapping[str, Any]], recipe: TrainingRecipe,
              y: np.ndarray) -> dict[str, Any]:
-    """An ensemble's run from its members' runs: probabilities averaged with the weights.
+    """An ensemble's run from its members' runs: probabilities combined with the weights.
 
-    The fold's temperature is fitted on the members' averaged probabilities of the held-out
+    The fold's temperature is fitted on the members' combined probabilities of the held-out
     training speakers, when every member held out the same ones (they do: the same
     :func:`~export.nets.train.validation_speakers` and seed); otherwise there is none.
     """
+    from .ensemble import combine
     from .experiment import fit_temperature
+
+    def mix(probas: Sequence[np.ndarray]) -> np.ndarray:
+        return combine(probas, recipe.weights, recipe.combine)
 
     labels = results[0]["labels"]
     y_index = np.array([labels.index(v) if v in labels else -1 for v in y])
     splits = []
     for parts in zip(*(r["splits"] for r in results), strict=True):
         split = {k: parts[0][k] for k in ("name", "test", "tested")}
-        split["proba"] = {v: sum(w * p["proba"][v] for w, p in zip(recipe.weights, parts,
-                                                                    strict=True))
-                          for v in parts[0]["proba"]}
+        split["proba"] = {v: mix([p["proba"][v] for p in parts]) for v in parts[0]["proba"]}
         split["history"] = next((p["history"] for p in parts if p.get("history")), None)
         held = [p.get("held_out") for p in parts]
         split["temperature"] = None
         if all(held) and all(np.array_equal(h["index"], held[0]["index"]) for h in held):
-            P = sum(w * h["proba"] for w, h in zip(recipe.weights, held, strict=True))
+            P = mix([h["proba"] for h in held])
             split["temperature"] = fit_temperature(P, y_index[held[0]["index"]])
             split["held_out"] = {"index": held[0]["index"], "proba": P}
         splits.append(split)
@@ -645,6 +671,23 @@ def _metrics(report: Mapping[str, Any]) -> dict[str, Any]:
     return out or {"speaker_independent": {}}
 
 
+def _rounding(model: Any, exact: Any, frames: Sequence[np.ndarray],
+              labels: Sequence[str]) -> dict[str, Any]:
+    """How far a graph with rounded weights is from the exact one on real frame matrices."""
+    from .ensemble import FRAMES_INPUT
+    from .onnx_export import PROBA_OUTPUT, _session
+
+    got, want = _session(model), _session(exact)
+    diffs, changed = [], 0
+    for F in frames:
+        p = got.run([PROBA_OUTPUT], {FRAMES_INPUT: F[None]})[0]
+        q = want.run([PROBA_OUTPUT], {FRAMES_INPUT: F[None]})[0]
+        diffs.append(float(np.max(np.abs(p - q))))
+        changed += int(np.argmax(p) != np.argmax(q))
+    return {"max_probability_change": max(diffs), "labels_changed": changed,
+            "clips_checked": len(frames)}
+
+
 def _check_frames(inp: _Inputs) -> list[np.ndarray]:
     """Real frame matrices from 0.5 s to 20 s of speech, to check an exported network on."""
     from ser_edge.features import frame_matrix
@@ -748,7 +791,7 @@ def _build_ensemble(recipe: TrainingRecipe, inp: _Inputs, labels: list[str], tra
     import onnx
 
     from .ensemble import check_ensemble, compose
-    from .onnx_export import read_metadata, save, set_metadata
+    from .onnx_export import half_weights, read_metadata, save, set_metadata
 
     members, histories = [], {}
     with tempfile.TemporaryDirectory() as tmp:
@@ -770,13 +813,25 @@ def _build_ensemble(recipe: TrainingRecipe, inp: _Inputs, labels: list[str], tra
             if history is not None:
                 histories[m.name] = history
             members.append(member)
-    model = compose(members, recipe.weights, config=recipe.feature_config, labels=labels,
-                    temperature=temperature)
+    frames = _check_frames(inp)
+
+    def composed(parts: list) -> Any:
+        return compose(parts, recipe.weights, config=recipe.feature_config, labels=labels,
+                       temperature=temperature, how=recipe.combine)
+
+    model = composed(members)
+    if recipe.storage == "float16":
+        # The graph is checked against its members with the same rounded weights; what the
+        # rounding itself changes is measured against the full-precision graph.
+        exact = model
+        members = [half_weights(m) for m in members]
+        model = composed(members)
+        training["storage"] = {"dtype": "float16", **_rounding(model, exact, frames, labels)}
     min_frames = max(int(read_metadata(m).get("min_frames", 1)) for m in members)
     training["history"] = histories
     set_metadata(model, labels=labels, feature_config=recipe.feature_config, training=training,
                  metrics=metrics, input_kind="frames", min_frames=min_frames)
     check_ensemble(model, members, recipe.weights, config=recipe.feature_config, labels=labels,
-                   temperature=temperature, frames=_check_frames(inp))
+                   temperature=temperature, frames=frames, how=recipe.combine)
     save(model, out)
     return histories

@@ -20,6 +20,7 @@ from export.onnx_export import (  # noqa: E402
     METADATA_KEYS,
     check_onnx,
     export_onnx,
+    half_weights,
     onnx_predict,
     read_metadata,
 )
@@ -131,6 +132,28 @@ def test_train_export_and_check_onnx(data, tmp_path):
     np.testing.assert_array_equal(labels, predict(pipe, X))
     np.testing.assert_allclose(proba, pipe.predict_proba(X), atol=1e-4)
     np.testing.assert_allclose(proba.sum(axis=1), 1.0, atol=1e-5)
+
+
+def test_half_weights_halves_the_file_and_keeps_the_answers(data):
+    X, y, _ = data
+    pipe = fit_pipeline(X, y, model="mlp", params={"max_iter": 50}, seed=0)
+    model = export_onnx(pipe, feature_config=CONFIG, labels=list(pipe.classes_),
+                        training={}, metrics={"speaker_independent": {}}, check_rows=X)
+    before = model.SerializeToString()
+    half = half_weights(model)
+    assert model.SerializeToString() == before  # a copy: the original is left alone
+    assert len(half.SerializeToString()) < 0.6 * len(before)
+    casts = [n for n in half.graph.node if n.name.endswith("_cast")]
+    big = [i for i in model.graph.initializer if np.prod(i.dims) >= 256]
+    assert len(casts) == len(big) > 0 and half.graph.node[: len(casts)] == casts
+    assert {i.data_type for i in half.graph.initializer if i.name.endswith("_float16")} == {
+        onnx.TensorProto.FLOAT16}
+    labels, proba = onnx_predict(half, X)
+    _, exact = onnx_predict(model, X)
+    # float16 keeps 11 significant bits: the probabilities move by far less than a label needs
+    assert np.max(np.abs(proba - exact)) < 1e-2
+    assert np.mean(labels == predict(pipe, X)) >= 0.98
+    assert read_metadata(half) == read_metadata(model)
 
 
 @pytest.mark.parametrize("name", ["knn", "svm", "rf", "tree"])

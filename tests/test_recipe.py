@@ -10,7 +10,7 @@ import pytest
 
 from export.augment import AugmentConfig
 from export.recipe import EMOTIONS, TrainingRecipe
-from ser_edge.errors import ParameterError
+from ser_edge.errors import ModelError, ParameterError
 from ser_edge.features import FeatureConfig
 
 RECIPES = Path(__file__).resolve().parent.parent / "export" / "recipes"
@@ -113,6 +113,33 @@ def test_an_ensemble_recipe_checks_its_members():
         TrainingRecipe(name="x", model="ensemble", members=(mlp,))
     with pytest.raises(ParameterError, match="for model 'ensemble' only"):
         TrainingRecipe(name="x", model="mlp", members=(mlp, cnn))
+    # Stored weights: float32 unless asked, and then only the ensemble's file changes.
+    assert "storage" not in both.to_dict() and "storage" not in mlp.to_dict()
+    half = TrainingRecipe(name="ab", model="ensemble", members=(mlp, cnn), storage="float16")
+    assert TrainingRecipe.from_dict(half.to_dict()) == half
+    assert TrainingRecipe.from_dict({**both.to_dict(), "combine": "geometric"}).combine == (
+        "geometric")
+    with pytest.raises(ParameterError, match="unknown combine"):
+        TrainingRecipe(name="x", model="ensemble", members=(mlp, cnn), combine="max")
+    with pytest.raises(ParameterError, match="unknown storage"):
+        TrainingRecipe(name="x", model="ensemble", members=(mlp, cnn), storage="int8")
+    with pytest.raises(ParameterError, match="for model 'ensemble' only"):
+        TrainingRecipe(name="x", storage="float16")
+
+
+def test_combine_mean_and_geometric():
+    from export.ensemble import combine
+    a = np.array([[0.7, 0.3, 0.0], [0.2, 0.5, 0.3]])
+    b = np.array([[0.1, 0.3, 0.6], [0.2, 0.5, 0.3]])
+    np.testing.assert_allclose(combine([a, b], (0.5, 0.5)), (a + b) / 2)
+    g = combine([a, b], (0.5, 0.5), "geometric")
+    np.testing.assert_allclose(g.sum(axis=1), 1.0)
+    np.testing.assert_allclose(g[1], a[1])  # members that agree give their answer
+    # one member ruling a label out keeps it out (the mean would give it 0.3)
+    assert g[0, 2] < 1e-5 and g[0, 1] > g[0, 0]
+    np.testing.assert_allclose(combine([a, b], (1.0, 0.0), "geometric")[1], a[1])
+    with pytest.raises(ModelError, match="unknown combination"):
+        combine([a, b], (0.5, 0.5), "median")
 
 
 @pytest.mark.slow
@@ -181,3 +208,25 @@ def test_a_tiny_ensemble_end_to_end(ravdess_dir, emodb_dir, tmp_path):
                                atol=1e-5)
     np.testing.assert_allclose(frames[0], frame_matrix(y, sr=sr, config=cnn.feature_config),
                                atol=1e-5)
+    # The geometric combination from the same cached runs; stored in half precision: the same
+    # cached members, a smaller file, (almost) the same answers.
+    import dataclasses
+
+    from export.ensemble import combine
+    half = dataclasses.replace(both, combine="geometric", storage="float16")
+    geo = evaluate_recipe(half, jobs=2, cache_dir=cache, protocols=("emobox",))
+    for s, a, b in zip(geo["_emobox_result"]["splits"], *runs[1:], strict=True):
+        np.testing.assert_allclose(s["proba"]["clean"], combine(
+            [a["proba"]["clean"], b["proba"]["clean"]], (0.4, 0.6), "geometric"))
+    build_model(half, tmp_path / "mc-half.onnx", report=geo, cache_dir=cache)
+    assert len(list((cache / "members").glob("*.onnx"))) == 2  # no member trained again
+    import onnx
+    n_big = sum(int(np.prod(i.dims)) for i in onnx.load(str(tmp_path / "mc.onnx")).graph.initializer
+                if i.data_type == onnx.TensorProto.FLOAT and np.prod(i.dims) >= 256)
+    saved = (tmp_path / "mc.onnx").stat().st_size - (tmp_path / "mc-half.onnx").stat().st_size
+    assert n_big > 0 and saved > 1.5 * n_big  # two bytes per stored weight, less the casts
+    clf_half = Classifier(tmp_path / "mc-half.onnx")
+    rounding = clf_half.metadata["training"]["storage"]
+    assert rounding["dtype"] == "float16" and rounding["clips_checked"] >= 5
+    assert rounding["max_probability_change"] < 1e-2
+    assert len(list((cache / "members").glob("*.onnx"))) == 2
