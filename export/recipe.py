@@ -529,6 +529,29 @@ def _protocol_summary(result: Mapping[str, Any], y: np.ndarray, description: str
     }
 
 
+def _held_out_uar(result: Mapping[str, Any], y: np.ndarray) -> dict[str, Any] | None:
+    """UAR on each fold's held-out *training* speakers (what choices between models may use).
+
+    A network's figure is optimistic: its early stopping chose the epoch on these speakers; a
+    scikit-learn model's held-out fit never saw them. None when a fold has no held-out clips.
+    """
+    from sklearn.metrics import recall_score
+
+    labels = list(result["labels"])
+    scores = []
+    for split in result["splits"]:
+        held = split.get("held_out")
+        if not held:
+            return None
+        truth = y[held["index"]]
+        pred = np.asarray(labels)[np.argmax(held["proba"], axis=1)]
+        scores.append(float(recall_score(truth, pred, labels=sorted(set(truth)),
+                                          average="macro", zero_division=0)))
+    return {"uar_mean": float(np.mean(scores)), "folds": scores,
+            "note": "held-out training speakers of each fold (a network's early stopping saw "
+                    "them); never the test fold"}
+
+
 def _calibration(result: Mapping[str, Any], y: np.ndarray) -> dict[str, Any]:
     from .experiment import apply_temperature, expected_calibration_error, fit_temperature
 
@@ -603,6 +626,9 @@ def evaluate_recipe(
                                   "speaker-independent")
         entry["published"] = emobox_published()
         entry["robustness"] = robustness(res, y)
+        held = _held_out_uar(res, y)
+        if held is not None:
+            entry["held_out"] = held
         if recipe.calibrate:
             entry["calibration"] = _calibration(res, y)
         entry["best_epochs"] = [s["history"]["best_epoch"] for s in res["splits"]

@@ -182,6 +182,15 @@ def test_a_tiny_ensemble_end_to_end(ravdess_dir, emodb_dir, tmp_path):
                                        0.4 * a["proba"][variant] + 0.6 * b["proba"][variant])
         assert s["temperature"] > 0  # fitted on the members' shared held-out speakers
     assert report["emobox"]["robustness"]["gain -20 dB"]["label_unchanged"] == 1.0
+    # The held-out training speakers' UAR (for choices between models): one per fold.
+    held = report["emobox"]["held_out"]
+    assert len(held["folds"]) == len(runs[0]) and 0.0 <= held["uar_mean"] <= 1.0
+    for s, fold_uar in zip(runs[0], held["folds"], strict=True):
+        truth = np.asarray(report["truth"])[s["held_out"]["index"]]
+        assert not set(s["held_out"]["index"]) & set(s["test"])  # never the test fold
+        assert fold_uar == pytest.approx(np.mean([
+            np.mean(np.argmax(s["held_out"]["proba"][truth == e], axis=1) == EMOTIONS.index(e))
+            for e in sorted(set(truth))]))
 
     summary = build_model(both, tmp_path / "mc.onnx", report=report, cache_dir=cache)
     assert len(list((cache / "members").glob("*.onnx"))) == 2  # kept for other ensembles
