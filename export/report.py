@@ -369,6 +369,12 @@ def write_recipe_report(folder: str | Path, report: Mapping[str, Any], *,
             md.append(f"| {model} (EmoBox) | {emobox_parameters(model)} | {ua:.3f} |")
         md += ["", "Per fold: " + ", ".join(f"{f['name'].split()[-1]}: {f['uar']:.3f}"
                                             for f in emobox["folds"]), ""]
+        held = emobox.get("held_out")
+        if held:
+            md += [f"On each fold's held-out *training* speakers (what a choice between models "
+                   f"may look at; a network's early stopping saw them): UAR "
+                   f"{held['uar_mean']:.3f} (folds "
+                   + ", ".join(f"{u:.3f}" for u in held["folds"]) + ").", ""]
     md += ["## Recall of each emotion (out-of-fold)", "",
            "Bold: under 0.10.", ""]
     md += _recall_table(protocols, recipe["emotions"])

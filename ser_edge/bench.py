@@ -355,8 +355,9 @@ def ser_edge_stages(
         A callable for each name of :data:`STAGES` and :data:`TOTALS`. ``stft`` is the power
         spectrogram, ``mfcc`` includes the dB conversion of the mel spectrogram, ``chroma``
         takes the configuration's tuning (estimated once here when it is None), ``extract``
-        is :func:`ser_edge.features.feature_vector` of the samples at the model's rate,
-        ``features`` loads the file at that rate first.
+        is :func:`ser_edge.features.feature_vector` of the samples at the model's rate (a frame
+        model's :func:`~ser_edge.features.frame_matrix`), ``features`` loads the file at that
+        rate first, ``inference`` runs the model on its input.
 
     Raises
     ------
@@ -372,6 +373,7 @@ def ser_edge_stages(
         estimate_tuning,
         feature_matrices,
         feature_vector,
+        frame_matrix,
         melspectrogram,
         mfcc,
         pool,
@@ -389,14 +391,22 @@ def ser_edge_stages(
     tuning = estimated if config.tuning is None else config.tuning
     blocks = feature_matrices(y_sr, sr=sr, config=config)  # with every option of config
     x = pool(blocks, config)
-    waveform = getattr(clf, "input_kind", "features") == "waveform"
+    kind = getattr(clf, "input_kind", "features")
+
+    def computed(y: Any) -> Any:  # what the runtime computes: a frame model's is the matrix
+        if kind == "frames":
+            return frame_matrix(y, sr=sr, config=config)
+        return feature_vector(y, sr=sr, config=config)
+
+    # A waveform model (python -m export fuse) computes the features in its graph.
+    model_input = {"waveform": y_sr, "frames": computed(y_sr)}.get(kind, x)
 
     def features() -> Any:
         y, _ = audio.load(path, sr=sr)
-        return feature_vector(y, sr=sr, config=config)
+        return computed(y)
 
     def extract() -> Any:
-        return feature_vector(y_sr, sr=sr, config=config)
+        return computed(y_sr)
 
     return {
         "decode": lambda: audio.load(path, sr=None),
@@ -407,8 +417,7 @@ def ser_edge_stages(
         "tuning": lambda: estimate_tuning(S=S, sr=sr, bins_per_octave=config.n_chroma),
         "chroma": lambda: chroma_stft(S=S, sr=sr, tuning=tuning, n_chroma=config.n_chroma),
         "pooling": lambda: pool(blocks, config),
-        # A waveform model (python -m export fuse) computes the features in its graph.
-        "inference": lambda: clf._run((y_sr if waveform else x)[np.newaxis, :]),
+        "inference": lambda: clf._run(model_input[np.newaxis]),
         "extract": extract,
         "features": features,
         "classify": lambda: clf.classify(path),

@@ -638,13 +638,14 @@ def models(
          "description\n")
     for row in rows:
         star = "*" if row["default"] else " "
-        text = row["description"]  # as much as fits the line (--json has all of it)
-        room = max(20, shutil.get_terminal_size().columns - 51 - width)
-        text = text if len(text) <= room else text[: room - 1].rsplit(" ", 1)[0] + " …"
+        text = row["description"]  # as much as fits the line (--json and info have all of it)
+        room = shutil.get_terminal_size().columns - 51 - width
+        text = (text if len(text) <= room else text[: room - 1].rsplit(" ", 1)[0] + " …"
+                if room >= 16 else "")
         _out(f"{row['name'] + star:<{width}} {row['input_kind']:<9} "
              f"{row['bytes'] / 1024:>6.0f} KiB {figure(row['uar'], '.3f'):>6} "
              f"{figure(row['ravdess_to_emodb_uar'], '.3f'):>6} "
-             f"{figure(row['white_noise_20db_unchanged'], '.2f'):>6}  {text}\n")
+             f"{figure(row['white_noise_20db_unchanged'], '.2f'):>6}  {text}".rstrip() + "\n")
     _out("\n* the default. UAR: speaker-independent, EmoBox's RAVDESS folds (8 emotions, chance "
          "0.125); R->E: UAR on EmoDB of the model trained on RAVDESS alone (6 emotions, chance "
          "0.167); noise: share of labels unchanged by white noise at 20 dB SNR.\n")
@@ -749,6 +750,16 @@ def _describe(clf: Classifier) -> list[str]:
                     + (f", weight {w:g}" if isinstance(w, (int, float)) else "")
                     + f", augmented: {_augmented(m)})"
                     for m, w in zip(members, weights[:len(members)], strict=True)))
+                how = ("weighted geometric mean, normalised" if recipe.get("combine") ==
+                       "geometric" else "weighted mean")
+                storage = training.get("storage")
+                if isinstance(storage, dict):  # weights rounded: what the build measured
+                    change = storage.get("max_probability_change")
+                    change = f"{change:.1e}" if isinstance(change, float) else _value(change)
+                    how += (f"; weights stored as {storage.get('dtype')} (probabilities within "
+                            f"{change} of float32 on {_value(storage.get('clips_checked'))} "
+                            "clips)")
+                lines += _field("combined:", how)
             else:
                 lines += _field("augmented:", _augmented(recipe))
         if isinstance(training.get("temperature"), (int, float)):
@@ -851,11 +862,13 @@ def _value(value: Any) -> str:
 
 @app.command(
     help=(
-        "Print the model's input feature vector of an audio file as JSON, for people who embed "
-        "their own model: path, sample_rate (of the analysis, Hz), names, values, and the "
-        "feature configuration.\n\n"
+        "Print the model's input for an audio file as JSON, for people who embed their own "
+        "model: path, sample_rate (of the analysis, Hz), names, values, and the feature "
+        "configuration. The input is the pooled feature vector, or, for a frame-level model "
+        "(the default), the frame matrix: a row name and a list of n_frames values per row.\n\n"
         "Examples:\n\n"
         "  ser-edge features clip.wav\n\n"
+        "  ser-edge features clip.wav --model mlp       # the MLP's 272 pooled values\n\n"
         "  ser-edge features clip.wav --model my-model.onnx > clip.json\n\n"
         "Exit status: 0 ok; 1 the file cannot be used; 2 usage error; 3 the model cannot be used."
     ),
@@ -868,7 +881,7 @@ def features(
     ],
     model: ModelOpt = None,
 ) -> None:
-    """Print the feature vector of an audio file as JSON."""
+    """Print the model's input for an audio file as JSON (vector, or frame matrix)."""
     clf = _load_classifier(model)
     said: list[str] = []
     try:
@@ -881,11 +894,13 @@ def features(
         raise _fail(error_line(_shown(path), exc), EXIT_FILE_FAILED) from None
     _warn(said)
     cfg = clf.feature_config
+    frames = x.ndim == 2
     record = {
         "path": _shown(path),
         "sample_rate": cfg.sr,
-        "names": cfg.feature_names(),
-        "values": [float(v) for v in x],
+        "names": cfg.row_names() if frames else cfg.feature_names(),
+        "values": x.tolist(),
+        **({"n_frames": int(x.shape[1])} if frames else {}),
         "feature_config": json.loads(cfg.to_json()),
     }
     _out(json.dumps(record) + "\n")

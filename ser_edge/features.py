@@ -312,6 +312,10 @@ class FeatureConfig:
             for i in range(rows)
         ]
 
+    def row_names(self) -> list[str]:
+        """Name every row of the frame matrix, e.g. ``"mfcc_0"``, in :func:`frame_matrix`'s order."""
+        return [f"{name}_{i}" for name, rows in self.block_sizes.items() for i in range(rows)]
+
     def to_json(self) -> str:
         """Serialise to a JSON object string (keys sorted, with a ``schema`` number)."""
         data = dataclasses.asdict(self)

@@ -185,7 +185,10 @@ def test_info(model: Path, labels: tuple[str, ...]) -> None:
     result = run("info", "--model", model)
     assert result.exit_code == EXIT_OK, result.output
     assert ", ".join(labels) in result.stdout
-    assert f"features:  {Classifier(model).feature_config.n_features}" in result.stdout
+    clf = Classifier(model)
+    cfg = clf.feature_config
+    assert (f"features:  {sum(cfg.block_sizes.values())} rows per frame"
+            if clf.input_kind == "frames" else f"features:  {cfg.n_features}") in result.stdout
     assert "onnxruntime" in result.stdout
     as_json = run("info", "--json", "--model", model)
     meta = json.loads(as_json.stdout)
@@ -198,9 +201,29 @@ def test_features(model: Path, clips: list[Path]) -> None:
     assert result.exit_code == EXIT_OK, result.output
     record = json.loads(result.stdout)
     clf = Classifier(model)
-    assert record["names"] == clf.feature_config.feature_names()
-    np.testing.assert_allclose(record["values"], clf.features(clips[1]), rtol=1e-6)
+    x = clf.features(clips[1])
+    frames = clf.input_kind == "frames"
+    assert record["names"] == (clf.feature_config.row_names() if frames
+                               else clf.feature_config.feature_names())
+    assert len(record["names"]) == len(x) and record.get("n_frames") == (
+        x.shape[1] if frames else None)
+    np.testing.assert_allclose(record["values"], x, rtol=1e-6)
     assert record["sample_rate"] == clf.feature_config.sr
+
+
+def test_features_of_a_pooled_and_a_frame_model(clips: list[Path]) -> None:
+    from ser_edge.model import BUNDLED_MODELS
+
+    kinds = {Classifier(n).input_kind: n for n in BUNDLED_MODELS}
+    if not {"features", "frames"} <= set(kinds):
+        pytest.skip("the bundled models are not of both kinds")
+    pooled = json.loads(run("features", "--model", kinds["features"], clips[0]).stdout)
+    framed = json.loads(run("features", "--model", kinds["frames"], clips[0]).stdout)
+    assert np.asarray(pooled["values"]).ndim == 1 and "n_frames" not in pooled
+    F = np.asarray(framed["values"])
+    assert F.shape == (len(framed["names"]), framed["n_frames"])
+    assert framed["names"][0] == "mfcc_0" and framed["names"][-1].startswith(
+        Classifier(kinds["frames"]).feature_config.features[-1])
 
 
 def test_version() -> None:
@@ -787,6 +810,15 @@ def _flac_claiming_billions_of_frames(d: Path) -> Path:
     return path
 
 
+def _flac_claiming_more(d: Path) -> Path:
+    from tests.fuzz.seeds import flac_with_total_samples
+
+    path = d / "cut.flac"
+    sf.write(path, _voice(16000, 16000), 16000)
+    path.write_bytes(flac_with_total_samples(path.read_bytes(), 3 * 16000))
+    return path
+
+
 def _huge_samples(d: Path) -> Path:
     return _write_samples(d / "loud.wav", _voice(16000, 16000) * np.float32(1e20))
 
@@ -843,6 +875,9 @@ README_ROWS: dict[str, tuple[Callable[[Path], Path | str], bool]] = {
     "a corrupt MP3 (mpg123's own messages are kept off the terminal)": (
         lambda d: _corrupt_mp3(d / "corrupt.mp3"), False),
     "a FLAC cut short, or a header claiming more audio than there is": (
+        _flac_claiming_more, False),
+    "longer than 10 minutes, or a header saying so, with a frame-level model such as the default "
+    "(`ser-edge timeline` takes any length, and so do pooled models such as `--model mlp`)": (
         _flac_claiming_billions_of_frames, False),
     "shorter than the model needs (the bundled model's MFCC deltas take 9 analysis frames, 128 ms;"
     " a model without deltas says `shorter than one analysis frame`)": (_too_short, False),
@@ -892,6 +927,28 @@ def test_readme_error_table(row: str, stranger_dir: Path,
     pattern = ".+".join(re.escape(piece) for piece in f"{name}: {message}".split("..."))
     assert re.fullmatch(f"ser-edge: error: {pattern}", line), (line, message)
     assert proc.stderr.splitlines()[-1] == "ser-edge: 1 of 2 files failed"
+
+
+def test_info_of_a_bundled_ensemble_names_its_members_and_how_they_are_joined() -> None:
+    from ser_edge.model import BUNDLED_MODELS
+
+    ensembles = [n for n in BUNDLED_MODELS
+                 if Classifier(n).metadata["training"]["recipe"].get("members")]
+    if not ensembles:
+        pytest.skip("no bundled model is an ensemble")
+    for name in ensembles:
+        training = Classifier(name).metadata["training"]
+        res = runner.invoke(app, ["info", "--model", name], env={"COLUMNS": "100"})
+        assert res.exit_code == 0, res.output
+        text = " ".join(res.output.split())
+        for member, weight in zip(training["recipe"]["members"], training["recipe"]["weights"],
+                                  strict=True):
+            assert f"{member['name']} ({member['model']}, weight {weight:g}" in text
+        geometric = training["recipe"].get("combine") == "geometric"
+        assert ("combined: weighted geometric mean" in text) == geometric
+        assert ("combined: weighted mean" in text) == (not geometric)
+        if "storage" in training:
+            assert f"weights stored as {training['storage']['dtype']}" in text
 
 
 def test_models_lists_every_bundled_model_with_its_figures() -> None:

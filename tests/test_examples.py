@@ -38,7 +38,10 @@ sf = pytest.importorskip("soundfile")
 
 from export.fuse import fuse_file  # noqa: E402
 from ser_edge import audio  # noqa: E402
-from ser_edge.model import BUNDLED_MODEL, Classifier  # noqa: E402
+from ser_edge.model import BUNDLED_MODELS, Classifier  # noqa: E402
+
+#: The examples run the fused MLP (README: `python -m export fuse ser_edge/models/mlp.onnx`).
+BUNDLED_MODEL = BUNDLED_MODELS["mlp"]
 
 ROOT = Path(__file__).resolve().parent.parent
 EXAMPLES = ROOT / "examples"
@@ -65,7 +68,7 @@ def fused(tmp_path_factory) -> Path:
 
 @pytest.fixture(scope="module")
 def classifiers(fused: Path) -> tuple[Classifier, Classifier]:
-    return Classifier(), Classifier(fused)
+    return Classifier(BUNDLED_MODEL), Classifier(fused)
 
 
 def _max_diff(a: dict, b: dict) -> float:

@@ -34,7 +34,10 @@ from export.fuse import (  # noqa: E402
 from ser_edge.dsp import power_spectrogram  # noqa: E402
 from ser_edge.errors import AudioError, ModelError, ParameterError  # noqa: E402
 from ser_edge.features import FeatureConfig, feature_matrices, feature_vector  # noqa: E402
-from ser_edge.model import BUNDLED_MODEL, Classifier  # noqa: E402
+from ser_edge.model import BUNDLED_MODELS, Classifier  # noqa: E402
+
+#: The bundled pooled model (the MLP): fusing it puts the feature pipeline in the graph.
+BUNDLED_MODEL = BUNDLED_MODELS["mlp"]
 
 
 def session(model) -> ort.InferenceSession:
@@ -415,7 +418,7 @@ def fused(fused_path: Path) -> Classifier:
 
 @pytest.fixture(scope="module")
 def numpy_clf() -> Classifier:
-    return Classifier()
+    return Classifier(BUNDLED_MODEL)
 
 
 def test_fused_model_io_metadata_and_size(fused_path: Path) -> None:
