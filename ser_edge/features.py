@@ -313,7 +313,7 @@ class FeatureConfig:
         ]
 
     def row_names(self) -> list[str]:
-        """Name every row of the frame matrix, e.g. ``"mfcc_0"``, in :func:`frame_matrix`'s order."""
+        """Name every row of the frame matrix (``"mfcc_0"``, ...), in :func:`frame_matrix` order."""
         return [f"{name}_{i}" for name, rows in self.block_sizes.items() for i in range(rows)]
 
     def to_json(self) -> str:
