@@ -390,7 +390,6 @@ def ser_edge_stages(
     estimated = estimate_tuning(S=S, sr=sr, bins_per_octave=config.n_chroma)
     tuning = estimated if config.tuning is None else config.tuning
     blocks = feature_matrices(y_sr, sr=sr, config=config)  # with every option of config
-    x = pool(blocks, config)
     kind = getattr(clf, "input_kind", "features")
 
     def computed(y: Any) -> Any:  # what the runtime computes: a frame model's is the matrix
@@ -399,7 +398,7 @@ def ser_edge_stages(
         return feature_vector(y, sr=sr, config=config)
 
     # A waveform model (python -m export fuse) computes the features in its graph.
-    model_input = {"waveform": y_sr, "frames": computed(y_sr)}.get(kind, x)
+    model_input = y_sr if kind == "waveform" else computed(y_sr)
 
     def features() -> Any:
         y, _ = audio.load(path, sr=sr)
