@@ -697,8 +697,7 @@ def _metrics(report: Mapping[str, Any]) -> dict[str, Any]:
     return out or {"speaker_independent": {}}
 
 
-def _rounding(model: Any, exact: Any, frames: Sequence[np.ndarray],
-              labels: Sequence[str]) -> dict[str, Any]:
+def _rounding(model: Any, exact: Any, frames: Sequence[np.ndarray]) -> dict[str, Any]:
     """How far a graph with rounded weights is from the exact one on real frame matrices."""
     from .ensemble import FRAMES_INPUT
     from .onnx_export import PROBA_OUTPUT, _session
@@ -852,7 +851,7 @@ def _build_ensemble(recipe: TrainingRecipe, inp: _Inputs, labels: list[str], tra
         exact = model
         members = [half_weights(m) for m in members]
         model = composed(members)
-        training["storage"] = {"dtype": "float16", **_rounding(model, exact, frames, labels)}
+        training["storage"] = {"dtype": "float16", **_rounding(model, exact, frames)}
     min_frames = max(int(read_metadata(m).get("min_frames", 1)) for m in members)
     training["history"] = histories
     set_metadata(model, labels=labels, feature_config=recipe.feature_config, training=training,
