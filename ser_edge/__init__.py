@@ -52,6 +52,7 @@ _MODULES = (
     "features",
     "filters",
     "model",
+    "modelfile",
     "results",
     "stream",
     "timeline",
