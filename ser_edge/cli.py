@@ -6,7 +6,8 @@ so ``ser-edge --help`` and ``ser-edge --version`` answer at once on a Raspberry 
 
 Exit status: 0 when every file was classified, 1 when at least one file failed or held no speech
 (each failure is one line on stderr naming the file and the reason), 2 for a usage error (an
-unknown option, a bad value), 3 when the model cannot be used, 4 when the Dask cluster of
+unknown option, a bad value, an output that cannot be written), 3 when the model cannot be used
+(or gave something other than probabilities for a file), 4 when the Dask cluster of
 ``--scheduler`` cannot be used, 141 when standard output was closed early (``| head``), the status
 of a program killed by SIGPIPE, quietly.
 """
@@ -133,15 +134,31 @@ def _fail(message: str, code: int) -> typer.Exit:
 
 
 def _out(text: str) -> None:
-    """Write to standard output at once; a closed pipe ends the command quietly (exit 141)."""
+    """Write to standard output at once.
+
+    A closed pipe ends the command quietly (exit 141); standard output closed (``>&-``) or that
+    cannot be written (a full disk) ends it with one line and exit status 2.
+    """
+    if sys.stdout is None:
+        raise _fail("standard output is closed: nowhere to write the results (--output FILE "
+                    "writes them to a file)", EXIT_USAGE)
     try:
         sys.stdout.write(text)
         sys.stdout.flush()
     except BrokenPipeError:
         raise _closed_pipe() from None
+    except OSError as exc:
+        _discard_stdout()
+        raise _fail(f"standard output: cannot write ({exc.strerror or exc})",
+                    EXIT_USAGE) from None
 
 
 def _closed_pipe() -> typer.Exit:
+    _discard_stdout()
+    return typer.Exit(code=EXIT_BROKEN_PIPE)
+
+
+def _discard_stdout() -> None:
     # Whatever is still buffered for stdout would fail again at exit: send it nowhere.
     try:
         devnull = os.open(os.devnull, os.O_WRONLY)
@@ -149,7 +166,11 @@ def _closed_pipe() -> typer.Exit:
         os.close(devnull)
     except (OSError, ValueError, AttributeError):  # pragma: no cover - stdout without a descriptor
         pass
-    return typer.Exit(code=EXIT_BROKEN_PIPE)
+
+
+def _stdin_closed() -> bool:
+    """Whether standard input was closed when ser-edge started (``<&-``)."""
+    return sys.stdin is None
 
 
 #: The ``--model`` option of every command that uses a model.
@@ -277,12 +298,12 @@ class _Progress:
 
 
 def _stderr_is_terminal() -> bool:
-    return sys.stderr.isatty()
+    return sys.stderr is not None and sys.stderr.isatty()
 
 
 def _shown(path: Path) -> str:
     """How a path from the command line is printed (``-`` reads standard input)."""
-    return "<stdin>" if str(path) == STDIN else display_name(path)
+    return "<stdin>" if str(path) == STDIN else display_name(_source(path))
 
 
 def _text_line(p: Prediction, top_k: int, width: int) -> str:
@@ -395,6 +416,10 @@ def classify(
                                  "cluster)", param_hint="--jobs/--scheduler")
     if resume and output is None:
         raise typer.BadParameter("--resume continues an --output file", param_hint="--resume")
+    if resume and any(str(path) == STDIN for path in paths):
+        raise typer.BadParameter("standard input (-) cannot be resumed: what it held last time "
+                                 "cannot be told; classify it without --resume",
+                                 param_hint="--resume")
     fmt = OutputFormat.json if json_ else OutputFormat.csv if csv_ else OutputFormat.text
     if output is not None:
         from .results import FORMATS
@@ -407,41 +432,60 @@ def classify(
             raise typer.BadParameter(f"--{fmt.value} with a .{output.suffix[1:]} file",
                                      param_hint="--output")
         fmt = OutputFormat(kind)
+    jobs = _capped_jobs(jobs)
     clf = _load_classifier(model)
     top_k = min(top_k, len(clf.labels))
     items = find_audio(paths, stdin=True)
-    sink = _results_file(output, clf, resume) if output is not None else None
+    from .results import model_identity
+
+    model_id = model_identity(clf.name or clf.model_path.name, clf.sha256)
+    sink = _results_file(output, clf, resume, model_id) if output is not None else None
     try:
         _classify(items, clf, fmt, top_k, sink, jobs=jobs, ordered=not unordered,
-                  scheduler=scheduler, vad=not no_vad)
+                  scheduler=scheduler, vad=not no_vad, model_id=model_id)
     finally:
         if sink is not None:
             sink.close()
 
 
-def _results_file(output: Path, clf: Classifier, resume: bool) -> Any:
+def _capped_jobs(jobs: int | None) -> int | None:
+    """``--jobs``, at most the usable cores; a larger request is lowered, and says so once."""
+    from ._threads import usable_cores
+
+    cores = usable_cores()
+    if jobs is None or jobs <= cores:
+        return jobs
+    typer.echo(f"ser-edge: --jobs {jobs} is more than the {cores} usable cores: using {cores}",
+               err=True)
+    return cores
+
+
+def _results_file(output: Path, clf: Classifier, resume: bool, model_id: str) -> Any:
     from .errors import ParameterError
     from .results import ResultsFile
 
     try:
-        return ResultsFile(output, labels=clf.labels, resume=resume)
+        return ResultsFile(output, labels=clf.labels, resume=resume, model=model_id)
     except ParameterError as exc:
         raise _fail(str(exc), EXIT_USAGE) from None
 
 
 def _classify(items: list[tuple[Path, str | None]], clf: Classifier, fmt: OutputFormat,
               top_k: int, sink: Any, *, jobs: int | None, ordered: bool,
-              scheduler: str | None, vad: bool = True) -> None:
+              scheduler: str | None, vad: bool = True, model_id: str = "") -> None:
     """Classify ``items`` (from :func:`find_audio`), print or append each result, exit status.
 
     ``vad``: a file without speech is a :class:`~ser_edge.Failure` (``--no-vad``: False), in
     this process and in every worker (:meth:`~ser_edge.Classifier.classify_many`'s option).
+    ``model_id``: the :func:`~ser_edge.results.model_identity` each record names. The status is
+    3 if the model gave something other than probabilities for a file (the batch goes on), else
+    1 if a file failed.
     """
     from . import batch
 
     done = sink.done if sink is not None else {}
-    skip = [str(path) != STDIN and display_name(path) in done for path, _ in items]
-    failed_before = sum(done[display_name(path)] is not None
+    skip = [str(path) != STDIN and _shown(path) in done for path, _ in items]
+    failed_before = sum(done[_shown(path)] is not None
                         for (path, _), s in zip(items, skip, strict=True) if s)
     if any(skip):
         typer.echo(f"ser-edge: {display_name(sink.path)}: {sum(skip)} of {len(items)} files "
@@ -460,13 +504,15 @@ def _classify(items: list[tuple[Path, str | None]], clf: Classifier, fmt: Output
             from .results import csv_header, csv_line
 
             write(csv_line(csv_header(clf.labels)))
-    failed = 0
+    failed, model_failed = 0, False
     progress.draw()
     try:
         for outcome in batch.outcomes(sources, model=clf, jobs=jobs, ordered=ordered,
                                       scheduler=scheduler, options={"vad": vad}):
             progress.clear()
-            failed += _emit(outcome, fmt, write, top_k, width, len(clf.labels))
+            failed += _emit(outcome, fmt, write, top_k, width, len(clf.labels), model_id)
+            model_failed = model_failed or isinstance(getattr(outcome.result, "error", None),
+                                                      ModelError)
             progress.step()
     except ModelError as exc:  # a worker could not load the model
         raise _fail(str(exc), EXIT_MODEL) from None
@@ -478,7 +524,7 @@ def _classify(items: list[tuple[Path, str | None]], clf: Classifier, fmt: Output
     if failed:
         if len(items) > 1:
             typer.echo(f"ser-edge: {failed} of {len(items)} files failed", err=True)
-        raise typer.Exit(code=EXIT_FILE_FAILED)
+        raise typer.Exit(code=EXIT_MODEL if model_failed else EXIT_FILE_FAILED)
 
 
 def _writer(sink: Any) -> Any:
@@ -512,7 +558,10 @@ class _Stdin:
 
 
 def _source(path: Path) -> Any:
-    return _Stdin() if str(path) == STDIN else path
+    if str(path) == STDIN:
+        return _Stdin()
+    # A file called '<stdin>' is named by a longer path: its records must not read as stdin's.
+    return f".{os.sep}{path}" if str(path) == _Stdin.name else path
 
 
 def _batch_source(path: Path, problem: str | None) -> Any:
@@ -523,6 +572,9 @@ def _batch_source(path: Path, problem: str | None) -> Any:
     """
     if problem is not None:
         return _problem(path, problem)
+    if str(path) == STDIN and _stdin_closed():
+        return _problem(path, "<stdin>: standard input is closed: pipe or redirect audio into "
+                        "it (ser-edge classify - < clip.wav)")
     if str(path) == STDIN and sys.stdin is not None and sys.stdin.isatty():
         return _problem(path, "<stdin>: standard input is a terminal: pipe or redirect audio "
                         "into it (ser-edge classify - < clip.wav)")
@@ -556,7 +608,7 @@ def _audio_warnings(said: list[str]) -> Iterator[None]:
 
 
 def _emit(outcome: Any, fmt: OutputFormat, write: Any, top_k: int, width: int,
-          n_labels: int) -> bool:
+          n_labels: int, model_id: str = "") -> bool:
     """Print one file's warnings and error on stderr and write its record; True if it failed.
 
     Each kind of per-file result has its branch here: a prediction, or a failure.
@@ -573,20 +625,20 @@ def _emit(outcome: Any, fmt: OutputFormat, write: Any, top_k: int, width: int,
                 from .model import NO_SPEECH
 
                 message = NO_SPEECH
-            write(json_failure(result, message) + "\n")
+            write(json_failure(result, message, model_id) + "\n")
         elif fmt is OutputFormat.csv:
             from .results import csv_failure, csv_line
 
-            write(csv_line(csv_failure(result, message, n_labels)))
+            write(csv_line(csv_failure(result, message, n_labels, model_id)))
         return True
     if fmt is OutputFormat.json:  # a Prediction
         from .results import json_record
 
-        write(json_record(result, top_k, said) + "\n")
+        write(json_record(result, top_k, said, model_id) + "\n")
     elif fmt is OutputFormat.csv:
         from .results import csv_line, csv_row
 
-        write(csv_line(csv_row(result)))
+        write(csv_line(csv_row(result, model_id)))
     else:
         write(_text_line(result, top_k, width) + "\n")
     return False
@@ -882,6 +934,9 @@ def features(
     model: ModelOpt = None,
 ) -> None:
     """Print the model's input for an audio file as JSON (vector, or frame matrix)."""
+    if str(path) == STDIN and _stdin_closed():
+        raise _fail("<stdin>: standard input is closed: pipe or redirect audio into it "
+                    "(ser-edge features - < clip.wav)", EXIT_FILE_FAILED)
     clf = _load_classifier(model)
     said: list[str] = []
     try:
@@ -1000,13 +1055,13 @@ def listen(
         typer.Option("--format", "-f", help="Sample format of standard input."),
     ] = PcmFormat.s16le,
     window: Annotated[
-        float, typer.Option("--window", min=0.1, help="Window length, in seconds.")
+        float, typer.Option("--window", min=0.1, max=600.0, help="Window length, in seconds.")
     ] = 3.0,
     hop: Annotated[
-        float, typer.Option("--hop", min=0.05, help="Seconds between windows.")
+        float, typer.Option("--hop", min=0.05, max=600.0, help="Seconds between windows.")
     ] = 1.0,
     smooth: Annotated[
-        int, typer.Option("--smooth", min=1,
+        int, typer.Option("--smooth", min=1, max=10_000,
                           help="Average the probabilities over this many windows with speech.")
     ] = 1,
     speech_only: Annotated[
@@ -1051,6 +1106,9 @@ def _listen(source: str | None, rate: int, channels: int, fmt: str, window: floa
     except ParameterError as exc:
         raise typer.BadParameter(str(exc)) from None
     if source == "-":
+        if _stdin_closed():
+            raise _fail("standard input is closed: pipe raw PCM into it (arecord -f S16_LE -r "
+                        "16000 -c 1 | ser-edge listen -)", EXIT_FILE_FAILED)
         frame_bytes = (2 if fmt == "s16le" else 4) * channels
         chunks = pcm_chunks(sys.stdin.buffer, format=fmt, channels=channels,
                             chunk_bytes=max(frame_bytes, rate // 50 * frame_bytes))
@@ -1079,7 +1137,8 @@ def _listen(source: str | None, rate: int, channels: int, fmt: str, window: floa
             emit(stream.push(chunk))
         emit(stream.flush())
     except SerEdgeError as exc:
-        raise _fail(f"{where}: {_one_line(exc)}", EXIT_FILE_FAILED) from None
+        code = EXIT_MODEL if isinstance(exc, ModelError) else EXIT_FILE_FAILED
+        raise _fail(f"{where}: {_one_line(exc)}", code) from None
 
 
 @app.command(
@@ -1125,11 +1184,11 @@ def timeline(
         int, typer.Option("--top-k", "-k", min=1, help="Labels shown per segment (text).")
     ] = 3,
     max_segment: Annotated[
-        float, typer.Option("--max-segment", min=0.5,
+        float, typer.Option("--max-segment", min=0.5, max=3600.0,
                             help="Longer segments are cut into pieces, in seconds.")
     ] = 8.0,
     context: Annotated[
-        float, typer.Option("--context", min=0.0,
+        float, typer.Option("--context", min=0.0, max=600.0,
                             help="Audio classified with each segment on either side, in seconds "
                                  "(the bundled model was trained on clips with silence around "
                                  "the speech).")
@@ -1150,6 +1209,9 @@ def timeline(
     from .timeline import timeline as _timeline
 
     name = _shown(path)
+    if str(path) == STDIN and _stdin_closed():
+        raise _fail("<stdin>: standard input is closed: pipe or redirect audio into it "
+                    "(ser-edge timeline - < call.wav)", EXIT_FILE_FAILED)
     if str(path) == STDIN and sys.stdin is not None and sys.stdin.isatty():
         raise _fail("<stdin>: standard input is a terminal: pipe or redirect audio into it "
                     "(ser-edge timeline - < call.wav)", EXIT_FILE_FAILED)
@@ -1164,7 +1226,7 @@ def timeline(
         writer(["start_s", "end_s", "label", "confidence", *clf.labels])
     segments = []
     said: list[str] = []
-    failure = None
+    failure, code = None, EXIT_FILE_FAILED
     try:
         with _audio_warnings(said):
             for seg in _timeline(_source(path), clf, context_s=context,
@@ -1183,10 +1245,11 @@ def timeline(
                          f"{seg.confidence:.2f}" + (f"  {rest}" if rest else "") + "\n")
     except (SerEdgeError, OSError) as exc:
         failure = error_line(name, exc)
+        code = EXIT_MODEL if isinstance(exc, ModelError) else EXIT_FILE_FAILED
     finally:  # the file's warnings first, then its error if any
         _warn(said)
     if failure is not None:
-        raise _fail(failure, EXIT_FILE_FAILED)
+        raise _fail(failure, code)
     if not segments:
         typer.echo(f"ser-edge: error: {name}: {NO_SPEECH}", err=True)
         if json_:
@@ -1295,8 +1358,31 @@ def bench(
         raise typer.Exit(code=EXIT_FILE_FAILED)
 
 
+def _hold_closed_descriptors() -> None:
+    """Put ``/dev/null`` on standard descriptors closed at start (``>&-``, ``<&-``, ``2>&-``).
+
+    Python then has no ``sys.stdin`` / ``sys.stdout`` / ``sys.stderr`` (None), which the
+    commands check; the descriptor itself is held, so that no file opened later (a results file,
+    a model) takes its number and receives what a library writes to it.
+    """
+    for fd, stream in enumerate((sys.stdin, sys.stdout, sys.stderr)):
+        if stream is not None:
+            continue
+        try:
+            os.fstat(fd)
+        except OSError:
+            try:
+                null = os.open(os.devnull, os.O_RDWR)
+                if null != fd:
+                    os.dup2(null, fd)
+                    os.close(null)
+            except OSError:  # pragma: no cover - no /dev/null
+                pass
+
+
 def main() -> None:
     """Run the ``ser-edge`` command (the console script's entry point)."""
+    _hold_closed_descriptors()
     try:
         app(prog_name="ser-edge")
     except KeyboardInterrupt:  # pragma: no cover - interactive
