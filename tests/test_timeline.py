@@ -138,6 +138,9 @@ def test_plan() -> None:
         plan([], 100, sr=16000, context_s=-1)
     with pytest.raises(ParameterError, match="max_segment_s"):
         plan([], 100, sr=16000, max_segment_s=0)
+    for name in ("context_s", "max_segment_s"):  # infinity overflowed an int (issue 23)
+        with pytest.raises(ParameterError, match=f"{name} must be a finite number"):
+            plan([(0, 50)], 100, sr=16000, **{name: float("inf")})
 
 
 def test_bad_file(clf: Classifier, tmp_path: Path) -> None:
