@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import os
 
-__all__ = ["source_name", "display_name"]
+__all__ = ["source_name", "display_name", "printable"]
 
 
 def source_name(source: object) -> str:
@@ -69,3 +69,24 @@ def display_name(path: object) -> str:
         return name.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
     except UnicodeEncodeError:  # lone surrogates that no file system gave
         return name.encode("utf-8", "backslashreplace").decode("utf-8")
+
+
+def printable(text: str) -> str:
+    r"""``text`` with every character that is not printable escaped: what a model's metadata shows.
+
+    Control characters (``\n``, ``\x1b``: a terminal's escape sequences), C1 controls, format
+    characters (a right-to-left override) and line separators become ``\xNN``, ``\uNNNN``, as
+    Python's ``repr`` writes them; spaces and every printable character of any script stay.
+
+    Parameters
+    ----------
+    text : str
+
+    Returns
+    -------
+    text : str
+        One line, printable (``str.isprintable`` but for spaces).
+    """
+    if text.isprintable():
+        return text
+    return "".join(c if c.isprintable() or c == " " else repr(c)[1:-1] for c in text)

@@ -28,7 +28,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
-from ._names import display_name
+from ._names import display_name, printable
 from ._threads import default_to_one_thread
 from ._version import __version__
 from .errors import AudioWarning, ClusterError, ModelError, NoSpeechError, SerEdgeError
@@ -690,7 +690,7 @@ def models(
          "description\n")
     for row in rows:
         star = "*" if row["default"] else " "
-        text = row["description"]  # as much as fits the line (--json and info have all of it)
+        text = printable(row["description"])  # as much as fits (--json and info: all of it)
         room = shutil.get_terminal_size().columns - 51 - width
         text = (text if len(text) <= room else text[: room - 1].rsplit(" ", 1)[0] + " …"
                 if room >= 16 else "")
@@ -725,7 +725,8 @@ def info(
         record = {"model_path": str(clf.model_path), **clf.metadata}
         _out(json.dumps(record, indent=2, sort_keys=True) + "\n")
         return
-    _out("\n".join(_describe(clf)) + "\n")
+    # Metadata is the model file's text: no control character reaches the terminal.
+    _out("".join(f"{printable(line)}\n" for line in _describe(clf)))
 
 
 #: Width of ``ser-edge info``'s lines, and of the label column before each value.
