@@ -379,8 +379,8 @@ def classify(
     jobs: Annotated[
         int | None,
         typer.Option("--jobs", "-j", min=1,
-                     help="Worker processes, each with one thread and the model loaded once. "
-                          "1: none, everything in this process.",
+                     help="Worker processes, each with one thread and the model loaded once, "
+                          "at most the usable cores. 1: none, everything in this process.",
                      show_default="the usable cores, for a batch worth starting them"),
     ] = None,
     unordered: Annotated[
@@ -404,7 +404,8 @@ def classify(
         str | None,
         typer.Option("--scheduler", metavar="ADDRESS",
                      help="Classify on a Dask cluster (tcp://HOST:8786; the 'cluster' extra). "
-                          "Its workers must read the files at the same absolute paths.",
+                          "Its workers must read the files at the same absolute paths. Name only "
+                          "a scheduler you trust: Dask unpickles what it sends.",
                      show_default=False),
     ] = None,
 ) -> None:
