@@ -439,7 +439,9 @@ def classify(
     items = find_audio(paths, stdin=True)
     from .results import model_identity
 
-    model_id = model_identity(clf.name or clf.model_path.name, clf.sha256)
+    # Records name their model by its digest; text output has no records (and no hashing).
+    model_id = ("" if fmt is OutputFormat.text else
+                model_identity(clf.name or clf.model_path.name, clf.sha256))
     sink = _results_file(output, clf, resume, model_id) if output is not None else None
     try:
         _classify(items, clf, fmt, top_k, sink, jobs=jobs, ordered=not unordered,

@@ -217,6 +217,12 @@ def error_line(path: str | os.PathLike[str], error: BaseException) -> str:
     return text if path in text else f"{path}: {text}"
 
 
+def _stamp(path: Path) -> tuple[int, ...]:
+    """What tells a file from another in its place: device, inode, size, modification time."""
+    st = os.stat(path)
+    return st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns
+
+
 def _first_line(error: BaseException, limit: int = 200) -> str:
     text = " ".join(str(error).split()) or type(error).__name__
     return text if len(text) <= limit else text[: limit - 3] + "..."
@@ -242,9 +248,6 @@ class Classifier:
         The model file.
     name : str or None
         The bundled model's name, or None for another file.
-    sha256 : str
-        The SHA-256 digest of the model file, in hex: which model gave a result (results files
-        record it, and ``--resume`` refuses another model's file).
     labels : tuple of str
         Emotion names, in the order of the model's probability columns: printable text (no
         control characters), each once.
@@ -305,6 +308,30 @@ class Classifier:
         self.min_frames = self._read_min_frames()
         self._check_shapes()
 
+    @property
+    def sha256(self) -> str:
+        """The SHA-256 digest of the model file, in hex: which model gave a result.
+
+        Results files record it, and ``--resume`` refuses another model's file. Computed on
+        first use (the file read again: a few milliseconds that ``ser-edge classify``'s text
+        output does not spend).
+
+        Raises
+        ------
+        ModelError
+            If the file changed since the model was loaded, or cannot be read again.
+        """
+        if self._sha256 is None:
+            from hashlib import sha256
+
+            from .modelfile import read_model_bytes
+
+            data = read_model_bytes(self.model_path)
+            if _stamp(self.model_path) != self._stamp:
+                raise ModelError(f"{self.model_path}: the model file changed since it was loaded")
+            self._sha256 = sha256(data).hexdigest()
+        return self._sha256
+
     # -- loading -------------------------------------------------------------------------------
 
     def _open_session(self) -> Any:
@@ -313,12 +340,11 @@ class Classifier:
             bundled = self.name is not None
             hint = " (the bundled model is missing: reinstall ser-edge)" if bundled else ""
             raise ModelError(f"{path}: model file not found{hint}")
-        from hashlib import sha256
-
         from .modelfile import external_data, read_model_bytes
 
         data = read_model_bytes(path)  # a regular file, capped
-        self.sha256 = sha256(data).hexdigest()
+        self._sha256: str | None = None
+        self._stamp = _stamp(path)
         external = external_data(data, path)  # inside the model's folder, regular, capped
 
         import onnxruntime as ort

@@ -305,9 +305,9 @@ def read_model_bytes(path: str | os.PathLike[str]) -> bytes:
     except OSError as exc:
         raise ModelError(f"{name}: cannot read model: {exc.strerror or exc}") from None
     try:
-        mode = os.fstat(fd)
-        _regular(mode, name, "model")
-        data = _read_at_most(fd, MAX_MODEL_BYTES, name)
+        st = os.fstat(fd)
+        _regular(st, name, "model")
+        data = _read_at_most(fd, MAX_MODEL_BYTES, name, st.st_size)
     finally:
         os.close(fd)
     if not data:
@@ -328,16 +328,16 @@ def _regular(st: os.stat_result, name: str, what: str) -> None:
                          f"({_mib(st.st_size)})")
 
 
-def _read_at_most(fd: int, limit: int, name: str) -> bytes:
+def _read_at_most(fd: int, limit: int, name: str, expected: int = 0) -> bytes:
     chunks, size = [], 0
     try:
-        while size <= limit:
-            chunk = os.read(fd, min(1 << 20, limit + 1 - size))
+        while size <= limit:  # the whole file in one read, as its size says; more if it grew
+            chunk = os.read(fd, min(max(expected + 1, 1 << 16), limit + 1 - size))
             if not chunk:
                 break
             chunks.append(chunk)
             size += len(chunk)
-        data = b"".join(chunks)
+        data = chunks[0] if len(chunks) == 1 else b"".join(chunks)
     except OSError as exc:
         raise ModelError(f"{name}: cannot read model: {exc.strerror or exc}") from None
     except MemoryError:
@@ -540,18 +540,19 @@ def decode_metadata(props: Mapping[str, str], model_path: str | os.PathLike[str]
 _TOO_DEEP = object()
 
 
-def _depth(value: Any) -> int:
-    """Nesting depth of lists and objects (a scalar: 0); stops counting past the limit."""
-    stack, deepest = [(value, 0)], 0
-    while stack:
-        item, depth = stack.pop()
-        if isinstance(item, (list, dict)):
-            depth += 1
-            deepest = max(deepest, depth)
-            if depth > MAX_METADATA_DEPTH:
-                return depth
-            stack.extend((v, depth) for v in (item.values() if isinstance(item, dict) else item))
-    return deepest
+def _depth(value: Any, budget: int = MAX_METADATA_DEPTH + 1) -> int:
+    """Nesting depth of lists and objects (a scalar: 0), counted no deeper than ``budget``."""
+    if isinstance(value, dict):
+        value = value.values()
+    elif not isinstance(value, list):
+        return 0
+    if budget <= 1:
+        return 1
+    deepest = 0
+    for item in value:
+        if isinstance(item, (dict, list)):
+            deepest = max(deepest, _depth(item, budget - 1))
+    return deepest + 1
 
 
 def _feature_config_reason(config: dict[str, Any]) -> str | None:
