@@ -232,6 +232,7 @@ FEATURE_CONFIG_SCHEMA: dict[str, Any] = {
     "frames": Choice(FRAMES),
     "active_range_db": Number(0, 1000, above=True),
     "active_floor_db": Number(0, 1000, above=True),
+    "active_floor_range_db": Nullable(Number(0, 1000, above=True)),
     "delta_width": Int(3, 999),
     "norm": Choice(NORMS),
     "schema": Int(0, 1000),
@@ -246,15 +247,25 @@ _AUGMENT = Object({"kinds": List(Text(), 0, 1000)})
 #: Most frames a frame model may ask for (``min_frames``): 10 000 frames of 16 ms are 160 s.
 MAX_MIN_FRAMES = 10_000
 
+#: Most rows of a frame matrix an ``adaptation`` may describe (the bundled models have 220).
+_MAX_ROWS = 100_000
+
 #: The metadata keys ser-edge reads, and what each must be where it is present:
-#: ``feature_config``, ``input_kind``, ``min_frames``, and the parts of ``training`` and
-#: ``metrics`` that ``ser-edge info`` and ``ser-edge models`` format (``labels`` is checked by
-#: :func:`check_labels`). Other keys, and other fields of these, may hold any JSON (or text)
-#: nested at most :data:`MAX_METADATA_DEPTH` deep.
+#: ``feature_config``, ``input_kind``, ``min_frames``, ``adaptation`` (whose statistics
+#: :class:`ser_edge.adapt.Adaptation` checks against the features), and the parts of
+#: ``training`` and ``metrics`` that ``ser-edge info`` and ``ser-edge models`` format (``labels``
+#: is checked by :func:`check_labels`). Other keys, and other fields of these, may hold any JSON
+#: (or text) nested at most :data:`MAX_METADATA_DEPTH` deep.
 METADATA_SCHEMA: dict[str, Any] = {
     "feature_config": Object(FEATURE_CONFIG_SCHEMA),
     "input_kind": Text(1, 64),
     "min_frames": Int(1, MAX_MIN_FRAMES),
+    "adaptation": Object({
+        "blocks": List(Text(1, 64), 1, 16),
+        "population_mean": List(_FINITE, 1, _MAX_ROWS),
+        "population_std": List(Number(0, 1.7e308), 1, _MAX_ROWS),
+        "min_seconds": Number(0, 1e9),
+    }),
     "training": Object({
         "recipe": Object({
             "description": Text(),

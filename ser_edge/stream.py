@@ -352,7 +352,9 @@ class StreamingClassifier:
                 or not len(y) or max(float(y.max()), -float(y.min())) < self._min_peak:
             self._recent.clear()
             return WindowResult(start_s, end_s, False)
-        p = self.classifier._predict_model_rate(y, len(y) / self.rate, self.rate)
+        # Windows overlap: each adds to a speaker profile only the share of it that is new.
+        weight = min(1.0, self._hop / self._window)
+        p = self.classifier._predict_model_rate(y, len(y) / self.rate, self.rate, weight=weight)
         row = np.array([p.probabilities[label] for label in self.labels])
         self._recent.append(row)
         if len(self._recent) > 1:

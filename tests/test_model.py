@@ -656,3 +656,16 @@ def test_predict_with_a_frame_model_has_the_files_ten_minutes() -> None:
     with pytest.raises(AudioError, match=r"10 min is too long for a frame-level network \(at "
                                          r"most 10 min\)"):
         clf.predict(y, 1000)
+
+
+def test_the_schema_covers_every_feature_config_field() -> None:
+    """A field added to FeatureConfig needs its type and range in the model file's schema."""
+    from ser_edge.modelfile import FEATURE_CONFIG_SCHEMA
+
+    fields = {f.name for f in dataclasses.fields(FeatureConfig)}
+    assert fields | {"schema"} == set(FEATURE_CONFIG_SCHEMA)
+    # Every bundled model's configuration fits it (the schema refuses nothing real).
+    from ser_edge.model import BUNDLED_MODELS
+
+    for name in BUNDLED_MODELS:
+        Classifier(name)
