@@ -98,6 +98,7 @@ def valid_audio(
     path: str | os.PathLike | None = None,
     min_samples: int = 1,
     allow_silence: bool = True,
+    name: str | None = None,
 ) -> None:
     """Check that ``y`` is audio the features can use; raise :class:`AudioError` if not.
 
@@ -112,6 +113,9 @@ def valid_audio(
     allow_silence : bool
         Accept digital silence (every sample zero), and audio too quiet to analyse (peak
         magnitude below :data:`MIN_PEAK`).
+    name : str or None
+        The source as messages already show it (:func:`display_name` of it, as
+        :attr:`AudioStream.name`); used instead of ``path``. A shown name is not escaped twice.
 
     Raises
     ------
@@ -122,7 +126,8 @@ def valid_audio(
         (``allow_silence=False``) is all zeros or peaks below :data:`MIN_PEAK` (``"too
         quiet"``).
     """
-    where = f"{_name(path)}: " if path is not None else ""
+    where = (f"{name}: " if name is not None else f"{_name(path)}: " if path is not None
+             else "")
     if not isinstance(y, np.ndarray) or not np.issubdtype(y.dtype, np.floating):
         kind = getattr(y, "dtype", type(y).__name__)
         raise AudioError(f"{where}audio must be a floating-point numpy array, got {kind}")
@@ -795,7 +800,7 @@ class AudioStream:
             blocks = list(self._blocks(max(1, _BLOCK_SAMPLES // channels)))
             y = np.concatenate(blocks) if blocks else np.zeros((0, channels), np.float32)
         y = y[:, 0] if channels == 1 else y.T  # (n,) or (channels, n), as librosa
-        valid_audio(y, path=name)
+        valid_audio(y, name=name)
         if mono and y.ndim > 1:
             y = np.mean(y, axis=tuple(range(y.ndim - 1)))
         return resample(y, orig_sr=self.sr_native, target_sr=self.sr)

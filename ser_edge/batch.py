@@ -54,6 +54,8 @@ __all__ = [
     "classify_one",
     "default_jobs",
     "dask_client",
+    "scheduler_address",
+    "probe_scheduler",
     "BATCH_SIZE",
     "POOL_MIN_WORK_S",
 ]

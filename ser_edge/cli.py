@@ -548,7 +548,14 @@ class _Problem(Exception):
 def _problem(path: Path, message: str) -> Failure:
     from .model import Failure
 
-    return Failure(_shown(path), _Problem(message))
+    return Failure(_source_name(path), _Problem(message))
+
+
+def _source_name(path: Path) -> str:
+    """The name of a command-line path's source, unescaped (``<stdin>`` for ``-``)."""
+    from ._names import source_name
+
+    return source_name(_source(path))
 
 
 class _Stdin:
@@ -952,7 +959,7 @@ def features(
         from .model import error_line
 
         _warn(said)
-        raise _fail(error_line(_shown(path), exc), EXIT_FILE_FAILED) from None
+        raise _fail(error_line(_source_name(path), exc), EXIT_FILE_FAILED) from None
     _warn(said)
     cfg = clf.feature_config
     frames = x.ndim == 2
@@ -1250,7 +1257,7 @@ def timeline(
                     _out(f"{_clock(seg.start_s):>9} - {_clock(seg.end_s):<9} {seg.label:<9} "
                          f"{seg.confidence:.2f}" + (f"  {rest}" if rest else "") + "\n")
     except (SerEdgeError, OSError) as exc:
-        failure = error_line(name, exc)
+        failure = error_line(_source_name(path), exc)
         code = EXIT_MODEL if isinstance(exc, ModelError) else EXIT_FILE_FAILED
     finally:  # the file's warnings first, then its error if any
         _warn(said)

@@ -492,8 +492,7 @@ class Classifier:
                                  f"learn a profile from at once (at most "
                                  f"{FRAMES_MAX_SECONDS / 60:.0f} min)")
             y = stream.read()
-        audio.valid_audio(y, path=audio.display_name(path), min_samples=config.n_fft,
-                          allow_silence=False)
+        audio.valid_audio(y, path=path, min_samples=config.n_fft, allow_silence=False)
         from .vad import has_speech
 
         if has_speech(y, config.sr):
@@ -793,7 +792,8 @@ class Classifier:
                 f"{where}too short: {1000 * y.shape[-1] / config.sr:.0f} ms, {need} "
                 f"({n_min} samples at {config.sr} Hz = {1000 * n_min / config.sr:.0f} ms)"
             )
-        audio.valid_audio(y, path=path, min_samples=config.n_fft, allow_silence=False)
+        audio.valid_audio(y, name=None if path is None else str(path), min_samples=config.n_fft,
+                          allow_silence=False)  # ``path`` as messages show it: not escaped again
         if kind == "waveform":
             return np.ascontiguousarray(y, dtype=np.float32)
         if self.profile is not None:

@@ -23,7 +23,7 @@ import stat
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from ._names import display_name
+from ._names import display_name, printable
 from .errors import ParameterError
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -243,7 +243,7 @@ class ResultsFile:
         want = _digest(self.model)
         for n, model in models if want is not None else ():
             if _digest(model) != want:
-                given = (f"results of another model ({display_name(model)})"
+                given = (f"results of another model ({printable(model)})"
                          if _digest(model) else "results that name no model (an older ser-edge?)")
                 raise ParameterError(f"{name}: line {n} holds {given}, not of this run's "
                                      f"{self.model}: continue it with the model that wrote it, "

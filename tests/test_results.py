@@ -133,3 +133,33 @@ def test_a_full_disk_is_one_line(models: tuple[Path, Path], tmp_path: Path) -> N
     assert resumed.returncode == 0, resumed.stderr
     records = [json.loads(line) for line in (tmp_path / "r.jsonl").read_text().splitlines()]
     assert [r["path"] for r in records] == ["a.wav", "b.wav", "c.wav", "d.wav"]
+
+
+@pytest.mark.parametrize("command", ["classify", "timeline", "features"])
+def test_a_name_is_escaped_once(models: tuple[Path, Path], tmp_path: Path,
+                                monkeypatch: pytest.MonkeyPatch, command: str) -> None:
+    """Messages and records show a backslash doubled, once: a name is never escaped twice."""
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "x\\y.wav").write_text("not audio")
+    result = runner.invoke(app, [command, "x\\y.wav", "--model", str(models[0])])
+    assert result.exit_code == 1
+    assert result.stderr.startswith("ser-edge: error: x\\\\y.wav: cannot decode as audio ("), (
+        result.stderr)
+
+
+def test_failures_are_resumed_by_their_name(models: tuple[Path, Path], tmp_path: Path,
+                                            monkeypatch: pytest.MonkeyPatch) -> None:
+    """A missing file and a bad one, named with a backslash: their records' names are the ones
+    --resume looks for, so a second run finds both there."""
+    monkeypatch.chdir(tmp_path)
+    _voice(tmp_path / "ok.wav")
+    (tmp_path / "bad\\1.wav").write_text("not audio")
+    args = ["classify", "ok.wav", "bad\\1.wav", "gone\\2.wav", "-o", "r.jsonl",
+            "--model", str(models[0])]
+    first = runner.invoke(app, args)
+    assert first.exit_code == 1
+    paths = [json.loads(line)["path"] for line in Path("r.jsonl").read_text().splitlines()]
+    assert paths == ["ok.wav", "bad\\\\1.wav", "gone\\\\2.wav"]
+    again = runner.invoke(app, [*args, "--resume"])
+    assert "3 of 3 files there already (2 failed)" in again.stderr
+    assert Path("r.jsonl").read_text().count("\n") == 3
