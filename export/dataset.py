@@ -17,7 +17,7 @@ from .features import extract_reference
 from .paths import corpus_dir
 
 __all__ = ["Dataset", "resolve_corpus", "load_dataset", "augmented_features",
-           "perturbed_features", "frame_matrices"]
+           "perturbed_features", "frame_matrices", "row_statistics"]
 
 
 @dataclass
@@ -288,3 +288,30 @@ def frame_matrices(
                           "frames-v1\n" + data.config.to_json(), n_jobs=n_jobs,
                           cache_dir=cache_dir, progress=progress, desc="frame matrices",
                           stack=False)
+
+
+def row_statistics(
+    data: Dataset,
+    *,
+    n_jobs: int = 2,
+    cache_dir: str | Path | None = None,
+    progress: bool = True,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Each clip's frame count and each row's mean and variance over its (active) frames.
+
+    What a speaker profile (:class:`ser_edge.adapt.SpeakerProfile`) adds up: from the reference
+    frame matrices (:func:`frame_matrices`, cached), without per-utterance normalisation.
+
+    Returns
+    -------
+    n : np.ndarray [shape=(n_clips,)], float64
+    mean, var : np.ndarray [shape=(n_clips, n_rows)], float64
+    """
+    import dataclasses
+
+    plain = Dataset(data.clips, data.X, dataclasses.replace(data.config, norm=None))
+    frames = frame_matrices(plain, n_jobs=n_jobs, cache_dir=cache_dir, progress=progress)
+    n = np.array([F.shape[1] for F in frames], dtype=np.float64)
+    mean = np.stack([F.astype(np.float64).mean(axis=1) for F in frames])
+    var = np.stack([F.astype(np.float64).var(axis=1) for F in frames])
+    return n, mean, var
