@@ -221,9 +221,11 @@ class TrainingRecipe:
                     f"member {m.name!r} has other features than {members[0].name!r}: an "
                     "ensemble's members share one frame matrix (they may differ in 'norm', and "
                     "networks in 'stats' and take some of its 'features')")
-            if (m.corpora, m.emotions) != (members[0].corpora, members[0].emotions):
-                raise ParameterError(f"member {m.name!r} is trained on other corpora or "
-                                     "emotions than the first")
+            if not set(m.corpora) <= set(members[0].corpora) or \
+                    m.emotions != members[0].emotions:
+                raise ParameterError(f"member {m.name!r} is trained on other emotions than "
+                                     "the first, or on corpora the first does not have (a "
+                                     "member may train on some of the first's corpora)")
         object.__setattr__(self, "members", members)
         object.__setattr__(self, "weights", weights)
         object.__setattr__(self, "feature_config", shared)
@@ -339,32 +341,52 @@ class _Inputs:
     members: list[_Inputs] = field(default_factory=list)  # an ensemble's, one per member
     rowstats: Any = None  # (n, mean, var) of each clip's frames, when the recipe adapts
     adapted: list = field(default_factory=list)  # training views adapted to their speakers
+    trainable: Any = None  # bool per clip: of the corpora the model trains on (None: all)
+
+
+def _corpus_name(spec: str) -> str:
+    """A corpus spec's name: ``"emodb"`` of ``"emodb"`` or ``"emodb=/data/EmoDB"``."""
+    return spec.partition("=")[0].strip()
 
 
 def _inputs(recipe: TrainingRecipe, *, jobs: int, cache_dir: Path | None, quiet: bool,
-            pools_groups: Mapping[str, int] | None = None, robust: bool = True) -> _Inputs:
+            pools_groups: Mapping[str, int] | None = None, robust: bool = True,
+            source: FeatureConfig | None = None,
+            clips_of: Sequence[str] | None = None) -> _Inputs:
+    """Features of the recipe's clips; an ensemble's members' from one shared frame matrix.
+
+    ``source`` is an ensemble's shared configuration (the members' inputs are derived from its
+    frame matrices, computed once); ``clips_of`` the corpora whose clips the model is given
+    (an ensemble's: its first member's), of which it trains on its own ``corpora``.
+    """
     from .dataset import augmented_features, frame_matrices, load_dataset, perturbed_features
 
     if recipe.is_ensemble:
         members = [_inputs(m, jobs=jobs, cache_dir=cache_dir, quiet=quiet,
-                           pools_groups=pools_groups, robust=robust) for m in recipe.members]
+                           pools_groups=pools_groups, robust=robust,
+                           source=recipe.feature_config, clips_of=recipe.members[0].corpora)
+                   for m in recipe.members]
         first = members[0]
         for m in members[1:]:
             if [c.path for c in m.data.clips] != [c.path for c in first.data.clips]:
                 raise ParameterError("an ensemble's members were given different clips")
         return _Inputs(first.data, first.corpora, None, None, first.variants, members)
 
-    data = load_dataset(list(recipe.corpora), recipe.feature_config, emotions=list(recipe.emotions),
-                        n_jobs=jobs, cache_dir=cache_dir, progress=not quiet)
+    data = load_dataset(list(clips_of or recipe.corpora), recipe.feature_config,
+                        emotions=list(recipe.emotions), n_jobs=jobs, cache_dir=cache_dir,
+                        progress=not quiet, source=source)
     corpora = np.array([c.corpus for c in data.clips])
+    own = {_corpus_name(c) for c in recipe.corpora}
+    trainable = None if set(corpora) <= own else np.isin(corpora, sorted(own))
     output = "frames" if recipe.takes_frames else "vector"
-    inputs = frame_matrices(data, n_jobs=jobs, cache_dir=cache_dir,
-                            progress=not quiet) if recipe.takes_frames else data.X
+    inputs = frame_matrices(data, n_jobs=jobs, cache_dir=cache_dir, progress=not quiet,
+                            source=source) if recipe.takes_frames else data.X
     pools = babble_pools(data.speakers, pools_groups or _groups(data.speakers, corpora)) if (
         "babble" in recipe.augment.kinds) else None
-    augmented = augmented_features(data, recipe.augment, seed=recipe.augment_seed, pools=pools,
-                                   n_jobs=jobs, cache_dir=cache_dir, progress=not quiet,
-                                   output=output)
+    augmented = augmented_features(
+        data, recipe.augment, seed=recipe.augment_seed, pools=pools, n_jobs=jobs,
+        cache_dir=cache_dir, progress=not quiet, output=output, source=source,
+        only=None if trainable is None else np.flatnonzero(trainable))
     variants: dict[str, Any] = {}
     if robust and "ravdess" in set(corpora):
         splits = in_corpus_splits(data.speakers, corpora, "ravdess", emobox_groups(),
@@ -375,13 +397,17 @@ def _inputs(recipe: TrainingRecipe, *, jobs: int, cache_dir: Path | None, quiet:
                 others[i] = s.test[data.speakers[s.test] != data.speakers[i]]
         variants = perturbed_features(data, list(PERTURBATIONS), others,
                                       only=np.flatnonzero(corpora == "ravdess"), n_jobs=jobs,
-                                      cache_dir=cache_dir, progress=not quiet, output=output)
+                                      cache_dir=cache_dir, progress=not quiet, output=output,
+                                      source=source)
     rowstats = None
-    if recipe.adapt:
-        from .dataset import row_statistics
+    if recipe.adapt:  # of the frame matrix the device counts: the shared one, if any
+        from .dataset import Dataset, row_statistics
 
-        rowstats = row_statistics(data, n_jobs=jobs, cache_dir=cache_dir, progress=not quiet)
-    return _Inputs(data, corpora, inputs, augmented, variants, rowstats=rowstats)
+        counted = data if source is None else Dataset(data.clips, None, source)
+        rowstats = row_statistics(counted, n_jobs=jobs, cache_dir=cache_dir,
+                                  progress=not quiet)
+    return _Inputs(data, corpora, inputs, augmented, variants, rowstats=rowstats,
+                   trainable=trainable)
 
 
 # -- adaptation to the speaker ---------------------------------------------------------------------
@@ -523,6 +549,8 @@ def _split_worker(inp: _Inputs, recipe: TrainingRecipe, split: Split, labels: Se
 
     y_index = np.array([list(labels).index(v) for v in inp.data.y])
     out: dict[str, Any] = {"history": None, "temperature": None}
+    if inp.trainable is not None:  # a member trained on some of the corpora: theirs only
+        split = dataclasses.replace(split, train=split.train[inp.trainable[split.train]])
     inp, adaptation, _ = _with_adaptation(inp, recipe, split.train)
     if recipe.is_net:
         model, history = _fit_net(inp, recipe, split.train, labels)
@@ -564,7 +592,8 @@ def _split_worker(inp: _Inputs, recipe: TrainingRecipe, split: Split, labels: Se
 
 
 #: Bump when training or prediction changes what a run returns: cached runs are then ignored.
-RUNS_VERSION = 1
+#: 2: validation speakers seeded per corpus.
+RUNS_VERSION = 2
 
 
 def _run_key(inp: _Inputs, recipe: TrainingRecipe, splits: Sequence[Split], variants: bool,
@@ -628,8 +657,9 @@ def _combine(results: Sequence[Mapping[str, Any]], recipe: TrainingRecipe,
     """An ensemble's run from its members' runs: probabilities combined with the weights.
 
     The fold's temperature is fitted on the members' combined probabilities of the held-out
-    training speakers, when every member held out the same ones (they do: the same
-    :func:`~export.nets.train.validation_speakers` and seed); otherwise there is none.
+    training speakers that every member held out (:func:`~export.nets.train.validation_speakers`
+    draws them per corpus with the seed, so members of the same seed share them, a member of
+    some corpora only theirs); without any there is none.
     """
     from .ensemble import combine
     from .experiment import fit_temperature
@@ -650,10 +680,14 @@ def _combine(results: Sequence[Mapping[str, Any]], recipe: TrainingRecipe,
         split["history"] = next((p["history"] for p in parts if p.get("history")), None)
         held = [p.get("held_out") for p in parts]
         split["temperature"] = None
-        if all(held) and all(np.array_equal(h["index"], held[0]["index"]) for h in held):
-            P = mix([h["proba"] for h in held])
-            split["temperature"] = fit_temperature(P, y_index[held[0]["index"]])
-            split["held_out"] = {"index": held[0]["index"], "proba": P}
+        if all(held):  # the held-out clips every member held out (members of some corpora)
+            common = held[0]["index"]
+            for h in held[1:]:
+                common = np.intersect1d(common, h["index"])
+            if len(common):
+                P = mix([h["proba"][np.searchsorted(h["index"], common)] for h in held])
+                split["temperature"] = fit_temperature(P, y_index[common])
+                split["held_out"] = {"index": common, "proba": P}
         splits.append(split)
     return {"labels": labels, "splits": splits}
 
@@ -1006,6 +1040,8 @@ def _build_one(recipe: TrainingRecipe, inp: _Inputs, labels: list[str], training
                metrics: Mapping[str, Any], temperature: float, out: str | Path) -> Any:
     """Train one (non-ensemble) model on every clip and write it; a network's history."""
     all_clips = np.arange(len(inp.data.clips))
+    if inp.trainable is not None:
+        all_clips = np.flatnonzero(inp.trainable)
     inp, adaptation, _ = _with_adaptation(inp, recipe, all_clips)
     if recipe.model == "mlpnet":
         from .nets.onnx import export_pooled_net

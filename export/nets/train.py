@@ -127,11 +127,15 @@ def validation_speakers(speakers: Sequence[str], corpora: Sequence[str], fractio
     -------
     held : set of str
     """
-    rng = np.random.default_rng([seed, 7])
+    import zlib
+
     speakers = np.asarray(speakers).astype(str)
     corpora = np.asarray(corpora).astype(str)
     held: set[str] = set()
     for corpus in sorted(set(corpora)):
+        # Seeded per corpus: a corpus's held-out speakers do not depend on the other corpora
+        # trained on (the members of an ensemble may train on some of them).
+        rng = np.random.default_rng([seed, 7, zlib.crc32(corpus.encode("utf-8"))])
         pool = sorted(set(speakers[corpora == corpus]))
         k = max(1, int(round(fraction * len(pool)))) if len(pool) > 1 else 0
         held.update(rng.choice(pool, size=k, replace=False).tolist() if k else [])
