@@ -372,6 +372,10 @@ def _inputs(recipe: TrainingRecipe, *, jobs: int, cache_dir: Path | None, quiet:
                 raise ParameterError("an ensemble's members were given different clips")
         return _Inputs(first.data, first.corpora, None, None, first.variants, members)
 
+    if source is None and not recipe.takes_frames:
+        # A pooled model's vectors from its frame matrices, as an ensemble's member's: the
+        # extractions (clean, augmented, perturbed) are then shared with ensembles it joins.
+        source = dataclasses.replace(recipe.feature_config, norm=None)
     data = load_dataset(list(clips_of or recipe.corpora), recipe.feature_config,
                         emotions=list(recipe.emotions), n_jobs=jobs, cache_dir=cache_dir,
                         progress=not quiet, source=source)
