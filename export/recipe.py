@@ -436,7 +436,7 @@ def _profiles(inp: _Inputs, config: FeatureConfig, budget: float | None = None,
     for s in np.unique(speakers):
         mine = np.flatnonzero(speakers == s)
         if budget is not None:
-            mine = np.random.default_rng([seed, zlib_crc(s)]).permutation(mine)
+            mine = np.random.default_rng([seed, _crc(s)]).permutation(mine)
         profile = SpeakerProfile(config)
         for i in mine:
             profile.add(n[i], mean[i], var[i])
@@ -446,7 +446,7 @@ def _profiles(inp: _Inputs, config: FeatureConfig, budget: float | None = None,
     return out
 
 
-def zlib_crc(text: str) -> int:
+def _crc(text: str) -> int:
     """A stable number for a string (a speaker's seed)."""
     import zlib
 
@@ -863,7 +863,18 @@ def evaluate_recipe(
         entry = _protocol_summary(res, y, "EmoBox's RAVDESS folds (4 actors each), "
                                   "speaker-independent")
         entry["published"] = emobox_published()
-        entry["robustness"] = robustness(res, y)
+        perturbed = {**res, "splits": [{**sp, "proba": {k: v for k, v in sp["proba"].items()
+                                                        if k == "clean" or k in PERTURBATIONS}}
+                                       for sp in res["splits"]]}
+        entry["robustness"] = robustness(perturbed, y)
+        for name in (_adapt_name(b) for b in ADAPT_BUDGETS):
+            if name in res["splits"][0]["proba"]:
+                from .experiment import fold_scores
+
+                scores = fold_scores(res, y, name)
+                entry.setdefault("adapted", {})[name] = {
+                    "uar_mean": scores["uar_mean"], "uar_std": scores["uar_std"],
+                    "folds": [f["uar"] for f in scores["folds"]]}
         held = _held_out_uar(res, y)
         if held is not None:
             entry["held_out"] = held
