@@ -29,6 +29,9 @@ from ser_edge.model import BUNDLED_MODEL, Classifier
 
 runner = CliRunner()
 
+#: The documented errors and exit statuses (the tables the tests below execute row by row).
+ERRORS_PAGE = Path(__file__).resolve().parents[1] / "docs" / "errors.md"
+
 EXIT_OK, EXIT_FILE_FAILED, EXIT_USAGE, EXIT_MODEL = 0, 1, 2, 3
 
 
@@ -781,24 +784,17 @@ def test_info_prints_values_in_full_and_numbers_alike(model: Path) -> None:
 
 
 def test_readme_states_the_exit_statuses_the_code_uses() -> None:
-    """Every status in README's table and in --help is one the command uses, and vice versa."""
+    """Every status in the documented table and in --help is one the command uses, and vice
+    versa."""
     import ser_edge.cli as cli
 
-    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text()
-    section = readme[readme.index("### Errors and exit status"):]
-    section = section[:section.index("\n## ")]
+    section = ERRORS_PAGE.read_text()
     table = dict(re.findall(r"^\| (\d+) \| (.+) \|$", section, re.MULTILINE))
     codes = {cli.EXIT_OK, cli.EXIT_FILE_FAILED, cli.EXIT_USAGE, cli.EXIT_MODEL,
              cli.EXIT_CLUSTER, cli.EXIT_BROKEN_PIPE}
     assert {int(code) for code in table} == codes
     assert "141" in cli.EXIT_CODES_HELP
     assert "permission denied" in section and "broken symbolic link" in section
-
-
-def _readme_section(title: str) -> str:
-    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text()
-    section = readme[readme.index(title):]
-    return section[:section.index("\n## ")]
 
 
 def _flac_claiming_billions_of_frames(d: Path) -> Path:
@@ -857,9 +853,9 @@ def _with_unsearchable_subfolder(d: Path) -> Path:
     return d / "scan"
 
 
-# README's table of errors, row by row: how to make the input, and whether an unprivileged user
-# must try it. A row added to the README without a line here fails the test, and so does a
-# message that is not what the command prints.
+# The table of errors (docs/errors.md), row by row: how to make the input, and whether an
+# unprivileged user must try it. A row added to the table without a line here fails the test,
+# and so does a message that is not what the command prints.
 README_ROWS: dict[str, tuple[Callable[[Path], Path | str], bool]] = {
     "missing": (_missing, False),
     "unreadable": (_unreadable, True),
@@ -894,7 +890,7 @@ README_ROWS: dict[str, tuple[Callable[[Path], Path | str], bool]] = {
 
 
 def _readme_error_rows() -> dict[str, str]:
-    section = _readme_section("### Errors and exit status")
+    section = ERRORS_PAGE.read_text()
     table = section[section.index("| input | message"):]
     table = table[:table.index("\n\n")]
     return dict(re.findall(r"^\| (.+?) \| `(.+)` \|$", table, re.MULTILINE))
