@@ -257,3 +257,20 @@ def test_unknown_corpus() -> None:
         data.get("tess", progress=False)
     result = _get("tess")
     assert result.exit_code == 2 and "ravdess" in result.output
+
+
+def test_a_missing_extra_is_one_line_of_advice(tmp_path) -> None:
+    """``python -m export fuse`` in a runtime-only install (onnx missing): which extra, no
+    traceback."""
+    import subprocess
+    import sys
+
+    code = ("import sys; sys.modules['onnx'] = None; "  # import onnx fails, as without it
+            f"sys.argv = ['export', 'fuse', '--out', {str(tmp_path / 'x.onnx')!r}]; "
+            "from export.__main__ import main; main()")
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          timeout=120, cwd=Path(__file__).resolve().parents[1])
+    assert proc.returncode == 2
+    assert proc.stderr.splitlines() == [
+        "error: python -m export fuse needs the 'export' extra (onnx is not installed): "
+        "pip install -e '.[export]'"]
