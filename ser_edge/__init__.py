@@ -53,6 +53,7 @@ _MODULES = (
     "filters",
     "model",
     "results",
+    "samples",
     "stream",
     "timeline",
     "vad",

@@ -799,9 +799,9 @@ def test_closed_pipe_exits_quietly(model: Path, tmp_path: Path) -> None:
     assert proc.stderr == "status=141\n"
 
 
-def test_top_k_one_is_what_the_readme_says(model: Path, tmp_path: Path) -> None:
-    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text()
-    (line,) = [line for line in readme.splitlines() if "--top-k 1" in line]
+def test_top_k_one_is_what_the_docs_say(model: Path, tmp_path: Path) -> None:
+    page = (Path(__file__).resolve().parents[1] / "docs" / "classify.md").read_text()
+    (line,) = [line for line in page.splitlines() if "--top-k 1" in line]
     assert line.split("#", 1)[1].strip() == "path, best label and its probability only"
     path = _voice_file(tmp_path / "clip.wav")
     result = run("classify", "--top-k", "1", "--model", model, path)
