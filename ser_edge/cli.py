@@ -42,7 +42,7 @@ default_to_one_thread()
 
 __all__ = ["app", "main", "AUDIO_EXTENSIONS", "find_audio"]
 
-#: Exit statuses, as documented in ``--help`` and the README.
+#: Exit statuses, as documented in ``--help`` and docs/errors.md.
 EXIT_OK = 0
 EXIT_FILE_FAILED = 1
 EXIT_USAGE = 2
