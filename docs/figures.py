@@ -124,15 +124,25 @@ def measured(run: dict[str, Any]) -> str:
 def _protocols(report: dict[str, Any]) -> Iterator[tuple[str, str, dict[str, Any]]]:
     """``(key, description, entry)`` for each protocol of a report.
 
-    The top-level entries with a protocol and a UAR, EmoBox's folds first, then each pair of
-    ``cross_corpus``.
+    An entry with a UAR (``uar_mean``) is a protocol, described by its ``protocol`` text: the
+    report's top-level ones (EmoBox's folds first), then those one level down in a top-level
+    entry that has no UAR of its own, such as ``cross_corpus``'s pairs (``"ravdess ->
+    emodb"``, described as "trained on ravdess, tested on emodb") or a section of several
+    runs that a new protocol adds.
     """
-    keys = sorted((k for k, v in report.items() if isinstance(v, dict) and "uar_mean" in v),
-                  key=lambda k: k != "emobox")
-    for key in keys:
+    def uar(value: Any) -> bool:
+        return isinstance(value, dict) and "uar_mean" in value
+
+    for key in sorted((k for k, v in report.items() if uar(v)), key=lambda k: k != "emobox"):
         yield key, report[key].get("protocol", key), report[key]
-    for pair, entry in (report.get("cross_corpus") or {}).items():
-        yield f"cross_corpus/{pair}", f"trained on {pair.replace(' -> ', ', tested on ')}", entry
+    for key, group in report.items():
+        if isinstance(group, dict) and not uar(group):
+            for sub, entry in group.items():
+                if uar(entry):
+                    train, arrow, test = sub.partition(" -> ")
+                    text = f"trained on {train}, tested on {test}" if arrow else entry.get(
+                        "protocol", f"{key}, {sub}")
+                    yield f"{key}/{sub}", text, entry
 
 
 def bundled_accuracy() -> str:
@@ -243,7 +253,7 @@ def _default(key: str) -> str:
 
 
 def _default_cross(pair: str) -> str:
-    return _uar(bundled()[default_model()]["cross_corpus"][pair])
+    return _uar((bundled()[default_model()].get("cross_corpus") or {}).get(pair))
 
 
 #: The values a sentence may hold, by name.

@@ -55,12 +55,18 @@ def test_the_bundled_table_has_a_row_for_every_protocol_of_the_reports(monkeypat
     default = figures.default_model()
     reports[default]["loco"] = {"protocol": "leave one corpus out, seven corpora",
                                 "uar_mean": 0.4321, "uar_std": 0.05}
+    reports[default]["adaptation"] = {  # a section of several runs, one level down
+        "5 clips": {"protocol": "adapted to the speaker on 5 clips", "uar_mean": 0.61},
+        "note": "not a protocol"}
     monkeypatch.setattr(figures, "bundled", lambda: reports)
     table = figures.bundled_accuracy()
-    (row,) = [line for line in table.splitlines() if "leave one corpus out" in line]
-    cells = [c.strip() for c in row.strip("|").split("|")]
-    assert cells[1 + list(reports).index(default)] == "0.432 ± 0.050"
-    assert cells.count("–") == len(reports) - 1
+    for text, figure in (("leave one corpus out", "0.432 ± 0.050"),
+                         ("adapted to the speaker on 5 clips", "0.610")):
+        (row,) = [line for line in table.splitlines() if text in line]
+        cells = [c.strip() for c in row.strip("|").split("|")]
+        assert cells[1 + list(reports).index(default)] == figure
+        assert cells.count("–") == len(reports) - 1
+    assert "trained on ravdess, tested on emodb" in table  # cross_corpus's pairs
 
 
 def test_the_readme_is_a_front_door() -> None:
