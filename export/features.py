@@ -133,7 +133,8 @@ def reference_feature_matrices(y: np.ndarray, sr: int, config: FeatureConfig) ->
     if config.level_db is not None or config.frames == "active":
         r = librosa.feature.rms(S=magnitude, frame_length=config.n_fft)[0]
         active = active_frames(energy_db(r), range_db=config.active_range_db,
-                               floor_db=config.active_floor_db)
+                               floor_db=config.active_floor_db,
+                               floor_range_db=config.active_floor_range_db)
         if config.level_db is not None:
             gain = np.float32(level_gain(r, active, config.level_db))
         if config.frames == "active":

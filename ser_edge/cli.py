@@ -735,8 +735,10 @@ def _describe(clf: Classifier) -> list[str]:
     if cfg.level_db is not None:
         level.append(f"level normalised to {cfg.level_db:g} dBFS")
     if cfg.frames == "active":
+        floor = "noise floor" if cfg.active_floor_range_db is None else \
+            f"noise floor of the frames within {cfg.active_floor_range_db:g} dB"
         level.append(f"active frames only (within {cfg.active_range_db:g} dB of the loudest, "
-                     f"{cfg.active_floor_db:g} dB above the noise floor)")
+                     f"{cfg.active_floor_db:g} dB above the {floor})")
     if cfg.norm is not None:
         level.append(f"per-utterance {'mean' if cfg.norm == 'mean' else 'mean and variance'} "
                      "normalisation")
