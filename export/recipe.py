@@ -46,6 +46,7 @@ from .protocols import (
     emobox_published,
     emodb_pair_groups,
     in_corpus_splits,
+    loco_splits,
 )
 
 __all__ = ["TrainingRecipe", "evaluate_recipe", "build_model", "NET_MODELS", "ENSEMBLE",
@@ -59,7 +60,7 @@ EMOTIONS = ("neutral", "calm", "happy", "sad", "angry", "fearful", "disgust", "s
 NET_MODELS = ("cnn", "crnn")
 
 #: The evaluation protocols of :func:`evaluate_recipe`, in the report's order.
-PROTOCOLS = ("emobox", "contiguous", "emodb", "cross")
+PROTOCOLS = ("emobox", "loco", "contiguous", "emodb", "cross")
 
 #: The recipe model that averages its members' probabilities (:func:`export.ensemble.compose`).
 ENSEMBLE = "ensemble"
@@ -277,9 +278,15 @@ class TrainingRecipe:
 # -- data --------------------------------------------------------------------------------------
 
 
-def _groups() -> dict[str, int]:
-    """Babble groups: RAVDESS by EmoBox fold, EmoDB by speaker pair."""
-    return {**emobox_groups(), **{s: 100 + k for s, k in emodb_pair_groups().items()}}
+def _groups(speakers: Sequence[str] = (), corpora: Sequence[str] = ()) -> dict[str, int]:
+    """Babble groups: RAVDESS by EmoBox fold, EmoDB by speaker pair, any other corpus whole.
+
+    A corpus other than those two is tested only whole (leave one corpus out), so babble from
+    its other speakers never brings a tested voice into training.
+    """
+    names = sorted(set(corpora))
+    whole = {s: 1000 + names.index(c) for s, c in zip(speakers, corpora, strict=True)}
+    return {**whole, **emobox_groups(), **{s: 100 + k for s, k in emodb_pair_groups().items()}}
 
 
 @dataclass
@@ -311,7 +318,7 @@ def _inputs(recipe: TrainingRecipe, *, jobs: int, cache_dir: Path | None, quiet:
     output = "frames" if recipe.is_net else "vector"
     inputs = frame_matrices(data, n_jobs=jobs, cache_dir=cache_dir,
                             progress=not quiet) if recipe.is_net else data.X
-    pools = babble_pools(data.speakers, pools_groups or _groups()) if (
+    pools = babble_pools(data.speakers, pools_groups or _groups(data.speakers, corpora)) if (
         "babble" in recipe.augment.kinds) else None
     augmented = augmented_features(data, recipe.augment, seed=recipe.augment_seed, pools=pools,
                                    n_jobs=jobs, cache_dir=cache_dir, progress=not quiet,
@@ -529,6 +536,39 @@ def _protocol_summary(result: Mapping[str, Any], y: np.ndarray, description: str
     }
 
 
+def _loco_summary(result: Mapping[str, Any], y: np.ndarray, variant: str = "clean") -> dict:
+    """Leave one corpus out: per corpus its UAR, recall of each emotion and confusion; the mean.
+
+    The model predicts every label it was trained on; recall is over the test corpus's own
+    emotions (those the other corpora have).
+    """
+    from .experiment import fold_scores, per_class_recall
+
+    corpora: dict[str, Any] = {}
+    for split in result["splits"]:
+        one = {"labels": result["labels"], "splits": [split]}
+        scores = fold_scores(one, y, variant)
+        recall = per_class_recall(one, y, variant)
+        corpora[split["tested"][0]] = {
+            "uar": scores["uar_mean"], "accuracy": scores["accuracy_mean"],
+            "n_clips": int(len(split["test"])), "recall": recall["recall"],
+            "labels": recall["labels"], "confusion": recall["confusion"],
+            "weak_emotions": sorted(k for k, v in recall["recall"].items() if v < 0.10)}
+    uars = np.array([c["uar"] for c in corpora.values()])
+    emotions = sorted({e for c in corpora.values() for e in c["recall"]},
+                      key=list(result["labels"]).index)
+    return {
+        "protocol": "leave one corpus out: trained on every other corpus, tested on all of one, "
+                    "over the emotions it shares with them",
+        "uar_mean": float(uars.mean()), "uar_std": float(uars.std()),
+        "uar_min": float(uars.min()), "corpora": corpora,
+        "recall_mean": {e: float(np.mean([c["recall"][e] for c in corpora.values()
+                                          if e in c["recall"]])) for e in emotions},
+        "zero_recall": sorted(f"{k}: {e}" for k, c in corpora.items()
+                              for e, r in c["recall"].items() if r == 0),
+    }
+
+
 def _held_out_uar(result: Mapping[str, Any], y: np.ndarray) -> dict[str, Any] | None:
     """UAR on each fold's held-out *training* speakers (what choices between models may use).
 
@@ -596,7 +636,7 @@ def evaluate_recipe(
     quiet : bool
         No progress bars.
     protocols : sequence of str
-        A subset of ``("emobox", "contiguous", "emodb", "cross")``.
+        A subset of ``("emobox", "loco", "contiguous", "emodb", "cross")``.
     log : callable
         Called with a line per finished protocol.
 
@@ -604,7 +644,8 @@ def evaluate_recipe(
     -------
     report : dict
         ``recipe``, ``dataset``, ``emobox`` (with ``published``, ``robustness`` and
-        ``calibration``), ``contiguous``, ``emodb``, ``cross_corpus``, ``seconds``.
+        ``calibration``), ``loco`` (:func:`_loco_summary`), ``contiguous``, ``emodb``,
+        ``cross_corpus``, ``seconds``.
     """
     from .experiment import robustness
 
@@ -636,11 +677,20 @@ def evaluate_recipe(
         report["emobox"] = entry
         report["_emobox_result"] = res
         log(f"emobox UAR {entry['uar_mean']:.3f} ± {entry['uar_std']:.3f}")
+    if "loco" in protocols and len(present) > 1:
+        splits = loco_splits(corpora, y)
+        res = _run(inp, recipe, splits, jobs=jobs, variants=False, calibrate=False,
+                   cache_dir=cache_dir)
+        report["loco"] = _loco_summary(res, y)
+        report["_loco_result"] = res
+        log("LOCO UAR " + " ".join(f"{k} {v['uar']:.3f}" for k, v in
+                                   report["loco"]["corpora"].items())
+            + f", mean {report['loco']['uar_mean']:.3f}")
     if "contiguous" in protocols and "ravdess" in present:
         groups = contiguous_groups()
         if "babble" in recipe.augment.kinds:  # babble pools follow this protocol's folds
             own = _inputs(recipe, jobs=jobs, cache_dir=cache_dir, quiet=quiet, robust=False,
-                          pools_groups={**_groups(), **groups})
+                          pools_groups={**_groups(speakers, corpora), **groups})
         else:
             own = inp
         splits = in_corpus_splits(speakers, corpora, "ravdess", groups, name="contiguous")

@@ -39,6 +39,7 @@ __all__ = [
     "feature_matrices",
     "feature_vector",
     "frame_matrix",
+    "normalise_rows",
     "feature_vector_stream",
     "mel_filters",
     "melspectrogram",
@@ -942,12 +943,24 @@ def feature_matrices(y: np.ndarray, *, sr: int, config: FeatureConfig) -> dict[s
     if mask is not None:
         blocks = {name: M[:, mask] for name, M in blocks.items()}
     if config.norm is not None:
-        blocks = {name: _normalise_rows(M, config.norm) for name, M in blocks.items()}
+        blocks = {name: normalise_rows(M, config.norm) for name, M in blocks.items()}
     return blocks
 
 
-def _normalise_rows(M: np.ndarray, norm: str) -> np.ndarray:
-    """Per-row mean (and standard deviation) normalisation over the frames, in float32."""
+def normalise_rows(M: np.ndarray, norm: str) -> np.ndarray:
+    """Per-utterance normalisation of each row over the frames (``FeatureConfig.norm``).
+
+    Parameters
+    ----------
+    M : np.ndarray [shape=(n_rows, n_frames)], float32
+    norm : {"mean", "meanvar"}
+        Subtract each row's mean; ``"meanvar"`` also divides by its population standard
+        deviation where it exceeds 0.01.
+
+    Returns
+    -------
+    M_normalised : np.ndarray [shape=(n_rows, n_frames)], float32
+    """
     mean = np.mean(M, axis=-1, keepdims=True)
     out = M - mean
     if norm == "meanvar":

@@ -11,17 +11,21 @@ This is the only module of ser-edge that imports onnxruntime.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, TYPE_CHECKING, Any
 
 import numpy as np
 
 from .errors import AudioError, ModelError, NoSpeechError, ParameterError, SerEdgeError
 from .features import FeatureConfig, _streams
+
+if TYPE_CHECKING:
+    from .adapt import Adaptation, SpeakerProfile
 
 __all__ = ["BUNDLED_MODEL", "BUNDLED_MODELS", "DEFAULT_MODEL", "Classifier", "Prediction",
            "Failure", "resolve_model", "bundled_name"]
@@ -90,6 +94,11 @@ INPUT_KINDS = ("features", "waveform", "frames")
 #: Longest file a frame-input network classifies whole, in seconds: its input grows with the
 #: file (``ser-edge timeline`` takes longer recordings a window at a time).
 FRAMES_MAX_SECONDS = 600.0
+
+
+def _unnormalised(config: FeatureConfig) -> FeatureConfig:
+    """``config`` without per-utterance normalisation: the frames a profile counts."""
+    return config if config.norm is None else dataclasses.replace(config, norm=None)
 
 
 class _Watched:
@@ -260,7 +269,8 @@ class Classifier:
     ('angry', 0.87)
     """
 
-    def __init__(self, model: str | os.PathLike[str] | None = None, *, num_threads: int = 1):
+    def __init__(self, model: str | os.PathLike[str] | None = None, *, num_threads: int = 1,
+                 adapt: bool = False, profile: SpeakerProfile | None = None):
         if isinstance(num_threads, bool) or not isinstance(num_threads, (int, np.integer)):
             raise ParameterError(f"num_threads must be a positive integer, got {num_threads!r}")
         if num_threads < 1:
@@ -275,6 +285,15 @@ class Classifier:
         self.input_kind = self._read_input_kind()
         self.min_frames = self._read_min_frames()
         self._check_shapes()
+        self.adaptation = self._read_adaptation()
+        self.adapt = bool(adapt)
+        self.profile = None
+        if adapt or profile is not None:
+            self.profile = self.new_profile() if profile is None else profile
+            if self.profile.n_rows != sum(self.feature_config.block_sizes.values()):
+                raise ParameterError(f"the profile has {self.profile.n_rows} rows, the "
+                                     "model's frame matrix "
+                                     f"{sum(self.feature_config.block_sizes.values())}")
 
     # -- loading -------------------------------------------------------------------------------
 
@@ -361,6 +380,78 @@ class Classifier:
                 "(a newer ser-edge may read it)"
             )
         return kind
+
+    def _read_adaptation(self) -> Adaptation | None:
+        data = self.metadata.get("adaptation")
+        if data is None:
+            return None
+        from .adapt import Adaptation
+
+        try:
+            return Adaptation.from_metadata(data, self.feature_config)
+        except ModelError as exc:
+            raise ModelError(f"{self.model_path}: {exc}") from None
+
+    def new_profile(self) -> SpeakerProfile:
+        """An empty speaker profile for this model's features (:mod:`ser_edge.adapt`).
+
+        Raises
+        ------
+        ModelError
+            If the model cannot adapt: it has no ``adaptation`` metadata, or takes the waveform.
+        """
+        if self.adaptation is None or self._waveform:
+            why = ("takes the waveform (its features are computed inside the graph)"
+                   if self._waveform and self.adaptation is not None
+                   else "has no 'adaptation' metadata")
+            raise ModelError(f"{self.model_path}: the model cannot adapt to a speaker: it {why}")
+        from .adapt import SpeakerProfile
+
+        return SpeakerProfile(self.feature_config)
+
+    def learn(self, path: str | os.PathLike[str] | bytes | IO[bytes]) -> float:
+        """Add an audio file's speech to the speaker profile, without classifying it.
+
+        What ``ser-edge classify --adapt`` does with every file first, so that each is then
+        classified with the statistics of them all.
+
+        Parameters
+        ----------
+        path : str, bytes, os.PathLike or binary file object
+            As :meth:`classify` takes it.
+
+        Returns
+        -------
+        seconds : float
+            The speech the profile holds now, in seconds (:attr:`SpeakerProfile.seconds`).
+
+        Raises
+        ------
+        ModelError
+            If the model cannot adapt (:meth:`new_profile`).
+        AudioError
+            As :meth:`classify` (no speech is not an error here: nothing is added).
+        """
+        if self.profile is None:
+            self.profile = self.new_profile()
+        from . import audio
+        from .features import feature_matrices
+
+        config = self.feature_config
+        with audio.AudioStream(path, sr=config.sr) as stream:
+            if stream.duration > FRAMES_MAX_SECONDS:
+                raise AudioError(f"{stream.name}: {stream.duration / 60:.0f} min is too long to "
+                                 f"learn a profile from at once (at most "
+                                 f"{FRAMES_MAX_SECONDS / 60:.0f} min)")
+            y = stream.read()
+        audio.valid_audio(y, path=audio.display_name(path), min_samples=config.n_fft,
+                          allow_silence=False)
+        from .vad import has_speech
+
+        if has_speech(y, config.sr):
+            blocks = feature_matrices(y, sr=config.sr, config=_unnormalised(config))
+            self.profile.update(np.concatenate([blocks[n] for n in config.features]))
+        return self.profile.seconds
 
     def _read_min_frames(self) -> int:
         value = self.metadata.get("min_frames", 1)
@@ -520,8 +611,14 @@ class Classifier:
                     f"network (at most {FRAMES_MAX_SECONDS / 60:.0f} min): use `ser-edge "
                     "timeline`, or a pooled model (--model mlp)"
                 )
+            if self.profile is not None and stream.duration > FRAMES_MAX_SECONDS:
+                raise AudioError(
+                    f"{stream.name}: {stream.duration / 60:.0f} min is too long to classify "
+                    f"with adaptation (at most {FRAMES_MAX_SECONDS / 60:.0f} min): use "
+                    "`ser-edge timeline`, which adapts as it goes")
             # A waveform model takes the whole signal: long files are read whole.
-            if kind == "features" and stream.duration > STREAM_MIN_SECONDS and _streams(config):
+            if kind == "features" and stream.duration > STREAM_MIN_SECONDS \
+                    and _streams(config) and self.profile is None:
                 x, n = self._stream_vector(stream, require_speech)
             else:
                 y = stream.read()
@@ -549,13 +646,38 @@ class Classifier:
             raise NoSpeechError(f"{stream.name}: {NO_SPEECH}")
         return x, pieces.n_samples
 
+    def _adapted(self, y: np.ndarray, kind: str, weight: float) -> np.ndarray:
+        """The model input of ``kind`` from the frame matrix, the profile learnt and applied.
+
+        With :attr:`adapt` the frames first go into :attr:`profile` (``weight``: the share that
+        is new audio); once it holds enough speech the frames are mapped by the adaptation
+        (:meth:`ser_edge.adapt.Adaptation.frames`) before they are pooled or passed on.
+        """
+        from .features import feature_matrices, normalise_rows, pool
+
+        config = self.feature_config
+        blocks = feature_matrices(y, sr=config.sr, config=_unnormalised(config))
+        F = np.concatenate([blocks[name] for name in config.features])
+        if self.adapt and F.shape[1]:
+            self.profile.update(F, weight=weight)
+        if self.adaptation.ready(self.profile):
+            F = self.adaptation.frames(F, self.profile)
+        offsets = np.cumsum([0, *config.block_sizes.values()])
+        blocks = {name: F[offsets[i]:offsets[i + 1]] for i, name in enumerate(config.features)}
+        if config.norm is not None:
+            blocks = {name: normalise_rows(M, config.norm) for name, M in blocks.items()}
+        if kind == "frames":
+            return np.ascontiguousarray(np.concatenate([blocks[n] for n in config.features]),
+                                        dtype=np.float32)
+        return pool(blocks, config)
+
     def _vector(self, y: np.ndarray, path: str | os.PathLike[str] | None, *,
-                kind: str = "features") -> np.ndarray:
+                kind: str = "features", weight: float = 1.0) -> np.ndarray:
         """Check mono audio at ``feature_config.sr``; the model input of ``kind``.
 
         ``"features"``: the pooled vector; ``"waveform"``: the signal itself; ``"frames"``: the
         frame matrix, refused with an :class:`AudioError` when it has fewer frames than
-        :attr:`min_frames`.
+        :attr:`min_frames`. With a :attr:`profile`, adapted to the speaker (:meth:`_adapted`).
         """
         from . import audio
         from .features import feature_vector, frame_matrix
@@ -575,12 +697,14 @@ class Classifier:
         audio.valid_audio(y, path=path, min_samples=config.n_fft, allow_silence=False)
         if kind == "waveform":
             return np.ascontiguousarray(y, dtype=np.float32)
-        if kind == "frames":
+        if self.profile is not None:
+            x = self._adapted(y, kind, weight)
+        elif kind == "frames":
             x = frame_matrix(y, sr=config.sr, config=config)
-            if x.shape[1] < self.min_frames:
-                raise AudioError(self._too_short(where, x.shape[1]))
         else:
             x = feature_vector(y, sr=config.sr, config=config)
+        if kind == "frames" and x.shape[1] < self.min_frames:
+            raise AudioError(self._too_short(where, x.shape[1]))
         if not np.all(np.isfinite(x)):
             raise AudioError(f"{where}the features are not finite (is the audio valid?)")
         return x
@@ -694,15 +818,17 @@ class Classifier:
                            target_sr=self.feature_config.sr)
         return self._predict_model_rate(y, duration_s, int(sr))
 
-    def _predict_model_rate(self, y: np.ndarray, duration_s: float, sr: int) -> Prediction:
+    def _predict_model_rate(self, y: np.ndarray, duration_s: float, sr: int, *,
+                            weight: float = 1.0) -> Prediction:
         """Classify mono float32 audio already at ``feature_config.sr``.
 
         The one path from samples to a :class:`Prediction` (features, or the waveform itself for
         a waveform model): :meth:`predict` after resampling, and
         :class:`ser_edge.stream.StreamingClassifier` for each window. ``duration_s`` and ``sr``
-        are only reported.
+        are only reported; ``weight`` is the share of ``y`` that is new to the speaker profile
+        (a stream's overlapping windows).
         """
-        x = self._vector(y, None, kind=self.input_kind)
+        x = self._vector(y, None, kind=self.input_kind, weight=weight)
         return self._prediction(x, duration_s, sr, None)
 
     def classify_many(

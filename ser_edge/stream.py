@@ -341,7 +341,9 @@ class StreamingClassifier:
         if (self.vad and not self._vad_frames.has_speech(y, start)) or not y.any():
             self._recent.clear()
             return WindowResult(start_s, end_s, False)
-        p = self.classifier._predict_model_rate(y, len(y) / self.rate, self.rate)
+        # Windows overlap: each adds to a speaker profile only the share of it that is new.
+        weight = min(1.0, self._hop / self._window)
+        p = self.classifier._predict_model_rate(y, len(y) / self.rate, self.rate, weight=weight)
         row = np.array([p.probabilities[label] for label in self.labels])
         self._recent.append(row)
         if len(self._recent) > 1:
