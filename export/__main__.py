@@ -7,6 +7,7 @@ Sub-commands
 ``grid``      cross-validate the feature and MLP grids of :mod:`export.grid`.
 ``train``     train one model on all of the chosen clips, evaluate it, and write the ONNX model.
 ``fuse``      put the feature extraction into the model's graph: one ONNX file, waveform in.
+``score``     a built model on whole corpora it never saw: UAR and each emotion's recall.
 ``data get``  download a corpus from its official source into ser-edge's layout.
 """
 
@@ -622,6 +623,31 @@ def _train_recipe(path: Path, report_dir: Path | None, out: Path, waveform_out: 
         raise _fail(exc) from None
     typer.echo(f"wrote {out} ({summary['bytes'] / 1024:.0f} KiB): {recipe.name}, "
                f"{summary['n_clips']} clips, temperature {summary['temperature']:.2f}")
+
+
+@app.command("score")
+def score_cmd(
+    corpus: Annotated[list[str], typer.Option(
+        "--corpus", help="A corpus the model never saw: NAME or NAME=FOLDER (repeatable).")],
+    out: Annotated[Path, typer.Option("--out", "-o", help="JSON file to write.")],
+    model: Annotated[str | None, typer.Option(
+        "--model", help="A bundled model's name or an ONNX file.")] = None,
+    every: Annotated[int, typer.Option("--every", min=1,
+                                       help="Every N-th clip of each corpus.")] = 1,
+    adapt: Annotated[bool, typer.Option(
+        "--adapt", help="Adapt to each speaker (a profile of all their clips) first.")] = False,
+) -> None:
+    """A built model on whole corpora it never saw: UAR and each emotion's recall."""
+    from .score import score_corpora
+
+    try:
+        result = score_corpora(model, corpus, every=every, adapt=adapt, log=typer.echo)
+    except (SerEdgeError, OSError) as exc:
+        raise _fail(exc) from None
+    result["command"] = _command()
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(result, indent=1) + "\n")
+    typer.echo(f"mean UAR {result['uar_mean']:.3f}; wrote {out}")
 
 
 @app.command("compare")

@@ -171,6 +171,67 @@ def _load_classifier(model: str | None) -> Classifier:
         raise _fail(str(exc), EXIT_MODEL) from None
 
 
+#: ``--adapt/--no-adapt`` of listen and timeline: by default, as the model can.
+AdaptOpt = Annotated[
+    bool | None,
+    typer.Option("--adapt/--no-adapt",
+                 help="Adapt to the speaker and microphone as the audio comes (a profile of "
+                      "their speech statistics, used once it holds the model's minimum).",
+                 show_default="when the model supports it"),
+]
+
+
+def _auto_adapt(clf: Classifier, adapt: bool | None) -> bool:
+    """``--adapt/--no-adapt``, or when neither is given, whether the model can adapt."""
+    if adapt is not None:
+        return adapt
+    return clf.adaptation is not None and clf.input_kind != "waveform"
+
+
+#: ``--profile`` of classify, listen and timeline.
+ProfileOpt = Annotated[
+    Path | None,
+    typer.Option("--profile", metavar="FILE",
+                 help="A speaker profile (JSON): read first if it exists, and written back "
+                      "with what this run learnt when adapting. Carries a speaker's "
+                      "statistics across runs.", show_default=False),
+]
+
+
+def _adapting(clf: Classifier, adapt: bool, profile: Path | None) -> None:
+    """Give ``clf`` a speaker profile (``profile`` if it exists) and let it learn (``adapt``)."""
+    from .adapt import SpeakerProfile
+    from .errors import ParameterError
+
+    if not adapt and profile is None:
+        return
+    try:
+        if profile is not None and profile.exists():
+            clf.profile = SpeakerProfile.load(profile, clf.feature_config)
+            clf.new_profile()  # the model must adapt at all
+        elif not adapt:
+            raise _fail(f"{display_name(profile)}: no such profile: make one with --adapt",
+                        EXIT_USAGE)
+        else:
+            clf.profile = clf.new_profile()
+    except ModelError as exc:
+        raise _fail(str(exc), EXIT_MODEL) from None
+    except ParameterError as exc:
+        raise _fail(str(exc), EXIT_USAGE) from None
+    clf.adapt = adapt
+
+
+def _save_profile(clf: Classifier, profile: Path | None) -> None:
+    """Write the learnt profile to ``profile`` (a one-line error if it cannot be written)."""
+    if profile is None or clf.profile is None or not clf.adapt:
+        return
+    try:
+        clf.profile.save(profile)
+    except OSError as exc:
+        raise _fail(f"{display_name(profile)}: cannot write the profile: {_one_line(exc)}",
+                    EXIT_FILE_FAILED) from None
+
+
 def find_audio(paths: list[Path], *, stdin: bool = False) -> list[tuple[Path, str | None]]:
     """Expand files and folders into a list of ``(path, problem)``.
 
@@ -390,6 +451,14 @@ def classify(
                           "Its workers must read the files at the same absolute paths.",
                      show_default=False),
     ] = None,
+    adapt: Annotated[
+        bool,
+        typer.Option("--adapt", help="Adapt to the speaker and microphone: learn a profile from "
+                                     "the speech of every file first, then classify each with "
+                                     "it. For the files of one speaker; in this process. The "
+                                     "model must support it (see `ser-edge info`)."),
+    ] = False,
+    profile: ProfileOpt = None,
 ) -> None:
     """Classify the emotion of speech recordings."""
     if not paths and not sample:
@@ -422,9 +491,19 @@ def classify(
             raise typer.BadParameter(f"--{fmt.value} with a .{output.suffix[1:]} file",
                                      param_hint="--output")
         fmt = OutputFormat(kind)
+    if (adapt or profile is not None) and scheduler is not None:
+        raise typer.BadParameter("a speaker profile is used in this process, not on a cluster",
+                                 param_hint="--adapt/--profile")
     clf = _load_classifier(model)
     top_k = min(top_k, len(clf.labels))
     items = find_audio(paths, stdin=True)
+    _adapting(clf, adapt, profile)
+    if adapt:  # first every file's speech into the profile, then each classified with it
+        _learn(clf, items)
+        _save_profile(clf, profile)
+        clf.adapt = False
+    if clf.profile is not None:
+        jobs = 1
     sink = _results_file(output, clf, resume) if output is not None else None
     try:
         _classify(items, clf, fmt, top_k, sink, jobs=jobs, ordered=not unordered,
@@ -432,6 +511,23 @@ def classify(
     finally:
         if sink is not None:
             sink.close()
+
+
+def _learn(clf: Classifier, items: list[tuple[Path, str | None]]) -> None:
+    """Add every usable file's speech to ``clf``'s profile (problems are reported later)."""
+    for path, problem in items:
+        if problem is not None or str(path) == STDIN:
+            continue
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                clf.learn(path)
+        except (SerEdgeError, OSError):
+            continue
+    if not clf.adaptation.ready(clf.profile):
+        typer.echo(f"ser-edge: warning: {clf.profile.seconds:.1f} s of speech is less than the "
+                   f"{clf.adaptation.min_seconds:g} s the model adapts with: not adapted",
+                   err=True)
 
 
 def _results_file(output: Path, clf: Classifier, resume: bool) -> Any:
@@ -758,6 +854,11 @@ def _describe(clf: Classifier) -> list[str]:
     elif clf.input_kind == "frames":
         lines += _field("input:", f"frame matrix, float32 (1, {sum(cfg.block_sizes.values())}, "
                         f"n_frames), at least {clf.min_frames} frames")
+    if clf.adaptation is not None:
+        lines += _field("adapts:", f"to the speaker and microphone once a profile holds "
+                        f"{clf.adaptation.min_seconds:g} s of speech (the rows of "
+                        f"{', '.join(clf.adaptation.blocks)} standardised by the speaker's "
+                        "statistics; classify --adapt, listen and timeline, --profile FILE)")
     training = meta.get("training")
     if isinstance(training, dict):
         recipe = training.get("recipe")
@@ -1048,25 +1149,30 @@ def listen(
         bool, typer.Option("--no-vad", help="Classify every window, speech or not.")
     ] = False,
     model: ModelOpt = None,
+    adapt: AdaptOpt = None,
+    profile: ProfileOpt = None,
 ) -> None:
     """Recognise emotion live, from the microphone or standard input."""
     if source not in (None, "-"):
         raise typer.BadParameter("SOURCE is '-' (standard input) or nothing (the microphone)",
                                  param_hint="SOURCE")
+    clf = _load_classifier(model)
+    _adapting(clf, _auto_adapt(clf, adapt), profile)
     try:
         _listen(source, rate, channels, format_.value, window, hop, smooth, speech_only, json_,
-                device, not no_vad, model)
+                device, not no_vad, clf)
     except KeyboardInterrupt:  # Ctrl-C: the normal way to stop listening
         _out("")  # every line is already written; a closed pipe still ends quietly
+    finally:
+        _save_profile(clf, profile)
 
 
 def _listen(source: str | None, rate: int, channels: int, fmt: str, window: float, hop: float,
             smooth: int, speech_only: bool, json_: bool, device: str | None, vad: bool,
-            model: Path | None) -> None:
+            clf: Classifier) -> None:
     from .errors import ParameterError
     from .stream import StreamingClassifier, pcm_chunks
 
-    clf = _load_classifier(model)
     try:
         stream = StreamingClassifier(clf, sr=rate, channels=channels, window_s=window, hop_s=hop,
                                      smoothing=smooth, vad=vad)
@@ -1156,6 +1262,8 @@ def timeline(
                                  "seconds (never past half-way to the next segment).")
     ] = 0.6,
     model: ModelOpt = None,
+    adapt: AdaptOpt = None,
+    profile: ProfileOpt = None,
 ) -> None:
     """Show a long recording as a timeline of emotions."""
     if json_ and csv_:
@@ -1175,6 +1283,7 @@ def timeline(
         raise _fail("<stdin>: standard input is a terminal: pipe or redirect audio into it "
                     "(ser-edge timeline - < call.wav)", EXIT_FILE_FAILED)
     clf = _load_classifier(model)
+    _adapting(clf, _auto_adapt(clf, adapt), profile)
     writer = None
     if csv_:
         from .results import csv_line
@@ -1206,6 +1315,7 @@ def timeline(
         failure = error_line(name, exc)
     finally:  # the file's warnings first, then its error if any
         _warn(said)
+    _save_profile(clf, profile)
     if failure is not None:
         raise _fail(failure, EXIT_FILE_FAILED)
     if not segments:

@@ -194,3 +194,92 @@ def test_learn_adds_a_file_without_classifying_it(adaptive_model, emodb_dir):
     seconds = [clf.learn(p) for p in clips]
     assert 0 < seconds[0] < seconds[1] < seconds[2]
     assert clf.profile is not None and clf.adaptation.ready(clf.profile)
+
+
+# -- the command line ------------------------------------------------------------------------------
+
+
+def _run(*args):
+    from typer.testing import CliRunner
+
+    from ser_edge.cli import app
+
+    return CliRunner().invoke(app, [str(a) for a in args])
+
+
+def test_classify_adapt_learns_every_file_first_and_saves_the_profile(adaptive_model, emodb_dir,
+                                                                      tmp_path):
+    from ser_edge import Classifier
+
+    plain, adaptive = adaptive_model
+    clips = sorted(emodb_dir.glob("*.flac"))[:4]
+    profile = tmp_path / "me.json"
+    result = _run("classify", *clips, "--model", adaptive, "--adapt", "--profile", profile,
+                  "--json")
+    assert result.exit_code == 0, result.output
+    got = [json.loads(line) for line in result.stdout.splitlines()]
+    # Every file classified with the profile of all four.
+    clf = Classifier(adaptive)
+    for c in clips:
+        clf.learn(c)
+    expected = [clf.classify(c).probabilities for c in clips]
+    for g, e in zip(got, expected, strict=True):
+        assert g["probabilities"] == pytest.approx(e, abs=1e-6)
+    saved = SpeakerProfile.load(profile, clf.feature_config)
+    assert saved.seconds == pytest.approx(clf.profile.seconds)
+    # The saved profile, used as it is, gives the same answers; with --adapt it learns more.
+    again = _run("classify", clips[0], "--model", adaptive, "--profile", profile, "--json")
+    assert json.loads(again.stdout)["probabilities"] == pytest.approx(expected[0], abs=1e-6)
+    more = _run("classify", *clips[:2], "--model", adaptive, "--adapt", "--profile", profile)
+    assert more.exit_code == 0
+    assert SpeakerProfile.load(profile, clf.feature_config).seconds > saved.seconds
+    # A model that cannot adapt: exit 3; a profile that is not there without --adapt: exit 2.
+    refused = _run("classify", clips[0], "--model", plain, "--adapt")
+    assert refused.exit_code == 3 and "cannot adapt" in refused.stderr
+    missing = _run("classify", clips[0], "--model", adaptive, "--profile", tmp_path / "no.json")
+    assert missing.exit_code == 2 and "no such profile" in missing.stderr
+    (tmp_path / "bad.json").write_text("{}")
+    bad = _run("classify", clips[0], "--model", adaptive, "--profile", tmp_path / "bad.json")
+    assert bad.exit_code == 2 and "bad.json: not a speaker profile" in bad.stderr
+    assert "Traceback" not in bad.output
+
+
+def test_listen_adapts_as_it_goes_and_saves_the_profile(adaptive_model, emodb_dir, tmp_path):
+    import soundfile as sf
+
+    from ser_edge import Classifier, StreamingClassifier
+
+    _, adaptive = adaptive_model
+    y = np.concatenate([sf.read(p, dtype="float32")[0]
+                        for p in sorted(emodb_dir.glob("*.flac"))[:6]])
+    raw = tmp_path / "pcm.raw"
+    (y * 32767).astype("<i2").tofile(raw)
+    profile = tmp_path / "live.json"
+    with open(raw, "rb") as stdin:
+        from typer.testing import CliRunner
+
+        from ser_edge.cli import app
+
+        result = CliRunner().invoke(app, ["listen", "-", "--json", "--model", str(adaptive),
+                                          "--profile", str(profile)], input=stdin.read())
+    assert result.exit_code == 0, result.output
+    windows = [json.loads(line) for line in result.stdout.splitlines()]
+    stream = StreamingClassifier(Classifier(adaptive, adapt=True), sr=16000)
+    samples = np.fromfile(raw, "<i2")
+    expected = [r.to_dict() for r in stream.push(samples) + stream.flush()]
+    assert len(windows) == len(expected)
+    for w, e in zip(windows, expected, strict=True):
+        assert w["speech"] == e["speech"]
+        if w["speech"]:
+            assert w["probabilities"] == pytest.approx(e["probabilities"], abs=1e-6)
+    saved = SpeakerProfile.load(profile, stream.classifier.feature_config)
+    assert saved.seconds == pytest.approx(stream.classifier.profile.seconds)
+    assert saved.seconds > 2.0
+    # --no-adapt leaves the windows unadapted and writes nothing.
+    off = tmp_path / "off.json"
+    plain = CliRunner().invoke(app, ["listen", "-", "--json", "--model", str(adaptive),
+                                     "--no-adapt"], input=raw.read_bytes())
+    assert plain.exit_code == 0 and not off.exists()
+    reference = StreamingClassifier(Classifier(adaptive), sr=16000)
+    unadapted = [r.to_dict() for r in reference.push(samples) + reference.flush()]
+    assert [json.loads(line) for line in plain.stdout.splitlines()] == unadapted

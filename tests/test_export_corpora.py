@@ -317,3 +317,31 @@ def test_real_corpus_counts_match_the_manifest(name):
     assert all(c.speaker.startswith(f"{name}:") and c.corpus == name for c in corpus.clips)
     if name == "baved":
         assert corpus.counts("arousal") == {"high": 678, "low": 585, "neutral": 672}
+
+
+# -- leave one corpus out --------------------------------------------------------------------------
+
+
+def test_loco_splits_train_on_the_others_and_test_the_shared_emotions():
+    from export.protocols import loco_splits
+
+    corpora = np.array(["a"] * 4 + ["b"] * 3 + ["c"] * 2 + ["d"] * 2)
+    emotions = np.array(["happy", "sad", "calm", "angry",  # a
+                         "happy", "sad", "disgust",  # b: disgust only here
+                         "", "",  # c: arousal only (BAVED)
+                         "sad", "happy"])  # d
+    splits = loco_splits(corpora, emotions)
+    assert [s.name for s in splits] == ["loco a", "loco b", "loco d"]
+    a, b, d = splits
+    assert a.tested == ("a",)
+    np.testing.assert_array_equal(a.train, np.arange(4, 11))  # every other clip, BAVED's too
+    np.testing.assert_array_equal(a.test, [0, 1])  # calm and angry: nobody else has them
+    np.testing.assert_array_equal(b.test, [4, 5])  # its disgust cannot be scored
+    np.testing.assert_array_equal(d.test, [9, 10])
+    for s in splits:
+        assert not set(s.train) & set(s.test)
+        assert set(corpora[s.train]) == set(corpora) - set(s.tested)
+    with pytest.raises(ParameterError, match="fewer than two emotions"):
+        loco_splits(np.array(["a", "a", "b", "b"]), np.array(["happy", "sad", "happy", "calm"]))
+    with pytest.raises(ParameterError, match="two corpora"):
+        loco_splits(np.array(["a", "a"]), np.array(["happy", "sad"]))

@@ -25,12 +25,17 @@ SR = 16000
 GAPS = ("silence", "white", "pink", "hum50")
 
 
-def build_conversation(clips: list[Path], folder: Path, seed: int = 0):
-    """Write the clips with gaps between them; return the file and each clip's place."""
+def build_conversation(clips: list[Path], folder: Path, seed: int = 0,
+                       gaps: tuple[str, ...] = GAPS, gap_s: tuple[float, float] = (1.0, 3.0)):
+    """Write the clips with gaps between them; return the file and each clip's place.
+
+    The gaps cycle through ``gaps`` (kinds of ``tests/nonspeech.make``, at -50 dBFS), each
+    ``gap_s`` seconds long (uniform).
+    """
     rng = np.random.default_rng(seed)
     parts, truth, pos = [], [], 0
     for k, clip in enumerate(clips):
-        gap = make(GAPS[k % 4], sr=SR, seconds=float(rng.uniform(1.0, 3.0)), level_db=-50,
+        gap = make(gaps[k % len(gaps)], sr=SR, seconds=float(rng.uniform(*gap_s)), level_db=-50,
                    seed=k)
         parts.append(gap)
         pos += len(gap)
@@ -40,7 +45,7 @@ def build_conversation(clips: list[Path], folder: Path, seed: int = 0):
                       "speech": (pos + start, pos + end)})
         parts.append(y)
         pos += len(y)
-    parts.append(make("pink", sr=SR, seconds=1.0, level_db=-50, seed=99))
+    parts.append(make(gaps[-1], sr=SR, seconds=1.0, level_db=-50, seed=99))
     path = folder / "conversation.flac"
     sf.write(path, np.concatenate(parts), SR, subtype="PCM_16")
     return path, truth
