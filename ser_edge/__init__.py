@@ -57,6 +57,7 @@ _MODULES = (
     "model",
     "modelfile",
     "results",
+    "samples",
     "stream",
     "timeline",
     "vad",

@@ -43,7 +43,7 @@ default_to_one_thread()
 
 __all__ = ["app", "main", "AUDIO_EXTENSIONS", "find_audio"]
 
-#: Exit statuses, as documented in ``--help`` and the README.
+#: Exit statuses, as documented in ``--help`` and docs/errors.md.
 EXIT_OK = 0
 EXIT_FILE_FAILED = 1
 EXIT_USAGE = 2
@@ -332,30 +332,28 @@ def _scan(folder: Path, found: list[tuple[Path, str | None]]) -> None:
             found.append((path, None))
 
 
-class _Progress:
-    """A one-line progress bar on stderr that result lines on a shared terminal can pass."""
+@contextlib.contextmanager
+def _progress(total: int, done: int, enabled: bool) -> Iterator[Any]:
+    """The progress bar of typer (click's) on stderr, from ``done`` of ``total``; None if disabled.
 
-    def __init__(self, total: int, enabled: bool):
-        self.total = total
-        self.done = 0
-        self.enabled = enabled
+    Result lines share the terminal with it: :func:`_above_bar` clears its line before one is
+    written, and the bar's next step draws it again below; the finished bar stays. Its module
+    is imported only when a bar is drawn.
+    """
+    if not enabled:
+        yield None
+        return
+    with typer.progressbar(length=total, file=sys.stderr, show_pos=True, width=30,
+                           bar_template="[%(bar)s] %(info)s") as bar:
+        bar.update(done)
+        yield bar
 
-    def clear(self) -> None:
-        if self.enabled:
-            sys.stderr.write("\r\033[K")
-            sys.stderr.flush()
 
-    def draw(self) -> None:
-        if self.enabled:
-            width = 30
-            filled = width * self.done // max(self.total, 1)
-            bar = "#" * filled + "-" * (width - filled)
-            sys.stderr.write(f"\r[{bar}] {self.done}/{self.total}")
-            sys.stderr.flush()
-
-    def step(self) -> None:
-        self.done += 1
-        self.draw()
+def _above_bar(bar: Any) -> None:
+    """Clear the progress bar's line, if one is drawn, so that a result line takes its place."""
+    if bar is not None:
+        sys.stderr.write("\r\033[K")
+        sys.stderr.flush()
 
 
 def _stderr_is_terminal() -> bool:
@@ -398,16 +396,22 @@ def _text_line(p: Prediction, top_k: int, width: int) -> str:
         "  ser-edge classify recordings/ --csv > emotions.csv\n\n"
         "  ser-edge classify archive/ --output emotions.jsonl --resume\n\n"
         "  ser-edge classify /shared/archive/ --scheduler tcp://10.0.0.1:8786 -o emotions.csv\n\n"
-        "  curl -s https://example.org/clip.flac | ser-edge classify -\n\n" + EXIT_CODES_HELP
+        "  curl -s https://example.org/clip.flac | ser-edge classify -\n\n"
+        "  ser-edge classify --sample\n\n" + EXIT_CODES_HELP
     ),
-    no_args_is_help=True,
 )
 def classify(
+    ctx: typer.Context,
     paths: Annotated[
-        list[Path],
+        list[Path] | None,
         typer.Argument(help="Audio files or folders; - reads standard input.", metavar="PATH",
                        show_default=False, readable=False),
-    ],
+    ] = None,
+    sample: Annotated[
+        bool,
+        typer.Option("--sample", help="Classify the two clips shipped with ser-edge (EmoDB, CC0: "
+                                      "one speaker, angry and sad), after any PATH."),
+    ] = False,
     json_: Annotated[
         bool,
         typer.Option(
@@ -479,6 +483,17 @@ def classify(
     profile: ProfileOpt = None,
 ) -> None:
     """Classify the emotion of speech recordings."""
+    if not paths and not sample:
+        typer.echo(ctx.get_usage(), err=True)
+        typer.echo("ser-edge: error: no PATH: name audio files or folders, or - for standard "
+                   "input", err=True)
+        typer.echo("Try 'ser-edge classify --sample' (two clips shipped with ser-edge), or "
+                   "'ser-edge classify --help'.", err=True)
+        raise typer.Exit(code=EXIT_USAGE)
+    if sample:
+        from .samples import SAMPLES
+
+        paths = [*(paths or []), *SAMPLES.values()]
     if json_ and csv_:
         raise typer.BadParameter("choose one of --json and --csv", param_hint="--json/--csv")
     if jobs is not None and scheduler is not None:
@@ -591,8 +606,6 @@ def _classify(items: list[tuple[Path, str | None]], clf: Classifier, fmt: Output
     todo = [item for item, s in zip(items, skip, strict=True) if not s]
     sources = [_batch_source(path, problem) for path, problem in todo]
     width = min(max((len(_shown(p)) for p, _ in todo), default=0), 60)
-    progress = _Progress(len(items), len(items) >= PROGRESS_MIN_FILES and _stderr_is_terminal())
-    progress.done = sum(skip)
     if sink is not None:
         write = _writer(sink)
     else:
@@ -602,21 +615,21 @@ def _classify(items: list[tuple[Path, str | None]], clf: Classifier, fmt: Output
 
             write(csv_line(csv_header(clf.labels)))
     failed, model_failed = 0, False
-    progress.draw()
+    shown = len(items) >= PROGRESS_MIN_FILES and _stderr_is_terminal()
     try:
-        for outcome in batch.outcomes(sources, model=clf, jobs=jobs, ordered=ordered,
-                                      scheduler=scheduler, options={"vad": vad}):
-            progress.clear()
-            failed += _emit(outcome, fmt, write, top_k, width, len(clf.labels), model_id)
-            model_failed = model_failed or isinstance(getattr(outcome.result, "error", None),
-                                                      ModelError)
-            progress.step()
+        with _progress(len(items), sum(skip), shown) as bar:
+            for outcome in batch.outcomes(sources, model=clf, jobs=jobs, ordered=ordered,
+                                          scheduler=scheduler, options={"vad": vad}):
+                _above_bar(bar)
+                failed += _emit(outcome, fmt, write, top_k, width, len(clf.labels), model_id)
+                model_failed = model_failed or isinstance(
+                    getattr(outcome.result, "error", None), ModelError)
+                if bar is not None:
+                    bar.update(1)
     except ModelError as exc:  # a worker could not load the model
         raise _fail(str(exc), EXIT_MODEL) from None
     except ClusterError as exc:
         raise _fail(str(exc), EXIT_CLUSTER) from None
-    finally:
-        progress.clear()
     failed += failed_before
     if failed:
         if len(items) > 1:
@@ -790,21 +803,24 @@ def models(
         return
     width = max(6, *(len(row["name"]) + 1 for row in rows))
     figure = lambda v, f: "-" if v is None else format(v, f)  # noqa: E731
-    _out(f"{'name':<{width}} {'input':<9} {'size':>9} {'UAR':>6} {'R->E':>6} {'noise':>6}  "
-         "description\n")
+    # The figures on one line, the description wrapped beneath: 80 columns show it all.
+    columns = min(max(shutil.get_terminal_size().columns, 40), INFO_WIDTH)
+    _out(f"{'name':<{width}} {'input':<9} {'size':>9} {'UAR':>6} {'R->E':>6} {'noise':>6}\n")
     for row in rows:
         star = "*" if row["default"] else " "
-        text = printable(row["description"])  # as much as fits (--json and info: all of it)
-        room = shutil.get_terminal_size().columns - 51 - width
-        text = (text if len(text) <= room else text[: room - 1].rsplit(" ", 1)[0] + " …"
-                if room >= 16 else "")
         _out(f"{row['name'] + star:<{width}} {row['input_kind']:<9} "
              f"{row['bytes'] / 1024:>6.0f} KiB {figure(row['uar'], '.3f'):>6} "
              f"{figure(row['ravdess_to_emodb_uar'], '.3f'):>6} "
-             f"{figure(row['white_noise_20db_unchanged'], '.2f'):>6}  {text}".rstrip() + "\n")
-    _out("\n* the default. UAR: speaker-independent, EmoBox's RAVDESS folds (8 emotions, chance "
-         "0.125); R->E: UAR on EmoDB of the model trained on RAVDESS alone (6 emotions, chance "
-         "0.167); noise: share of labels unchanged by white noise at 20 dB SNR.\n")
+             f"{figure(row['white_noise_20db_unchanged'], '.2f'):>6}\n")
+        if row["description"]:
+            _out(textwrap.fill(printable(row["description"]), width=columns - 1,
+                               initial_indent="  ", subsequent_indent="  ",
+                               break_long_words=False, break_on_hyphens=False) + "\n")
+    _out("\n" + textwrap.fill(
+        "* the default. UAR: speaker-independent, EmoBox's RAVDESS folds (8 emotions, chance "
+        "0.125); R->E: UAR on EmoDB of the model trained on RAVDESS alone (6 emotions, chance "
+        "0.167); noise: share of labels unchanged by white noise at 20 dB SNR.",
+        width=columns - 1) + "\n")
 
 
 @app.command(
@@ -829,8 +845,12 @@ def info(
         record = {"model_path": str(clf.model_path), **clf.metadata}
         _out(json.dumps(record, indent=2, sort_keys=True) + "\n")
         return
+    from .samples import SAMPLES
+
+    samples = _field("samples:", ", ".join(map(str, SAMPLES.values())) + " (EmoDB, CC0 1.0: "
+                     "ser-edge classify --sample)")
     # Metadata is the model file's text: no control character reaches the terminal.
-    _out("".join(f"{printable(line)}\n" for line in _describe(clf)))
+    _out("".join(f"{printable(line)}\n" for line in [*_describe(clf), *samples]))
 
 
 #: Width of ``ser-edge info``'s lines, and of the label column before each value.
@@ -1306,9 +1326,8 @@ def timeline(
     ] = 8.0,
     context: Annotated[
         float, typer.Option("--context", min=0.0, max=600.0,
-                            help="Audio classified with each segment on either side, in seconds "
-                                 "(the bundled model was trained on clips with silence around "
-                                 "the speech).")
+                            help="Audio classified with each segment on either side, in "
+                                 "seconds (never past half-way to the next segment).")
     ] = 0.6,
     model: ModelOpt = None,
     adapt: AdaptOpt = None,

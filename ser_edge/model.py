@@ -356,8 +356,10 @@ class Classifier:
     def _open_session(self) -> Any:
         path = self.model_path
         if not path.exists():
-            bundled = self.name is not None
-            hint = " (the bundled model is missing: reinstall ser-edge)" if bundled else ""
+            if self.name is not None:
+                hint = " (the bundled model is missing: reinstall ser-edge)"
+            else:  # perhaps a misspelt name: say which names there are
+                hint = f"; the bundled models are {', '.join(BUNDLED_MODELS)} (ser-edge models)"
             raise ModelError(f"{path}: model file not found{hint}")
         from .modelfile import external_data, read_model_bytes
 

@@ -60,7 +60,7 @@ def _voice(seconds: float, sr: int = 16000) -> np.ndarray:
 
 
 def _noise(seconds: float, sr: int = 16000) -> np.ndarray:
-    """White noise: no speech (README's error table uses the same)."""
+    """White noise: no speech (the error table of docs/errors.md uses the same)."""
     return (0.05 * np.random.default_rng(0).standard_normal(int(seconds * sr))).astype(np.float32)
 
 

@@ -7,6 +7,7 @@ other files of the batch. Bad files are made here in ``tmp_path``; real clips co
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import io
 import json
@@ -30,6 +31,9 @@ from ser_edge.model import BUNDLED_MODEL, Classifier
 from tests import hostile
 
 runner = CliRunner()
+
+#: The documented errors and exit statuses (the tables the tests below execute row by row).
+ERRORS_PAGE = Path(__file__).resolve().parents[1] / "docs" / "errors.md"
 
 EXIT_OK, EXIT_FILE_FAILED, EXIT_USAGE, EXIT_MODEL = 0, 1, 2, 3
 
@@ -167,20 +171,65 @@ def test_default_model(clips: list[Path]) -> None:
     assert result.stdout.startswith(str(clips[0]))
 
 
-def test_progress_bar_only_on_a_terminal(model: Path, ravdess_dir: Path,
-                                         monkeypatch: pytest.MonkeyPatch) -> None:
+def test_classify_without_a_path_says_how_in_three_lines() -> None:
+    result = run("classify")
+    assert result.exit_code == EXIT_USAGE
+    assert result.stdout == ""
+    usage, error, hint = result.stderr.splitlines()
+    assert usage == "Usage: ser-edge classify [OPTIONS] [PATH]..."
+    assert error.startswith("ser-edge: error: no PATH")
+    assert "ser-edge classify --sample" in hint
+
+
+def test_the_samples_are_classified_and_found_by_info(model: Path) -> None:
+    from ser_edge.samples import SAMPLE, SAMPLES
+
+    assert SAMPLE in SAMPLES.values()
+    result = run("classify", "--sample", "--json", "--model", model)
+    assert result.exit_code == EXIT_OK, result.output
+    records = [json.loads(line) for line in result.stdout.splitlines()]
+    assert [r["path"] for r in records] == [str(p) for p in SAMPLES.values()]
+    labels = Classifier(model).labels
+    assert all(r["label"] in labels and r["sample_rate"] == 16000 for r in records)
+    # after the PATHs given
+    result = run("classify", "--sample", "--model", model, *SAMPLES.values())
+    assert len(result.stdout.splitlines()) == 2 * len(SAMPLES)
+    info = " ".join(run("info", "--model", model).stdout.split())
+    for path in SAMPLES.values():
+        assert f"{path}" in info and sf.info(path).channels == 1
+
+
+def _stderr_on_a_terminal(*args: object) -> tuple[str, str]:
+    """Run ``ser-edge`` with stderr on a pseudo-terminal: (stdout, what the terminal got)."""
+    import pty
+
+    master, slave = pty.openpty()
+    proc = subprocess.Popen([sys.executable, "-m", "ser_edge.cli", *map(str, args)],
+                            stdout=subprocess.PIPE, stderr=slave, text=True)
+    os.close(slave)
+    out, _ = proc.communicate(timeout=300)
+    seen = b""
+    with contextlib.suppress(OSError):  # EIO once the terminal's other end is closed
+        while chunk := os.read(master, 65536):
+            seen += chunk
+    os.close(master)
+    assert proc.returncode == EXIT_OK, seen
+    return out, seen.decode()
+
+
+def test_progress_bar_only_on_a_terminal(model: Path, ravdess_dir: Path) -> None:
     import ser_edge.cli
 
     clips = sorted((ravdess_dir / "Actor_06").glob("*.flac"))[:ser_edge.cli.PROGRESS_MIN_FILES]
     plain = run("classify", "--model", model, *clips)
     assert plain.exit_code == EXIT_OK and plain.stderr == ""
-    monkeypatch.setattr(ser_edge.cli, "_stderr_is_terminal", lambda: True)
-    shown = run("classify", "--model", model, *clips)
-    assert shown.exit_code == EXIT_OK
-    assert f"] {len(clips)}/{len(clips)}" in shown.stderr
-    assert shown.stdout == plain.stdout  # results untouched by the bar
-    few = run("classify", "--model", model, *clips[:2])
-    assert few.stderr == ""
+    out, terminal = _stderr_on_a_terminal("classify", "--jobs", "1", "--model", model, *clips)
+    n = len(clips)
+    assert f"[{'#' * 30}] {n}/{n}" in terminal  # typer's bar, drawn to the end
+    assert terminal.count("\r\x1b[K") == n  # cleared before each result line
+    assert out == plain.stdout  # results untouched by the bar
+    out, terminal = _stderr_on_a_terminal("classify", "--model", model, *clips[:2])
+    assert terminal == ""
 
 
 def test_info(model: Path, labels: tuple[str, ...]) -> None:
@@ -753,9 +802,9 @@ def test_closed_pipe_exits_quietly(model: Path, tmp_path: Path) -> None:
     assert proc.stderr == "status=141\n"
 
 
-def test_top_k_one_is_what_the_readme_says(model: Path, tmp_path: Path) -> None:
-    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text()
-    (line,) = [line for line in readme.splitlines() if "--top-k 1" in line]
+def test_top_k_one_is_what_the_docs_say(model: Path, tmp_path: Path) -> None:
+    page = (Path(__file__).resolve().parents[1] / "docs" / "classify.md").read_text()
+    (line,) = [line for line in page.splitlines() if "--top-k 1" in line]
     assert line.split("#", 1)[1].strip() == "path, best label and its probability only"
     path = _voice_file(tmp_path / "clip.wav")
     result = run("classify", "--top-k", "1", "--model", model, path)
@@ -784,24 +833,17 @@ def test_info_prints_values_in_full_and_numbers_alike(model: Path) -> None:
 
 
 def test_readme_states_the_exit_statuses_the_code_uses() -> None:
-    """Every status in README's table and in --help is one the command uses, and vice versa."""
+    """Every status in the documented table and in --help is one the command uses, and vice
+    versa."""
     import ser_edge.cli as cli
 
-    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text()
-    section = readme[readme.index("### Errors and exit status"):]
-    section = section[:section.index("\n## ")]
+    section = ERRORS_PAGE.read_text()
     table = dict(re.findall(r"^\| (\d+) \| (.+) \|$", section, re.MULTILINE))
     codes = {cli.EXIT_OK, cli.EXIT_FILE_FAILED, cli.EXIT_USAGE, cli.EXIT_MODEL,
              cli.EXIT_CLUSTER, cli.EXIT_BROKEN_PIPE}
     assert {int(code) for code in table} == codes
     assert "141" in cli.EXIT_CODES_HELP
     assert "permission denied" in section and "broken symbolic link" in section
-
-
-def _readme_section(title: str) -> str:
-    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text()
-    section = readme[readme.index(title):]
-    return section[:section.index("\n## ")]
 
 
 def _flac_claiming_billions_of_frames(d: Path) -> Path:
@@ -860,9 +902,9 @@ def _with_unsearchable_subfolder(d: Path) -> Path:
     return d / "scan"
 
 
-# README's table of errors, row by row: how to make the input, and whether an unprivileged user
-# must try it. A row added to the README without a line here fails the test, and so does a
-# message that is not what the command prints.
+# The table of errors (docs/errors.md), row by row: how to make the input, and whether an
+# unprivileged user must try it. A row added to the table without a line here fails the test,
+# and so does a message that is not what the command prints.
 README_ROWS: dict[str, tuple[Callable[[Path], Path | str], bool]] = {
     "missing": (_missing, False),
     "unreadable": (_unreadable, True),
@@ -901,7 +943,7 @@ README_ROWS: dict[str, tuple[Callable[[Path], Path | str], bool]] = {
 
 
 def _readme_error_rows() -> dict[str, str]:
-    section = _readme_section("### Errors and exit status")
+    section = ERRORS_PAGE.read_text()
     table = section[section.index("| input | message"):]
     table = table[:table.index("\n\n")]
     return dict(re.findall(r"^\| (.+?) \| `(.+)` \|$", table, re.MULTILINE))
@@ -1128,7 +1170,10 @@ def test_models_lists_every_bundled_model_with_its_figures() -> None:
             clf.metadata["metrics"]["cross_corpus"]["ravdess -> emodb"]["uar"])
     res = runner.invoke(app, ["models"], env={"COLUMNS": "80"})
     assert res.exit_code == 0 and f"{DEFAULT_MODEL}*" in res.output
-    assert all(len(line) <= 80 for line in res.output.splitlines()[:-1])  # not the footnote
+    assert all(len(line) < 80 for line in res.output.splitlines())
+    text = " ".join(res.output.split())
+    for r in rows:  # each description in full, beneath its model's figures
+        assert " ".join(r["description"].split()) in text
 
 
 # -- hostile input, second round (issue 23) ------------------------------------------------------

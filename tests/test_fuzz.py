@@ -9,7 +9,7 @@ and each mutant goes through ``audio.load``, ``AudioStream`` (a file object, str
 cffi's tracebacks), and memory must stay bounded: the peak of numpy's and Python's allocations
 per call (tracemalloc) and the growth of the process's peak resident memory.
 
-A longer, coverage-guided run: ``tests/fuzz/atheris_loaders.py`` (see the README).
+A longer, coverage-guided run: ``tests/fuzz/atheris_loaders.py`` (see docs/development.md).
 """
 
 from __future__ import annotations

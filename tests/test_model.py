@@ -431,8 +431,10 @@ def test_bundled_models_by_name_and_the_default():
         assert (path.parent / f"{name}.md").is_file()  # its model card
     assert Classifier().name == DEFAULT_MODEL
     assert bundled_name("elsewhere.onnx") is None
-    with pytest.raises(ModelError, match="no-such-model: model file not found"):
+    with pytest.raises(ModelError, match="no-such-model: model file not found; the bundled "
+                       "models are ") as error:
         Classifier("no-such-model")
+    assert all(name in str(error.value) for name in BUNDLED_MODELS)
 
 
 # -- hostile model files (issue 23) --------------------------------------------------------------

@@ -94,7 +94,7 @@ def test_conversation(clf: Classifier, conversation) -> None:
     assert np.all(errors <= 1.0), np.round(errors, 2)
     # Agreement with classify on each clip file: the issue asks for 90%. The bundled model pools
     # speech-active frames only, so the silence around a clip barely moves its label: 91% of 70
-    # clips over five such conversations (benchmarks/timeline.py, the README); a clip cut in two
+    # clips over five such conversations (benchmarks/timeline.py, docs/live.md); a clip cut in two
     # segments counts as a disagreement.
     print(f"agreement {np.mean(agree):.2f} ({len(agree)} clips), "
           f"RAVDESS {np.mean(agree_ravdess):.2f}")
