@@ -226,6 +226,14 @@ class TrainingRecipe:
                 raise ParameterError(f"member {m.name!r} is trained on other emotions than "
                                      "the first, or on corpora the first does not have (a "
                                      "member may train on some of the first's corpora)")
+        adapting = [m for m in members if m.adapt]
+        for m in members:  # the device maps the whole frame matrix once a profile is ready
+            if adapting and m.adapt != adapting[0].adapt and not (
+                    m.takes_frames and m.feature_config.norm == "meanvar"):
+                raise ParameterError(
+                    f"member {m.name!r} would see frames adapted to the speaker that it was not "
+                    f"trained on: with {adapting[0].name!r} adapting, every pooled member must "
+                    "adapt alike (a network normalising each utterance need not)")
         object.__setattr__(self, "members", members)
         object.__setattr__(self, "weights", weights)
         object.__setattr__(self, "feature_config", shared)
