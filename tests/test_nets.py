@@ -126,3 +126,55 @@ def test_a_short_clip_is_repeated_along_time_not_across_rows():
     cut = _crop(long, 16, rng)
     start = int(cut[0, 0])
     np.testing.assert_array_equal(cut, long[:, start:start + 16])
+
+
+# -- the pooled network: masked, balanced, adversarial -------------------------------------------
+
+
+def _pooled_data(rng: np.random.Generator):
+    """Three 'corpora' of vectors: the class is in dimensions 0-3, the corpus in dimension 5;
+    corpus c has classes {0, 1, 2} minus c's own missing one."""
+    n_classes, rows = 3, []
+    for c in range(3):
+        for k in range(n_classes):
+            if k == (c + 2) % 3 and c > 0:  # corpora 1 and 2 each lack one class
+                continue
+            for s in range(4):  # speakers
+                for _ in range(12):
+                    x = rng.normal(0, 1, 8).astype(np.float32)
+                    x[k] += 3.0
+                    x[5] += 4.0 * c
+                    rows.append((x, k, f"c{c}:{s}", f"c{c}"))
+    X, y, speakers, corpora = map(np.array, zip(*rows, strict=True))
+    return X, y, speakers, corpora
+
+
+def test_reverse_gradient_reverses_and_scales():
+    from export.nets.modules import reverse_gradient
+
+    x = torch.ones(3, requires_grad=True)
+    (reverse_gradient(x, 0.5) * torch.tensor([1.0, 2.0, 3.0])).sum().backward()
+    torch.testing.assert_close(x.grad, torch.tensor([-0.5, -1.0, -1.5]))
+
+
+@pytest.mark.parametrize("options", [{}, {"mask_labels": True, "balance": True},
+                                     {"adversary": 0.5}])
+def test_a_pooled_network_learns_and_repeats_itself(options, rng):
+    from export.nets.train import corpus_class_weights, corpus_label_mask
+
+    X, y, speakers, corpora = _pooled_data(rng)
+    adversary = options.pop("adversary", 0.0)
+    config = NetConfig(architecture="mlpnet", hidden=16, epochs=20, patience=20, batch_size=16,
+                       adversary=adversary)
+    versions = [[x] for x in X]
+    model, history = train_net(versions, y, speakers, corpora, config, 3, **options)
+    again, _ = train_net(versions, y, speakers, corpora, config, 3, **options)
+    P, Q = predict_proba(model, list(X)), predict_proba(again, list(X))
+    np.testing.assert_array_equal(P, Q)  # seeded: the same weights
+    assert np.mean(np.argmax(P, axis=1) == y) > 0.75 and history["best_val_uar"] > 0.7
+    w = corpus_class_weights(y, corpora)
+    assert w.sum() == pytest.approx(1.0)
+    for c in np.unique(corpora):  # every corpus weighs a third, every class in it alike
+        assert w[corpora == c].sum() == pytest.approx(1 / 3)
+    mask = corpus_label_mask(y, corpora, 3)
+    assert mask[corpora == "c0"].all() and mask[corpora == "c1"].sum(axis=1).max() == 2

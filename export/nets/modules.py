@@ -10,7 +10,7 @@ import torch
 from torch import nn
 
 __all__ = ["AttentionPool", "ConvBlock", "CNN1D", "CRNN", "PooledMLP", "frame_mask",
-           "ARCHITECTURES"]
+           "reverse_gradient", "ARCHITECTURES"]
 
 
 def frame_mask(lengths: torch.Tensor | None, n_frames: int) -> torch.Tensor | None:
@@ -222,17 +222,45 @@ class PooledMLP(nn.Module):
         super().__init__()
         self.register_buffer("mean", torch.zeros(n_features))
         self.register_buffer("scale", torch.ones(n_features))
-        self.net = nn.Sequential(nn.Dropout(dropout / 5), nn.Linear(n_features, hidden),
-                                 nn.ReLU(), nn.Dropout(dropout), nn.Linear(hidden, n_classes))
+        self.hidden_size = hidden
+        self.body = nn.Sequential(nn.Dropout(dropout / 5), nn.Linear(n_features, hidden),
+                                  nn.ReLU())
+        self.head = nn.Sequential(nn.Dropout(dropout), nn.Linear(hidden, n_classes))
 
     def standardise_on(self, X: torch.Tensor) -> None:
         """Set the input's standardisation to the mean and standard deviation of rows ``X``."""
         self.mean.copy_(X.mean(dim=0))
         self.scale.copy_(1.0 / torch.clamp(X.std(dim=0, unbiased=False), min=1e-6))
 
+    def hidden(self, x: torch.Tensor) -> torch.Tensor:
+        """The hidden layer's activations, ``(batch, hidden)``."""
+        return self.body((x - self.mean) * self.scale)
+
     def forward(self, x: torch.Tensor, lengths: torch.Tensor | None = None) -> torch.Tensor:
         """Class logits of ``x`` (shapes in the class docstring)."""
-        return self.net((x - self.mean) * self.scale)
+        return self.head(self.hidden(x))
+
+
+class _ReverseGradient(torch.autograd.Function):
+    """Identity forward; the gradient times ``-weight`` backward (Ganin & Lempitsky 2015)."""
+
+    @staticmethod
+    def forward(ctx, x: torch.Tensor, weight: float) -> torch.Tensor:  # noqa: ANN001
+        ctx.weight = weight
+        return x.view_as(x)
+
+    @staticmethod
+    def backward(ctx, grad: torch.Tensor) -> tuple[torch.Tensor, None]:  # noqa: ANN001
+        return -ctx.weight * grad, None
+
+
+def reverse_gradient(x: torch.Tensor, weight: float) -> torch.Tensor:
+    """``x`` as it is, but its gradient reversed and scaled by ``weight`` on the way back.
+
+    The domain-adversarial trick: a corpus classifier on top learns which corpus a clip comes
+    from, while the layers below learn to make that impossible.
+    """
+    return _ReverseGradient.apply(x, weight)
 
 
 #: Names of the architectures :mod:`export.nets.train` builds.

@@ -62,6 +62,12 @@ class NetConfig:
     mixup : float
         Mixup's Beta(alpha, alpha) parameter (Zhang et al. 2018); 0 turns it off.
     label_smoothing : float
+    adversary : float >= 0
+        ``"mlpnet"``: the weight of a domain-adversarial loss (Ganin & Lempitsky 2015): a
+        linear corpus classifier on the hidden layer, whose gradient reaches the layer reversed,
+        so that the hidden layer learns what the corpora share rather than which corpus a clip
+        is from. Ramped from 0 to this weight over training (``2 / (1 + exp(-10 p)) - 1``);
+        0 turns it off.
     val_fraction : float
         Share of each corpus's training speakers held out for validation (at least one).
     seed : int
@@ -86,6 +92,7 @@ class NetConfig:
     time_width: int = 16
     mixup: float = 0.0
     label_smoothing: float = 0.0
+    adversary: float = 0.0
     val_fraction: float = 0.15
     seed: int = 0
     threads: int = 1
@@ -333,7 +340,19 @@ def train_net(
                                              -1e4).astype(np.float32))
     loss_fn = torch.nn.CrossEntropyLoss(weight=None if balance else weights,
                                         label_smoothing=config.label_smoothing)
-    opt = torch.optim.AdamW(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
+    params = list(model.parameters())
+    corpus_head = None
+    if config.adversary > 0:
+        if not pooled:
+            raise ParameterError("the corpus adversary is for the pooled network (mlpnet)")
+        from .modules import reverse_gradient
+
+        names = sorted(set(corpora[train_idx]))
+        corpus_index = torch.from_numpy(np.array([names.index(c) if c in names else 0
+                                                  for c in corpora]))
+        corpus_head = torch.nn.Linear(model.hidden_size, len(names))
+        params += list(corpus_head.parameters())
+    opt = torch.optim.AdamW(params, lr=config.lr, weight_decay=config.weight_decay)
     steps = config.epochs * max(1, int(np.ceil(len(train_idx) / config.batch_size)))
     sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=config.lr, total_steps=steps)
     val_frames = [versions[i][0] for i in val_idx]
@@ -364,6 +383,14 @@ def train_net(
                 loss = (lam * loss_fn(masked(logits), yt)
                         + (1 - lam) * loss_fn(masked(logits, batch[perm]),
                                               yt[torch.from_numpy(perm)]))
+            elif corpus_head is not None:
+                h = model.hidden(xt)
+                progress = (epoch + b / len(order)) / config.epochs
+                weight = config.adversary * (2.0 / (1.0 + np.exp(-10.0 * progress)) - 1.0)
+                loss = (loss_fn(masked(model.head(h)), yt)
+                        + torch.nn.functional.cross_entropy(
+                            corpus_head(reverse_gradient(h, float(weight))),
+                            corpus_index[batch]))
             else:
                 loss = loss_fn(masked(model(xt)), yt)
             opt.zero_grad()
