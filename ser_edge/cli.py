@@ -915,7 +915,7 @@ def _describe(clf: Classifier) -> list[str]:
     elif clf.input_kind == "frames":
         lines += _field("input:", f"frame matrix, float32 (1, {sum(cfg.block_sizes.values())}, "
                         f"n_frames), at least {clf.min_frames} frames")
-    if clf.adaptation is not None:
+    if clf.adaptation is not None and clf.input_kind != "waveform":
         lines += _field("adapts:", f"to the speaker and microphone once a profile holds "
                         f"{clf.adaptation.min_seconds:g} s of speech (the rows of "
                         f"{', '.join(clf.adaptation.blocks)} standardised by the speaker's "

@@ -101,6 +101,26 @@ def test_conversation(clf: Classifier, conversation) -> None:
     assert np.mean(agree) >= 0.85, agree
 
 
+def test_clips_joined_by_digital_silence(clf: Classifier, ravdess_dir: Path, emodb_dir: Path,
+                                         tmp_path: Path) -> None:
+    """Clips joined by 1-2 s of digital silence, as an editor or a noise gate leaves them: the
+    timeline gives each clip classify's label (the voices issue asks 90%). Digital silence
+    around the speech must not move the active frames or the level (ser_edge.level)."""
+    rng = np.random.default_rng(7)
+    rav = sorted(ravdess_dir.glob("Actor_*/*.flac"))
+    emo = sorted(emodb_dir.glob("*.flac"))
+    clips = ([rav[i] for i in rng.choice(len(rav), 12, replace=False)]
+             + [emo[i] for i in rng.choice(len(emo), 8, replace=False)])
+    path, truth = build_conversation(clips, tmp_path, seed=7, gaps=("silence",),
+                                     gap_s=(1.0, 2.0))
+    segments = list(timeline(path, clf))
+    agree = []
+    for t in truth:
+        mine = [s for s in segments if s.end_s > t["start"] / SR and s.start_s < t["end"] / SR]
+        agree.append(len(mine) == 1 and mine[0].label == clf.classify(t["clip"]).label)
+    assert np.mean(agree) >= 0.9, agree
+
+
 def test_nonspeech_file_has_no_timeline(clf: Classifier, tmp_path: Path) -> None:
     path = tmp_path / "hum.wav"
     sf.write(path, make("hum-bursts", sr=44100, seconds=20.0, level_db=-30, seed=1), 44100)
