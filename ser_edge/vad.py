@@ -296,10 +296,10 @@ def frame_features(
         return out
     frames = np.lib.stride_tricks.sliding_window_view(y, frame)[::hop]
     for s in range(0, n_frames, _BLOCK):
-        level, broadband, Pb, total = _levels(frames[s : s + _BLOCK], sr, config)
+        level, broadband, Pb, total, Pl = _levels(frames[s : s + _BLOCK], sr, config)
         out["level_db"][s : s + _BLOCK] = level
         out["broadband_db"][s : s + _BLOCK] = broadband
-        out["peak_hz"][s : s + _BLOCK] = _peak_hz(Pb, sr, config)
+        out["peak_hz"][s : s + _BLOCK] = _peak_hz(Pb, Pl, sr, config)
         # The rest only matters for frames loud enough to be active.
         out["flatness"][s : s + _BLOCK] = 1.0
         out["peak_fraction"][s : s + _BLOCK] = 0.0
@@ -322,11 +322,13 @@ _SILENCE_DB = -150.0
 
 def _levels(
     frames: np.ndarray, sr: int, config: VadConfig
-) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """Band level and broadband level (dB) of ``frames``, and their band power spectra.
 
-    Returns ``(level_db, broadband_db, Pb, total)``: ``Pb`` [shape=(n_frames, n_band_bins)] is
-    the power in each bin of the band (plus 1e-20) and ``total`` its sum over the band.
+    Returns ``(level_db, broadband_db, Pb, total, Pl)``: ``Pb`` [shape=(n_frames, n_band_bins)]
+    is the power in each bin of the band (plus 1e-20), ``total`` its sum over the band and
+    ``Pl`` the power in the bins under the band from ``f0_min`` on (where a low voice's
+    fundamental lies).
     """
     frame, _, n_fft, window, band = _analysis(sr, config)
     ref = _frame_power_reference(sr, config)
@@ -341,25 +343,38 @@ def _levels(
     Pb = np.square(in_band.real)
     Pb += np.square(in_band.imag)
     Pb += 1e-20
+    below = spec[:, _low_bins(sr, config)]
+    Pl = np.square(below.real)
+    Pl += np.square(below.imag)
+    Pl += 1e-20
     total = Pb.sum(axis=1)
     level = 10 * np.log10(np.maximum(total / ref, 1e-15))
     broadband = 10 * np.log10(np.maximum(whole / ref, 1e-15))
-    return level, broadband, Pb, total
+    return level, broadband, Pb, total, Pl
 
 
-def _peak_hz(Pb: np.ndarray, sr: int, config: VadConfig) -> np.ndarray:
-    """The frequency, in Hz, of the strongest bin of each row of ``Pb`` (band power spectra).
-
-    Interpolated: the vertex of the parabola through the log powers of the bin and its two
-    neighbours.
-    """
+@lru_cache(maxsize=8)
+def _low_bins(sr: int, config: VadConfig) -> slice:
+    """The bins from ``f0_min`` up to the band (empty when ``f0_min`` is in the band)."""
     _, _, n_fft, _, band = _analysis(sr, config)
-    k = np.clip(np.argmax(Pb, axis=1), 1, Pb.shape[1] - 2)
-    rows = np.arange(len(Pb))
-    a, b, c = (np.log(Pb[rows, k + i]) for i in (-1, 0, 1))
+    return slice(min(band.start, max(1, int(np.ceil(config.f0_min * n_fft / sr)))), band.start)
+
+
+def _peak_hz(Pb: np.ndarray, Pl: np.ndarray, sr: int, config: VadConfig) -> np.ndarray:
+    """The frequency, in Hz, of the strongest bin of each frame, from ``f0_min`` to ``fmax``.
+
+    ``Pb`` and ``Pl`` are the frames' power spectra in the band and under it (as
+    :func:`_levels` gives them). Interpolated: the vertex of the parabola through the log powers
+    of the bin and its two neighbours.
+    """
+    _, _, n_fft, _, _ = _analysis(sr, config)
+    P = np.concatenate((Pl, Pb), axis=1) if Pl.shape[1] else Pb
+    k = np.clip(np.argmax(P, axis=1), 1, P.shape[1] - 2)
+    rows = np.arange(len(P))
+    a, b, c = (np.log(P[rows, k + i]) for i in (-1, 0, 1))
     curve = a - 2 * b + c
     shift = np.where(curve < 0, 0.5 * (a - c) / np.minimum(curve, -1e-12), 0.0)
-    return (band.start + k + np.clip(shift, -0.5, 0.5)) * (sr / n_fft)
+    return (_low_bins(sr, config).start + k + np.clip(shift, -0.5, 0.5)) * (sr / n_fft)
 
 
 def _voicing(
@@ -938,20 +953,19 @@ def has_speech(y: np.ndarray, sr: int, config: VadConfig | None = None) -> bool:
     # Every frame's level; the band spectra are kept for a signal of a few seconds (a clip),
     # and computed again, for the frames that need them, in a longer one.
     keep = m <= _KEEP_FRAMES
-    levels, broad, spectra, totals = [], [], [], []
+    levels, broad, kept = [], [], []
     for s in range(0, m, _BLOCK):
-        level, broadband, Pb, total = _levels(frames[s : s + _BLOCK], sr, config)
+        level, broadband, *spectra = _levels(frames[s : s + _BLOCK], sr, config)
         levels.append(level)
         broad.append(broadband)
         if keep:
-            spectra.append(Pb)
-            totals.append(total)
+            kept.append(spectra)
     if keep and m:
-        Pb, total = np.concatenate(spectra), np.concatenate(totals)
+        Pb, total, Pl = (np.concatenate(parts) for parts in zip(*kept, strict=True))
 
     def features(k: np.ndarray) -> tuple[np.ndarray, ...]:
-        spectra = (Pb[k], total[k]) if keep else _levels(frames[k], sr, config)[2:]
-        return (*_voicing(*spectra, sr, config), _peak_hz(spectra[0], sr, config))
+        spectra = (Pb[k], total[k], Pl[k]) if keep else _levels(frames[k], sr, config)[2:]
+        return (*_voicing(*spectra[:2], sr, config), _peak_hz(spectra[0], spectra[2], sr, config))
 
     level = np.concatenate(levels) if m else np.zeros(0)
     broadband = np.concatenate(broad) if m else np.zeros(0)
@@ -992,7 +1006,7 @@ def _speech_in_frames(
         values = features(whole) if len(whole) else (np.zeros(0),) * 4
         if len(whole) < len(asked):  # and the zero-padded last frame
             values = [np.concatenate((a, b)) for a, b in zip(
-                values, (*_voicing(*last, sr, config), _peak_hz(last[0], sr, config)),
+                values, (*_voicing(*last[:2], sr, config), _peak_hz(last[0], last[2], sr, config)),
                 strict=True)]
         flat, peak, periodic, peak_hz = (v[np.searchsorted(asked, k)] for v in values)
         before = values[3][np.searchsorted(asked, np.maximum(k - 1, 0))]
