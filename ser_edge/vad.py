@@ -271,7 +271,8 @@ def frame_features(
     features : dict of str to np.ndarray [shape=(n_frames,)], float64
         ``level_db`` (power in the band, in dB relative to a full-scale sine, floored at -150
         dB), ``broadband_db`` (the same over the whole spectrum, DC removed), ``peak_hz`` (the
-        frequency of the band's strongest bin, interpolated, in Hz), ``flatness`` (in [0, 1]),
+        frequency of the strongest bin from ``config.f0_min`` to the band's top, interpolated,
+        in Hz), ``flatness`` (in [0, 1]),
         ``peak_fraction`` (in [0, 1]) and ``periodicity`` (in [0, 1]). Only what can
         make a frame voiced is computed: flatness for frames at ``config.min_level_db`` or above
         (1 below it), peak fraction and periodicity for those flatter than
@@ -914,10 +915,11 @@ def has_speech(y: np.ndarray, sr: int, config: VadConfig | None = None) -> bool:
     """Whether ``y`` holds speech: at least one speech segment.
 
     Always ``bool(speech_segments(y, sr, config))``, but cheaper: the segments' edges are not
-    needed, the costly features of a frame (flatness, peak fraction, periodicity) are computed
-    only for frames that are active and whose level moves (no other frame can be voiced), and
-    the search stops as soon as some segment is certain to count as speech, whatever the frames
-    after it hold (enough evidence of a voice for the longest the segment could still grow).
+    needed, the costly features of a frame (flatness, peak fraction, periodicity, peak) are
+    computed only for frames that are active or prominent and whose level moves (no other frame
+    can be voiced) and for the frames just before them, and the search stops as soon as some
+    segment is certain to count as speech, whatever the frames after it hold (enough evidence of
+    a voice for the longest the segment could still grow).
 
     Parameters
     ----------

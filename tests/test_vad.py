@@ -406,6 +406,10 @@ def test_frame_features_of_known_signals() -> None:
     assert len(f["level_db"]) == 1 + (SR - 512) // 320  # 32 ms frames, 20 ms hop
     np.testing.assert_allclose(f["level_db"], 0.0, atol=0.1)  # 0 dB: a full-scale sine
     assert np.all(f["peak_fraction"] > 0.99) and np.all(f["flatness"] < 1e-3)
+    np.testing.assert_allclose(f["peak_hz"], 1000.0, atol=1.0)  # interpolated between bins
+    # A low voice's fundamental, under the band (100 Hz on): its peak is found all the same.
+    low = (0.1 * np.sin(2 * np.pi * 82.0 * t)).astype(np.float32)
+    np.testing.assert_allclose(vad.frame_features(low, SR)["peak_hz"], 82.0, atol=1.5)
     noise = make("white", seconds=1.0, level_db=-20)
     f = vad.frame_features(noise, SR)
     assert np.all(f["flatness"] > 0.4) and np.median(f["periodicity"]) < 0.4
@@ -415,7 +419,8 @@ def test_frame_features_of_known_signals() -> None:
 @pytest.mark.parametrize(("kwargs", "match"), [
     ({"frame_s": 0}, "frame_s"), ({"margin_db": -1}, "margin_db"),
     ({"fmin": 5000.0}, "fmin"), ({"floor_percentile": 100}, "floor_percentile"),
-    ({"max_flatness": 0}, "max_flatness"),
+    ({"max_flatness": 0}, "max_flatness"), ({"top_percentile": 0}, "top_percentile"),
+    ({"prominence_db": -1}, "prominence_db"), ({"min_glide_st": 2.0}, "min_glide_st"),
 ])
 def test_bad_config(kwargs, match) -> None:
     with pytest.raises(ParameterError, match=match):
