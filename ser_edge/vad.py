@@ -795,8 +795,8 @@ class _FrameCache:
         feats = {name: v[k0 : k0 + n] for name, v in self.feats.items()} if n else {}
         return _speech_in_frames(
             feats.get("level_db", np.zeros(0)), feats.get("broadband_db", np.zeros(0)),
-            lambda k: (feats["flatness"][k], feats["peak_fraction"][k], feats["periodicity"][k],
-                       feats["peak_hz"][k]),
+            lambda k: (feats["flatness"][k], feats["peak_fraction"][k], feats["periodicity"][k]),
+            lambda k: feats["peak_hz"][k],
             np.asarray(y[n * self.hop :], np.float32), self.sr, self.config)
 
 
@@ -915,11 +915,11 @@ def has_speech(y: np.ndarray, sr: int, config: VadConfig | None = None) -> bool:
     """Whether ``y`` holds speech: at least one speech segment.
 
     Always ``bool(speech_segments(y, sr, config))``, but cheaper: the segments' edges are not
-    needed, the costly features of a frame (flatness, peak fraction, periodicity, peak) are
-    computed only for frames that are active or prominent and whose level moves (no other frame
-    can be voiced) and for the frames just before them, and the search stops as soon as some
-    segment is certain to count as speech, whatever the frames after it hold (enough evidence of
-    a voice for the longest the segment could still grow).
+    needed, the costly features of a frame (flatness, peak fraction, periodicity) are computed
+    only for frames that are active or prominent and whose level moves (no other frame can be
+    voiced), its peak's glide only for those of them that are voiced and a lone peak, and the
+    search stops as soon as some segment is certain to count as speech, whatever the frames
+    after it hold (enough evidence of a voice for the longest the segment could still grow).
 
     Parameters
     ----------
@@ -965,27 +965,35 @@ def has_speech(y: np.ndarray, sr: int, config: VadConfig | None = None) -> bool:
     if keep and m:
         Pb, total, Pl = (np.concatenate(parts) for parts in zip(*kept, strict=True))
 
-    def features(k: np.ndarray) -> tuple[np.ndarray, ...]:
-        spectra = (Pb[k], total[k], Pl[k]) if keep else _levels(frames[k], sr, config)[2:]
-        return (*_voicing(*spectra[:2], sr, config), _peak_hz(spectra[0], spectra[2], sr, config))
+    def voicing(k: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        if keep:
+            return _voicing(Pb[k], total[k], sr, config)
+        return _voicing(*_levels(frames[k], sr, config)[2:4], sr, config)
+
+    def peak_of(k: np.ndarray) -> np.ndarray:
+        if keep:
+            return _peak_hz(Pb[k], Pl[k], sr, config)
+        spectra = _levels(frames[k], sr, config)
+        return _peak_hz(spectra[2], spectra[4], sr, config)
 
     level = np.concatenate(levels) if m else np.zeros(0)
     broadband = np.concatenate(broad) if m else np.zeros(0)
-    return _speech_in_frames(level, broadband, features, y[m * hop :], sr, config)
+    return _speech_in_frames(level, broadband, voicing, peak_of, y[m * hop :], sr, config)
 
 
 def _speech_in_frames(
-    level: np.ndarray, broadband: np.ndarray, features, rest: np.ndarray, sr: int,
+    level: np.ndarray, broadband: np.ndarray, voicing, peak_of, rest: np.ndarray, sr: int,
     config: VadConfig,
 ) -> bool:
     """:func:`has_speech` of a signal from the levels of its whole frames.
 
     ``level`` and ``broadband`` are the whole frames' levels (as :func:`frame_features` gives
-    them), ``features(k)`` the flatness, peak fraction, periodicity (as :func:`_voicing`) and
-    peak frequency of whole frames ``k`` (it is asked only about active or prominent frames
-    whose level moves, and the frames just before them), ``rest`` the samples after the last
-    whole frame. As :meth:`VoiceActivityDetector.flush`, ``rest`` is analysed as one more frame,
-    zero-padded, unless the last whole frame ends within a hop of the end.
+    them), ``voicing(k)`` the flatness, peak fraction and periodicity of whole frames ``k`` (as
+    :func:`_voicing`; it is asked only about active or prominent frames whose level moves), and
+    ``peak_of(k)`` their peak frequency (asked only about the voiced frames that are a lone
+    peak, and the frames just before them), ``rest`` the samples after the last whole frame.
+    As :meth:`VoiceActivityDetector.flush`, ``rest`` is analysed as one more frame, zero-padded,
+    unless the last whole frame ends within a hop of the end.
     """
     frame, hop, _, _, _ = _analysis(sr, config)
     m = len(level)
@@ -1001,19 +1009,27 @@ def _speech_in_frames(
     if not len(level):
         return False
 
+    def peaks(k: np.ndarray) -> np.ndarray:
+        whole = k[k < m]
+        peak = peak_of(whole) if len(whole) else np.zeros(0)
+        if len(whole) < len(k):  # and the zero-padded last frame
+            peak = np.concatenate((peak, _peak_hz(last[0], last[2], sr, config)))
+        return peak
+
     def voiced_of(k: np.ndarray) -> np.ndarray:
-        # The frames' features, and the peak of the frame before each (for its glide).
-        asked = np.unique(np.concatenate((k[k > 0] - 1, k)))
-        whole = asked[asked < m]
-        values = features(whole) if len(whole) else (np.zeros(0),) * 4
-        if len(whole) < len(asked):  # and the zero-padded last frame
-            values = [np.concatenate((a, b)) for a, b in zip(
-                values, (*_voicing(*last[:2], sr, config), _peak_hz(last[0], last[2], sr, config)),
-                strict=True)]
-        flat, peak, periodic, peak_hz = (v[np.searchsorted(asked, k)] for v in values)
-        before = values[3][np.searchsorted(asked, np.maximum(k - 1, 0))]
-        glide = np.where(k > 0, 12 * np.abs(np.log2(peak_hz / before)), 0.0)
+        whole = k[k < m]
+        flat, peak, periodic = voicing(whole) if len(whole) else (np.zeros(0),) * 3
+        if len(whole) < len(k):  # and the zero-padded last frame
+            flat, peak, periodic = (np.concatenate((a, b)) for a, b in zip(
+                (flat, peak, periodic), _voicing(*last[:2], sr, config), strict=True))
         feats = {"flatness": flat, "peak_fraction": peak, "periodicity": periodic}
+        # The glide matters only to voiced frames that are a lone peak: theirs alone.
+        glide = np.zeros(len(k))
+        lone = np.flatnonzero((_voiced(feats, change[k], glide, config) > 0)
+                              & (peak >= config.max_peak_fraction) & (k > 0))
+        if len(lone):
+            both = peaks(np.concatenate((k[lone], k[lone] - 1)))
+            glide[lone] = 12 * np.abs(np.log2(both[: len(lone)] / both[len(lone) :]))
         return _voiced(feats, change[k], glide, config)
 
     # Only active or prominent frames whose level moves can count: their costly features, in
