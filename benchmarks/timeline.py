@@ -31,16 +31,22 @@ CONTEXTS = (0.0, 0.3, 0.6, 1.0)
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--conversations", type=int, default=5)
+    ap.add_argument("--gaps", choices=("mixed", "silence"), default="mixed",
+                    help="gaps of silence, noise and hum (1-3 s), or of digital silence only "
+                         "(1-2 s: clips joined as an editor or a noise gate leaves them)")
+    ap.add_argument("--model", default=None)
+    ap.add_argument("--results", default=None, help="results file name (default timeline)")
     args = ap.parse_args()
     from export.paths import corpus_dir
     from ser_edge import Classifier
     from ser_edge.timeline import timeline
 
-    result = C.start("timeline", args)
-    clf = Classifier()
+    result = C.start(args.results or "timeline", args)
+    clf = Classifier(args.model)
     rav = sorted(corpus_dir("ravdess").glob("Actor_*/*.flac"))
     emo = sorted(corpus_dir("emodb").glob("*.flac"))
     sr = clf.feature_config.sr
+    gaps = {"mixed": {}, "silence": {"gaps": ("silence",), "gap_s": (1.0, 2.0)}}[args.gaps]
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
         for seed in range(args.conversations):
@@ -48,7 +54,7 @@ def main() -> None:
             clips = ([rav[i] for i in rng.choice(len(rav), 8, replace=False)]
                      + [emo[i] for i in rng.choice(len(emo), 6, replace=False)])
             clips = [clips[i] for i in rng.permutation(len(clips))]
-            path, truth = build_conversation(clips, Path(tmp), seed=seed)
+            path, truth = build_conversation(clips, Path(tmp), seed=seed, **gaps)
             by_context = {c: list(timeline(path, clf, context_s=c)) for c in CONTEXTS}
             for t in truth:
                 row = {"conversation": seed, "clip": t["clip"].name,

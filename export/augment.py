@@ -56,11 +56,14 @@ __all__ = [
     "pitch_shift",
     "time_stretch",
     "speed",
+    "pad",
+    "gate",
+    "equalise",
 ]
 
 #: The augmentations :class:`AugmentConfig` can name.
 AUGMENTATIONS = ("gain", "white", "pink", "babble", "telephone", "mp3", "opus", "reverb",
-                 "pitch", "stretch", "speed")
+                 "pitch", "stretch", "speed", "pad", "gate", "eq")
 
 #: The robustness evaluation's perturbations: name -> (kind, parameter).
 PERTURBATIONS: dict[str, tuple[str, float]] = {
@@ -73,6 +76,11 @@ PERTURBATIONS: dict[str, tuple[str, float]] = {
     "telephone band": ("telephone", 0.0),
     "MP3 32 kbit/s": ("mp3", 32.0),
     "reverberation RT60 0.5 s": ("reverb", 0.5),
+    # What trimmed, edited, gated or VoIP audio does to a clip (the voices issue): the label
+    # should not change.
+    "digital silence 0.6 s around": ("pad_silence", 0.6),
+    "white noise -60 dBFS 0.6 s around": ("pad_noise", -60.0),
+    "gate under -50 dBFS": ("gate", -50.0),
 }
 
 #: Seeds of the evaluation's perturbations and rooms, apart from any training seed.
@@ -87,7 +95,7 @@ class AugmentConfig:
     Each augmented copy of a clip applies each named augmentation with probability ``p[name]``
     (``p_default`` where not given), in the order of :data:`AUGMENTATIONS` (effects of the
     voice, then the room, then the channel: pitch, stretch, speed, reverb, noise, band, codec,
-    gain).
+    gain, then what editing does: a sample gate, padding; then another microphone's response).
 
     Parameters
     ----------
@@ -117,6 +125,17 @@ class AugmentConfig:
         Range of the time-stretch rate (tempo factor; 1.1 is 10 % faster).
     speed_rate : (float, float)
         Range of the speed perturbation (resampling: tempo and pitch together).
+    pad_s : (float, float)
+        Range of the padding put on each side of a clip (``"pad"``), in seconds: digital
+        silence half the time, else white noise at a level in ``pad_noise_db``.
+    pad_noise_db : (float, float)
+        Range of the padding noise's RMS level, in dB re full scale.
+    gate_db : (float, float)
+        Range of the sample gate's threshold (``"gate"``: samples under it set to zero), in dB
+        re full scale.
+    eq_db : float > 0
+        A microphone's frequency response (``"eq"``): seven bands, each cut or boosted by up to
+        this many dB (:func:`equalise`).
 
     Raises
     ------
@@ -138,6 +157,10 @@ class AugmentConfig:
     semitones: tuple[float, float] = (-2.0, 2.0)
     stretch_rate: tuple[float, float] = (0.85, 1.15)
     speed_rate: tuple[float, float] = (0.9, 1.1)
+    pad_s: tuple[float, float] = (0.2, 1.0)
+    pad_noise_db: tuple[float, float] = (-70.0, -50.0)
+    gate_db: tuple[float, float] = (-60.0, -45.0)
+    eq_db: float = 10.0
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "kinds", tuple(self.kinds))
@@ -152,7 +175,8 @@ class AugmentConfig:
             if not 0.0 <= value <= 1.0:
                 raise ParameterError(f"probability {name}={value!r} is outside [0, 1]")
         for name in ("gain_db", "snr_db", "babble_speakers", "rt60_s", "semitones",
-                     "stretch_rate", "speed_rate", "mp3_kbps", "opus_kbps"):
+                     "stretch_rate", "speed_rate", "mp3_kbps", "opus_kbps", "pad_s",
+                     "pad_noise_db", "gate_db"):
             object.__setattr__(self, name, tuple(getattr(self, name)))
         if not self.n_rooms > 0:
             raise ParameterError(f"n_rooms must be positive, got {self.n_rooms!r}")
@@ -165,6 +189,12 @@ class AugmentConfig:
         """Serialise to a JSON object string (keys sorted)."""
         data = dataclasses.asdict(self)
         data["p"] = dict(self.p)
+        # Left out unless used, as configurations written before them (and the caches keyed
+        # on their JSON) had them.
+        for name, default in (("pad_s", (0.2, 1.0)), ("pad_noise_db", (-70.0, -50.0)),
+                              ("gate_db", (-60.0, -45.0)), ("eq_db", 10.0)):
+            if (tuple(data[name]) if isinstance(data[name], list) else data[name]) == default:
+                del data[name]
         return json.dumps(data, sort_keys=True)
 
     @classmethod
@@ -289,6 +319,53 @@ def babble_pools(speakers: Sequence[str], groups: Mapping[str, int]) -> list[np.
     return pools
 
 
+def pad(y: np.ndarray, sr: int, seconds: float, level_db: float | None = None, *,
+        rng: np.random.Generator | None = None) -> np.ndarray:
+    """``seconds`` of digital silence, or of white noise at ``level_db`` dBFS, on each side.
+
+    Parameters
+    ----------
+    y : np.ndarray [shape=(n,)], float32
+    sr : int
+        Sample rate, in Hz.
+    seconds : float >= 0
+        Padding on each side, in seconds.
+    level_db : float or None
+        RMS level of the white noise, in dB re full scale; None pads with zeros.
+    rng : np.random.Generator, optional
+        The noise's generator (needed with ``level_db``).
+
+    Returns
+    -------
+    y_padded : np.ndarray [shape=(n + 2 * round(seconds * sr),)], float32
+    """
+    n = int(round(seconds * sr))
+    if level_db is None:
+        side = [np.zeros(n, np.float32)] * 2
+    else:
+        scale = np.float32(10.0 ** (level_db / 20.0))
+        side = [white_noise(n, rng) * scale for _ in range(2)]
+    return np.concatenate([side[0], np.asarray(y, np.float32), side[1]])
+
+
+def gate(y: np.ndarray, level_db: float) -> np.ndarray:
+    """Set every sample whose magnitude is under ``level_db`` dBFS to zero (a sample gate).
+
+    Parameters
+    ----------
+    y : np.ndarray [shape=(n,)], float32
+    level_db : float
+        Threshold, in dB re full scale (-50: magnitudes under 0.00316).
+
+    Returns
+    -------
+    y_gated : np.ndarray [shape=(n,)], float32
+    """
+    y = np.array(y, dtype=np.float32)
+    y[np.abs(y) < np.float32(10.0 ** (level_db / 20.0))] = 0.0
+    return y
+
+
 def telephone(y: np.ndarray, sr: int) -> np.ndarray:
     """Telephone band: through 8 kHz sampling (soxr, up to 4 kHz) and a 300 Hz high-pass.
 
@@ -400,6 +477,42 @@ def reverberate(y: np.ndarray, h: np.ndarray) -> np.ndarray:
     return wet.astype(np.float32)
 
 
+def equalise(y: np.ndarray, sr: int, max_gain_db: float, *, seed: int) -> np.ndarray:
+    """Another microphone's frequency response: a random seven-band equaliser.
+
+    audiomentations' ``SevenBandParametricEQ`` (a low shelf, five peaking filters and a high
+    shelf, centre frequencies from 42 Hz to 9.5 kHz), each band cut or boosted by up to
+    ``max_gain_db``; its parameters are drawn from ``seed`` (the random modules' state is put
+    back afterwards).
+
+    Parameters
+    ----------
+    y : np.ndarray [shape=(n,)], float32
+    sr : int
+        Sample rate, in Hz.
+    max_gain_db : float > 0
+    seed : int
+
+    Returns
+    -------
+    y_eq : np.ndarray [shape=(n,)], float32
+    """
+    import random
+
+    from audiomentations import SevenBandParametricEQ
+
+    # audiomentations draws from both global generators (random and numpy's legacy one).
+    state, np_state = random.getstate(), np.random.get_state()  # noqa: NPY002
+    try:
+        random.seed(seed)
+        np.random.seed(seed % 2**32)  # noqa: NPY002
+        t = SevenBandParametricEQ(min_gain_db=-max_gain_db, max_gain_db=max_gain_db, p=1.0)
+        return np.asarray(t(np.asarray(y, dtype=np.float32), sample_rate=sr), dtype=np.float32)
+    finally:
+        random.setstate(state)
+        np.random.set_state(np_state)  # noqa: NPY002
+
+
 def pitch_shift(y: np.ndarray, sr: int, semitones: float) -> np.ndarray:
     """Shift the pitch, keeping the tempo (audiomentations ``PitchShift``, Signalsmith Stretch)."""
     from audiomentations import PitchShift
@@ -438,7 +551,7 @@ class _Draw:
 def _draw(config: AugmentConfig, rng: np.random.Generator, n_pool: int) -> _Draw:
     draw = _Draw()
     for name in ("pitch", "stretch", "speed", "reverb", "white", "pink", "babble", "telephone",
-                 "mp3", "opus", "gain"):
+                 "mp3", "opus", "gain", "gate", "pad", "eq"):
         if name not in config.kinds or not rng.random() < config.probability(name):
             continue
         if name == "pitch":
@@ -463,6 +576,14 @@ def _draw(config: AugmentConfig, rng: np.random.Generator, n_pool: int) -> _Draw
             draw.steps.append((name, float(rng.choice(config.mp3_kbps))))
         elif name == "opus":
             draw.steps.append((name, float(rng.choice(config.opus_kbps))))
+        elif name == "gate":
+            draw.steps.append((name, rng.uniform(*config.gate_db)))
+        elif name == "eq":
+            draw.steps.append((name, (int(rng.integers(2**31)), config.eq_db)))
+        elif name == "pad":
+            noise = rng.random() < 0.5
+            level = rng.uniform(*config.pad_noise_db)
+            draw.steps.append((name, (rng.uniform(*config.pad_s), level if noise else None)))
         else:
             draw.steps.append((name, rng.uniform(*config.gain_db)))
     return draw
@@ -541,6 +662,12 @@ def augment(
             y = codec(y, sr, name, value)
         elif name == "gain":
             y = (y * np.float32(10.0 ** (value / 20.0))).astype(np.float32)
+        elif name == "gate":
+            y = gate(y, value)
+        elif name == "pad":
+            y = pad(y, sr, value[0], value[1], rng=rng)
+        elif name == "eq":
+            y = equalise(y, sr, value[1], seed=value[0])
     return y
 
 
@@ -595,5 +722,11 @@ def perturb(
         return telephone(y, sr)
     if kind == "mp3":
         return codec(y, sr, "mp3", value)
+    if kind == "pad_silence":
+        return pad(y, sr, value)
+    if kind == "pad_noise":
+        return pad(y, sr, 0.6, value, rng=rng)
+    if kind == "gate":
+        return gate(y, value)
     h = rir_bank(_EVAL_ROOMS_SEED, 8, (value, value), sr)[clip % 8]
     return reverberate(y, h)

@@ -17,6 +17,24 @@ Supported layouts
 ``tess``
     ``OAF_word_emotion.ext`` / ``YAF_word_emotion.ext`` (Toronto Emotional Speech Set), emotion
     one of angry, disgust, fear, happy, neutral, ps (pleasant surprise), sad.
+``ased``
+    ``<NN><Emotion>/<x><n>-<yy>-<aa>-<gg>-<bb>.ext`` (ASED v1, Amharic): emotion letter (n
+    neutral, f fearful, h happy, s sad, a angry), folder number, sentence, repetition, gender
+    (01 female, 02 male), speaker (01-65).
+``nemo``
+    ``samples/<speaker>_<emotion>_<n>.ext`` (nEMO, Polish; Christop 2024): emotion one of anger,
+    fear, happiness, sadness, surprised, neutral; ``data.tsv`` beside ``samples/`` gives gender.
+``korean``
+    ``{emotional-to-emotional,plain-to-emotional}/<spk>/wav/<spk>NNNNN.ext`` (the public sample of
+    the KAIST/SELVAS emotional speech corpus): 1-100 neutral, 101-200 happy, 201-300 angry,
+    301-400 sad.
+``turev``
+    ``<Emotion>/<speaker>_<code>_<word>.ext`` (TurEV-DB, Turkish single words): Angry, Calm,
+    Happy, Sad.
+``baved``
+    ``<word>/<speaker>-<gender>-<age>-<word>-<level>-<id>.ext`` (BAVED, Arabic single words):
+    **arousal** levels 0 low, 1 neutral, 2 high, not emotions: the clips' ``emotion`` is ``""``
+    and ``labels["arousal"]`` holds ``"low"``, ``"neutral"`` or ``"high"``.
 ``folder``
     ``<label>/<anything>.ext``: one folder per label, no speaker information.
 """
@@ -43,6 +61,11 @@ __all__ = [
     "parse_ravdess",
     "parse_emodb",
     "parse_tess",
+    "parse_ased",
+    "parse_nemo",
+    "parse_korean",
+    "parse_turev",
+    "parse_baved",
     "parse_folder_per_label",
     "parse_corpus",
     "PARSERS",
@@ -51,6 +74,8 @@ __all__ = [
     "combine",
     "write_feature_csv",
     "read_feature_csv",
+    "AROUSAL",
+    "EMOTION_AROUSAL",
 ]
 
 #: The shared emotion vocabulary: RAVDESS's eight names, in RAVDESS's code order.
@@ -64,7 +89,16 @@ SUBSETS: dict[str, tuple[str, ...]] = {
 }
 
 #: File extensions treated as audio (case-insensitive); other files are ignored, not reported.
-AUDIO_EXTENSIONS = (".wav", ".flac", ".ogg", ".mp3", ".aif", ".aiff")
+AUDIO_EXTENSIONS = (".wav", ".flac", ".ogg", ".opus", ".mp3", ".aif", ".aiff")
+
+#: Arousal levels (BAVED's 0, 1, 2), low to high.
+AROUSAL = ("low", "neutral", "high")
+
+#: The arousal of each emotion of the vocabulary, as commonly placed on Russell's circumplex
+#: (calm, sad and bored low; neutral in the middle; the rest high).
+EMOTION_AROUSAL = {"neutral": "neutral", "calm": "low", "happy": "high", "sad": "low",
+                   "angry": "high", "fearful": "high", "disgust": "neutral",
+                   "surprised": "high", "boredom": "low"}
 
 _RAVDESS_EMOTIONS = {f"{i + 1:02d}": name for i, name in enumerate(EMOTIONS)}
 _RAVDESS_SONG_EMOTIONS = {"01", "02", "03", "04", "05", "06"}
@@ -352,6 +386,215 @@ def parse_tess(root: str | Path, *, warn: bool = True) -> Corpus:
     return _finish("tess", Path(root), clips, rejected, warn)
 
 
+_ASED_EMOTIONS = {"n": "neutral", "f": "fearful", "h": "happy", "s": "sad", "a": "angry"}
+_ASED_RE = re.compile(
+    r"^(?P<letter>[nfhsaNFHSA])(?P<folder>[1-5])-(?P<sentence>\d\d)-(?P<repetition>\d\d)-"
+    r"(?P<gender>0[12])-(?P<speaker>\d\d)$"
+)
+
+
+def parse_ased(root: str | Path, *, warn: bool = True) -> Corpus:
+    """Parse an ASED v1 folder (Amharic; ``<NN><Emotion>/<x><n>-<yy>-<aa>-<gg>-<bb>.ext``).
+
+    The emotion letter (``n`` neutral, ``f`` fearful, ``h`` happy, ``s`` sad, ``a`` angry; one
+    original file spells it in upper case) must agree with the folder number ``n`` (01Neutral,
+    02Fearful, 03Happy, 04Sad, 05Angry).
+
+    Returns
+    -------
+    corpus : Corpus
+        ``speaker`` ``"ased:NN"``; ``labels``: ``sentence``, ``repetition``, ``sex``,
+        ``raw_emotion`` (the letter as spelt).
+
+    Raises
+    ------
+    ParameterError
+        If ``root`` is not a folder.
+    """
+    clips, rejected = [], []
+    folders = {"1": "n", "2": "f", "3": "h", "4": "s", "5": "a"}
+    for path in _audio_files(Path(root)):
+        m = _ASED_RE.match(path.stem)
+        if m is None:
+            rejected.append((path, "name is not <x><n>-<yy>-<aa>-<gg>-<bb>"))
+            continue
+        g = m.groupdict()
+        letter = g["letter"].lower()
+        if folders[g["folder"]] != letter:
+            rejected.append((path, f"emotion letter {g['letter']!r} does not match folder "
+                                   f"number {g['folder']}"))
+            continue
+        labels = {"sentence": g["sentence"], "repetition": g["repetition"],
+                  "sex": "female" if g["gender"] == "01" else "male",
+                  "raw_emotion": g["letter"]}
+        clips.append(Clip(path, _ASED_EMOTIONS[letter], f"ased:{g['speaker']}", "ased", labels))
+    return _finish("ased", Path(root), clips, rejected, warn)
+
+
+_NEMO_RE = re.compile(r"^(?P<speaker>[A-Z]{2}\d)_(?P<emotion>[a-z]+)_(?P<n>\d+)$")
+_NEMO_EMOTIONS = ("anger", "fear", "happiness", "sadness", "surprised", "neutral")
+
+
+def _nemo_sexes(root: Path) -> dict[str, str]:
+    """Map each nEMO speaker to a sex, from ``data.tsv`` beside ``samples/`` (or nothing)."""
+    for folder in (root, root.parent):
+        table = folder / "data.tsv"
+        if table.is_file():
+            with table.open(newline="", encoding="utf-8") as fh:
+                return {row["speaker_id"].strip(): row["gender"].strip()
+                        for row in csv.DictReader(fh, delimiter="\t")}
+    return {}
+
+
+def parse_nemo(root: str | Path, *, warn: bool = True) -> Corpus:
+    """Parse an nEMO folder (Polish; ``samples/<speaker>_<emotion>_<n>.ext``).
+
+    Emotions map to the vocabulary: anger angry, fear fearful, happiness happy, sadness sad,
+    surprised, neutral.
+
+    Returns
+    -------
+    corpus : Corpus
+        ``speaker`` ``"nemo:EB0"``; ``labels``: ``sex`` (from ``data.tsv`` when present),
+        ``raw_emotion``.
+
+    Raises
+    ------
+    ParameterError
+        If ``root`` is not a folder.
+    """
+    root = Path(root)
+    sexes = _nemo_sexes(root)
+    clips, rejected = [], []
+    for path in _audio_files(root):
+        m = _NEMO_RE.match(path.stem)
+        if m is None or m["emotion"] not in _NEMO_EMOTIONS:
+            rejected.append((path, "name is not <speaker>_<emotion>_<n> with an nEMO emotion"))
+            continue
+        labels = {"raw_emotion": m["emotion"]}
+        if m["speaker"] in sexes:
+            labels["sex"] = sexes[m["speaker"]]
+        clips.append(Clip(path, normalise_emotion(m["emotion"]), f"nemo:{m['speaker']}",
+                          "nemo", labels))
+    return _finish("nemo", root, clips, rejected, warn)
+
+
+_KOREAN_RE = re.compile(r"^(?P<speaker>[a-z]{3})(?P<number>\d{5})$")
+_KOREAN_EMOTIONS = ("neutral", "happy", "angry", "sad")  # by hundreds: 1-100, 101-200, ...
+
+
+def parse_korean(root: str | Path, *, warn: bool = True) -> Corpus:
+    """Parse the Korean emotional speech sample (``<set>/<spk>/wav/<spk>NNNNN.ext``).
+
+    The number gives the emotion: 1-100 neutral, 101-200 happy, 201-300 angry, 301-400 sad.
+
+    Returns
+    -------
+    corpus : Corpus
+        ``speaker`` ``"korean:ema"``; ``labels``: ``script`` (``plain-to-emotional`` or
+        ``emotional-to-emotional``, the folder), ``raw_emotion`` (the number).
+
+    Raises
+    ------
+    ParameterError
+        If ``root`` is not a folder.
+    """
+    root = Path(root)
+    clips, rejected = [], []
+    for path in _audio_files(root):
+        m = _KOREAN_RE.match(path.stem)
+        number = int(m["number"]) if m else 0
+        if m is None or not 1 <= number <= 400:
+            rejected.append((path, "name is not <spk>NNNNN with NNNNN in 00001..00400"))
+            continue
+        if path.parent.name == "wav" and path.parent.parent.name != m["speaker"]:
+            rejected.append((path, f"speaker {m['speaker']} does not match its folder "
+                                   f"{path.parent.parent.name}"))
+            continue
+        labels = {"raw_emotion": m["number"]}
+        script = path.relative_to(root).parts[0] if len(path.relative_to(root).parts) > 3 else ""
+        if script:
+            labels["script"] = script
+        clips.append(Clip(path, _KOREAN_EMOTIONS[(number - 1) // 100], f"korean:{m['speaker']}",
+                          "korean", labels))
+    return _finish("korean", root, clips, rejected, warn)
+
+
+_TUREV_RE = re.compile(r"^(?P<speaker>\d+)_(?P<code>[a-z]+)_(?P<word>.+)$")
+_TUREV_FOLDERS = {"Angry": "angry", "Calm": "calm", "Happy": "happy", "Sad": "sad"}
+
+
+def parse_turev(root: str | Path, *, warn: bool = True) -> Corpus:
+    """Parse a TurEV-DB folder (Turkish single words; ``<Emotion>/<speaker>_<code>_<word>.ext``).
+
+    Folders Angry, Calm, Happy, Sad map to angry, calm (RAVDESS's calm), happy, sad.
+
+    Returns
+    -------
+    corpus : Corpus
+        ``speaker`` ``"turev:1157"``; ``labels``: ``code``, ``word``, ``raw_emotion`` (the folder).
+
+    Raises
+    ------
+    ParameterError
+        If ``root`` is not a folder.
+    """
+    root = Path(root)
+    clips, rejected = [], []
+    for path in _audio_files(root):
+        m = _TUREV_RE.match(path.stem)
+        folder = path.parent.name
+        if folder not in _TUREV_FOLDERS:
+            rejected.append((path, f"folder {folder!r} is not one of {tuple(_TUREV_FOLDERS)}"))
+            continue
+        if m is None:
+            rejected.append((path, "name is not <speaker>_<code>_<word>"))
+            continue
+        labels = {"code": m["code"], "word": m["word"], "raw_emotion": folder}
+        clips.append(Clip(path, _TUREV_FOLDERS[folder], f"turev:{m['speaker']}", "turev",
+                          labels))
+    return _finish("turev", root, clips, rejected, warn)
+
+
+_BAVED_RE = re.compile(
+    r"^(?P<speaker>\d+)-(?P<gender>[mf])-(?P<age>\d+)-(?P<word>[0-6])-(?P<level>[012])-"
+    r"(?P<id>\d+)$"
+)
+
+
+def parse_baved(root: str | Path, *, warn: bool = True) -> Corpus:
+    """Parse a BAVED folder (Arabic single words; ``<word>/<spk>-<g>-<age>-<word>-<level>-<id>``).
+
+    BAVED labels **arousal**, not emotion: level 0 low (tired, down), 1 neutral, 2 high (strong
+    positive or negative emotion). Its clips have ``emotion`` ``""`` (so that an emotion
+    selection leaves them out) and ``labels["arousal"]`` one of :data:`AROUSAL`.
+
+    Returns
+    -------
+    corpus : Corpus
+        ``speaker`` ``"baved:12"``; ``labels``: ``arousal``, ``word``, ``sex``, ``age``,
+        ``raw_emotion`` (the level digit). The word is the name's (one original file,
+        ``0/49-m-23-6-1-201``, sits in another word's folder; it is kept).
+
+    Raises
+    ------
+    ParameterError
+        If ``root`` is not a folder.
+    """
+    root = Path(root)
+    clips, rejected = [], []
+    for path in _audio_files(root):
+        m = _BAVED_RE.match(path.stem)
+        if m is None:
+            rejected.append((path, "name is not <speaker>-<g>-<age>-<word>-<level>-<id>"))
+            continue
+        labels = {"arousal": AROUSAL[int(m["level"])], "word": m["word"],
+                  "sex": "male" if m["gender"] == "m" else "female", "age": m["age"],
+                  "raw_emotion": m["level"]}
+        clips.append(Clip(path, "", f"baved:{m['speaker']}", "baved", labels))
+    return _finish("baved", root, clips, rejected, warn)
+
+
 def parse_folder_per_label(root: str | Path, *, name: str = "folder", warn: bool = True) -> Corpus:
     """Parse a ``<label>/<clip>`` layout: the folder right under ``root`` names the label.
 
@@ -393,6 +636,11 @@ PARSERS = {
     "ravdess": parse_ravdess,
     "emodb": parse_emodb,
     "tess": parse_tess,
+    "ased": parse_ased,
+    "nemo": parse_nemo,
+    "korean": parse_korean,
+    "turev": parse_turev,
+    "baved": parse_baved,
     "folder": parse_folder_per_label,
 }
 

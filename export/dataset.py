@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -17,7 +18,7 @@ from .features import extract_reference
 from .paths import corpus_dir
 
 __all__ = ["Dataset", "resolve_corpus", "load_dataset", "augmented_features",
-           "perturbed_features", "frame_matrices"]
+           "perturbed_features", "frame_matrices", "row_statistics", "derive", "check_source"]
 
 
 @dataclass
@@ -64,6 +65,60 @@ class Dataset:
         return out
 
 
+def check_source(config: FeatureConfig, source: FeatureConfig) -> None:
+    """Check that ``config``'s inputs can be derived from ``source``'s frame matrix.
+
+    ``source`` is an ensemble's shared configuration (no per-utterance normalisation); a member
+    may take some of its blocks, pool its own statistics and normalise each utterance.
+
+    Raises
+    ------
+    ParameterError
+        If ``source`` normalises, or ``config`` differs in anything else.
+    """
+    if source.norm is not None:
+        raise ParameterError("a shared frame matrix must not be normalised per utterance")
+    if not set(config.features) <= set(source.features) or dataclasses.replace(
+            config, norm=None, stats=source.stats, features=source.features) != source:
+        raise ParameterError("a member's features cannot be derived from the shared frame "
+                             "matrix: they differ in more than blocks, statistics and norm")
+
+
+def derive(F: np.ndarray | None, source: FeatureConfig, config: FeatureConfig,
+           output: str) -> np.ndarray | None:
+    """A member's input from the shared frame matrix (:func:`check_source`).
+
+    Parameters
+    ----------
+    F : np.ndarray [shape=(n_rows, n_frames)] or None
+        The shared reference frame matrix (None passes through: a clip not computed).
+    source, config : FeatureConfig
+        The shared and the member's configuration.
+    output : {"vector", "frames"}
+        The pooled vector (:func:`ser_edge.features.pool`) or the member's frame matrix.
+
+    Returns
+    -------
+    x : np.ndarray [shape=(n_features,)] or [shape=(n_rows_member, n_frames)], float32
+        Equal to what the reference computes for ``config`` directly: the blocks are the same
+        float32 matrices, normalised with the reference's own arithmetic.
+    """
+    from ser_edge.features import pool
+
+    from .features import normalise_reference
+
+    if F is None:
+        return None
+    edges = np.cumsum([0, *source.block_sizes.values()])
+    blocks = {name: F[edges[i]:edges[i + 1]] for i, name in enumerate(source.features)}
+    blocks = {name: blocks[name] for name in config.features}
+    if config.norm is not None:
+        blocks = {name: normalise_reference(M, config.norm) for name, M in blocks.items()}
+    if output == "vector":
+        return pool(blocks, config)
+    return np.concatenate([blocks[name] for name in config.features]).astype(np.float32)
+
+
 def resolve_corpus(spec: str) -> tuple[str, Path]:
     """Turn ``"ravdess"`` or ``"emodb=/some/folder"`` into (layout name, folder).
 
@@ -96,6 +151,7 @@ def load_dataset(
     n_jobs: int = 2,
     cache_dir: str | Path | None = None,
     progress: bool = True,
+    source: FeatureConfig | None = None,
 ) -> Dataset:
     """Parse corpora, keep a subset, and extract reference features (cached).
 
@@ -109,6 +165,9 @@ def load_dataset(
         the vocabulary are kept only if named.
     n_jobs, cache_dir, progress
         Passed to :func:`export.features.extract_reference`.
+    source : FeatureConfig, optional
+        An ensemble's shared configuration: the vectors are pooled from its frame matrices
+        (:func:`derive`), extracted once for every member.
 
     Returns
     -------
@@ -126,6 +185,12 @@ def load_dataset(
     clips = select(clips, emotions, speakers=speakers, where=where)
     if not clips:
         raise ParameterError(f"no clips left in {list(corpora)} after the selection")
+    if source is not None:
+        check_source(config, source)
+        shared = frame_matrices(Dataset(clips, None, source), n_jobs=n_jobs,
+                                cache_dir=cache_dir, progress=progress)
+        X = np.stack([derive(F, source, config, "vector") for F in shared])
+        return Dataset(clips=clips, X=X, config=config)
     X = extract_reference(
         [c.path for c in clips], config, n_jobs=n_jobs, cache_dir=cache_dir, progress=progress
     )
@@ -142,6 +207,8 @@ def augmented_features(
     cache_dir: str | Path | None = None,
     progress: bool = True,
     output: str = "vector",
+    source: FeatureConfig | None = None,
+    only: np.ndarray | None = None,
 ) -> Any:
     """The reference feature vectors of every clip's augmented copies (cached on disk).
 
@@ -161,6 +228,13 @@ def augmented_features(
         As :func:`export.features.extract_reference`.
     output : {"vector", "frames"}
         Pooled vectors, or the frame matrices of frame-level networks.
+    source : FeatureConfig, optional
+        An ensemble's shared configuration: the copies' frame matrices are computed in it, once
+        for every member with this augmentation, and each member's inputs derived
+        (:func:`derive`).
+    only : np.ndarray of int, optional
+        The clips to augment (the others' rows are zero, or None for frames): a member trained
+        on some of the corpora.
 
     Returns
     -------
@@ -180,11 +254,19 @@ def augmented_features(
     if not augment_config.kinds or not augment_config.copies:  # nothing to add
         return [] if frames else out[:0]
     paths = [c.path for c in data.clips]
-    tag = "augmented-v1\n" + data.config.to_json() + "\n" + augment_config.to_json() + \
-        f"\nseed={seed}" + ("\nframes" if frames else "")
+    idx = np.arange(n) if only is None else np.asarray(only)
+    config = data.config if source is None else source
+    if source is not None:
+        check_source(data.config, source)
+    computed_frames = frames or source is not None
+    wanted = set(idx.tolist())
+    tag = "augmented-v1\n" + config.to_json() + "\n" + augment_config.to_json() + \
+        f"\nseed={seed}" + ("\nframes" if computed_frames else "")
     for copy in range(augment_config.copies):
         extras = []
         for i, path in enumerate(paths):
+            if i not in wanted:
+                continue
             pool_paths: list[str] = []
             extra_tag = f"copy={copy}"
             if pools is not None and draws_babble(augment_config, seed=seed, clip=clip_id(path),
@@ -194,16 +276,23 @@ def augmented_features(
                 extra_tag += f" babble={digest}"
             extras.append(((copy, pool_paths), extra_tag))
         got = extract_cached(
-            paths, augmented_feature_vector, (data.config, augment_config, seed, output), tag,
+            [paths[i] for i in idx], augmented_feature_vector,
+            (config, augment_config, seed, "frames" if computed_frames else "vector"), tag,
             n_jobs=n_jobs, cache_dir=cache_dir, progress=progress,
             desc=f"augmented copy {copy + 1}/{augment_config.copies}", extras=extras,
-            stack=not frames,
+            stack=not computed_frames,
         )
+        if source is not None:
+            got = [derive(F, source, data.config, output) for F in got]
         if frames:
-            out.append(got)
+            full: list = [None] * n
+            for k, i in enumerate(idx):
+                full[i] = got[k]
+            out.append(full)
         else:
-            out[copy] = got
+            out[copy][idx] = np.stack(got) if len(got) else 0.0
     return out
+
 
 
 def perturbed_features(
@@ -216,6 +305,7 @@ def perturbed_features(
     cache_dir: str | Path | None = None,
     progress: bool = True,
     output: str = "vector",
+    source: FeatureConfig | None = None,
 ) -> dict[str, Any]:
     """Reference feature vectors of clips under the robustness evaluation's perturbations.
 
@@ -232,6 +322,8 @@ def perturbed_features(
         As :func:`export.features.extract_reference`.
     output : {"vector", "frames"}
         Pooled vectors, or frame matrices.
+    source : FeatureConfig, optional
+        An ensemble's shared configuration, as for :func:`augmented_features`.
 
     Returns
     -------
@@ -252,12 +344,22 @@ def perturbed_features(
             digest = hashlib.sha256("\n".join(other_paths).encode()).hexdigest()[:16]
             extras.append(((name, other_paths), f"perturbation={name} others={digest}"))
         frames = output == "frames"
-        got = extract_cached(paths, perturbed_feature_vector,
-                             (data.config, output) if frames else data.config,
-                             "perturbed-v1\n" + data.config.to_json()
-                             + ("\nframes" if frames else ""), n_jobs=n_jobs,
-                             cache_dir=cache_dir, progress=progress, desc=name, extras=extras,
-                             stack=not frames)
+        if source is None:
+            got = extract_cached(paths, perturbed_feature_vector,
+                                 (data.config, output) if frames else data.config,
+                                 "perturbed-v1\n" + data.config.to_json()
+                                 + ("\nframes" if frames else ""), n_jobs=n_jobs,
+                                 cache_dir=cache_dir, progress=progress, desc=name,
+                                 extras=extras, stack=not frames)
+        else:  # the shared frame matrices, once for every member; each member's derived
+            check_source(data.config, source)
+            shared = extract_cached(paths, perturbed_feature_vector, (source, "frames"),
+                                    "perturbed-v1\n" + source.to_json() + "\nframes",
+                                    n_jobs=n_jobs, cache_dir=cache_dir, progress=progress,
+                                    desc=name, extras=extras, stack=False)
+            got = [derive(F, source, data.config, output) for F in shared]
+            if not frames:
+                got = np.stack(got) if got else np.zeros((0, data.config.n_features))
         if frames:
             X = [None] * len(data.clips)
             for k, i in enumerate(idx):
@@ -275,16 +377,52 @@ def frame_matrices(
     n_jobs: int = 2,
     cache_dir: str | Path | None = None,
     progress: bool = True,
+    source: FeatureConfig | None = None,
 ) -> list[np.ndarray]:
     """The reference frame matrix of every clip (cached on disk).
+
+    With ``source`` (an ensemble's shared configuration), derived from its frame matrices
+    (:func:`derive`): the member's blocks, normalised as it says.
 
     Returns
     -------
     frames : list of np.ndarray [shape=(n_rows, n_frames_i)], float32
     """
+    if source is not None:
+        check_source(data.config, source)
+        shared = frame_matrices(Dataset(data.clips, None, source), n_jobs=n_jobs,
+                                cache_dir=cache_dir, progress=progress)
+        return [derive(F, source, data.config, "frames") for F in shared]
     from .features import extract_cached, reference_frame_matrix
 
     return extract_cached([c.path for c in data.clips], reference_frame_matrix, data.config,
                           "frames-v1\n" + data.config.to_json(), n_jobs=n_jobs,
                           cache_dir=cache_dir, progress=progress, desc="frame matrices",
                           stack=False)
+
+
+def row_statistics(
+    data: Dataset,
+    *,
+    n_jobs: int = 2,
+    cache_dir: str | Path | None = None,
+    progress: bool = True,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Each clip's frame count and each row's mean and variance over its (active) frames.
+
+    What a speaker profile (:class:`ser_edge.adapt.SpeakerProfile`) adds up: from the reference
+    frame matrices (:func:`frame_matrices`, cached), without per-utterance normalisation.
+
+    Returns
+    -------
+    n : np.ndarray [shape=(n_clips,)], float64
+    mean, var : np.ndarray [shape=(n_clips, n_rows)], float64
+    """
+    import dataclasses
+
+    plain = Dataset(data.clips, data.X, dataclasses.replace(data.config, norm=None))
+    frames = frame_matrices(plain, n_jobs=n_jobs, cache_dir=cache_dir, progress=progress)
+    n = np.array([F.shape[1] for F in frames], dtype=np.float64)
+    mean = np.stack([F.astype(np.float64).mean(axis=1) for F in frames])
+    var = np.stack([F.astype(np.float64).var(axis=1) for F in frames])
+    return n, mean, var

@@ -120,7 +120,7 @@ def member_inputs(F: np.ndarray, members: Sequence[tuple[str, FeatureConfig]],
         ``(1, n_rows, n_frames)`` of its own blocks (``features``, a subset of the shared
         ones), normalised by its own ``norm`` (as :func:`ser_edge.features.frame_matrix`).
     """
-    from ser_edge.features import _normalise_rows
+    from ser_edge.features import normalise_rows
 
     offsets = np.cumsum([0, *config.block_sizes.values()])
     blocks = {name: F[offsets[i]:offsets[i + 1]] for i, name in enumerate(config.block_sizes)}
@@ -128,7 +128,7 @@ def member_inputs(F: np.ndarray, members: Sequence[tuple[str, FeatureConfig]],
     for kind, c in members:
         if kind == "frames":
             G = np.concatenate([blocks[name] if c.norm is None else
-                                _normalise_rows(blocks[name], c.norm) for name in c.features])
+                                normalise_rows(blocks[name], c.norm) for name in c.features])
             out.append(np.ascontiguousarray(G, np.float32)[None])
         else:
             out.append(pool(blocks, c)[None])

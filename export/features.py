@@ -37,6 +37,7 @@ __all__ = [
     "extract_reference",
     "augmented_feature_vector",
     "reference_frame_matrix",
+    "normalise_reference",
     "perturbed_feature_vector",
     "cache_key",
     "use_scheduler",
@@ -133,7 +134,8 @@ def reference_feature_matrices(y: np.ndarray, sr: int, config: FeatureConfig) ->
     if config.level_db is not None or config.frames == "active":
         r = librosa.feature.rms(S=magnitude, frame_length=config.n_fft)[0]
         active = active_frames(energy_db(r), range_db=config.active_range_db,
-                               floor_db=config.active_floor_db)
+                               floor_db=config.active_floor_db,
+                               floor_range_db=config.active_floor_range_db)
         if config.level_db is not None:
             gain = np.float32(level_gain(r, active, config.level_db))
         if config.frames == "active":
@@ -170,11 +172,28 @@ def reference_feature_matrices(y: np.ndarray, sr: int, config: FeatureConfig) ->
     if mask is not None:
         blocks = {name: M[:, mask] for name, M in blocks.items()}
     if config.norm is not None:  # per-utterance normalisation, written out (no librosa function)
-        for name, M in blocks.items():
-            mean = M.mean(axis=-1, keepdims=True)
-            std = M.std(axis=-1, keepdims=True) if config.norm == "meanvar" else 1.0
-            blocks[name] = ((M - mean) / np.where(std > 1e-2, std, 1.0)).astype(np.float32)
+        blocks = {name: normalise_reference(M, config.norm) for name, M in blocks.items()}
     return blocks
+
+
+def normalise_reference(M: np.ndarray, norm: str) -> np.ndarray:
+    """The reference's per-utterance normalisation of each row (``FeatureConfig.norm``).
+
+    Written out (librosa has no such function): the row's mean subtracted, and for
+    ``"meanvar"`` its population standard deviation divided out where it exceeds 0.01.
+
+    Parameters
+    ----------
+    M : np.ndarray [shape=(n_rows, n_frames)], float32
+    norm : {"mean", "meanvar"}
+
+    Returns
+    -------
+    M_normalised : np.ndarray [shape=(n_rows, n_frames)], float32
+    """
+    mean = M.mean(axis=-1, keepdims=True)
+    std = M.std(axis=-1, keepdims=True) if norm == "meanvar" else 1.0
+    return ((M - mean) / np.where(std > 1e-2, std, 1.0)).astype(np.float32)
 
 
 def reference_feature_vector(path: str | Path, config: FeatureConfig) -> np.ndarray:

@@ -109,6 +109,7 @@ IMPLEMENTED: dict[str, Callable[[Any], str | None]] = {
     "frames": _always,
     "active_range_db": _always,
     "active_floor_db": _always,
+    "active_floor_range_db": _always,
     "delta_width": _always,
     "norm": _always,
 }
@@ -189,7 +190,8 @@ def feature_graph(g: of.GraphBuilder, waveform: str, config: FeatureConfig, *,
     if config.level_db is not None or config.frames == "active":
         r = of.rms(g, power, n_fft=config.n_fft)
         active = of.active_frames(g, of.energy_db(g, r), range_db=config.active_range_db,
-                                  floor_db=config.active_floor_db)
+                                  floor_db=config.active_floor_db,
+                                  floor_range_db=config.active_floor_range_db)
         if config.level_db is not None:
             gain = of.level_gain(g, r, active, level_db=config.level_db)
     blocks: dict[str, str] = {}

@@ -437,13 +437,14 @@ def percentile(g: GraphBuilder, x: str, *, q: float) -> str:
                 hint="percentile")
 
 
-def active_frames(g: GraphBuilder, e: str, *, range_db: float, floor_db: float) -> str:
+def active_frames(g: GraphBuilder, e: str, *, range_db: float, floor_db: float,
+                  floor_range_db: float | None = None) -> str:
     """The speech-active frames: loud relative to the clip's peak and to its noise floor.
 
     As :func:`ser_edge.level.active_frames`, in float64: the noise floor is the
-    :data:`~ser_edge.level.NOISE_FLOOR_PERCENTILE`-th percentile of the energies
-    (:func:`percentile`), and a frame is active when ``e >= min(max(peak - range_db, floor +
-    floor_db), peak - floor_db)``.
+    :data:`~ser_edge.level.NOISE_FLOOR_PERCENTILE`-th percentile (:func:`percentile`) of the
+    energies within ``floor_range_db`` of the peak (``Compress``; all when it is None), and a
+    frame is active when ``e >= min(max(peak - range_db, floor + floor_db), peak - floor_db)``.
 
     Parameters
     ----------
@@ -452,6 +453,8 @@ def active_frames(g: GraphBuilder, e: str, *, range_db: float, floor_db: float) 
         float64 ``[shape=(n_frames, 1)]``, frame energies in dB (:func:`energy_db`).
     range_db, floor_db : float > 0
         Largest distance under the loudest frame, smallest above the noise floor, in dB.
+    floor_range_db : float > 0 or None
+        The frames setting the noise floor are within this many dB of the loudest.
 
     Returns
     -------
@@ -461,7 +464,12 @@ def active_frames(g: GraphBuilder, e: str, *, range_db: float, floor_db: float) 
     f64 = np.float64
     flat = g.op("Reshape", e, g.const([-1], "flat"), hint="energies")
     peak = g.op("ReduceMax", flat, keepdims=0, hint="peak_db")
-    noise = percentile(g, flat, q=NOISE_FLOOR_PERCENTILE)
+    heard = flat
+    if floor_range_db is not None:
+        near = g.op("GreaterOrEqual", flat,
+                    g.op("Sub", peak, g.const(floor_range_db, "floor_range_db", f64)))
+        heard = g.op("Compress", flat, near, axis=0, hint="heard")
+    noise = percentile(g, heard, q=NOISE_FLOOR_PERCENTILE)
     threshold = g.op("Max", g.op("Sub", peak, g.const(range_db, "range_db", f64)),
                      g.op("Add", noise, g.const(floor_db, "floor_db", f64)))
     threshold = g.op("Min", threshold, g.op("Sub", peak, g.const(floor_db, "floor_db", f64)),

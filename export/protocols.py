@@ -10,6 +10,9 @@ included, when training pools corpora) and tests on the tested speakers' clips o
 - **Contiguous** (RAVDESS, for continuity with earlier reports): actors 01-04, 05-08, ..., 21-24.
 - **EmoDB pairs**: five folds of two speakers, one male and one female, in speaker order.
 - **Cross-corpus**: train on all of one corpus, test on all of another, over shared emotions.
+- **Leave one corpus out** (LOCO, the cross-corpus headline): for each corpus with emotion
+  labels, train on every other corpus and test on all of it, over the emotions it shares with
+  the training labels. Its voices, language, microphones and rooms are never trained on.
 """
 
 from __future__ import annotations
@@ -32,6 +35,7 @@ __all__ = [
     "emodb_pair_groups",
     "in_corpus_splits",
     "cross_corpus_split",
+    "loco_splits",
     "emobox_published",
 ]
 
@@ -159,3 +163,50 @@ def cross_corpus_split(
     return Split(f"{train_corpus} -> {test_corpus}",
                  np.flatnonzero(keep & (corpora == train_corpus)),
                  np.flatnonzero(keep & (corpora == test_corpus)), (test_corpus,))
+
+
+def loco_splits(
+    corpora: Sequence[str], emotions: Sequence[str], tested: Sequence[str] | None = None,
+) -> list[Split]:
+    """Leave one corpus out: per corpus, train on all the others, test on all of it.
+
+    Parameters
+    ----------
+    corpora, emotions : sequence of str [shape=(n_clips,)]
+        Each clip's corpus and emotion (``""`` for a clip without one, such as BAVED's, which
+        is trained on, never tested).
+    tested : sequence of str, optional
+        The corpora tested, in this order; by default every corpus with emotion labels, sorted.
+
+    Returns
+    -------
+    splits : list of Split
+        ``"loco <corpus>"``: ``train`` every clip of the other corpora; ``test`` the corpus's
+        clips whose emotion is among the training clips' (a corpus's own emotions that no other
+        corpus has cannot be scored); ``tested`` the corpus.
+
+    Raises
+    ------
+    ParameterError
+        If fewer than two corpora are given, a tested corpus has no clips, or it shares fewer
+        than two emotions with the others.
+    """
+    corpora = np.asarray(corpora).astype(str)
+    emotions = np.asarray(emotions).astype(str)
+    names = sorted(set(corpora))
+    if len(names) < 2:
+        raise ParameterError(f"leave-one-corpus-out needs two corpora or more, got {names}")
+    if tested is None:
+        tested = sorted(set(corpora[emotions != ""]))
+    splits = []
+    for corpus in tested:
+        mine = corpora == corpus
+        if not mine.any():
+            raise ParameterError(f"leave-one-corpus-out: no clips of corpus {corpus!r}")
+        taught = set(emotions[~mine]) - {""}
+        shared = sorted(set(emotions[mine]) & taught)
+        if len(shared) < 2:
+            raise ParameterError(f"{corpus} shares fewer than two emotions with the other corpora")
+        splits.append(Split(f"loco {corpus}", np.flatnonzero(~mine),
+                            np.flatnonzero(mine & np.isin(emotions, shared)), (corpus,)))
+    return splits

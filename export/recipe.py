@@ -46,6 +46,7 @@ from .protocols import (
     emobox_published,
     emodb_pair_groups,
     in_corpus_splits,
+    loco_splits,
 )
 
 __all__ = ["TrainingRecipe", "evaluate_recipe", "build_model", "NET_MODELS", "ENSEMBLE",
@@ -55,11 +56,15 @@ __all__ = ["TrainingRecipe", "evaluate_recipe", "build_model", "NET_MODELS", "EN
 #: counterpart and is left out; EmoDB has no calm and no surprised).
 EMOTIONS = ("neutral", "calm", "happy", "sad", "angry", "fearful", "disgust", "surprised")
 
-#: Recipe models that are networks (the rest are scikit-learn's, :data:`export.train.MODELS`).
-NET_MODELS = ("cnn", "crnn")
+#: Recipe models that are networks (the rest are scikit-learn's, :data:`export.train.MODELS`):
+#: over the frame matrix, and the pooled ``"mlpnet"`` (a one-hidden-layer MLP in PyTorch).
+NET_MODELS = ("cnn", "crnn", "mlpnet")
+
+#: The networks that take the frame matrix (the others take the pooled vector).
+FRAME_NETS = ("cnn", "crnn")
 
 #: The evaluation protocols of :func:`evaluate_recipe`, in the report's order.
-PROTOCOLS = ("emobox", "contiguous", "emodb", "cross")
+PROTOCOLS = ("emobox", "loco", "contiguous", "emodb", "cross")
 
 #: The recipe model that averages its members' probabilities (:func:`export.ensemble.compose`).
 ENSEMBLE = "ensemble"
@@ -111,6 +116,17 @@ class TrainingRecipe:
         How an ensemble's graph stores its weights: ``"float16"`` halves the file
         (:func:`export.onnx_export.half_weights`; computed in float32). It changes the built
         model only, not its evaluation: the build measures what the rounding does.
+    mask_labels : bool
+        Networks: each clip's loss over the labels its corpus has
+        (:func:`export.nets.train.corpus_label_mask`).
+    balance : bool
+        Networks: examples drawn so that every corpus, and every emotion in it, weighs alike
+        (:func:`export.nets.train.corpus_class_weights`).
+    adapt : mapping
+        Adaptation to the speaker (:mod:`ser_edge.adapt`): ``blocks`` (the frame matrix's blocks
+        standardised) and ``min_seconds``. Training takes every clean clip also standardised by
+        its speaker's statistics; the evaluation adds the leave-one-corpus-out figures with the
+        test speakers' own statistics; the model carries the population's statistics.
     """
 
     name: str
@@ -129,6 +145,9 @@ class TrainingRecipe:
     weights: tuple[float, ...] = ()
     combine: str = "mean"
     storage: str = "float32"
+    mask_labels: bool = False
+    balance: bool = False
+    adapt: tuple[tuple[str, Any], ...] | Mapping[str, Any] = ()
 
     def __post_init__(self) -> None:
         from .train import MODELS
@@ -150,6 +169,21 @@ class TrainingRecipe:
             raise ParameterError(f"unknown storage {self.storage!r}; choose from {STORAGE}")
         if self.storage != "float32" and self.model != ENSEMBLE:
             raise ParameterError(f"'storage' {self.storage!r} is for model {ENSEMBLE!r} only")
+        if (self.mask_labels or self.balance) and self.model not in NET_MODELS + (ENSEMBLE,):
+            raise ParameterError("'mask_labels' and 'balance' need a network (cnn, crnn, "
+                                 f"mlpnet), not {self.model!r}")
+        adapt = dict(self.adapt)
+        unknown_adapt = sorted(set(adapt) - {"blocks", "min_seconds"})
+        if unknown_adapt:
+            raise ParameterError(f"'adapt' has unknown fields: {', '.join(unknown_adapt)}")
+        if adapt:
+            blocks = tuple(adapt.get("blocks", ()))
+            if not blocks or not set(blocks) <= set(self.feature_config.features):
+                raise ParameterError(f"'adapt' blocks {list(blocks)} must name some of the "
+                                     f"features {list(self.feature_config.features)}")
+            adapt["blocks"] = blocks
+            adapt["min_seconds"] = float(adapt.get("min_seconds", 10.0))
+        object.__setattr__(self, "adapt", tuple(sorted(adapt.items())))
         object.__setattr__(self, "params", tuple(sorted(dict(self.params).items())))
         object.__setattr__(self, "net", tuple(sorted(dict(self.net).items())))
         object.__setattr__(self, "corpora", tuple(self.corpora))
@@ -173,7 +207,7 @@ class TrainingRecipe:
         shared = dataclasses.replace(members[0].feature_config, norm=None)
         for m in members:
             c = m.feature_config
-            if m.model in NET_MODELS:
+            if m.model in FRAME_NETS:
                 if not set(c.features) <= set(shared.features):
                     raise ParameterError(f"member {m.name!r} takes blocks the first member "
                                          f"does not compute: {c.features}")
@@ -187,9 +221,19 @@ class TrainingRecipe:
                     f"member {m.name!r} has other features than {members[0].name!r}: an "
                     "ensemble's members share one frame matrix (they may differ in 'norm', and "
                     "networks in 'stats' and take some of its 'features')")
-            if (m.corpora, m.emotions) != (members[0].corpora, members[0].emotions):
-                raise ParameterError(f"member {m.name!r} is trained on other corpora or "
-                                     "emotions than the first")
+            if not set(m.corpora) <= set(members[0].corpora) or \
+                    m.emotions != members[0].emotions:
+                raise ParameterError(f"member {m.name!r} is trained on other emotions than "
+                                     "the first, or on corpora the first does not have (a "
+                                     "member may train on some of the first's corpora)")
+        adapting = [m for m in members if m.adapt]
+        for m in members:  # the device maps the whole frame matrix once a profile is ready
+            if adapting and m.adapt != adapting[0].adapt and not (
+                    m.takes_frames and m.feature_config.norm == "meanvar"):
+                raise ParameterError(
+                    f"member {m.name!r} would see frames adapted to the speaker that it was not "
+                    f"trained on: with {adapting[0].name!r} adapting, every pooled member must "
+                    "adapt alike (a network normalising each utterance need not)")
         object.__setattr__(self, "members", members)
         object.__setattr__(self, "weights", weights)
         object.__setattr__(self, "feature_config", shared)
@@ -200,6 +244,11 @@ class TrainingRecipe:
     def is_net(self) -> bool:
         """Whether the model is a frame-level network."""
         return self.model in NET_MODELS
+
+    @property
+    def takes_frames(self) -> bool:
+        """Whether the model takes the frame matrix (a frame-level network), not a vector."""
+        return self.model in FRAME_NETS
 
     @property
     def is_ensemble(self) -> bool:
@@ -227,7 +276,9 @@ class TrainingRecipe:
         data["members"] = [m.to_dict() for m in self.members]
         if not self.is_ensemble:
             del data["members"], data["weights"]
-        for key, default in (("combine", "mean"), ("storage", "float32")):
+        data["adapt"] = {k: list(v) if isinstance(v, tuple) else v for k, v in self.adapt}
+        for key, default in (("combine", "mean"), ("storage", "float32"), ("mask_labels", False),
+                             ("balance", False), ("adapt", {})):
             if data[key] == default:  # left out: run keys and recipe files predate the fields
                 del data[key]
         return data
@@ -277,9 +328,15 @@ class TrainingRecipe:
 # -- data --------------------------------------------------------------------------------------
 
 
-def _groups() -> dict[str, int]:
-    """Babble groups: RAVDESS by EmoBox fold, EmoDB by speaker pair."""
-    return {**emobox_groups(), **{s: 100 + k for s, k in emodb_pair_groups().items()}}
+def _groups(speakers: Sequence[str] = (), corpora: Sequence[str] = ()) -> dict[str, int]:
+    """Babble groups: RAVDESS by EmoBox fold, EmoDB by speaker pair, any other corpus whole.
+
+    A corpus other than those two is tested only whole (leave one corpus out), so babble from
+    its other speakers never brings a tested voice into training.
+    """
+    names = sorted(set(corpora))
+    whole = {s: 1000 + names.index(c) for s, c in zip(speakers, corpora, strict=True)}
+    return {**whole, **emobox_groups(), **{s: 100 + k for s, k in emodb_pair_groups().items()}}
 
 
 @dataclass
@@ -290,32 +347,58 @@ class _Inputs:
     augmented: Any  # (copies, n_clips, n_features), or a list (copies) of lists
     variants: dict[str, Any]
     members: list[_Inputs] = field(default_factory=list)  # an ensemble's, one per member
+    rowstats: Any = None  # (n, mean, var) of each clip's frames, when the recipe adapts
+    adapted: list = field(default_factory=list)  # training views adapted to their speakers
+    trainable: Any = None  # bool per clip: of the corpora the model trains on (None: all)
+
+
+def _corpus_name(spec: str) -> str:
+    """A corpus spec's name: ``"emodb"`` of ``"emodb"`` or ``"emodb=/data/EmoDB"``."""
+    return spec.partition("=")[0].strip()
 
 
 def _inputs(recipe: TrainingRecipe, *, jobs: int, cache_dir: Path | None, quiet: bool,
-            pools_groups: Mapping[str, int] | None = None, robust: bool = True) -> _Inputs:
+            pools_groups: Mapping[str, int] | None = None, robust: bool = True,
+            source: FeatureConfig | None = None,
+            clips_of: Sequence[str] | None = None) -> _Inputs:
+    """Features of the recipe's clips; an ensemble's members' from one shared frame matrix.
+
+    ``source`` is an ensemble's shared configuration (the members' inputs are derived from its
+    frame matrices, computed once); ``clips_of`` the corpora whose clips the model is given
+    (an ensemble's: its first member's), of which it trains on its own ``corpora``.
+    """
     from .dataset import augmented_features, frame_matrices, load_dataset, perturbed_features
 
     if recipe.is_ensemble:
         members = [_inputs(m, jobs=jobs, cache_dir=cache_dir, quiet=quiet,
-                           pools_groups=pools_groups, robust=robust) for m in recipe.members]
+                           pools_groups=pools_groups, robust=robust,
+                           source=recipe.feature_config, clips_of=recipe.members[0].corpora)
+                   for m in recipe.members]
         first = members[0]
         for m in members[1:]:
             if [c.path for c in m.data.clips] != [c.path for c in first.data.clips]:
                 raise ParameterError("an ensemble's members were given different clips")
         return _Inputs(first.data, first.corpora, None, None, first.variants, members)
 
-    data = load_dataset(list(recipe.corpora), recipe.feature_config, emotions=list(recipe.emotions),
-                        n_jobs=jobs, cache_dir=cache_dir, progress=not quiet)
+    if source is None and not recipe.takes_frames:
+        # A pooled model's vectors from its frame matrices, as an ensemble's member's: the
+        # extractions (clean, augmented, perturbed) are then shared with ensembles it joins.
+        source = dataclasses.replace(recipe.feature_config, norm=None)
+    data = load_dataset(list(clips_of or recipe.corpora), recipe.feature_config,
+                        emotions=list(recipe.emotions), n_jobs=jobs, cache_dir=cache_dir,
+                        progress=not quiet, source=source)
     corpora = np.array([c.corpus for c in data.clips])
-    output = "frames" if recipe.is_net else "vector"
-    inputs = frame_matrices(data, n_jobs=jobs, cache_dir=cache_dir,
-                            progress=not quiet) if recipe.is_net else data.X
-    pools = babble_pools(data.speakers, pools_groups or _groups()) if (
+    own = {_corpus_name(c) for c in recipe.corpora}
+    trainable = None if set(corpora) <= own else np.isin(corpora, sorted(own))
+    output = "frames" if recipe.takes_frames else "vector"
+    inputs = frame_matrices(data, n_jobs=jobs, cache_dir=cache_dir, progress=not quiet,
+                            source=source) if recipe.takes_frames else data.X
+    pools = babble_pools(data.speakers, pools_groups or _groups(data.speakers, corpora)) if (
         "babble" in recipe.augment.kinds) else None
-    augmented = augmented_features(data, recipe.augment, seed=recipe.augment_seed, pools=pools,
-                                   n_jobs=jobs, cache_dir=cache_dir, progress=not quiet,
-                                   output=output)
+    augmented = augmented_features(
+        data, recipe.augment, seed=recipe.augment_seed, pools=pools, n_jobs=jobs,
+        cache_dir=cache_dir, progress=not quiet, output=output, source=source,
+        only=None if trainable is None else np.flatnonzero(trainable))
     variants: dict[str, Any] = {}
     if robust and "ravdess" in set(corpora):
         splits = in_corpus_splits(data.speakers, corpora, "ravdess", emobox_groups(),
@@ -326,8 +409,98 @@ def _inputs(recipe: TrainingRecipe, *, jobs: int, cache_dir: Path | None, quiet:
                 others[i] = s.test[data.speakers[s.test] != data.speakers[i]]
         variants = perturbed_features(data, list(PERTURBATIONS), others,
                                       only=np.flatnonzero(corpora == "ravdess"), n_jobs=jobs,
-                                      cache_dir=cache_dir, progress=not quiet, output=output)
-    return _Inputs(data, corpora, inputs, augmented, variants)
+                                      cache_dir=cache_dir, progress=not quiet, output=output,
+                                      source=source)
+    rowstats = None
+    if recipe.adapt:  # of the frame matrix the device counts: the shared one, if any
+        from .dataset import Dataset, row_statistics
+
+        counted = data if source is None else Dataset(data.clips, None, source)
+        rowstats = row_statistics(counted, n_jobs=jobs, cache_dir=cache_dir,
+                                  progress=not quiet)
+    return _Inputs(data, corpora, inputs, augmented, variants, rowstats=rowstats,
+                   trainable=trainable)
+
+
+# -- adaptation to the speaker ---------------------------------------------------------------------
+
+#: A test speaker's profile in the adapted figures: from this much of their speech, in seconds
+#: (whole clips in a seeded order until it is reached), or from all of it (None).
+ADAPT_BUDGETS = (10.0, 30.0, 60.0, None)
+
+
+def _adapt_name(budget: float | None) -> str:
+    return "adapted" if budget is None else f"adapted {budget:g} s"
+
+
+def _profiles(inp: _Inputs, config: FeatureConfig, budget: float | None = None,
+              seed: int = 0) -> dict[str, Any]:
+    """Each speaker's profile: of all their clips, or of the first ``budget`` seconds of them."""
+    from ser_edge.adapt import SpeakerProfile
+
+    n, mean, var = inp.rowstats
+    speakers = inp.data.speakers
+    out = {}
+    for s in np.unique(speakers):
+        mine = np.flatnonzero(speakers == s)
+        if budget is not None:
+            mine = np.random.default_rng([seed, _crc(s)]).permutation(mine)
+        profile = SpeakerProfile(config)
+        for i in mine:
+            profile.add(n[i], mean[i], var[i])
+            if budget is not None and profile.seconds >= budget:
+                break
+        out[s] = profile
+    return out
+
+
+def _crc(text: str) -> int:
+    """A stable number for a string (a speaker's seed)."""
+    import zlib
+
+    return zlib.crc32(text.encode("utf-8"))
+
+
+def _adaptation(inp: _Inputs, recipe: TrainingRecipe, train: np.ndarray,
+                profiles: Mapping[str, Any]) -> Any:
+    """The population's statistics: the mean over the training speakers of theirs."""
+    from ser_edge.adapt import Adaptation
+
+    speakers = sorted(set(inp.data.speakers[train]))
+    mean = np.mean([profiles[s].mean for s in speakers], axis=0)
+    std = np.mean([np.sqrt(profiles[s].var) for s in speakers], axis=0)
+    adapt = dict(recipe.adapt)
+    return Adaptation(recipe.feature_config, adapt["blocks"], mean, std, adapt["min_seconds"])
+
+
+def _adapted_rows(inp: _Inputs, adaptation: Any, profiles: Mapping[str, Any],
+                  config: FeatureConfig) -> np.ndarray:
+    """Every clip's clean vector mapped by its speaker's profile."""
+    X = np.asarray(inp.inputs)
+    out = np.empty_like(X, dtype=np.float32)
+    speakers = inp.data.speakers
+    for s, profile in profiles.items():
+        mine = speakers == s
+        out[mine] = adaptation.vector(X[mine], profile, config)
+    return out
+
+
+def _with_adaptation(inp: _Inputs, recipe: TrainingRecipe,
+                     train: np.ndarray) -> tuple[_Inputs, Any, dict[str, Any]]:
+    """Add the clean clips adapted to their speakers to ``inp`` as a training view.
+
+    Returns ``inp`` so extended, the adaptation (the population of the ``train`` speakers) and
+    every speaker's whole profile.
+    """
+    if not recipe.adapt:
+        return inp, None, {}
+    if recipe.takes_frames:
+        raise ParameterError("'adapt' is for pooled models (mlpnet): a frame network normalises "
+                             "each utterance itself")
+    profiles = _profiles(inp, recipe.feature_config)
+    adaptation = _adaptation(inp, recipe, train, profiles)
+    A = _adapted_rows(inp, adaptation, profiles, recipe.feature_config)
+    return dataclasses.replace(inp, adapted=[A]), adaptation, profiles
 
 
 # -- training and predicting on one split --------------------------------------------------------
@@ -360,12 +533,24 @@ def _proba_sklearn(model: Any, X: np.ndarray, labels: Sequence[str]) -> np.ndarr
 
 def _fit_net(inp: _Inputs, recipe: TrainingRecipe, train: np.ndarray,
              labels: Sequence[str]) -> tuple[Any, dict[str, Any]]:
+    """A network trained on clips ``train``; a pooled one, one per seed, soft-voted."""
     from .nets.train import train_net
 
     y_index = np.array([list(labels).index(v) for v in inp.data.y])
-    versions = [[inp.inputs[i]] + [copy[i] for copy in inp.augmented] for i in train]
-    return train_net(versions, y_index[train], inp.data.speakers[train], inp.corpora[train],
-                     recipe.net_config(), len(labels))
+    versions = [[inp.inputs[i]] + [copy[i] for copy in inp.augmented]
+                + [v[i] for v in inp.adapted] for i in train]
+    seeds = recipe.seeds if recipe.model == "mlpnet" else recipe.seeds[:1]
+    fits = [train_net(versions, y_index[train], inp.data.speakers[train], inp.corpora[train],
+                      recipe.net_config(seed), len(labels), mask_labels=recipe.mask_labels,
+                      balance=recipe.balance, val_seed=recipe.seeds[0]) for seed in seeds]
+    if len(fits) == 1:
+        return fits[0]
+    from .nets.onnx import SeedAverage
+
+    history = dict(fits[0][1])
+    history["seeds"] = [{"best_epoch": h["best_epoch"], "best_val_uar": h["best_val_uar"]}
+                        for _, h in fits]
+    return SeedAverage([m for m, _ in fits]), history
 
 
 def _split_worker(inp: _Inputs, recipe: TrainingRecipe, split: Split, labels: Sequence[str],
@@ -376,6 +561,9 @@ def _split_worker(inp: _Inputs, recipe: TrainingRecipe, split: Split, labels: Se
 
     y_index = np.array([list(labels).index(v) for v in inp.data.y])
     out: dict[str, Any] = {"history": None, "temperature": None}
+    if inp.trainable is not None:  # a member trained on some of the corpora: theirs only
+        split = dataclasses.replace(split, train=split.train[inp.trainable[split.train]])
+    inp, adaptation, _ = _with_adaptation(inp, recipe, split.train)
     if recipe.is_net:
         model, history = _fit_net(inp, recipe, split.train, labels)
         out["history"] = history
@@ -402,11 +590,22 @@ def _split_worker(inp: _Inputs, recipe: TrainingRecipe, split: Split, labels: Se
     if variants:
         for name, source in inp.variants.items():
             out["proba"][name] = proba(source, split.test)
+    if adaptation is not None:  # the test speakers' own statistics, of some or all their speech
+        for budget in ADAPT_BUDGETS:
+            profiles = _profiles(inp, recipe.feature_config, budget, seed=recipe.seeds[0])
+            A = _adapted_rows(inp, adaptation, profiles, recipe.feature_config)
+            # A profile under the adaptation's min_seconds is not used, as on the device.
+            ready = np.array([adaptation.ready(profiles[s])
+                              for s in inp.data.speakers[split.test]])
+            P = proba(A, split.test)
+            P[~ready] = out["proba"]["clean"][~ready]
+            out["proba"][_adapt_name(budget)] = P
     return out
 
 
 #: Bump when training or prediction changes what a run returns: cached runs are then ignored.
-RUNS_VERSION = 1
+#: 2: validation speakers seeded per corpus.
+RUNS_VERSION = 2
 
 
 def _run_key(inp: _Inputs, recipe: TrainingRecipe, splits: Sequence[Split], variants: bool,
@@ -470,8 +669,9 @@ def _combine(results: Sequence[Mapping[str, Any]], recipe: TrainingRecipe,
     """An ensemble's run from its members' runs: probabilities combined with the weights.
 
     The fold's temperature is fitted on the members' combined probabilities of the held-out
-    training speakers, when every member held out the same ones (they do: the same
-    :func:`~export.nets.train.validation_speakers` and seed); otherwise there is none.
+    training speakers that every member held out (:func:`~export.nets.train.validation_speakers`
+    draws them per corpus with the seed, so members of the same seed share them, a member of
+    some corpora only theirs); without any there is none.
     """
     from .ensemble import combine
     from .experiment import fit_temperature
@@ -484,14 +684,22 @@ def _combine(results: Sequence[Mapping[str, Any]], recipe: TrainingRecipe,
     splits = []
     for parts in zip(*(r["splits"] for r in results), strict=True):
         split = {k: parts[0][k] for k in ("name", "test", "tested")}
-        split["proba"] = {v: mix([p["proba"][v] for p in parts]) for v in parts[0]["proba"]}
+        # A variant a member lacks is its clean answer: adaptation maps the frame matrix per
+        # row, which a network normalising each utterance (mean and variance) does not see.
+        names = list(dict.fromkeys(v for p in parts for v in p["proba"]))
+        split["proba"] = {v: mix([p["proba"].get(v, p["proba"]["clean"]) for p in parts])
+                          for v in names}
         split["history"] = next((p["history"] for p in parts if p.get("history")), None)
         held = [p.get("held_out") for p in parts]
         split["temperature"] = None
-        if all(held) and all(np.array_equal(h["index"], held[0]["index"]) for h in held):
-            P = mix([h["proba"] for h in held])
-            split["temperature"] = fit_temperature(P, y_index[held[0]["index"]])
-            split["held_out"] = {"index": held[0]["index"], "proba": P}
+        if all(held):  # the held-out clips every member held out (members of some corpora)
+            common = held[0]["index"]
+            for h in held[1:]:
+                common = np.intersect1d(common, h["index"])
+            if len(common):
+                P = mix([h["proba"][np.searchsorted(h["index"], common)] for h in held])
+                split["temperature"] = fit_temperature(P, y_index[common])
+                split["held_out"] = {"index": common, "proba": P}
         splits.append(split)
     return {"labels": labels, "splits": splits}
 
@@ -526,6 +734,43 @@ def _protocol_summary(result: Mapping[str, Any], y: np.ndarray, description: str
                    "accuracy": f["accuracy"]} for f in scores["folds"]],
         "recall": recall["recall"], "labels": recall["labels"], "confusion": recall["confusion"],
         "weak_emotions": sorted(k for k, v in recall["recall"].items() if v < 0.10),
+    }
+
+
+def _loco_summary(result: Mapping[str, Any], y: np.ndarray, variant: str = "clean") -> dict:
+    """Leave one corpus out: per corpus its UAR, recall of each emotion and confusion; the mean.
+
+    The model predicts every label it was trained on; recall is over the test corpus's own
+    emotions (those the other corpora have).
+    """
+    import warnings
+
+    from .experiment import fold_scores, per_class_recall
+
+    corpora: dict[str, Any] = {}
+    for split in result["splits"]:
+        one = {"labels": result["labels"], "splits": [split]}
+        with warnings.catch_warnings():  # labels the corpus lacks are predicted: by design
+            warnings.filterwarnings("ignore", "y_pred contains classes not in y_true")
+            scores = fold_scores(one, y, variant)
+            recall = per_class_recall(one, y, variant)
+        corpora[split["tested"][0]] = {
+            "uar": scores["uar_mean"], "accuracy": scores["accuracy_mean"],
+            "n_clips": int(len(split["test"])), "recall": recall["recall"],
+            "labels": recall["labels"], "confusion": recall["confusion"],
+            "weak_emotions": sorted(k for k, v in recall["recall"].items() if v < 0.10)}
+    uars = np.array([c["uar"] for c in corpora.values()])
+    emotions = sorted({e for c in corpora.values() for e in c["recall"]},
+                      key=list(result["labels"]).index)
+    return {
+        "protocol": "leave one corpus out: trained on every other corpus, tested on all of one, "
+                    "over the emotions it shares with them",
+        "uar_mean": float(uars.mean()), "uar_std": float(uars.std()),
+        "uar_min": float(uars.min()), "corpora": corpora,
+        "recall_mean": {e: float(np.mean([c["recall"][e] for c in corpora.values()
+                                          if e in c["recall"]])) for e in emotions},
+        "zero_recall": sorted(f"{k}: {e}" for k, c in corpora.items()
+                              for e, r in c["recall"].items() if r == 0),
     }
 
 
@@ -596,7 +841,7 @@ def evaluate_recipe(
     quiet : bool
         No progress bars.
     protocols : sequence of str
-        A subset of ``("emobox", "contiguous", "emodb", "cross")``.
+        A subset of ``("emobox", "loco", "contiguous", "emodb", "cross")``.
     log : callable
         Called with a line per finished protocol.
 
@@ -604,7 +849,8 @@ def evaluate_recipe(
     -------
     report : dict
         ``recipe``, ``dataset``, ``emobox`` (with ``published``, ``robustness`` and
-        ``calibration``), ``contiguous``, ``emodb``, ``cross_corpus``, ``seconds``.
+        ``calibration``), ``loco`` (:func:`_loco_summary`), ``contiguous``, ``emodb``,
+        ``cross_corpus``, ``seconds``.
     """
     from .experiment import robustness
 
@@ -625,7 +871,18 @@ def evaluate_recipe(
         entry = _protocol_summary(res, y, "EmoBox's RAVDESS folds (4 actors each), "
                                   "speaker-independent")
         entry["published"] = emobox_published()
-        entry["robustness"] = robustness(res, y)
+        perturbed = {**res, "splits": [{**sp, "proba": {k: v for k, v in sp["proba"].items()
+                                                        if k == "clean" or k in PERTURBATIONS}}
+                                       for sp in res["splits"]]}
+        entry["robustness"] = robustness(perturbed, y)
+        for name in (_adapt_name(b) for b in ADAPT_BUDGETS):
+            if name in res["splits"][0]["proba"]:
+                from .experiment import fold_scores
+
+                scores = fold_scores(res, y, name)
+                entry.setdefault("adapted", {})[name] = {
+                    "uar_mean": scores["uar_mean"], "uar_std": scores["uar_std"],
+                    "folds": [f["uar"] for f in scores["folds"]]}
         held = _held_out_uar(res, y)
         if held is not None:
             entry["held_out"] = held
@@ -636,11 +893,29 @@ def evaluate_recipe(
         report["emobox"] = entry
         report["_emobox_result"] = res
         log(f"emobox UAR {entry['uar_mean']:.3f} ± {entry['uar_std']:.3f}")
+    if "loco" in protocols and len(present) > 1:
+        splits = loco_splits(corpora, y)
+        res = _run(inp, recipe, splits, jobs=jobs, variants=False, calibrate=False,
+                   cache_dir=cache_dir)
+        report["loco"] = _loco_summary(res, y)
+        adapted = [_adapt_name(b) for b in ADAPT_BUDGETS
+                   if _adapt_name(b) in res["splits"][0]["proba"]]
+        for name in adapted:
+            entry = _loco_summary(res, y, name)
+            entry["description"] = (
+                "each test speaker's profile from all of their clips" if name == "adapted" else
+                f"each test speaker's profile from {name.split()[-2]} s of their speech (whole "
+                "clips in a seeded order); under the model's min_seconds, not used")
+            report["loco"].setdefault("adapted", {})[name] = entry
+        report["_loco_result"] = res
+        log("LOCO UAR " + " ".join(f"{k} {v['uar']:.3f}" for k, v in
+                                   report["loco"]["corpora"].items())
+            + f", mean {report['loco']['uar_mean']:.3f}")
     if "contiguous" in protocols and "ravdess" in present:
         groups = contiguous_groups()
         if "babble" in recipe.augment.kinds:  # babble pools follow this protocol's folds
             own = _inputs(recipe, jobs=jobs, cache_dir=cache_dir, quiet=quiet, robust=False,
-                          pools_groups={**_groups(), **groups})
+                          pools_groups={**_groups(speakers, corpora), **groups})
         else:
             own = inp
         splits = in_corpus_splits(speakers, corpora, "ravdess", groups, name="contiguous")
@@ -788,6 +1063,19 @@ def _build_one(recipe: TrainingRecipe, inp: _Inputs, labels: list[str], training
                metrics: Mapping[str, Any], temperature: float, out: str | Path) -> Any:
     """Train one (non-ensemble) model on every clip and write it; a network's history."""
     all_clips = np.arange(len(inp.data.clips))
+    if inp.trainable is not None:
+        all_clips = np.flatnonzero(inp.trainable)
+    inp, adaptation, _ = _with_adaptation(inp, recipe, all_clips)
+    if recipe.model == "mlpnet":
+        from .nets.onnx import export_pooled_net
+
+        model, history = _fit_net(inp, recipe, all_clips, labels)
+        training["history"] = history
+        extra = {"adaptation": adaptation.to_metadata()} if adaptation is not None else {}
+        export_pooled_net(model, feature_config=recipe.feature_config, labels=labels,
+                          training=training, metrics=metrics, check_rows=inp.inputs[::50],
+                          temperature=temperature, path=out, **extra)
+        return history
     if recipe.is_net:
         from .nets.onnx import export_net
 
@@ -854,8 +1142,15 @@ def _build_ensemble(recipe: TrainingRecipe, inp: _Inputs, labels: list[str], tra
         training["storage"] = {"dtype": "float16", **_rounding(model, exact, frames)}
     min_frames = max(int(read_metadata(m).get("min_frames", 1)) for m in members)
     training["history"] = histories
+    # The members that adapt do so on the shared frame matrix (the others normalise each
+    # utterance, which a per-row map does not change): the ensemble adapts as they do.
+    adaptations = [read_metadata(m)["adaptation"] for m in members
+                   if "adaptation" in read_metadata(m)]
+    if len({json.dumps(a, sort_keys=True) for a in adaptations}) > 1:
+        raise ParameterError("an ensemble's members adapt in different ways")
+    extra = {"adaptation": adaptations[0]} if adaptations else {}
     set_metadata(model, labels=labels, feature_config=recipe.feature_config, training=training,
-                 metrics=metrics, input_kind="frames", min_frames=min_frames)
+                 metrics=metrics, input_kind="frames", min_frames=min_frames, **extra)
     check_ensemble(model, members, recipe.weights, config=recipe.feature_config, labels=labels,
                    temperature=temperature, frames=frames, how=recipe.combine)
     save(model, out)

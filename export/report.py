@@ -298,6 +298,51 @@ def _recall_table(entries: Mapping[str, Mapping[str, Any]], labels: Sequence[str
     return md
 
 
+def loco_table(loco: Mapping[str, Any], labels: Sequence[str]) -> list[str]:
+    """Markdown rows: per corpus of a leave-one-corpus-out entry, UAR and each emotion's recall.
+
+    Parameters
+    ----------
+    loco : mapping
+        :func:`export.recipe.evaluate_recipe`'s ``loco`` entry (or one of its ``adapted``
+        variants: the same keys).
+    labels : sequence of str
+        The columns' emotions, in order; an emotion a corpus lacks is ``-``; a recall under
+        0.10 is bold.
+
+    Returns
+    -------
+    lines : list of str
+    """
+    labels = [e for e in labels if any(e in c["recall"] for c in loco["corpora"].values())]
+    md = ["| corpus (clips) | UAR | " + " | ".join(labels) + " |",
+          "|---|---|" + "---|" * len(labels)]
+    for corpus, c in loco["corpora"].items():
+        cells = ["-" if e not in c["recall"] else
+                 (f"**{c['recall'][e]:.2f}**" if c["recall"][e] < 0.10 else
+                  f"{c['recall'][e]:.2f}") for e in labels]
+        md.append(f"| {corpus} ({c['n_clips']}) | {c['uar']:.3f} | " + " | ".join(cells) + " |")
+    mean = [f"{loco['recall_mean'][e]:.2f}" if e in loco["recall_mean"] else "-" for e in labels]
+    md.append(f"| **mean** | **{loco['uar_mean']:.3f}** | " + " | ".join(mean) + " |")
+    return md
+
+
+def _loco_section(loco: Mapping[str, Any], labels: Sequence[str]) -> list[str]:
+    md = ["## Leave one corpus out", "",
+          "Each corpus in turn is never trained on: the model is trained on every other corpus "
+          "(model selection and early stopping on held-out speakers of those) and tested on all "
+          "of it. The model answers with every label it knows; recall is over the corpus's own "
+          "emotions. Bold: recall under 0.10.", ""]
+    md += loco_table(loco, labels)
+    md += ["", f"Mean UAR {loco['uar_mean']:.3f} (lowest {loco['uar_min']:.3f}); emotions never "
+           "recognised: " + (", ".join(loco["zero_recall"]) or "none") + ".", ""]
+    for variant in loco.get("adapted", {}).values():
+        md += [f"### Adapted to the speaker: {variant['description']}", ""]
+        md += loco_table(variant, labels)
+        md += [""]
+    return md
+
+
 def write_recipe_report(folder: str | Path, report: Mapping[str, Any], *,
                         title: str | None = None) -> Path:
     """Write a recipe's evaluation: ``report.json``, ``summary.md``, plots, OOF predictions.
@@ -343,6 +388,10 @@ def write_recipe_report(folder: str | Path, report: Mapping[str, Any], *,
     if emobox and emobox.get("robustness"):
         plot_robustness(emobox["robustness"], emobox["uar_mean"], folder / "robustness.png",
                         f"{name}: robustness on EmoBox's held-out folds")
+    loco = report.get("loco")
+    for corpus, entry in (loco or {}).get("corpora", {}).items():
+        plot_confusion(entry["confusion"], entry["labels"], folder / f"confusion_loco_{corpus}.png",
+                       f"{name}: leave one corpus out, {corpus}\nUAR {_fmt(entry['uar'])}")
 
     md = [f"# {title or name + ': evaluation report'}", ""]
     if recipe.get("description"):
@@ -369,12 +418,20 @@ def write_recipe_report(folder: str | Path, report: Mapping[str, Any], *,
             md.append(f"| {model} (EmoBox) | {emobox_parameters(model)} | {ua:.3f} |")
         md += ["", "Per fold: " + ", ".join(f"{f['name'].split()[-1]}: {f['uar']:.3f}"
                                             for f in emobox["folds"]), ""]
+        for key, entry in (emobox.get("adapted") or {}).items():
+            md += [f"Adapted to each test speaker ({key}: "
+                   + ("the profile of all their clips" if key == "adapted" else
+                      f"a profile of {key.split()[-2]} s of their speech") + f"): UAR "
+                   f"{entry['uar_mean']:.3f} (folds " + ", ".join(f"{u:.3f}" for u in
+                                                                 entry["folds"]) + ").", ""]
         held = emobox.get("held_out")
         if held:
             md += [f"On each fold's held-out *training* speakers (what a choice between models "
                    f"may look at; a network's early stopping saw them): UAR "
                    f"{held['uar_mean']:.3f} (folds "
                    + ", ".join(f"{u:.3f}" for u in held["folds"]) + ").", ""]
+    if loco:
+        md += _loco_section(loco, recipe["emotions"])
     md += ["## Recall of each emotion (out-of-fold)", "",
            "Bold: under 0.10.", ""]
     md += _recall_table(protocols, recipe["emotions"])

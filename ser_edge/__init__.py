@@ -21,6 +21,7 @@ from .errors import (
 )
 
 if _typing.TYPE_CHECKING:  # pragma: no cover
+    from .adapt import SpeakerProfile
     from .model import BUNDLED_MODEL, Classifier, Failure, Prediction
     from .stream import StreamingClassifier, WindowResult
 
@@ -30,6 +31,7 @@ __all__ = [
     "Classifier",
     "Failure",
     "Prediction",
+    "SpeakerProfile",
     "StreamingClassifier",
     "WindowResult",
     "SerEdgeError",
@@ -43,6 +45,7 @@ __all__ = [
 
 #: The public modules, each with an ``__all__`` of its own.
 _MODULES = (
+    "adapt",
     "audio",
     "batch",
     "bench",
@@ -52,7 +55,9 @@ _MODULES = (
     "features",
     "filters",
     "model",
+    "modelfile",
     "results",
+    "samples",
     "stream",
     "timeline",
     "vad",
@@ -60,6 +65,7 @@ _MODULES = (
 
 _LAZY = {name: "model" for name in ("BUNDLED_MODEL", "Classifier", "Failure", "Prediction")}
 _LAZY.update({name: "stream" for name in ("StreamingClassifier", "WindowResult")})
+_LAZY["SpeakerProfile"] = "adapt"
 
 
 def __getattr__(name: str) -> object:

@@ -39,6 +39,7 @@ __all__ = [
     "feature_matrices",
     "feature_vector",
     "frame_matrix",
+    "normalise_rows",
     "feature_vector_stream",
     "mel_filters",
     "melspectrogram",
@@ -81,7 +82,8 @@ _CONFIG_SCHEMA = 1
 #: What a configuration written before a field existed meant by it (librosa's behaviour, and no
 #: level normalisation or frame selection).
 _LEGACY = {"chroma_threshold": None, "top_db": 80.0, "level_db": None, "frames": "all",
-           "active_range_db": 40.0, "active_floor_db": 6.0, "delta_width": 9, "norm": None}
+           "active_range_db": 40.0, "active_floor_db": 6.0, "delta_width": 9, "norm": None,
+           "active_floor_range_db": None}
 
 
 def _check_names(field: str, names: tuple[str, ...], allowed: tuple[str, ...], kind: str) -> None:
@@ -176,6 +178,11 @@ class FeatureConfig:
         ``active_range_db`` of the loudest frame, and ``active_floor_db`` above the noise floor
         (the 10th percentile of the clip's frame energies), in dB; frames within
         ``active_floor_db`` of the loudest are always active.
+    active_floor_range_db : float > 0 or None
+        Only the frames within this many dB of the loudest set the noise floor, so that digital
+        silence, a gate's zeros or a quiet pad around the clip do not lower it (and turn the
+        room's noise into "speech"); None counts every frame, as configurations written before
+        this field did. Left out of the JSON when None.
     delta_width : int >= 3, odd
         Frames of the ``"mfcc_delta"`` block's local slope (:func:`delta`); clips need at least
         this many frames.
@@ -210,6 +217,7 @@ class FeatureConfig:
     frames: str = "all"
     active_range_db: float = 40.0
     active_floor_db: float = 6.0
+    active_floor_range_db: float | None = None
     delta_width: int = 9
     norm: str | None = None
 
@@ -254,6 +262,11 @@ class FeatureConfig:
             raise ParameterError(
                 f"FeatureConfig.active_range_db={self.active_range_db!r} and "
                 f"active_floor_db={self.active_floor_db!r} must be > 0"
+            )
+        if self.active_floor_range_db is not None and not self.active_floor_range_db > 0:
+            raise ParameterError(
+                "FeatureConfig.active_floor_range_db must be > 0 or None, got "
+                f"{self.active_floor_range_db!r}"
             )
         width = self.delta_width
         if (isinstance(width, bool) or not isinstance(width, (int, np.integer))
@@ -325,6 +338,8 @@ class FeatureConfig:
         else:
             data["stats"] = list(self.stats)
         data["schema"] = _CONFIG_SCHEMA
+        if data["active_floor_range_db"] is None:  # as configurations written before it
+            del data["active_floor_range_db"]
         return json.dumps(data, sort_keys=True)
 
     @classmethod
@@ -835,7 +850,8 @@ def _needs_levels(config: FeatureConfig) -> bool:
 def _gain_and_mask(r: np.ndarray, config: FeatureConfig) -> tuple[float | None, np.ndarray | None]:
     """The level gain (or None) and the frames to pool (or None for all) of frame levels ``r``."""
     active = active_frames(energy_db(r), range_db=config.active_range_db,
-                           floor_db=config.active_floor_db)
+                           floor_db=config.active_floor_db,
+                           floor_range_db=config.active_floor_range_db)
     gain = None if config.level_db is None else level_gain(r, active, config.level_db)
     return gain, (active if config.frames == "active" else None)
 
@@ -927,12 +943,24 @@ def feature_matrices(y: np.ndarray, *, sr: int, config: FeatureConfig) -> dict[s
     if mask is not None:
         blocks = {name: M[:, mask] for name, M in blocks.items()}
     if config.norm is not None:
-        blocks = {name: _normalise_rows(M, config.norm) for name, M in blocks.items()}
+        blocks = {name: normalise_rows(M, config.norm) for name, M in blocks.items()}
     return blocks
 
 
-def _normalise_rows(M: np.ndarray, norm: str) -> np.ndarray:
-    """Per-row mean (and standard deviation) normalisation over the frames, in float32."""
+def normalise_rows(M: np.ndarray, norm: str) -> np.ndarray:
+    """Per-utterance normalisation of each row over the frames (``FeatureConfig.norm``).
+
+    Parameters
+    ----------
+    M : np.ndarray [shape=(n_rows, n_frames)], float32
+    norm : {"mean", "meanvar"}
+        Subtract each row's mean; ``"meanvar"`` also divides by its population standard
+        deviation where it exceeds 0.01.
+
+    Returns
+    -------
+    M_normalised : np.ndarray [shape=(n_rows, n_frames)], float32
+    """
     mean = np.mean(M, axis=-1, keepdims=True)
     out = M - mean
     if norm == "meanvar":

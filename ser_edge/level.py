@@ -6,8 +6,10 @@ on the power spectrogram that the features already compute:
 
 - :func:`rms` is each frame's root-mean-square level (``librosa.feature.rms`` from a spectrogram);
 - :func:`active_frames` keeps the frames that carry the voice: within ``range_db`` of the clip's
-  loudest frame and ``floor_db`` above its noise floor (the 10th percentile of frame energies);
-  both thresholds move with the clip's level, so the selection does not depend on the gain;
+  loudest frame and ``floor_db`` above its noise floor (the 10th percentile of frame energies,
+  of the frames within ``floor_range_db`` of the loudest: digital silence or a quiet pad is not
+  the room's noise); every threshold moves with the clip's level, so the selection does not
+  depend on the gain;
 - :func:`level_gain` is the power gain that brings the mean energy of those frames to a fixed
   level in dBFS. Multiplying the power spectrogram (and so the mel and chroma projections, which
   are linear in it) by that gain is the same, in exact arithmetic, as scaling the waveform by its
@@ -84,16 +86,27 @@ def energy_db(rms_values: np.ndarray) -> np.ndarray:
     return 20.0 * np.log10(np.maximum(np.asarray(rms_values, dtype=np.float64), 1e-10))
 
 
-def active_frames(e: np.ndarray, *, range_db: float = 40.0, floor_db: float = 6.0) -> np.ndarray:
+def active_frames(
+    e: np.ndarray, *, range_db: float = 40.0, floor_db: float = 6.0,
+    floor_range_db: float | None = None,
+) -> np.ndarray:
     """The frames that carry the voice: loud relative to the clip's peak and its noise floor.
 
     A frame is active when its energy is at least ``max(e) - range_db`` and at least
-    ``floor_db`` above the noise floor, the :data:`NOISE_FLOOR_PERCENTILE`-th percentile of the
-    clip's frame energies (``numpy.percentile``, linear interpolation); the frames within
+    ``floor_db`` above the noise floor, the :data:`NOISE_FLOOR_PERCENTILE`-th percentile
+    (``numpy.percentile``, linear interpolation) of the energies of the frames within
+    ``floor_range_db`` of the loudest (of every frame when it is None); the frames within
     ``floor_db`` of the loudest are always active, so a clip of steady sound (a tone, noise, or
     speech without pauses) keeps its frames rather than a rounding-dependent few at its peak.
     Every threshold is relative to the clip's own energies, so a gain does not change which
     frames are active.
+
+    ``floor_range_db`` keeps what is not the room from lowering the floor: digital silence (a
+    trimmed, edited or gated clip, VoIP without comfort noise), or a quiet stretch padded around
+    the clip, has frames far under the room's noise; counted, they put the floor under the room
+    noise, which then passes for speech (0.6 s of digital silence around a clip more than
+    doubled its active frames). Frames more than ``floor_range_db`` under the peak are neither
+    the voice nor, for the floor, its background.
 
     Parameters
     ----------
@@ -103,6 +116,9 @@ def active_frames(e: np.ndarray, *, range_db: float = 40.0, floor_db: float = 6.
         Largest distance under the loudest frame, in dB.
     floor_db : float > 0
         Smallest distance above the noise floor, in dB.
+    floor_range_db : float > 0 or None
+        The frames whose energies set the noise floor are within this many dB of the loudest;
+        None counts every frame (the rule before it existed).
 
     Returns
     -------
@@ -119,8 +135,11 @@ def active_frames(e: np.ndarray, *, range_db: float = 40.0, floor_db: float = 6.
         raise ParameterError(f"active_frames takes a non-empty 1-D array, got shape {e.shape}")
     if not range_db > 0 or not floor_db > 0:
         raise ParameterError(f"range_db={range_db!r} and floor_db={floor_db!r} must be > 0")
+    if floor_range_db is not None and not floor_range_db > 0:
+        raise ParameterError(f"floor_range_db={floor_range_db!r} must be > 0 or None")
     peak = e.max()
-    threshold = max(peak - range_db, np.percentile(e, NOISE_FLOOR_PERCENTILE) + floor_db)
+    heard = e if floor_range_db is None else e[e >= peak - floor_range_db]
+    threshold = max(peak - range_db, np.percentile(heard, NOISE_FLOOR_PERCENTILE) + floor_db)
     return e >= min(threshold, peak - floor_db)
 
 

@@ -120,12 +120,24 @@ def test_perturbations(clip):
     others = [np.roll(clip, 500 * k) for k in range(1, 5)]
     for name, (kind, value) in A.PERTURBATIONS.items():
         out = A.perturb(clip, SR, name, clip=11, others=others)
-        assert out.shape == clip.shape and np.isfinite(out).all(), name
+        padded = kind.startswith("pad")
+        assert out.shape == ((len(clip) + 2 * int(0.6 * SR),) if padded else clip.shape), name
+        assert np.isfinite(out).all(), name
         np.testing.assert_array_equal(out, A.perturb(clip, SR, name, clip=11, others=others))
         if kind == "gain":
             np.testing.assert_allclose(out, clip * 10 ** (value / 20), rtol=1e-6)
         if kind in ("white", "babble"):
             assert abs(A.snr_db(clip, out.astype(np.float64) - clip) - value) < 0.5
+        if padded:
+            n = int(0.6 * SR)
+            np.testing.assert_array_equal(out[n:-n], clip)
+            side = np.r_[out[:n], out[-n:]]
+            level = 10 * np.log10(np.mean(side.astype(np.float64) ** 2) + 1e-30)
+            assert (level < -200) if kind == "pad_silence" else abs(level - value) < 0.2, name
+        if kind == "gate":
+            quiet = np.abs(clip) < 10 ** (value / 20)
+            assert quiet.any() and not out[quiet].any()
+            np.testing.assert_array_equal(out[~quiet], clip[~quiet])
     with pytest.raises(ParameterError, match="unknown perturbation"):
         A.perturb(clip, SR, "underwater", clip=0)
     with pytest.raises(ParameterError, match="other speakers"):
@@ -161,3 +173,21 @@ def test_speed_and_stretch_change_the_length(clip):
     f = np.fft.rfftfreq(2048, 1 / SR)
     centroid = lambda S: (f * S).sum() / S.sum()  # noqa: E731
     assert centroid(S1) / centroid(S0) == pytest.approx(2 ** (2 / 12), rel=0.05)
+
+
+def test_pad_and_gate_augmentations_draw_within_their_ranges(clip):
+    config = A.AugmentConfig(kinds=("pad", "gate"), p_default=1.0, pad_s=(0.25, 0.5),
+                             gate_db=(-55.0, -45.0))
+    lengths = set()
+    for copy in range(8):
+        out = A.augment(clip, SR, config, seed=1, clip=3, copy=copy)
+        extra = (len(out) - len(clip)) / 2 / SR
+        assert 0.25 - 1e-3 <= extra <= 0.5 + 1e-3
+        lengths.add(len(out))
+        body = out[(len(out) - len(clip)) // 2:][:len(clip)]
+        assert np.all((body == 0) | (body == clip))  # gated: samples kept or zeroed, no other
+        assert (body == 0).sum() > (clip == 0).sum()
+    assert len(lengths) > 1
+    assert A.AugmentConfig.from_json(config.to_json()) == config
+    # Configurations that do not use them keep the JSON they had (the caches' keys).
+    assert "pad_s" not in A.AugmentConfig(kinds=("white",)).to_json()

@@ -199,3 +199,149 @@ def test_feature_csv_round_trip(tmp_path, rng):
     np.testing.assert_array_equal(X2, X)
     with pytest.raises(ParameterError, match="shape"):
         write_feature_csv(tmp_path / "bad.csv", clips, X[:1], names)
+
+
+# -- the five corpora added for cross-corpus work ------------------------------------------------
+
+
+def test_ased_names_folders_and_rejects(tmp_path):
+    from export.corpora import parse_ased
+
+    _touch(
+        tmp_path,
+        "01Neutral/n1-01-01-01-01.opus",  # neutral, sentence 1, female, speaker 01
+        "04Sad/S4-04-02-01-29.opus",  # the original's one upper-case letter
+        "05Angry/a5-12-03-02-65.opus",  # male, speaker 65
+        "03Happy/a3-01-01-01-02.opus",  # angry letter in the happy folder: rejected
+        "03Happy/h3-01-01-03-02.opus",  # gender 03: rejected
+    )
+    with pytest.warns(UserWarning, match="2 file"):
+        corpus = parse_ased(tmp_path)
+    by_name = {c.path.name: c for c in corpus.clips}
+    assert by_name["n1-01-01-01-01.opus"].emotion == "neutral"
+    assert by_name["n1-01-01-01-01.opus"].labels["sex"] == "female"
+    assert by_name["S4-04-02-01-29.opus"].emotion == "sad"
+    assert by_name["S4-04-02-01-29.opus"].speaker == "ased:29"
+    assert by_name["a5-12-03-02-65.opus"].labels["sex"] == "male"
+    assert {p.name for p, _ in corpus.rejected} == {"a3-01-01-01-02.opus",
+                                                    "h3-01-01-03-02.opus"}
+
+
+def test_nemo_names_and_table(tmp_path):
+    from export.corpora import parse_nemo
+
+    _touch(tmp_path, "samples/EB0_anger_1.opus", "samples/WR0_surprised_64.opus",
+           "samples/KS0_sadness_3.opus", "samples/KS0_joy_3.opus")
+    (tmp_path / "data.tsv").write_text(
+        "file_id\temotion\traw_text\tnormalized_text\tspeaker_id\tgender\tage\n"
+        "EB0_anger_1.wav\tanger\tx\tx\t        EB0\tfemale\t27\n")
+    with pytest.warns(UserWarning, match="1 file"):
+        corpus = parse_nemo(tmp_path)
+    assert [(c.speaker, c.emotion) for c in corpus.clips] == [
+        ("nemo:EB0", "angry"), ("nemo:KS0", "sad"), ("nemo:WR0", "surprised")]
+    assert corpus.clips[0].labels["sex"] == "female"  # speaker ids have leading spaces there
+    assert "sex" not in corpus.clips[1].labels
+
+
+def test_korean_numbers_map_to_emotions(tmp_path):
+    from export.corpora import parse_korean
+
+    _touch(tmp_path, *[f"plain-to-emotional/ema/wav/ema{n:05d}.opus" for n in (1, 100, 101, 250,
+                                                                              400)],
+           "emotional-to-emotional/neo/wav/neo00401.opus",  # beyond 400: rejected
+           "emotional-to-emotional/neo/wav/nea00001.opus")  # another speaker's folder: rejected
+    with pytest.warns(UserWarning, match="2 file"):
+        corpus = parse_korean(tmp_path)
+    assert [c.emotion for c in corpus.clips] == ["neutral", "neutral", "happy", "angry", "sad"]
+    assert {c.speaker for c in corpus.clips} == {"korean:ema"}
+    assert corpus.clips[0].labels["script"] == "plain-to-emotional"
+
+
+def test_turev_folders_and_calm(tmp_path):
+    from export.corpora import parse_turev
+
+    _touch(tmp_path, "Angry/1157_kz_acik.opus", "Calm/1234_hl_algi.opus",
+           "Happy/6783_sk_beste.opus", "Sad/7895_mt_x.opus", "Bored/1157_kz_acik.opus")
+    with pytest.warns(UserWarning, match="1 file"):
+        corpus = parse_turev(tmp_path)
+    assert [(c.emotion, c.speaker) for c in corpus.clips] == [
+        ("angry", "turev:1157"), ("calm", "turev:1234"), ("happy", "turev:6783"),
+        ("sad", "turev:7895")]
+
+
+def test_baved_is_arousal_not_emotion(tmp_path):
+    from export.corpora import parse_baved
+
+    _touch(tmp_path, "0/0-m-21-0-1-105.opus", "0/3-f-21-0-0-1.opus", "2/12-m-22-2-2-9.opus",
+           "0/49-m-23-6-1-201.opus",  # in another word's folder, as one original file: kept
+           "1/1-m-20-1-3-1.opus")  # level 3: rejected
+    with pytest.warns(UserWarning, match="1 file"):
+        corpus = parse_baved(tmp_path)
+    assert [c.emotion for c in corpus.clips] == ["", "", "", ""]
+    assert [c.labels["arousal"] for c in corpus.clips] == ["neutral", "low", "neutral", "high"]
+    assert [c.speaker for c in corpus.clips] == ["baved:0", "baved:3", "baved:49", "baved:12"]
+    assert corpus.clips[1].labels["sex"] == "female"
+    assert select(corpus.clips, "4class") == []  # an emotion selection leaves them out
+
+
+# The counts of each corpus's MANIFEST.txt in ../shared/data.
+_MANIFESTS = {
+    "ravdess": (1440, 24, {"neutral": 96, "calm": 192, "happy": 192, "sad": 192, "angry": 192,
+                           "fearful": 192, "disgust": 192, "surprised": 192}),
+    "emodb": (535, 10, {"angry": 127, "boredom": 81, "disgust": 46, "fearful": 69, "happy": 71,
+                        "neutral": 79, "sad": 62}),
+    "ased": (2474, 65, {"neutral": 522, "fearful": 510, "happy": 486, "sad": 470, "angry": 486}),
+    "nemo": (4481, 9, {"neutral": 809, "sad": 769, "happy": 749, "angry": 749, "fearful": 736,
+                       "surprised": 669}),
+    "korean": (300, 15, {"neutral": 75, "happy": 75, "angry": 75, "sad": 75}),
+    "turev": (1735, 6, {"angry": 487, "sad": 483, "calm": 408, "happy": 357}),
+    "baved": (1935, 60, {"": 1935}),
+}
+
+
+@pytest.mark.parametrize("name", sorted(_MANIFESTS))
+def test_real_corpus_counts_match_the_manifest(name):
+    from export.corpora import parse_corpus
+    from export.data import missing_corpus
+    from export.paths import corpus_dir
+
+    root = corpus_dir(name)
+    if root is None:
+        pytest.skip(missing_corpus(name))
+    corpus = parse_corpus(name, root)
+    n_clips, n_speakers, emotions = _MANIFESTS[name]
+    assert corpus.rejected == []
+    assert len(corpus) == n_clips
+    assert len(corpus.counts("speaker")) == n_speakers
+    assert corpus.counts() == dict(sorted(emotions.items()))
+    assert all(c.speaker.startswith(f"{name}:") and c.corpus == name for c in corpus.clips)
+    if name == "baved":
+        assert corpus.counts("arousal") == {"high": 678, "low": 585, "neutral": 672}
+
+
+# -- leave one corpus out --------------------------------------------------------------------------
+
+
+def test_loco_splits_train_on_the_others_and_test_the_shared_emotions():
+    from export.protocols import loco_splits
+
+    corpora = np.array(["a"] * 4 + ["b"] * 3 + ["c"] * 2 + ["d"] * 2)
+    emotions = np.array(["happy", "sad", "calm", "angry",  # a
+                         "happy", "sad", "disgust",  # b: disgust only here
+                         "", "",  # c: arousal only (BAVED)
+                         "sad", "happy"])  # d
+    splits = loco_splits(corpora, emotions)
+    assert [s.name for s in splits] == ["loco a", "loco b", "loco d"]
+    a, b, d = splits
+    assert a.tested == ("a",)
+    np.testing.assert_array_equal(a.train, np.arange(4, 11))  # every other clip, BAVED's too
+    np.testing.assert_array_equal(a.test, [0, 1])  # calm and angry: nobody else has them
+    np.testing.assert_array_equal(b.test, [4, 5])  # its disgust cannot be scored
+    np.testing.assert_array_equal(d.test, [9, 10])
+    for s in splits:
+        assert not set(s.train) & set(s.test)
+        assert set(corpora[s.train]) == set(corpora) - set(s.tested)
+    with pytest.raises(ParameterError, match="fewer than two emotions"):
+        loco_splits(np.array(["a", "a", "b", "b"]), np.array(["happy", "sad", "happy", "calm"]))
+    with pytest.raises(ParameterError, match="two corpora"):
+        loco_splits(np.array(["a", "a"]), np.array(["happy", "sad"]))

@@ -240,3 +240,42 @@ def test_bundled_models_carry_their_figures():
             ["neutral", "calm", "happy", "sad", "angry", "fearful", "disgust", "surprised"]
         )
         FeatureConfig.from_json(json.dumps(meta["feature_config"]))
+
+
+def test_score_a_built_model_on_a_corpus_it_never_saw(tmp_path, build_model):
+    """export.score: the runtime's answers on every clip, recall over the corpus's emotions."""
+    from export.paths import corpus_dir
+    from export.score import score_corpora
+    from ser_edge import Classifier
+
+    root = corpus_dir("korean")
+    if root is None:
+        pytest.skip("corpus 'korean' not found (set SER_EDGE_DATA)")
+    path = build_model(tmp_path / "m.onnx")
+    result = score_corpora(path, ["korean"], every=15)
+    korean = result["corpora"]["korean"]
+    assert korean["clips"] == 20 and set(korean["labels"]) == {"neutral", "happy", "sad", "angry"}
+    clf = Classifier(path)
+    from export.corpora import parse_corpus
+
+    clips = parse_corpus("korean", root).clips[::15]
+    pred = np.array([clf.classify(c.path).label for c in clips])
+    truth = np.array([c.emotion for c in clips])
+    for e in korean["labels"]:
+        assert korean["recall"][e] == pytest.approx(np.mean(pred[truth == e] == e))
+    assert korean["uar"] == pytest.approx(np.mean(list(korean["recall"].values())))
+    assert result["uar_mean"] == korean["uar"]
+
+
+def test_score_refuses_a_corpus_the_model_was_trained_on(tmp_path, data):
+    from export.onnx_export import export_onnx
+    from export.score import score_corpora
+    from export.train import fit_pipeline
+
+    X, y, _ = data
+    model = fit_pipeline(X, y, params={"hidden_layer_sizes": [4], "max_iter": 5})
+    export_onnx(model, feature_config=CONFIG, labels=[str(c) for c in model.classes_],
+                training={"recipe": {"corpora": ["ravdess", "korean=/x"]}},
+                metrics={"speaker_independent": {}}, path=tmp_path / "m.onnx")
+    with pytest.raises(ParameterError, match="trained on korean"):
+        score_corpora(tmp_path / "m.onnx", ["korean"])

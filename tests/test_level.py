@@ -177,7 +177,8 @@ def test_old_metadata_reads_as_before():
 @pytest.mark.parametrize(
     ("kwargs", "match"),
     [(dict(frames="speech"), "frames must be one of"), (dict(top_db=-1.0), "top_db"),
-     (dict(delta_width=4), "delta_width"), (dict(active_floor_db=0.0), "active_floor_db")],
+     (dict(delta_width=4), "delta_width"), (dict(active_floor_db=0.0), "active_floor_db"),
+     (dict(active_floor_range_db=0.0), "active_floor_range_db")],
 )
 def test_bad_level_options(kwargs, match):
     with pytest.raises(ParameterError, match=match):
@@ -199,3 +200,62 @@ def test_per_utterance_normalisation(signal, norm):
     np.testing.assert_allclose(Fg, F, atol=1e-3)
     with pytest.raises(ParameterError, match="norm must be one of"):
         FeatureConfig(norm="cmvn")
+
+
+def test_floor_range_round_trips_and_is_left_out_when_none():
+    assert "active_floor_range_db" not in json.loads(FeatureConfig().to_json())
+    config = FeatureConfig(frames="active", active_range_db=25.0, active_floor_range_db=40.0)
+    assert FeatureConfig.from_json(config.to_json()) == config
+    assert json.loads(config.to_json())["active_floor_range_db"] == 40.0
+
+
+def _room_clip(rng, sr=16000, *, noise_db=-50.0):
+    """Three syllables of a harmonic voice (-20 dBFS) in room noise, with pauses between."""
+    t = np.arange(int(0.25 * sr)) / sr
+    voice = sum(np.sin(2 * np.pi * 150 * h * t) / h for h in range(1, 8)).astype(np.float32)
+    voice *= 0.1 / np.sqrt(np.mean(voice**2)) * np.hanning(len(t)).astype(np.float32) ** 0.3
+    pause = np.zeros(int(0.2 * sr), np.float32)
+    y = np.concatenate([pause, voice, pause, voice, pause, voice, pause])
+    noise = rng.standard_normal(len(y)).astype(np.float32) * 10 ** (noise_db / 20)
+    return y + noise
+
+
+def test_digital_silence_around_a_clip_leaves_its_active_frames_alone(rng):
+    """With a floor range, 0.6 s of digital silence or -60 dBFS noise padded around a clip in
+    room noise about 38 dB under its loudest frame makes none of the room noise "speech";
+    without one (the old rule), the digital silence pulls the floor down and the pauses, room
+    noise, become active."""
+    from ser_edge.level import active_frames, energy_db, rms
+
+    sr, n_fft, hop = 16000, 1024, 256
+    y = _room_clip(rng, sr, noise_db=-55.0)
+    pad = 9728  # 38 hops: the clip's frames stay where they were
+
+    def energies(z):
+        from ser_edge.features import _power_spectrogram
+
+        S, _ = _power_spectrogram(z, None, n_fft, hop, 2.0)
+        return energy_db(rms(S=S, frame_length=n_fft)[0])
+
+    e = energies(y)
+    quiet = np.zeros(pad, np.float32)
+    hiss = (rng.standard_normal(pad) * 1e-3).astype(np.float32)
+    for padding in (quiet, hiss):
+        e_pad = energies(np.concatenate([padding, y, padding]))
+        inner = slice(38, 38 + len(e))
+        new = active_frames(e_pad, range_db=25.0, floor_db=6.0, floor_range_db=40.0)
+        assert np.array_equal(new[inner], active_frames(e, range_db=25.0, floor_db=6.0,
+                                                        floor_range_db=40.0))
+        assert not new[:30].any() and not new[-30:].any()
+    old = active_frames(energies(np.concatenate([quiet, y, quiet])), range_db=40.0, floor_db=6.0)
+    assert old[38:38 + len(e)].sum() > 1.5 * active_frames(e, range_db=40.0, floor_db=6.0).sum()
+
+
+def test_floor_range_keeps_gain_invariance(rng):
+    from ser_edge.level import active_frames
+
+    e = rng.normal(-40, 10, 500)
+    e[:50] = -200.0  # digital silence
+    a = active_frames(e, range_db=25.0, floor_db=6.0, floor_range_db=40.0)
+    b = active_frames(e + 17.3, range_db=25.0, floor_db=6.0, floor_range_db=40.0)
+    assert np.array_equal(a, b) and a.any() and not a[:50].any()

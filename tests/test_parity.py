@@ -200,7 +200,10 @@ def _librosa_level_blocks(y, sr, config):
     r = librosa.feature.rms(S=np.abs(D), frame_length=config.n_fft, hop_length=config.hop_length,
                             center=True)[0].astype(np.float64)
     e = 20 * np.log10(np.maximum(r, 1e-10))
-    threshold = max(e.max() - config.active_range_db, np.percentile(e, 10) + config.active_floor_db)
+    heard = e if config.active_floor_range_db is None else \
+        e[e >= e.max() - config.active_floor_range_db]
+    threshold = max(e.max() - config.active_range_db,
+                    np.percentile(heard, 10) + config.active_floor_db)
     active = e >= min(threshold, e.max() - config.active_floor_db)
     gain = 1.0
     if config.level_db is not None:
@@ -230,9 +233,10 @@ def _librosa_level_blocks(y, sr, config):
     return blocks
 
 
-@pytest.mark.parametrize("kind", ["vibrato-in-silence", "noise", "chirp", "sine"])
+@pytest.mark.parametrize("kind", ["vibrato-in-silence", "vibrato-in-digital-silence", "noise",
+                                  "chirp", "sine"])
 @pytest.mark.parametrize("level_db", [None, -20.0, -35.0])
-@pytest.mark.parametrize("frames", ["all", "active"])
+@pytest.mark.parametrize("frames", ["all", "active", "active, floor range 40 dB"])
 @pytest.mark.parametrize("top_db", [80.0, 60.0, None])
 @pytest.mark.parametrize("norm", [None, "mean", "meanvar"])
 def test_level_options_grid(signal, kind, level_db, frames, top_db, norm):
@@ -241,11 +245,17 @@ def test_level_options_grid(signal, kind, level_db, frames, top_db, norm):
     if kind == "vibrato-in-silence":
         quiet = 1e-4 * signal("noise", sr, duration=0.4)
         y = np.concatenate([quiet, signal("vibrato", sr, duration=1.2), quiet])
+    elif kind == "vibrato-in-digital-silence":
+        quiet = np.zeros(int(0.6 * sr), np.float32)
+        y = np.concatenate([quiet, signal("vibrato", sr, duration=1.2), quiet])
     else:
         y = signal(kind, sr, duration=1.2)
+    floor_range = {"range_db": 25.0, "floor_range_db": 40.0} if "floor range" in frames else {}
     config = features.FeatureConfig(
         features=("mfcc", "chroma", "mel", "mfcc_delta"), sr=sr, n_fft=1024, hop_length=256,
-        n_mfcc=20, n_mels=64, top_db=top_db, level_db=level_db, frames=frames, norm=norm,
+        n_mfcc=20, n_mels=64, top_db=top_db, level_db=level_db, frames=frames.split(",")[0],
+        norm=norm, active_range_db=floor_range.get("range_db", 40.0),
+        active_floor_range_db=floor_range.get("floor_range_db"),
         stats={"mfcc": ("mean", "std"), "chroma": ("mean",), "mel": ("std", "max"),
                "mfcc_delta": ("std",)})
     ref = _librosa_level_blocks(y, sr, config)

@@ -73,7 +73,8 @@ def test_a_tiny_recipe_end_to_end(ravdess_dir, emodb_dir, tmp_path):
     assert set(emobox["robustness"]) == {
         "gain -20 dB", "gain -10 dB", "gain +10 dB", "white noise 20 dB SNR",
         "white noise 10 dB SNR", "babble 10 dB SNR", "telephone band", "MP3 32 kbit/s",
-        "reverberation RT60 0.5 s"}
+        "reverberation RT60 0.5 s", "digital silence 0.6 s around",
+        "white noise -60 dBFS 0.6 s around", "gate under -50 dBFS"}
     # Level normalisation: a gain changes no label.
     for name in ("gain -20 dB", "gain -10 dB", "gain +10 dB"):
         assert emobox["robustness"][name]["label_unchanged"] == 1.0
@@ -239,3 +240,98 @@ def test_a_tiny_ensemble_end_to_end(ravdess_dir, emodb_dir, tmp_path):
     assert rounding["dtype"] == "float16" and rounding["clips_checked"] >= 5
     assert rounding["max_probability_change"] < 1e-2
     assert len(list((cache / "members").glob("*.onnx"))) == 2
+
+
+def _corpus_subset(root: Path, dst: Path, step: int) -> None:
+    """Every ``step``-th audio file under ``root``, linked at the same relative path."""
+    files = sorted(p for p in root.rglob("*") if p.suffix in (".flac", ".opus"))
+    for f in files[::step]:
+        link = dst / f.relative_to(root)
+        link.parent.mkdir(parents=True, exist_ok=True)
+        link.symlink_to(f)
+
+
+def test_adapt_mask_and_balance_checks():
+    config = FeatureConfig(features=("mfcc", "chroma"))
+    with pytest.raises(ParameterError, match="need a network"):
+        TrainingRecipe(name="x", model="mlp", mask_labels=True)
+    with pytest.raises(ParameterError, match="must name some of the features"):
+        TrainingRecipe(name="x", model="mlpnet", feature_config=config, adapt={"blocks": ["mel"]})
+    with pytest.raises(ParameterError, match="unknown fields: colour"):
+        TrainingRecipe(name="x", model="mlpnet", feature_config=config,
+                       adapt={"blocks": ["mfcc"], "colour": 1})
+    recipe = TrainingRecipe(name="x", model="mlpnet", feature_config=config, mask_labels=True,
+                            balance=True, adapt={"blocks": ["mfcc"], "min_seconds": 5})
+    assert TrainingRecipe.from_dict(recipe.to_dict()) == recipe
+    assert recipe.to_dict()["adapt"] == {"blocks": ["mfcc"], "min_seconds": 5.0}
+    # Recipes without them keep the fields they had (the cached runs' keys).
+    assert "adapt" not in TrainingRecipe(name="y").to_dict()
+
+
+@pytest.mark.slow
+def test_a_tiny_multi_corpus_recipe_end_to_end(tmp_path):
+    """Four corpora, a pooled network with masked, balanced training and adaptation: leave one
+    corpus out with and without adaptation, then the built model adapts on the device."""
+    from export.paths import corpus_dir
+    from export.recipe import build_model, evaluate_recipe
+    from export.report import write_recipe_report
+    from ser_edge import Classifier
+
+    roots = {name: corpus_dir(name) for name in ("ravdess", "emodb", "korean", "turev")}
+    missing = [name for name, root in roots.items() if root is None]
+    if missing:
+        pytest.skip(f"corpora not found: {missing} (set SER_EDGE_DATA)")
+    for name, step in (("ravdess", 7), ("emodb", 5), ("korean", 3), ("turev", 16)):
+        _corpus_subset(roots[name], tmp_path / name, step)
+    recipe = TrainingRecipe(
+        name="tiny-loco", model="mlpnet",
+        corpora=tuple(f"{n}={tmp_path / n}" for n in ("ravdess", "emodb", "korean", "turev")),
+        feature_config=FeatureConfig(features=("mfcc", "mel"), n_mfcc=13, n_mels=32,
+                                     stats={"mfcc": ("mean", "std"), "mel": ("std",)},
+                                     level_db=-20.0, frames="active", top_db=60.0,
+                                     active_range_db=25.0, active_floor_range_db=40.0),
+        net={"hidden": 16, "epochs": 6, "patience": 3, "batch_size": 16}, seeds=(0, 1),
+        mask_labels=True, balance=True, adapt={"blocks": ["mfcc", "mel"], "min_seconds": 4.0})
+    cache = tmp_path / "cache"
+    report = evaluate_recipe(recipe, jobs=2, cache_dir=cache, protocols=("loco",))
+    loco = report["loco"]
+    assert list(loco["corpora"]) == ["emodb", "korean", "ravdess", "turev"]
+    korean = loco["corpora"]["korean"]
+    assert set(korean["recall"]) == {"neutral", "happy", "angry", "sad"}
+    # TurEV's calm is scored: RAVDESS has calm; EmoDB's boredom is not among the labels.
+    assert "calm" in loco["corpora"]["turev"]["recall"]
+    assert loco["uar_mean"] == pytest.approx(np.mean([c["uar"] for c in
+                                                      loco["corpora"].values()]))
+    assert set(loco["adapted"]) == {"adapted 10 s", "adapted 30 s", "adapted 60 s", "adapted"}
+    for entry in loco["adapted"].values():
+        assert set(entry["corpora"]) == set(loco["corpora"])
+    folder = write_recipe_report(tmp_path / "report", report)
+    summary = (folder / "summary.md").read_text()
+    assert "## Leave one corpus out" in summary and "Adapted to the speaker" in summary
+    assert (folder / "confusion_loco_korean.png").is_file()
+
+    out = tmp_path / "tiny.onnx"
+    build_model(recipe, out, report=report, jobs=2, cache_dir=cache)
+    clf = Classifier(out, adapt=True)
+    assert clf.adaptation is not None and clf.adaptation.min_seconds == 4.0
+    clips = sorted((tmp_path / "korean").rglob("*.opus"))[:6]
+    unadapted = Classifier(out)
+    first, *_ = [clf.classify(c) for c in clips]
+    assert first.probabilities == unadapted.classify(clips[0]).probabilities
+    assert clf.adaptation.ready(clf.profile)
+    assert clf.classify(clips[0]).probabilities != first.probabilities
+
+
+def test_an_adapting_ensemble_has_no_member_that_would_see_unknown_input():
+    config = FeatureConfig(features=("mfcc", "mel"), n_mfcc=13, n_mels=32, frames="active",
+                           level_db=-20.0)
+    adapt = {"blocks": ["mfcc", "mel"], "min_seconds": 10}
+    pooled = TrainingRecipe(name="a", model="mlpnet", feature_config=config, adapt=adapt)
+    plain = TrainingRecipe(name="b", model="mlpnet", feature_config=config)
+    import dataclasses
+
+    cnn = TrainingRecipe(name="c", model="cnn",
+                         feature_config=dataclasses.replace(config, norm="meanvar"))
+    TrainingRecipe(name="ok", model="ensemble", members=(pooled, cnn))
+    with pytest.raises(ParameterError, match="'b' would see frames adapted"):
+        TrainingRecipe(name="bad", model="ensemble", members=(pooled, plain))

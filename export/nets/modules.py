@@ -9,7 +9,8 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-__all__ = ["AttentionPool", "ConvBlock", "CNN1D", "CRNN", "frame_mask", "ARCHITECTURES"]
+__all__ = ["AttentionPool", "ConvBlock", "CNN1D", "CRNN", "PooledMLP", "frame_mask",
+           "ARCHITECTURES"]
 
 
 def frame_mask(lengths: torch.Tensor | None, n_frames: int) -> torch.Tensor | None:
@@ -192,5 +193,47 @@ class CRNN(_ConvFront):
         return self.head(self.pool(h.transpose(1, 2), _pooled_lengths(lengths, self.n_pools)))
 
 
+class PooledMLP(nn.Module):
+    """A one-hidden-layer perceptron over the pooled feature vector, its input standardised.
+
+    The scikit-learn MLP's place (``StandardScaler`` then ``MLPClassifier``), trained with
+    PyTorch so that its loss can be masked to the labels each corpus has and its examples
+    weighted by corpus and class.
+
+    Parameters
+    ----------
+    n_features : int
+        Width of the pooled vector (:func:`ser_edge.features.feature_vector`).
+    n_classes : int
+    hidden : int
+        Units of the hidden layer (ReLU).
+    dropout : float
+        Dropout on the hidden layer (and a fifth of it on the input).
+
+    Shapes
+    ------
+    x : Tensor [shape=(batch, n_features)]
+    returns : Tensor [shape=(batch, n_classes)], logits
+    """
+
+    min_frames = 1
+
+    def __init__(self, n_features: int, n_classes: int, hidden: int = 256, dropout: float = 0.3):
+        super().__init__()
+        self.register_buffer("mean", torch.zeros(n_features))
+        self.register_buffer("scale", torch.ones(n_features))
+        self.net = nn.Sequential(nn.Dropout(dropout / 5), nn.Linear(n_features, hidden),
+                                 nn.ReLU(), nn.Dropout(dropout), nn.Linear(hidden, n_classes))
+
+    def standardise_on(self, X: torch.Tensor) -> None:
+        """Set the input's standardisation to the mean and standard deviation of rows ``X``."""
+        self.mean.copy_(X.mean(dim=0))
+        self.scale.copy_(1.0 / torch.clamp(X.std(dim=0, unbiased=False), min=1e-6))
+
+    def forward(self, x: torch.Tensor, lengths: torch.Tensor | None = None) -> torch.Tensor:
+        """Class logits of ``x`` (shapes in the class docstring)."""
+        return self.net((x - self.mean) * self.scale)
+
+
 #: Names of the architectures :mod:`export.nets.train` builds.
-ARCHITECTURES = {"cnn": CNN1D, "crnn": CRNN}
+ARCHITECTURES = {"cnn": CNN1D, "crnn": CRNN, "mlpnet": PooledMLP}

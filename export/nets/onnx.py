@@ -28,7 +28,8 @@ import numpy as np
 from ser_edge.errors import ModelError
 from ser_edge.features import FeatureConfig
 
-__all__ = ["TARGET_OPSET", "PROBA_ATOL", "export_net", "check_net"]
+__all__ = ["TARGET_OPSET", "PROBA_ATOL", "export_net", "export_pooled_net", "check_net",
+           "SeedAverage"]
 
 TARGET_OPSET = 17
 
@@ -167,6 +168,116 @@ def export_net(
     set_metadata(proto, labels=labels, feature_config=feature_config, training=training,
                  metrics=metrics, input_kind="frames", min_frames=int(min_frames))
     check_net(proto.SerializeToString(), model, check_frames, temperature)
+    if path is not None:
+        save(proto, path)
+    return proto
+
+
+def SeedAverage(models: Sequence[Any]) -> Any:  # noqa: N802 - a module factory
+    """One module whose logits are the log of the mean of ``models``' softmax probabilities.
+
+    Soft voting over seeds, as :class:`export.experiment.Ensemble` does for scikit-learn's:
+    ``softmax(SeedAverage(x)) == mean_k softmax(model_k(x))``.
+    """
+    import torch
+
+    class _SeedAverage(torch.nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.members = torch.nn.ModuleList(models)
+            self.min_frames = max(getattr(m, "min_frames", 1) for m in models)
+
+        def forward(self, x: torch.Tensor, lengths: torch.Tensor | None = None) -> torch.Tensor:
+            p = torch.stack([torch.softmax(m(x), dim=-1) for m in self.members]).mean(dim=0)
+            return torch.log(torch.clamp(p, min=1e-12))
+
+    return _SeedAverage().eval()
+
+
+def export_pooled_net(
+    model: Any,
+    *,
+    feature_config: FeatureConfig,
+    labels: Sequence[str],
+    training: Mapping[str, Any],
+    metrics: Mapping[str, Any],
+    check_rows: np.ndarray,
+    temperature: float = 1.0,
+    path: str | Path | None = None,
+    **extra: Any,
+) -> Any:
+    """Convert a pooled network (:class:`~export.nets.modules.PooledMLP`) to ONNX, checked.
+
+    The contract of a scikit-learn model's file (:func:`export.onnx_export.export_onnx`): input
+    ``"features"`` float32 ``[batch, n_features]``, outputs ``"label"`` and ``"probabilities"``
+    (the softmax of the logits over ``temperature``).
+
+    Parameters
+    ----------
+    model : torch.nn.Module
+        Takes ``(batch, n_features)``, returns logits ``(batch, n_labels)``.
+    feature_config : FeatureConfig
+        The pooled vector's configuration.
+    labels : sequence of str
+        Class names in logit order.
+    training, metrics : mapping
+        As for the other models (``metrics`` must hold ``speaker_independent``).
+    check_rows : np.ndarray [shape=(n, n_features)]
+        Real vectors: onnxruntime must agree with PyTorch on them within :data:`PROBA_ATOL`.
+    temperature : float
+    path : str or Path, optional
+    **extra
+        Further metadata entries (``adaptation``).
+
+    Returns
+    -------
+    model : onnx.ModelProto
+
+    Raises
+    ------
+    ModelError
+        If the check fails or ``metrics`` lacks ``speaker_independent``.
+    """
+    import onnx
+    import onnxruntime as ort
+    import torch
+    from onnx import TensorProto, helper
+
+    from ..onnx_export import INPUT_NAME, save, set_metadata
+
+    if "speaker_independent" not in metrics:
+        raise ModelError("metrics must have a 'speaker_independent' entry")
+    wrapped = _wrapper(model.eval(), temperature)
+    example = torch.zeros((1, feature_config.n_features), dtype=torch.float32)
+    buf = io.BytesIO()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)
+        torch.onnx.export(wrapped, (example,), buf, input_names=[INPUT_NAME],
+                          output_names=["probabilities"], opset_version=TARGET_OPSET,
+                          dynamo=False, dynamic_axes={INPUT_NAME: {0: "batch"},
+                                                      "probabilities": {0: "batch"}})
+    proto = onnx.load_from_string(buf.getvalue())
+    graph = proto.graph
+    graph.node.extend([
+        helper.make_node("ArgMax", ["probabilities"], ["label_index"], axis=1, keepdims=0),
+        helper.make_node("Constant", [], ["label_names"], value=helper.make_tensor(
+            "label_names", TensorProto.STRING, [len(labels)],
+            [str(label).encode() for label in labels])),
+        helper.make_node("Gather", ["label_names", "label_index"], ["label"], axis=0),
+    ])
+    graph.output.insert(0, helper.make_tensor_value_info("label", TensorProto.STRING, ["batch"]))
+    proto.doc_string = "ser-edge speech emotion classifier (pooled network)"
+    set_metadata(proto, labels=labels, feature_config=feature_config, training=training,
+                 metrics=metrics, **extra)
+    rows = np.ascontiguousarray(check_rows, np.float32)
+    sess = ort.InferenceSession(proto.SerializeToString(), providers=["CPUExecutionProvider"])
+    (got,) = sess.run(["probabilities"], {INPUT_NAME: rows})
+    with torch.no_grad():
+        want = wrapped(torch.from_numpy(rows)).numpy()
+    worst = float(np.max(np.abs(got - want))) if len(rows) else 0.0
+    if worst > PROBA_ATOL:
+        raise ModelError(f"ONNX and PyTorch probabilities differ by {worst:.3g} "
+                         f"(more than {PROBA_ATOL:g})")
     if path is not None:
         save(proto, path)
     return proto

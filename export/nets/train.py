@@ -26,7 +26,8 @@ import numpy as np
 
 from ser_edge.errors import ParameterError
 
-__all__ = ["NetConfig", "validation_speakers", "build", "train_net", "predict_proba"]
+__all__ = ["NetConfig", "validation_speakers", "build", "train_net", "predict_proba",
+           "corpus_class_weights", "corpus_label_mask"]
 
 
 @dataclass(frozen=True)
@@ -35,12 +36,13 @@ class NetConfig:
 
     Parameters
     ----------
-    architecture : {"cnn", "crnn"}
-        :class:`~export.nets.modules.CNN1D` or :class:`~export.nets.modules.CRNN`.
+    architecture : {"cnn", "crnn", "mlpnet"}
+        :class:`~export.nets.modules.CNN1D`, :class:`~export.nets.modules.CRNN`, or the pooled
+        :class:`~export.nets.modules.PooledMLP` (it takes pooled vectors, not frames).
     channels : tuple of int
         Convolution blocks' output channels.
     hidden : int
-        GRU units per direction (``"crnn"``).
+        GRU units per direction (``"crnn"``); hidden units (``"mlpnet"``).
     kernel_size : int
         Convolution width, in frames.
     dropout : float
@@ -125,11 +127,15 @@ def validation_speakers(speakers: Sequence[str], corpora: Sequence[str], fractio
     -------
     held : set of str
     """
-    rng = np.random.default_rng([seed, 7])
+    import zlib
+
     speakers = np.asarray(speakers).astype(str)
     corpora = np.asarray(corpora).astype(str)
     held: set[str] = set()
     for corpus in sorted(set(corpora)):
+        # Seeded per corpus: a corpus's held-out speakers do not depend on the other corpora
+        # trained on (the members of an ensemble may train on some of them).
+        rng = np.random.default_rng([seed, 7, zlib.crc32(corpus.encode("utf-8"))])
         pool = sorted(set(speakers[corpora == corpus]))
         k = max(1, int(round(fraction * len(pool)))) if len(pool) > 1 else 0
         held.update(rng.choice(pool, size=k, replace=False).tolist() if k else [])
@@ -138,8 +144,10 @@ def validation_speakers(speakers: Sequence[str], corpora: Sequence[str], fractio
 
 def build(config: NetConfig, n_features: int, n_classes: int) -> Any:
     """The untrained module ``config`` describes."""
-    from .modules import CNN1D, CRNN
+    from .modules import CNN1D, CRNN, PooledMLP
 
+    if config.architecture == "mlpnet":
+        return PooledMLP(n_features, n_classes, hidden=config.hidden, dropout=config.dropout)
     if config.architecture == "cnn":
         return CNN1D(n_features, n_classes, channels=config.channels,
                      kernel_size=config.kernel_size, dropout=config.dropout)
@@ -174,6 +182,8 @@ def _spec_augment(x: np.ndarray, config: NetConfig, rng: np.random.Generator) ->
 def predict_proba(model: Any, frames: Sequence[np.ndarray]) -> np.ndarray:
     """Class probabilities of each full-length clip, one clip at a time (as on the device).
 
+    A pooled network (:class:`~export.nets.modules.PooledMLP`) takes the vectors all at once.
+
     Returns
     -------
     P : np.ndarray [shape=(len(frames), n_classes)], float64
@@ -182,6 +192,10 @@ def predict_proba(model: Any, frames: Sequence[np.ndarray]) -> np.ndarray:
 
     model.eval()
     out = []
+    if len(frames) and np.ndim(frames[0]) == 1:
+        with torch.no_grad():
+            X = torch.from_numpy(np.ascontiguousarray(np.stack(frames), np.float32))
+            return torch.softmax(model(X), dim=-1).double().numpy()
     with torch.no_grad():
         for F in frames:
             logits = model(torch.from_numpy(np.ascontiguousarray(F, np.float32))[None])
@@ -194,6 +208,55 @@ def _uar(y: np.ndarray, pred: np.ndarray) -> float:
     return float(np.mean([np.mean(pred[y == c] == c) for c in classes]))
 
 
+def _corpus_uar(y: np.ndarray, pred: np.ndarray, corpora: np.ndarray) -> float:
+    """The mean over corpora of each one's UAR: no corpus weighs by its size."""
+    return float(np.mean([_uar(y[corpora == c], pred[corpora == c])
+                          for c in np.unique(corpora)]))
+
+
+def corpus_class_weights(y: np.ndarray, corpora: Sequence[str]) -> np.ndarray:
+    """Sampling weights under which every corpus, and every emotion within it, weighs alike.
+
+    Parameters
+    ----------
+    y : np.ndarray [shape=(n_clips,)]
+        Each clip's class.
+    corpora : sequence of str [shape=(n_clips,)]
+
+    Returns
+    -------
+    w : np.ndarray [shape=(n_clips,)], float64
+        Summing to 1: ``1 / (n_corpora * n_classes_of_its_corpus * n_clips_of_its_class)``.
+    """
+    y = np.asarray(y)
+    corpora = np.asarray(corpora).astype(str)
+    w = np.zeros(len(y))
+    names = np.unique(corpora)
+    for c in names:
+        mine = corpora == c
+        classes = np.unique(y[mine])
+        for k in classes:
+            cell = mine & (y == k)
+            w[cell] = 1.0 / (len(names) * len(classes) * cell.sum())
+    return w / w.sum()
+
+
+def corpus_label_mask(y: np.ndarray, corpora: Sequence[str], n_classes: int) -> np.ndarray:
+    """Per clip, the classes its corpus has: a corpus without a label never teaches its absence.
+
+    Returns
+    -------
+    mask : np.ndarray [shape=(n_clips, n_classes)], bool
+    """
+    y = np.asarray(y)
+    corpora = np.asarray(corpora).astype(str)
+    mask = np.zeros((len(y), n_classes), bool)
+    for c in np.unique(corpora):
+        mine = corpora == c
+        mask[np.ix_(mine, np.unique(y[mine]))] = True
+    return mask
+
+
 def train_net(
     versions: Sequence[Sequence[np.ndarray]],
     y: np.ndarray,
@@ -202,6 +265,9 @@ def train_net(
     config: NetConfig,
     n_classes: int,
     *,
+    mask_labels: bool = False,
+    balance: bool = False,
+    val_seed: int | None = None,
     log: Callable[[str], None] | None = None,
 ) -> tuple[Any, dict[str, Any]]:
     """Train a network on the given clips, choosing the epoch on held-out training speakers.
@@ -209,12 +275,24 @@ def train_net(
     Parameters
     ----------
     versions : sequence of sequence of np.ndarray [shape=(n_features, n_frames_i)]
-        Per training clip, its frame matrices: the clean one first, then augmented copies.
+        Per training clip, its frame matrices: the clean one first, then augmented copies (for
+        the pooled ``"mlpnet"``, vectors ``(n_features,)``).
     y : np.ndarray [shape=(n_clips,)], int
         Class index of each clip.
     speakers, corpora : sequence of str [shape=(n_clips,)]
     config : NetConfig
     n_classes : int
+    mask_labels : bool
+        Each clip's loss over the labels its corpus has only (:func:`corpus_label_mask`): a
+        corpus without disgust does not teach that disgust never happens.
+    balance : bool
+        Draw each epoch's examples with :func:`corpus_class_weights` (with replacement) instead
+        of every clip once, and weigh no class in the loss: no corpus dominates by its size.
+        With either option the epoch is chosen by the mean over the validation corpora of
+        their UAR.
+    val_seed : int, optional
+        The seed that holds out the validation speakers (``config.seed`` by default): networks
+        of several seeds averaged hold out the same ones.
     log : callable, optional
         Called with a line per epoch.
 
@@ -234,15 +312,27 @@ def train_net(
     torch.use_deterministic_algorithms(True)
     rng = np.random.default_rng([config.seed, 11])
     y = np.asarray(y, dtype=np.int64)
-    held = validation_speakers(speakers, corpora, config.val_fraction, config.seed)
+    held = validation_speakers(speakers, corpora, config.val_fraction,
+                               config.seed if val_seed is None else val_seed)
     is_val = np.isin(np.asarray(speakers).astype(str), sorted(held))
     train_idx, val_idx = np.flatnonzero(~is_val), np.flatnonzero(is_val)
     n_features = versions[0][0].shape[0]
+    pooled = np.ndim(versions[0][0]) == 1
     model = build(config, n_features, n_classes)
+    if pooled:
+        model.standardise_on(torch.from_numpy(np.stack(
+            [versions[i][0] for i in train_idx]).astype(np.float32)))
     counts = np.bincount(y[train_idx], minlength=n_classes).astype(np.float64)
     weights = torch.tensor(np.where(counts > 0, counts.sum() / np.maximum(counts, 1) / n_classes,
                                     0.0), dtype=torch.float32)
-    loss_fn = torch.nn.CrossEntropyLoss(weight=weights, label_smoothing=config.label_smoothing)
+    corpora = np.asarray(corpora).astype(str)
+    draw = corpus_class_weights(y[train_idx], corpora[train_idx]) if balance else None
+    log_mask = None
+    if mask_labels:
+        log_mask = torch.from_numpy(np.where(corpus_label_mask(y, corpora, n_classes), 0.0,
+                                             -1e4).astype(np.float32))
+    loss_fn = torch.nn.CrossEntropyLoss(weight=None if balance else weights,
+                                        label_smoothing=config.label_smoothing)
     opt = torch.optim.AdamW(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
     steps = config.epochs * max(1, int(np.ceil(len(train_idx) / config.batch_size)))
     sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=config.lr, total_steps=steps)
@@ -251,32 +341,42 @@ def train_net(
     history: list[dict[str, float]] = []
     for epoch in range(config.epochs):
         model.train()
-        order = rng.permutation(train_idx)
+        order = (rng.permutation(train_idx) if draw is None
+                 else train_idx[rng.choice(len(train_idx), size=len(train_idx), p=draw)])
         total, n_seen = 0.0, 0
         for b in range(0, len(order), config.batch_size):
             batch = order[b:b + config.batch_size]
             if len(batch) < 2:  # batch norm needs two examples
                 continue
-            x = np.stack([_crop(versions[i][int(rng.integers(len(versions[i])))], config.crop,
-                                rng) for i in batch]).astype(np.float32)
-            if config.freq_masks or config.time_masks:
+            picks = [versions[i][int(rng.integers(len(versions[i])))] for i in batch]
+            x = (np.stack(picks) if pooled else
+                 np.stack([_crop(F, config.crop, rng) for F in picks])).astype(np.float32)
+            if (config.freq_masks or config.time_masks) and not pooled:
                 _spec_augment(x, config, rng)
             xt, yt = torch.from_numpy(x), torch.from_numpy(y[batch])
+
+            def masked(logits: Any, rows: Any = batch) -> Any:
+                return logits if log_mask is None else logits + log_mask[rows]
             if config.mixup > 0:
                 lam = float(rng.beta(config.mixup, config.mixup))
-                perm = torch.from_numpy(rng.permutation(len(batch)))
-                logits = model(lam * xt + (1 - lam) * xt[perm])
-                loss = lam * loss_fn(logits, yt) + (1 - lam) * loss_fn(logits, yt[perm])
+                perm = rng.permutation(len(batch))
+                logits = model(lam * xt + (1 - lam) * xt[torch.from_numpy(perm)])
+                loss = (lam * loss_fn(masked(logits), yt)
+                        + (1 - lam) * loss_fn(masked(logits, batch[perm]),
+                                              yt[torch.from_numpy(perm)]))
             else:
-                loss = loss_fn(model(xt), yt)
+                loss = loss_fn(masked(model(xt)), yt)
             opt.zero_grad()
             loss.backward()
             opt.step()
             sched.step()
             total += loss.item() * len(batch)
             n_seen += len(batch)
-        val_uar = (_uar(y[val_idx], np.argmax(predict_proba(model, val_frames), axis=1))
-                   if len(val_idx) else 0.0)
+        val_uar = 0.0
+        if len(val_idx):
+            pred = np.argmax(predict_proba(model, val_frames), axis=1)
+            val_uar = (_corpus_uar(y[val_idx], pred, corpora[val_idx])
+                       if mask_labels or balance else _uar(y[val_idx], pred))
         history.append({"epoch": epoch + 1, "loss": total / max(n_seen, 1), "val_uar": val_uar})
         if log is not None:
             log(f"epoch {epoch + 1:3d}  loss {total / max(n_seen, 1):.3f}  val UAR {val_uar:.3f}")
