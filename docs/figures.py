@@ -327,6 +327,8 @@ NOT_MEASURED = frozenset({
     "3.10", "3.11", "3.12", "3.13", "3.11.2",  # Python versions
     "50x", "2x",  # targets the streaming and fused benchmarks were written for
     "16 MiB",  # how much of a pipe is held in memory (ser_edge.audio)
+    "256 MiB",  # the largest model file read (ser_edge.modelfile.MAX_MODEL_BYTES)
+    "64 KiB",  # the most of a Dask scheduler's handshake read (ser_edge.batch)
 })
 
 

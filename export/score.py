@@ -1,10 +1,11 @@
 """A built model on whole corpora it was never trained on: UAR and each emotion's recall.
 
 What a new user's voice meets: the runtime (:class:`ser_edge.Classifier`, as ``ser-edge
-classify``) on every clip of a corpus, its answer over every label it knows, recall over the
-corpus's own emotions that are among them. Only for corpora the model never saw (its metadata
-names what it was trained on; :func:`score_corpora` refuses the others), so the figure is as
-speaker-independent as leave-one-corpus-out.
+classify``) on every clip of a corpus, scored over the corpus's own emotions that the model
+knows, the answer being the likeliest of those (as leave-one-corpus-out scores; ``uar_open``
+takes the model's answer over every label it knows). Only for corpora the model never saw (its
+metadata names what it was trained on; :func:`score_corpora` refuses the others), so the figure
+is as speaker-independent as leave-one-corpus-out.
 
     python -m export score --model mlp-cnn3-robust-geometric --corpus ased --corpus korean
 """
@@ -87,23 +88,28 @@ def score_corpora(model: Any, corpora: Sequence[str], *, every: int = 1,
                     one.learn(c.path)
                 except SerEdgeError:
                     pass
-        truth, pred, no_speech = [], [], 0
+        truth, pred, open_pred, no_speech = [], [], [], 0
         for c in clips:
             who = profiles.get(c.speaker, clf)
             try:
                 with warnings.catch_warnings():
                     warnings.simplefilter("ignore")
-                    label = who.classify(c.path).label
+                    p = who.classify(c.path)
+                label = max(emotions, key=p.probabilities.__getitem__)
+                open_label = p.label
             except SerEdgeError:
                 no_speech += 1
-                label = "(no answer)"
+                label = open_label = "(no answer)"
             truth.append(c.emotion)
             pred.append(label)
-        truth, pred = np.array(truth), np.array(pred)
+            open_pred.append(open_label)
+        truth, pred, open_pred = np.array(truth), np.array(pred), np.array(open_pred)
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             recall = recall_score(truth, pred, labels=emotions, average=None, zero_division=0)
         entry = {"uar": float(np.mean(recall)), "clips": len(clips), "no_speech": no_speech,
+                 "uar_open": float(np.mean([np.mean(open_pred[truth == e] == e)
+                                            for e in emotions])),
                  "labels": emotions,
                  "recall": {e: float(r) for e, r in zip(emotions, recall, strict=True)},
                  "confusion": confusion_matrix(truth, pred, labels=emotions).tolist()}

@@ -950,7 +950,7 @@ def _readme_error_rows() -> dict[str, str]:
 
 
 class _Case:
-    """What a row of README's second error table runs in: a folder, a clip, a source model."""
+    """What a row of docs/errors.md's second table runs in: a folder, a clip, a source model."""
 
     def __init__(self, folder: Path, tiny: Path):
         self.folder, self.tiny = folder, tiny
@@ -1008,8 +1008,8 @@ def _full_disk(c: _Case) -> subprocess.CompletedProcess[str]:
                       *[f"more{i}.wav" for i in range(3)], file_size=1000)
 
 
-# README's second table (inputs that stop a command, or end it with another status than 1), row
-# by row: how to run the case, in a subprocess bounded in time.
+# The second table of docs/errors.md (inputs that stop a command, or end it with another status
+# than 1), row by row: how to run the case, in a subprocess bounded in time.
 README_STOP_ROWS: dict[str, Callable[[_Case], subprocess.CompletedProcess[str]]] = {
     "a model file that is not a regular file: a FIFO, a device such as `/dev/zero`":
         lambda c: c.with_model(_fifo(c.folder / "fifo.onnx")),
@@ -1062,7 +1062,7 @@ README_STOP_ROWS: dict[str, Callable[[_Case], subprocess.CompletedProcess[str]]]
 
 
 def _readme_stop_rows() -> dict[str, tuple[int, str]]:
-    section = _readme_section("### Errors and exit status")
+    section = ERRORS_PAGE.read_text()
     table = section[section.index("| input | exit status | message"):]
     table = table[:table.index("\n\n")]
     return {row: (int(status), message) for row, status, message in re.findall(
@@ -1101,7 +1101,7 @@ def _stop_row(row: str, case: _Case) -> None:
 @pytest.mark.parametrize("row", [*README_ROWS, *README_STOP_ROWS])
 def test_readme_error_table(row: str, request: pytest.FixtureRequest,
                             monkeypatch: pytest.MonkeyPatch) -> None:
-    """Each row of README's two error tables, run as it says: its message, its exit status."""
+    """Each row of docs/errors.md's two tables, run as it says: its message, its exit status."""
     if row in README_STOP_ROWS:
         folder = request.getfixturevalue("tmp_path")
         source = request.getfixturevalue("features_model")

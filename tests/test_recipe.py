@@ -302,6 +302,8 @@ def test_a_tiny_multi_corpus_recipe_end_to_end(tmp_path):
     assert "calm" in loco["corpora"]["turev"]["recall"]
     assert loco["uar_mean"] == pytest.approx(np.mean([c["uar"] for c in
                                                       loco["corpora"].values()]))
+    assert 0 <= loco["uar_open_mean"] <= 1 and all("uar_open" in c
+                                                   for c in loco["corpora"].values())
     assert set(loco["adapted"]) == {"adapted 10 s", "adapted 30 s", "adapted 60 s", "adapted"}
     for entry in loco["adapted"].values():
         assert set(entry["corpora"]) == set(loco["corpora"])
