@@ -8,29 +8,39 @@ and mains hum and DC do not):
 
 - its **level** in dB, compared with an adaptive **noise floor**: a low percentile of the levels
   of the frames around it (``context_s`` on either side), so a steady background never rises above
-  its own floor, whatever its level. A frame at least ``margin_db`` above it is *active*;
+  its own floor, whatever its level. A frame at least ``margin_db`` above it is *active*. In
+  speech with no pause the floor is speech itself, so the level is also compared with the **top**
+  of the frames around it (a high percentile): a frame within ``prominence_db`` of it is
+  *prominent*;
 - its **periodicity**: the autocorrelation at the lags of a voice's pitch (60-600 Hz), of the
   spectrum tilted up by 6 dB per octave and corrected for the window (Boersma 1993), measured from
   the lowest value at any shorter lag, so a voice's pitch pulses count and rumble does not;
 - its **spectral flatness** (1 for white noise and for a click, near 0 for a few harmonics);
 - whether its **broadband level moves**: the range over ``change_s`` of the level smoothed over
-  ``smooth_s`` (a voice's level never stays put for 100 ms; a tone's, a sweep's, hum's and a
-  fan's do);
+  ``smooth_s`` (a voice's level seldom stays put for 100 ms; a tone's, a sweep's, hum's and a
+  fan's do). A signal is taken to start from silence, as if digital silence preceded it;
 - its **peak fraction**: the share of the band's power within two bins of the strongest one
-  (near 1 for a pure or slowly swept tone).
+  (near 1 for a pure or slowly swept tone, and for a soft or high voice whose fundamental
+  dominates);
+- its **glide**: how far, in semitones, the frequency of that strongest bin (interpolated) moved
+  since the frame before (a voice's pitch glides a little from frame to frame; a tone's and a
+  beep's stay put, and a jump from one harmonic or one noise peak to another is not a glide).
 
-An active frame is *voiced* when it is periodic, not flat and its level moves; a voiced frame
-that is not a lone peak is *evidence* of a voice. Voiced frames closer than ``hangover_s`` make a
-segment, which counts as speech only if at least ``min_voiced_s`` of it, and ``min_voiced_fraction``
-of its length, is evidence (a click, a beep, a burst of noise or hum holds almost none). The
-segment then reaches out over the active frames next to it (``reach_s`` at most: the unvoiced
-consonants at a word's edges) and is padded by ``pad_s``.
+An active or prominent frame is *voiced* when it is periodic, not flat and its level moves; a
+voiced frame is *evidence* of a voice when it is not a lone peak, or when its peak glides. Voiced
+frames closer than ``hangover_s`` make a segment, which counts as speech only if at least
+``min_voiced_s`` of it, and ``min_voiced_fraction`` of its length, is evidence (a click, a beep, a
+burst of noise or hum holds almost none: the onset of a steady sound makes at most about 0.1 s of
+it, while the level moves). The segment then reaches out over the active frames next to it
+(``reach_s`` at most: the unvoiced consonants at a word's edges) and is padded by ``pad_s``.
 
 :class:`VoiceActivityDetector` does this on a stream, chunk by chunk, deciding each frame once the
 ``context_s`` after it has arrived; :func:`speech_segments`, :func:`speech_span` and
 :func:`has_speech` run it over a whole signal, so a stream and the whole signal give the same
 segments, however the stream was cut. The defaults were chosen on RAVDESS and EmoDB and on the
-seeded non-speech set of ``tests/nonspeech.py``; ``benchmarks/vad.py`` measures them.
+seeded non-speech set of ``tests/nonspeech.py``, then on the seven corpora of ``SER_EDGE_DATA``
+(soft, high and quiet voices, single words, clips that are speech from the first sample to the
+last); ``benchmarks/vad.py`` and ``benchmarks/vad_corpora.py`` measure them.
 """
 
 from __future__ import annotations
@@ -74,13 +84,22 @@ class VadConfig:
         the streaming detector decides a frame once this much audio after it has arrived.
     margin_db : float >= 0
         How far above its floor a frame must be to be active, in dB.
+    top_percentile : float in (0, 100)
+        Percentile of the frame levels around a frame taken as the top of its context.
+    prominence_db : float >= 0
+        Voiced frames count as speech when they are active, or *prominent*: at most this far
+        under the top, in dB (in speech with no pause, the floor is speech itself).
     min_level_db : float
         Frames quieter than this, in dB relative to a full-scale sine's power in the band, are
-        never active.
+        never active nor prominent.
     max_flatness : float in (0, 1]
         Voiced frames have a spectral flatness below this.
     max_peak_fraction : float in (0, 1]
-        Evidence of a voice holds less than this share of its power within two bins of its peak.
+        Evidence of a voice holds less than this share of its power within two bins of its peak,
+        or its peak glides:
+    min_glide_st, max_glide_st : float >= 0
+        ... its peak's frequency moved by at least ``min_glide_st`` and at most ``max_glide_st``
+        semitones since the frame before (a voice's pitch glides; a tone's, a beep's stay put).
     min_periodicity : float in [0, 1]
         Voiced frames are at least this periodic.
     min_change_db : float >= 0
@@ -94,7 +113,7 @@ class VadConfig:
         Voiced frames at most this many seconds apart belong to one segment.
     min_voiced_s : float >= 0
         A segment is speech only if at least this much of it, in seconds, is evidence of a voice
-        (voiced frames that are not a lone spectral peak).
+        (voiced frames that are not a lone spectral peak, or whose peak glides).
     min_voiced_fraction : float in [0, 1]
         ... and at least this share of its voiced core.
     reach_s : float >= 0
@@ -115,9 +134,13 @@ class VadConfig:
     floor_percentile: float = 10.0
     context_s: float = 2.0
     margin_db: float = 9.0
+    top_percentile: float = 90.0
+    prominence_db: float = 30.0
     min_level_db: float = -65.0
     max_flatness: float = 0.3
     max_peak_fraction: float = 0.9
+    min_glide_st: float = 0.05
+    max_glide_st: float = 1.0
     min_periodicity: float = 0.4
     min_change_db: float = 2.0
     change_s: float = 0.1
@@ -126,8 +149,8 @@ class VadConfig:
     f0_max: float = 600.0
     hangover_s: float = 0.4
     reach_s: float = 0.15
-    min_voiced_s: float = 0.2
-    min_voiced_fraction: float = 0.2
+    min_voiced_s: float = 0.16
+    min_voiced_fraction: float = 0.15
     pad_s: float = 0.1
 
     def __post_init__(self) -> None:
@@ -135,14 +158,18 @@ class VadConfig:
             if not getattr(self, name) > 0:
                 raise ParameterError(f"VadConfig.{name} must be > 0, got {getattr(self, name)!r}")
         for name in ("margin_db", "hangover_s", "min_voiced_s", "pad_s", "fmin", "reach_s",
-                     "min_change_db"):
+                     "min_change_db", "min_glide_st", "prominence_db"):
             if not getattr(self, name) >= 0:
                 raise ParameterError(f"VadConfig.{name} must be >= 0, got {getattr(self, name)!r}")
         if not self.fmin < self.fmax:
             raise ParameterError(f"VadConfig.fmin={self.fmin!r} must be below fmax={self.fmax!r}")
-        if not 0 < self.floor_percentile < 100:
-            raise ParameterError(
-                f"VadConfig.floor_percentile must be in (0, 100), got {self.floor_percentile!r}")
+        for name in ("floor_percentile", "top_percentile"):
+            if not 0 < getattr(self, name) < 100:
+                raise ParameterError(
+                    f"VadConfig.{name} must be in (0, 100), got {getattr(self, name)!r}")
+        if not self.min_glide_st <= self.max_glide_st:
+            raise ParameterError(f"VadConfig.min_glide_st={self.min_glide_st!r} must not exceed "
+                                 f"max_glide_st={self.max_glide_st!r}")
         if not self.f0_min < self.f0_max:
             raise ParameterError(f"VadConfig.f0_min={self.f0_min!r} must be below "
                                  f"f0_max={self.f0_max!r}")
@@ -243,8 +270,10 @@ def frame_features(
     -------
     features : dict of str to np.ndarray [shape=(n_frames,)], float64
         ``level_db`` (power in the band, in dB relative to a full-scale sine, floored at -150
-        dB), ``broadband_db`` (the same over the whole spectrum, DC removed), ``flatness`` (in
-        [0, 1]), ``peak_fraction`` (in [0, 1]) and ``periodicity`` (in [0, 1]). Only what can
+        dB), ``broadband_db`` (the same over the whole spectrum, DC removed), ``peak_hz`` (the
+        frequency of the strongest bin from ``config.f0_min`` to the band's top, interpolated,
+        in Hz), ``flatness`` (in [0, 1]),
+        ``peak_fraction`` (in [0, 1]) and ``periodicity`` (in [0, 1]). Only what can
         make a frame voiced is computed: flatness for frames at ``config.min_level_db`` or above
         (1 below it), peak fraction and periodicity for those flatter than
         ``config.max_flatness`` (0 for the others).
@@ -262,15 +291,16 @@ def frame_features(
                              f"of shape {y.shape}")
     frame, hop, _, _, _ = _analysis(sr, config)
     n_frames = 0 if len(y) < frame else 1 + (len(y) - frame) // hop
-    out = {name: np.empty(n_frames) for name in ("level_db", "broadband_db", "flatness",
-                                                  "peak_fraction", "periodicity")}
+    out = {name: np.empty(n_frames) for name in ("level_db", "broadband_db", "peak_hz",
+                                                  "flatness", "peak_fraction", "periodicity")}
     if n_frames == 0:
         return out
     frames = np.lib.stride_tricks.sliding_window_view(y, frame)[::hop]
     for s in range(0, n_frames, _BLOCK):
-        level, broadband, Pb, total = _levels(frames[s : s + _BLOCK], sr, config)
+        level, broadband, Pb, total, Pl = _levels(frames[s : s + _BLOCK], sr, config)
         out["level_db"][s : s + _BLOCK] = level
         out["broadband_db"][s : s + _BLOCK] = broadband
+        out["peak_hz"][s : s + _BLOCK] = _peak_hz(Pb, Pl, sr, config)
         # The rest only matters for frames loud enough to be active.
         out["flatness"][s : s + _BLOCK] = 1.0
         out["peak_fraction"][s : s + _BLOCK] = 0.0
@@ -287,14 +317,19 @@ def frame_features(
 # Frames analysed together: numpy's transforms of a few hundred rows stay in cache.
 _BLOCK = 256
 
+# The level of digital silence (see frame_features), which is taken to precede a signal.
+_SILENCE_DB = -150.0
+
 
 def _levels(
     frames: np.ndarray, sr: int, config: VadConfig
-) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """Band level and broadband level (dB) of ``frames``, and their band power spectra.
 
-    Returns ``(level_db, broadband_db, Pb, total)``: ``Pb`` [shape=(n_frames, n_band_bins)] is
-    the power in each bin of the band (plus 1e-20) and ``total`` its sum over the band.
+    Returns ``(level_db, broadband_db, Pb, total, Pl)``: ``Pb`` [shape=(n_frames, n_band_bins)]
+    is the power in each bin of the band (plus 1e-20), ``total`` its sum over the band and
+    ``Pl`` the power in the bins under the band from ``f0_min`` on (where a low voice's
+    fundamental lies).
     """
     frame, _, n_fft, window, band = _analysis(sr, config)
     ref = _frame_power_reference(sr, config)
@@ -309,10 +344,38 @@ def _levels(
     Pb = np.square(in_band.real)
     Pb += np.square(in_band.imag)
     Pb += 1e-20
+    below = spec[:, _low_bins(sr, config)]
+    Pl = np.square(below.real)
+    Pl += np.square(below.imag)
+    Pl += 1e-20
     total = Pb.sum(axis=1)
     level = 10 * np.log10(np.maximum(total / ref, 1e-15))
     broadband = 10 * np.log10(np.maximum(whole / ref, 1e-15))
-    return level, broadband, Pb, total
+    return level, broadband, Pb, total, Pl
+
+
+@lru_cache(maxsize=8)
+def _low_bins(sr: int, config: VadConfig) -> slice:
+    """The bins from ``f0_min`` up to the band (empty when ``f0_min`` is in the band)."""
+    _, _, n_fft, _, band = _analysis(sr, config)
+    return slice(min(band.start, max(1, int(np.ceil(config.f0_min * n_fft / sr)))), band.start)
+
+
+def _peak_hz(Pb: np.ndarray, Pl: np.ndarray, sr: int, config: VadConfig) -> np.ndarray:
+    """The frequency, in Hz, of the strongest bin of each frame, from ``f0_min`` to ``fmax``.
+
+    ``Pb`` and ``Pl`` are the frames' power spectra in the band and under it (as
+    :func:`_levels` gives them). Interpolated: the vertex of the parabola through the log powers
+    of the bin and its two neighbours.
+    """
+    _, _, n_fft, _, _ = _analysis(sr, config)
+    P = np.concatenate((Pl, Pb), axis=1) if Pl.shape[1] else Pb
+    k = np.clip(np.argmax(P, axis=1), 1, P.shape[1] - 2)
+    rows = np.arange(len(P))
+    a, b, c = (np.log(P[rows, k + i]) for i in (-1, 0, 1))
+    curve = a - 2 * b + c
+    shift = np.where(curve < 0, 0.5 * (a - c) / np.minimum(curve, -1e-12), 0.0)
+    return (_low_bins(sr, config).start + k + np.clip(shift, -0.5, 0.5)) * (sr / n_fft)
 
 
 def _voicing(
@@ -395,15 +458,16 @@ def _level_change(
     The range, over the last ``change_s``, of the level smoothed over ``smooth_s`` (power
     averaged): mains hum's level otherwise wobbles by a dB or two from frame to frame, with
     the phase at which the frames cut it. ``recent`` holds the levels of the frames just before
-    (empty at the start of a signal: the first level stands in for them); returns the change
-    and the ``recent`` of the frames that follow.
+    (empty at the start of a signal: digital silence stands in for them, so a signal that starts
+    in speech moves as one preceded by silence does); returns the change and the ``recent`` of
+    the frames that follow.
     """
     ks = max(1, int(round(config.smooth_s / config.hop_s)))
     kr = max(1, int(round(config.change_s / config.hop_s)))
     need = ks + kr - 2
     ext = np.concatenate((recent, level))
     if len(ext) < need + len(level):
-        ext = np.concatenate((np.full(need + len(level) - len(ext), ext[0]), ext))
+        ext = np.concatenate((np.full(need + len(level) - len(ext), _SILENCE_DB), ext))
     recent = ext[len(ext) - need :] if need else np.zeros(0)
     power = 10.0 ** (ext / 10)
     cs = np.concatenate(([0.0], np.cumsum(power)))
@@ -417,17 +481,34 @@ def _level_change(
     return top - bottom, recent
 
 
-def _voiced(feats: dict[str, np.ndarray], change: np.ndarray, config: VadConfig) -> np.ndarray:
+def _glide(previous: np.ndarray, peak_hz: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """How far, in semitones, each frame's peak moved from the frame before's.
+
+    ``previous`` holds the peak of the frame just before (empty at the start of a signal: the
+    first frame has not moved); returns the glide and the ``previous`` of the frames that follow.
+    """
+    if not len(peak_hz):
+        return np.zeros(0), previous
+    log = np.log2(np.concatenate((previous if len(previous) else peak_hz[:1], peak_hz)))
+    return 12 * np.abs(np.diff(log)), peak_hz[-1:]
+
+
+def _voiced(feats: dict[str, np.ndarray], change: np.ndarray, glide: np.ndarray,
+            config: VadConfig) -> np.ndarray:
     """0 (not voiced), 1 (voiced) or 2 (voiced, and evidence of a voice) for each frame.
 
-    Voiced: periodic, not flat, its level moving. Only voiced frames that are not a lone peak
-    count as evidence of a voice (a tone's or a beep's edges are voiced too); the others still
-    hold a segment together (a soft voice can be nearly a sine).
+    Voiced: periodic, not flat, its level moving. Voiced frames count as evidence of a voice if
+    they are not a lone peak, or if their peak glides as a voice's pitch does (``glide``, in
+    semitones from the frame before, between ``min_glide_st`` and ``max_glide_st``): a tone's or
+    a beep's edges are voiced too, but the tone holds its frequency. The other voiced frames
+    still hold a segment together.
     """
     voiced = ((feats["flatness"] < config.max_flatness)
               & (feats["periodicity"] >= config.min_periodicity)
               & (change >= config.min_change_db))
-    return voiced.astype(np.int8) + (voiced & (feats["peak_fraction"] < config.max_peak_fraction))
+    evidence = ((feats["peak_fraction"] < config.max_peak_fraction)
+                | ((glide >= config.min_glide_st) & (glide <= config.max_glide_st)))
+    return voiced.astype(np.int8) + (voiced & evidence)
 
 
 class VoiceActivityDetector:
@@ -482,6 +563,7 @@ class VoiceActivityDetector:
         self._first = 0
         self._level = np.zeros(0)
         self._recent = np.zeros(0)  # the levels of the frames before the next one analysed
+        self._last_peak = np.zeros(0)  # the peak frequency of the last frame analysed
         self._voiced_ok = np.zeros(0, np.int8)  # 0 not voiced, 1 voiced, 2 evidence
         self._n_decided = 0
         # Activity of the last decided frames (_act_first on), for the segments' edges.
@@ -560,7 +642,8 @@ class VoiceActivityDetector:
 
     def _add_frames(self, feats: dict[str, np.ndarray]) -> None:
         """Take the features of the next frames (as :func:`frame_features` gives them)."""
-        ok = _voiced(feats, self._change(feats["broadband_db"]), self.config)
+        glide, self._last_peak = _glide(self._last_peak, feats["peak_hz"])
+        ok = _voiced(feats, self._change(feats["broadband_db"]), glide, self.config)
         self._level = np.concatenate((self._level, feats["level_db"]))
         self._voiced_ok = np.concatenate((self._voiced_ok, ok))
         self._n_framed += len(ok)
@@ -580,11 +663,11 @@ class VoiceActivityDetector:
                 break
             lo = max(self._first, b0 - self._context)
             hi = min(self._n_framed, b1 + self._context)
-            floor = _percentile(self._level[lo - self._first : hi - self._first],
-                                c.floor_percentile)
             level = self._level[b0 - self._first : b1 - self._first]
-            active = (level >= floor + c.margin_db) & (level >= c.min_level_db)
-            voiced = np.where(active, self._voiced_ok[b0 - self._first : b1 - self._first], 0)
+            active, prominent = _judge(level, self._level[lo - self._first : hi - self._first],
+                                       c)
+            voiced = np.where(active | prominent,
+                              self._voiced_ok[b0 - self._first : b1 - self._first], 0)
             out += self._segments(b0, b1, active, voiced)
             self._n_decided = b1
             # Forget what no floor will look at again.
@@ -713,13 +796,29 @@ class _FrameCache:
         return _speech_in_frames(
             feats.get("level_db", np.zeros(0)), feats.get("broadband_db", np.zeros(0)),
             lambda k: (feats["flatness"][k], feats["peak_fraction"][k], feats["periodicity"][k]),
+            lambda k: feats["peak_hz"][k],
             np.asarray(y[n * self.hop :], np.float32), self.sr, self.config)
 
 
-def _percentile(x: np.ndarray, q: float) -> float:
-    """The ``q``-th percentile of ``x``: its nearest lower rank, cheaper than np.percentile."""
-    k = int(q / 100 * (len(x) - 1))
-    return float(np.partition(x, k)[k])
+def _percentiles(x: np.ndarray, *q: float) -> np.ndarray:
+    """The ``q``-th percentiles of ``x``: their nearest lower ranks, cheaper than np.percentile."""
+    k = [int(p / 100 * (len(x) - 1)) for p in q]
+    return np.partition(x, k)[k]
+
+
+def _judge(level: np.ndarray, around: np.ndarray, config: VadConfig
+           ) -> tuple[np.ndarray, np.ndarray]:
+    """Which of the frames of ``level`` are active, and which prominent, among ``around``.
+
+    ``around`` holds the levels of the frames of their context (their own included). Active:
+    ``margin_db`` above the floor (the ``floor_percentile``-th percentile of ``around``).
+    Prominent: within ``prominence_db`` of its top (the ``top_percentile``-th). Both at
+    ``min_level_db`` or above.
+    """
+    floor, top = _percentiles(around, config.floor_percentile, config.top_percentile)
+    loud = level >= config.min_level_db
+    return ((level >= floor + config.margin_db) & loud,
+            (level >= top - config.prominence_db) & loud)
 
 
 def _mono(y: np.ndarray) -> np.ndarray:
@@ -817,8 +916,9 @@ def has_speech(y: np.ndarray, sr: int, config: VadConfig | None = None) -> bool:
 
     Always ``bool(speech_segments(y, sr, config))``, but cheaper: the segments' edges are not
     needed, the costly features of a frame (flatness, peak fraction, periodicity) are computed
-    only for frames that are active and whose level moves (no other frame can be voiced), and
-    the search stops as soon as some segment is certain to count as speech, whatever the frames
+    only for frames that are active or prominent and whose level moves (no other frame can be
+    voiced), its peak's glide only for those of them that are voiced and a lone peak, and the
+    search stops as soon as some segment is certain to count as speech, whatever the frames
     after it hold (enough evidence of a voice for the longest the segment could still grow).
 
     Parameters
@@ -855,39 +955,45 @@ def has_speech(y: np.ndarray, sr: int, config: VadConfig | None = None) -> bool:
     # Every frame's level; the band spectra are kept for a signal of a few seconds (a clip),
     # and computed again, for the frames that need them, in a longer one.
     keep = m <= _KEEP_FRAMES
-    levels, broad, spectra, totals = [], [], [], []
+    levels, broad, kept = [], [], []
     for s in range(0, m, _BLOCK):
-        level, broadband, Pb, total = _levels(frames[s : s + _BLOCK], sr, config)
+        level, broadband, *spectra = _levels(frames[s : s + _BLOCK], sr, config)
         levels.append(level)
         broad.append(broadband)
         if keep:
-            spectra.append(Pb)
-            totals.append(total)
+            kept.append(spectra)
     if keep and m:
-        Pb, total = np.concatenate(spectra), np.concatenate(totals)
+        Pb, total, Pl = (np.concatenate(parts) for parts in zip(*kept, strict=True))
 
     def voicing(k: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         if keep:
             return _voicing(Pb[k], total[k], sr, config)
-        return _voicing(*_levels(frames[k], sr, config)[2:], sr, config)
+        return _voicing(*_levels(frames[k], sr, config)[2:4], sr, config)
+
+    def peak_of(k: np.ndarray) -> np.ndarray:
+        if keep:
+            return _peak_hz(Pb[k], Pl[k], sr, config)
+        spectra = _levels(frames[k], sr, config)
+        return _peak_hz(spectra[2], spectra[4], sr, config)
 
     level = np.concatenate(levels) if m else np.zeros(0)
     broadband = np.concatenate(broad) if m else np.zeros(0)
-    return _speech_in_frames(level, broadband, voicing, y[m * hop :], sr, config)
+    return _speech_in_frames(level, broadband, voicing, peak_of, y[m * hop :], sr, config)
 
 
 def _speech_in_frames(
-    level: np.ndarray, broadband: np.ndarray, voicing, rest: np.ndarray, sr: int,
+    level: np.ndarray, broadband: np.ndarray, voicing, peak_of, rest: np.ndarray, sr: int,
     config: VadConfig,
 ) -> bool:
     """:func:`has_speech` of a signal from the levels of its whole frames.
 
     ``level`` and ``broadband`` are the whole frames' levels (as :func:`frame_features` gives
     them), ``voicing(k)`` the flatness, peak fraction and periodicity of whole frames ``k`` (as
-    :func:`_voicing`; it is asked only about active frames whose level moves), ``rest`` the
-    samples after the last whole frame. As :meth:`VoiceActivityDetector.flush`, ``rest`` is
-    analysed as one more frame, zero-padded, unless the last whole frame ends within a hop of
-    the end.
+    :func:`_voicing`; it is asked only about active or prominent frames whose level moves), and
+    ``peak_of(k)`` their peak frequency (asked only about the voiced frames that are a lone
+    peak, and the frames just before them), ``rest`` the samples after the last whole frame.
+    As :meth:`VoiceActivityDetector.flush`, ``rest`` is analysed as one more frame, zero-padded,
+    unless the last whole frame ends within a hop of the end.
     """
     frame, hop, _, _, _ = _analysis(sr, config)
     m = len(level)
@@ -903,17 +1009,32 @@ def _speech_in_frames(
     if not len(level):
         return False
 
+    def peaks(k: np.ndarray) -> np.ndarray:
+        whole = k[k < m]
+        peak = peak_of(whole) if len(whole) else np.zeros(0)
+        if len(whole) < len(k):  # and the zero-padded last frame
+            peak = np.concatenate((peak, _peak_hz(last[0], last[2], sr, config)))
+        return peak
+
     def voiced_of(k: np.ndarray) -> np.ndarray:
         whole = k[k < m]
         flat, peak, periodic = voicing(whole) if len(whole) else (np.zeros(0),) * 3
         if len(whole) < len(k):  # and the zero-padded last frame
             flat, peak, periodic = (np.concatenate((a, b)) for a, b in zip(
-                (flat, peak, periodic), _voicing(*last, sr, config), strict=True))
+                (flat, peak, periodic), _voicing(*last[:2], sr, config), strict=True))
         feats = {"flatness": flat, "peak_fraction": peak, "periodicity": periodic}
-        return _voiced(feats, change[k], config)
+        # The glide matters only to voiced frames that are a lone peak: theirs alone.
+        glide = np.zeros(len(k))
+        lone = np.flatnonzero((_voiced(feats, change[k], glide, config) > 0)
+                              & (peak >= config.max_peak_fraction) & (k > 0))
+        if len(lone):
+            both = peaks(np.concatenate((k[lone], k[lone] - 1)))
+            glide[lone] = 12 * np.abs(np.log2(both[: len(lone)] / both[len(lone) :]))
+        return _voiced(feats, change[k], glide, config)
 
-    # Only active frames whose level moves can be voiced: their costly features, in order.
-    candidates = np.flatnonzero(_activity(level, config) & (change >= config.min_change_db))
+    # Only active or prominent frames whose level moves can count: their costly features, in
+    # order.
+    candidates = np.flatnonzero(_may_count(level, config) & (change >= config.min_change_db))
     return _evidence_suffices(candidates, voiced_of, config)
 
 
@@ -921,17 +1042,36 @@ def _speech_in_frames(
 _KEEP_FRAMES = 1000
 
 
-def _activity(level: np.ndarray, config: VadConfig) -> np.ndarray:
-    """Which frames of a whole signal are active: as :meth:`VoiceActivityDetector._decide`."""
+def _may_count(level: np.ndarray, config: VadConfig) -> np.ndarray:
+    """Which frames of a whole signal are active or prominent, as ``_decide`` judges them.
+
+    As :meth:`VoiceActivityDetector._decide` (only those frames can count as voiced), for all
+    the blocks of frames at once: the levels of each block's context, sorted.
+    """
     context = max(1, int(round(config.context_s / config.hop_s)))
     block = VoiceActivityDetector._BLOCK
     n = len(level)
-    floor = np.empty(n)
-    for b0 in range(0, n, block):
-        b1 = min(b0 + block, n)
-        floor[b0:b1] = _percentile(level[max(0, b0 - context) : min(n, b1 + context)],
-                                   config.floor_percentile)
-    return (level >= floor + config.margin_db) & (level >= config.min_level_db)
+    out = np.empty(n, bool)
+    width = 2 * context + block
+    # Blocks a few hundred at a time: their contexts' levels take ``width`` floats each.
+    step = 256 * block
+    for c0 in range(0, n, step):
+        starts = np.arange(c0, min(n, c0 + step), block)
+        lo = np.maximum(starts - context, 0)
+        size = np.minimum(starts + block + context, n) - lo
+        idx = lo[:, None] + np.arange(min(width, n))
+        around = np.where(idx < (lo + size)[:, None], level[np.minimum(idx, n - 1)], np.inf)
+        around.sort(axis=1)
+        rows = np.arange(len(starts))
+        floor = around[rows, (config.floor_percentile / 100 * (size - 1)).astype(int)]
+        top = around[rows, (config.top_percentile / 100 * (size - 1)).astype(int)]
+        c1 = min(n, c0 + step)
+        per_frame = np.repeat(np.arange(len(starts)), block)[: c1 - c0]
+        here = level[c0:c1]
+        out[c0:c1] = (((here >= floor[per_frame] + config.margin_db)
+                       | (here >= top[per_frame] - config.prominence_db))
+                      & (here >= config.min_level_db))
+    return out
 
 
 def _evidence_suffices(candidates: np.ndarray, voiced_of, config: VadConfig) -> bool:
