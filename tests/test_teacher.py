@@ -328,3 +328,20 @@ def test_probe_on_emobox_folds(teacher, ravdess_dir, tmp_path):
     assert report["emobox"]["uar_mean"] > 0.4
     write_probe_report(tmp_path / "report", report)
     assert "EmoBox" in (tmp_path / "report" / "summary.md").read_text()
+
+
+def test_embeddings_on_a_dask_cluster_equal_this_process(teacher, ravdess_dir, tmp_path):
+    """``python -m export --scheduler ADDRESS teacher``: the workers compute, the cache is here."""
+    distributed = pytest.importorskip("distributed", reason="the cluster extra is not installed")
+    from export.features import use_scheduler
+
+    paths = _clips(ravdess_dir, 3, 211)
+    here = teacher_embeddings(paths, n_jobs=1, cache_dir=tmp_path / "here", progress=False)
+    with distributed.LocalCluster(n_workers=1, threads_per_worker=1, processes=False,
+                                  dashboard_address=None) as cluster:
+        with use_scheduler(cluster):
+            there = teacher_embeddings(paths, n_jobs=1, cache_dir=tmp_path / "dask",
+                                       progress=False)
+    for a, b in zip(here, there, strict=True):
+        np.testing.assert_array_equal(a, b)
+    assert len(list((tmp_path / "dask").rglob("*.npy"))) == 3
