@@ -96,8 +96,9 @@ def test_log_mel_matches_openai_whisper(signal, ravdess_dir, kind):
         W = whisper_audio.log_mel_spectrogram(torch.from_numpy(y), n_mels=80).numpy()
         M = log_mel_spectrogram(y=y)
         assert M.shape == W.shape
-        # whisper computes in float32: low-power bins carry float32 STFT error into log10.
-        np.testing.assert_allclose(M, W, rtol=0, atol=5e-5)
+        # whisper computes in float32: low-power bins carry float32 STFT error into log10
+        # (at most 6.2e-5 over every RAVDESS and EmoDB clip: benchmarks/teacher_front_end.py).
+        np.testing.assert_allclose(M, W, rtol=0, atol=1e-4)
 
 
 def test_log_mel_errors():
