@@ -786,7 +786,9 @@ def write_probe_report(folder: str | Path, report: dict[str, Any]) -> Path:
                f"{k} {v:.3f}" for k, v in em["published"].items()) + ".", ""]
     if lo:
         emotions = [e for e in labels if e in lo["recall_mean"]]
-        md += ["## Leave one corpus out", "", lo["protocol"] + ".", "",
+        md += ["## Leave one corpus out", "", lo["protocol"] + ". The probe predicts every "
+               "emotion it was trained on, so a corpus's chance level is below one over its "
+               "number of emotions.", "",
                "| tested corpus | clips | UAR | " + " | ".join(emotions) + " |",
                "|---|---|---|" + "---|" * len(emotions)]
         for name, c in lo["corpora"].items():
@@ -797,5 +799,7 @@ def write_probe_report(folder: str | Path, report: dict[str, Any]) -> Path:
     md += ["Clips: " + ", ".join(f"{k} {v}" for k, v in report["dataset"].items())
            + f". Run in {report['seconds']:.0f} s (the embeddings' time excluded when they were "
            "cached).", ""]
+    if (folder / "embeddings.md").is_file():
+        md += ["The embeddings' own time: [embeddings.md](embeddings.md).", ""]
     (folder / "summary.md").write_text("\n".join(md))
     return folder
