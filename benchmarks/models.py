@@ -5,7 +5,7 @@ parameters (the float initialisers of its graph), its file size, the warm CPU ti
 features and of its inference on a 3 s clip at 48 kHz (one thread, the minimum of ``--reps``),
 and the cold start of ``ser-edge classify --model NAME CLIP`` in a fresh process (the models
 alternate run by run; wall-time median and peak resident memory). Together with the models'
-evaluation reports this is the model-comparison table of the README.
+evaluation reports this is the model-comparison table of docs/accuracy.md.
 
 usage: ``python -m benchmarks.models [--reps 30] [--cold-runs 7] [--extra NAME=FILE ...]
 [--results NAME]``

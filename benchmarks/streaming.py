@@ -6,7 +6,7 @@ int16 in 10 ms chunks, at 16 kHz (the model's rate: ``arecord -r 16000``) and at
 card's usual rate, resampled in the stream), 3 s windows every second, voice activity detection
 on each. Reports processing time over audio time (CPU, one thread), the latency from a window's
 end to its result (the resampler's delay plus the push's time) and the resident memory every
-minute of stream, whose spread over the hour is the memory bound stated in the README.
+minute of stream, whose spread over the hour is the memory bound stated in docs/benchmarks.md.
 
 usage: ``python -m benchmarks.streaming [--seconds 3600]``; writes
 ``benchmarks/results/streaming.json``.

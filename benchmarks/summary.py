@@ -1,4 +1,6 @@
-"""The README's benchmark section, from the latest ``benchmarks/results/*.json``.
+"""The comparison with librosa, from the latest ``benchmarks/results/*.json``.
+
+``docs/figures.py`` writes :func:`comparison` into docs/benchmarks.md.
 
 usage: ``python -m benchmarks.summary [--out FILE]`` (prints Markdown; ``--out`` writes it too)
 """
@@ -25,6 +27,13 @@ def _met(flag: bool) -> str:
 
 def section() -> str:
     """The Markdown section: one summary table, the targets, the plot, how to rerun."""
+    return comparison(heading=True)
+
+
+def comparison(heading: bool = False) -> str:
+    """The summary table against librosa, its targets and what they mean (``heading``: as a
+    section of its own, with the plot and how to rerun; else the table and its notes alone,
+    what ``docs/figures.py`` writes into docs/benchmarks.md)."""
     cold, lat, thr, foot, scal = (_load(n) for n in
                                   ("cold_start", "latency", "throughput", "footprint", "scaling"))
     rows: list[list[str]] = []
@@ -113,8 +122,6 @@ def section() -> str:
                 f"{' and '.join(cfg['stats'])} over time) and run the same network, as ONNX and "
                 "as a pickled scikit-learn pipeline.")
     lines = [
-        "## Benchmarks",
-        "",
         f"ser-edge against the librosa + scikit-learn pipeline it replaces, measured side by side "
         f"on one machine ({machine['cpu']}, {machine['cpu_count']} cores shared with other jobs, "
         f"Python {some['versions']['python']}, librosa {some['versions']['librosa']}, "
@@ -127,9 +134,11 @@ def section() -> str:
         "",
         "Targets: " + "; ".join(targets) + ".",
         "",
-        "![Latency and memory against clip length](benchmarks/results/latency_vs_length.png)",
-        "",
     ]
+    if heading:
+        lines = ["## Benchmarks", "", *lines,
+                 "![Latency and memory against clip length]"
+                 "(benchmarks/results/latency_vs_length.png)", ""]
     if scal and scal.get("bound"):
         bound = scal["bound"]
         lines += [
@@ -166,6 +175,8 @@ def section() -> str:
         lines += ["The runs used a stand-in model of the bundled model's shape (an MLP with one "
                   "hidden layer of 256 units); the cost of inference does not depend on its "
                   "weights.", ""]
+    if not heading:
+        return "\n".join(lines).strip() + "\n"
     lines += [
         "Reproduce (from the project root, with the `bench` extra installed): "
         "`python -m benchmarks.cold_start`, `latency`, `throughput`, `footprint`, `scaling`, "

@@ -29,7 +29,7 @@ from pathlib import Path
 
 from benchmarks import _common as C
 
-#: The last commit whose has_speech ran the full detector (the "before" of the README).
+#: The last commit whose has_speech ran the full detector (the "before" of docs/benchmarks.md).
 REFERENCE = "c70d791"
 
 

@@ -8,6 +8,7 @@ Sub-commands
 ``train``     train one model on all of the chosen clips, evaluate it, and write the ONNX model.
 ``fuse``      put the feature extraction into the model's graph: one ONNX file, waveform in.
 ``score``     a built model on whole corpora it never saw: UAR and each emotion's recall.
+``data get``  download a corpus from its official source into ser-edge's layout.
 ``teacher``   Whisper tiny.en's embeddings of every clip, cached (the ``teacher`` extra).
 ``teacher-probe``  the teacher's linear probe on EmoBox's folds and leave-one-corpus-out.
 """
@@ -27,6 +28,7 @@ import typer
 from ser_edge.errors import ParameterError, SerEdgeError
 from ser_edge.features import FeatureConfig
 
+from .data import SOURCES
 from .teacher import PROBE_C, PROBE_CORPORA, TEACHER_CORPORA
 from .train import DEFAULT_FEATURE_CONFIG, DEFAULT_PARAMS, DEFAULT_SEED, MODELS
 
@@ -402,8 +404,11 @@ def _fuse_and_report(model: Path, out: Path, dft: DftMethod, dtype: DftDtype) ->
 
 @app.command("fuse")
 def fuse_cmd(
-    model: Annotated[Path, typer.Argument(help="ONNX model written by `train` (features in).")],
     out: Annotated[Path, typer.Option("--out", "-o", help="Fused ONNX file to write.")],
+    model: Annotated[str | None, typer.Argument(
+        metavar="MODEL", help="A bundled model's name (ser-edge models) or an ONNX model "
+        "written by `train` (features in); without it, the default bundled model.",
+        show_default=False)] = None,
     dft: Annotated[DftMethod, typer.Option(help="How the graph computes the spectrum.")] = (
         DftMethod.fft2),
     dft_dtype: Annotated[DftDtype, typer.Option(help="Arithmetic of the DFT.")] = (
@@ -413,9 +418,13 @@ def fuse_cmd(
 
     The fused model takes 'waveform', float32 (1, n_samples), mono at the model's sample rate,
     and gives the model's outputs ('label', 'probabilities') with its metadata; it is checked
-    against the numpy features + the model on seeded signals before it is written.
+    against the numpy features + the model on seeded signals before it is written. Without
+    MODEL, the default bundled model's: what the JavaScript examples run
+    (``--out examples/default-waveform.onnx``).
     """
-    _fuse_and_report(model, out, dft, dft_dtype)
+    from ser_edge.model import resolve_model
+
+    _fuse_and_report(resolve_model(model), out, dft, dft_dtype)
 
 
 @app.command("evaluate")
@@ -733,9 +742,71 @@ def teacher_probe_cmd(
     typer.echo(f"wrote {out}")
 
 
+data_app = typer.Typer(help="The corpora, one command away from their official sources.",
+                       no_args_is_help=True)
+app.add_typer(data_app, name="data")
+
+#: The corpora ``data get`` knows.
+CorpusName = Enum("CorpusName", {name: name for name in SOURCES}, type=str)
+
+
+@data_app.command("get")
+def data_get(
+    name: Annotated[CorpusName, typer.Argument(help="The corpus.", metavar="NAME",
+                                               show_default=False)],
+    to: Annotated[Path | None, typer.Option(
+        "--to", help="The data folder to put it in (the corpus goes into DIR/NAME).",
+        metavar="DIR", show_default="$SER_EDGE_DATA, else ../shared/data beside the project")
+    ] = None,
+    url: Annotated[str | None, typer.Option(
+        "--url", help="Another place for the same archive (a mirror).")] = None,
+    sha256: Annotated[str | None, typer.Option(
+        "--sha256", help="The archive's SHA-256, checked instead of the publisher's checksum.")
+    ] = None,
+    quiet: QuietOpt = False,
+) -> None:
+    """Download a corpus, check it, convert it to FLAC in ser-edge's layout, print its licence.
+
+    RAVDESS (speech) comes from its Zenodo record, EmoDB from its site. An interrupted download
+    resumes where it stopped (run the command again); the archive is checked against the
+    publisher's checksum (or --sha256), and the converted audio against the SHA-256 of the
+    samples this project's models were trained and tested on.
+    """
+    from .data import DataError, get
+
+    try:
+        get(name.value, to, url=url, sha256=sha256, progress=not quiet, log=typer.echo)
+    except DataError as exc:
+        raise _fail(exc) from None
+
+
+#: The optional dependencies of ``python -m export`` and the extra that installs each (the rest
+#: are the ``export`` extra's): a missing one is a line of advice, not a traceback.
+EXTRA_OF = {"torch": "nets", "distributed": "cluster"}
+EXPORT_EXTRA = ("onnx", "skl2onnx", "sklearn", "librosa", "matplotlib", "joblib", "tqdm",
+                "audiomentations", "pyroomacoustics", "scipy", "numba", *EXTRA_OF)
+
+
 def main() -> None:
-    """Entry point of ``python -m export``."""
-    app()
+    """Entry point of ``python -m export``.
+
+    Raises
+    ------
+    SystemExit
+        With status 2 and one line on stderr when a command needs an extra that is not
+        installed (``pip install -e ".[export]"``; ``nets`` for torch).
+    """
+    try:
+        app()
+    except ModuleNotFoundError as exc:
+        top = (exc.name or "").split(".")[0]
+        if top not in EXPORT_EXTRA:
+            raise
+        extra = EXTRA_OF.get(top, "export")
+        command = " ".join(["python -m export", *sys.argv[1:2]])
+        typer.echo(f"error: {command} needs the '{extra}' extra ({top} is not installed): "
+                   f"pip install -e '.[{extra}]'", err=True)
+        raise SystemExit(2) from None
 
 
 if __name__ == "__main__":

@@ -58,11 +58,12 @@ __all__ = [
     "speed",
     "pad",
     "gate",
+    "equalise",
 ]
 
 #: The augmentations :class:`AugmentConfig` can name.
 AUGMENTATIONS = ("gain", "white", "pink", "babble", "telephone", "mp3", "opus", "reverb",
-                 "pitch", "stretch", "speed", "pad", "gate")
+                 "pitch", "stretch", "speed", "pad", "gate", "eq")
 
 #: The robustness evaluation's perturbations: name -> (kind, parameter).
 PERTURBATIONS: dict[str, tuple[str, float]] = {
@@ -94,7 +95,7 @@ class AugmentConfig:
     Each augmented copy of a clip applies each named augmentation with probability ``p[name]``
     (``p_default`` where not given), in the order of :data:`AUGMENTATIONS` (effects of the
     voice, then the room, then the channel: pitch, stretch, speed, reverb, noise, band, codec,
-    gain, then what editing does: a sample gate, padding).
+    gain, then what editing does: a sample gate, padding; then another microphone's response).
 
     Parameters
     ----------
@@ -132,6 +133,9 @@ class AugmentConfig:
     gate_db : (float, float)
         Range of the sample gate's threshold (``"gate"``: samples under it set to zero), in dB
         re full scale.
+    eq_db : float > 0
+        A microphone's frequency response (``"eq"``): seven bands, each cut or boosted by up to
+        this many dB (:func:`equalise`).
 
     Raises
     ------
@@ -156,6 +160,7 @@ class AugmentConfig:
     pad_s: tuple[float, float] = (0.2, 1.0)
     pad_noise_db: tuple[float, float] = (-70.0, -50.0)
     gate_db: tuple[float, float] = (-60.0, -45.0)
+    eq_db: float = 10.0
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "kinds", tuple(self.kinds))
@@ -187,8 +192,8 @@ class AugmentConfig:
         # Left out unless used, as configurations written before them (and the caches keyed
         # on their JSON) had them.
         for name, default in (("pad_s", (0.2, 1.0)), ("pad_noise_db", (-70.0, -50.0)),
-                              ("gate_db", (-60.0, -45.0))):
-            if tuple(data[name]) == default:
+                              ("gate_db", (-60.0, -45.0)), ("eq_db", 10.0)):
+            if (tuple(data[name]) if isinstance(data[name], list) else data[name]) == default:
                 del data[name]
         return json.dumps(data, sort_keys=True)
 
@@ -472,6 +477,42 @@ def reverberate(y: np.ndarray, h: np.ndarray) -> np.ndarray:
     return wet.astype(np.float32)
 
 
+def equalise(y: np.ndarray, sr: int, max_gain_db: float, *, seed: int) -> np.ndarray:
+    """Another microphone's frequency response: a random seven-band equaliser.
+
+    audiomentations' ``SevenBandParametricEQ`` (a low shelf, five peaking filters and a high
+    shelf, centre frequencies from 42 Hz to 9.5 kHz), each band cut or boosted by up to
+    ``max_gain_db``; its parameters are drawn from ``seed`` (the random modules' state is put
+    back afterwards).
+
+    Parameters
+    ----------
+    y : np.ndarray [shape=(n,)], float32
+    sr : int
+        Sample rate, in Hz.
+    max_gain_db : float > 0
+    seed : int
+
+    Returns
+    -------
+    y_eq : np.ndarray [shape=(n,)], float32
+    """
+    import random
+
+    from audiomentations import SevenBandParametricEQ
+
+    # audiomentations draws from both global generators (random and numpy's legacy one).
+    state, np_state = random.getstate(), np.random.get_state()  # noqa: NPY002
+    try:
+        random.seed(seed)
+        np.random.seed(seed % 2**32)  # noqa: NPY002
+        t = SevenBandParametricEQ(min_gain_db=-max_gain_db, max_gain_db=max_gain_db, p=1.0)
+        return np.asarray(t(np.asarray(y, dtype=np.float32), sample_rate=sr), dtype=np.float32)
+    finally:
+        random.setstate(state)
+        np.random.set_state(np_state)  # noqa: NPY002
+
+
 def pitch_shift(y: np.ndarray, sr: int, semitones: float) -> np.ndarray:
     """Shift the pitch, keeping the tempo (audiomentations ``PitchShift``, Signalsmith Stretch)."""
     from audiomentations import PitchShift
@@ -510,7 +551,7 @@ class _Draw:
 def _draw(config: AugmentConfig, rng: np.random.Generator, n_pool: int) -> _Draw:
     draw = _Draw()
     for name in ("pitch", "stretch", "speed", "reverb", "white", "pink", "babble", "telephone",
-                 "mp3", "opus", "gain", "gate", "pad"):
+                 "mp3", "opus", "gain", "gate", "pad", "eq"):
         if name not in config.kinds or not rng.random() < config.probability(name):
             continue
         if name == "pitch":
@@ -537,6 +578,8 @@ def _draw(config: AugmentConfig, rng: np.random.Generator, n_pool: int) -> _Draw
             draw.steps.append((name, float(rng.choice(config.opus_kbps))))
         elif name == "gate":
             draw.steps.append((name, rng.uniform(*config.gate_db)))
+        elif name == "eq":
+            draw.steps.append((name, (int(rng.integers(2**31)), config.eq_db)))
         elif name == "pad":
             noise = rng.random() < 0.5
             level = rng.uniform(*config.pad_noise_db)
@@ -623,6 +666,8 @@ def augment(
             y = gate(y, value)
         elif name == "pad":
             y = pad(y, sr, value[0], value[1], rng=rng)
+        elif name == "eq":
+            y = equalise(y, sr, value[1], seed=value[0])
     return y
 
 

@@ -24,10 +24,10 @@ from .protocols import emobox_parameters, emobox_published
 
 __all__ = ["comparison_rows", "comparison_table"]
 
-_HEADER = ["model", "EmoBox UAR (6 folds)", "contiguous UAR", "EmoDB UAR", "RAVDESS→EmoDB",
-           "EmoDB→RAVDESS", "gain −20 dB", "white 20 dB", "RT60 0.5 s", "ECE (calibrated)",
-           "parameters",
-           "file", "inference, 3 s"]
+_HEADER = ["model", "EmoBox UAR (6 folds)", "LOCO UAR (6 corpora)", "LOCO adapted",
+           "contiguous UAR", "EmoDB UAR", "RAVDESS→EmoDB", "EmoDB→RAVDESS", "gain −20 dB",
+           "white 20 dB", "RT60 0.5 s", "silence around", "gate −50 dB", "ECE (calibrated)",
+           "parameters", "file", "inference, 3 s"]
 
 def _read(folder: str | Path) -> dict[str, Any]:
     path = Path(folder)
@@ -53,9 +53,11 @@ def comparison_rows(reports: Mapping[str, str | Path],
     Returns
     -------
     rows : list of dict
-        ``name``, ``emobox``, ``emobox_std``, ``contiguous``, ``emodb``, ``r2e``, ``e2r``,
-        ``gain_-20``, ``white_20``, ``rt60_0.5`` (labels unchanged), ``ece``, ``parameters``,
-        ``bytes``, ``inference_s`` (absent figures are None).
+        ``name``, ``emobox``, ``emobox_std``, ``loco``, ``loco_adapted`` (leave one corpus
+        out, mean UAR; adapted with each test speaker's whole profile), ``contiguous``,
+        ``emodb``, ``r2e``, ``e2r``, ``gain_-20``, ``white_20``, ``rt60_0.5``, ``silence``,
+        ``gate`` (labels unchanged), ``ece``, ``parameters``, ``bytes``, ``inference_s``
+        (absent figures are None).
 
     Raises
     ------
@@ -69,9 +71,14 @@ def comparison_rows(reports: Mapping[str, str | Path],
         rob = emobox.get("robustness", {})
         cross = r.get("cross_corpus", {})
         b = (bench or {}).get(name, {})
+        loco = r.get("loco", {})
         rows.append({
             "name": name,
             "emobox": emobox.get("uar_mean"), "emobox_std": emobox.get("uar_std"),
+            "loco": loco.get("uar_mean"),
+            "loco_adapted": loco.get("adapted", {}).get("adapted", {}).get("uar_mean"),
+            "silence": rob.get("digital silence 0.6 s around", {}).get("label_unchanged"),
+            "gate": rob.get("gate under -50 dBFS", {}).get("label_unchanged"),
             "contiguous": r.get("contiguous", {}).get("uar_mean"),
             "emodb": r.get("emodb", {}).get("uar_mean"),
             "r2e": cross.get("ravdess -> emodb", {}).get("uar_mean"),
@@ -95,15 +102,17 @@ def comparison_table(reports: Mapping[str, str | Path],
     lines = ["| " + " | ".join(_HEADER) + " |", "|" + "---|" * len(_HEADER)]
     for r in comparison_rows(reports, bench):
         emobox = "–" if r["emobox"] is None else f"{r['emobox']:.3f} ± {r['emobox_std']:.3f}"
-        cells = [r["name"], emobox, f(r["contiguous"]), f(r["emodb"]), f(r["r2e"]), f(r["e2r"]),
+        cells = [r["name"], emobox, f(r["loco"]), f(r["loco_adapted"]), f(r["contiguous"]),
+                 f(r["emodb"]), f(r["r2e"]), f(r["e2r"]),
                  f(r["gain_-20"], "{:.2f}"), f(r["white_20"], "{:.2f}"),
-                 f(r["rt60_0.5"], "{:.2f}"), f(r["ece"]),
+                 f(r["rt60_0.5"], "{:.2f}"), f(r["silence"], "{:.2f}"), f(r["gate"], "{:.2f}"),
+                 f(r["ece"]),
                  f(r["parameters"], "{:,}"),
                  f(None if r["bytes"] is None else r["bytes"] / 1024, "{:.0f} KiB"),
                  f(None if r["inference_s"] is None else r["inference_s"] * 1e3, "{:.2f} ms")]
         lines.append("| " + " | ".join(cells) + " |")
     for name, uar in emobox_published().items():
-        cells = [f"{name} (EmoBox, published)", f"{uar:.3f}", *["–"] * 8,
+        cells = [f"{name} (EmoBox, published)", f"{uar:.3f}", *["–"] * 12,
                  emobox_parameters(name), "–", "–"]
         lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines) + "\n"

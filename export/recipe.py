@@ -226,6 +226,14 @@ class TrainingRecipe:
                 raise ParameterError(f"member {m.name!r} is trained on other emotions than "
                                      "the first, or on corpora the first does not have (a "
                                      "member may train on some of the first's corpora)")
+        adapting = [m for m in members if m.adapt]
+        for m in members:  # the device maps the whole frame matrix once a profile is ready
+            if adapting and m.adapt != adapting[0].adapt and not (
+                    m.takes_frames and m.feature_config.norm == "meanvar"):
+                raise ParameterError(
+                    f"member {m.name!r} would see frames adapted to the speaker that it was not "
+                    f"trained on: with {adapting[0].name!r} adapting, every pooled member must "
+                    "adapt alike (a network normalising each utterance need not)")
         object.__setattr__(self, "members", members)
         object.__setattr__(self, "weights", weights)
         object.__setattr__(self, "feature_config", shared)
@@ -436,7 +444,7 @@ def _profiles(inp: _Inputs, config: FeatureConfig, budget: float | None = None,
     for s in np.unique(speakers):
         mine = np.flatnonzero(speakers == s)
         if budget is not None:
-            mine = np.random.default_rng([seed, zlib_crc(s)]).permutation(mine)
+            mine = np.random.default_rng([seed, _crc(s)]).permutation(mine)
         profile = SpeakerProfile(config)
         for i in mine:
             profile.add(n[i], mean[i], var[i])
@@ -446,7 +454,7 @@ def _profiles(inp: _Inputs, config: FeatureConfig, budget: float | None = None,
     return out
 
 
-def zlib_crc(text: str) -> int:
+def _crc(text: str) -> int:
     """A stable number for a string (a speaker's seed)."""
     import zlib
 
@@ -863,7 +871,18 @@ def evaluate_recipe(
         entry = _protocol_summary(res, y, "EmoBox's RAVDESS folds (4 actors each), "
                                   "speaker-independent")
         entry["published"] = emobox_published()
-        entry["robustness"] = robustness(res, y)
+        perturbed = {**res, "splits": [{**sp, "proba": {k: v for k, v in sp["proba"].items()
+                                                        if k == "clean" or k in PERTURBATIONS}}
+                                       for sp in res["splits"]]}
+        entry["robustness"] = robustness(perturbed, y)
+        for name in (_adapt_name(b) for b in ADAPT_BUDGETS):
+            if name in res["splits"][0]["proba"]:
+                from .experiment import fold_scores
+
+                scores = fold_scores(res, y, name)
+                entry.setdefault("adapted", {})[name] = {
+                    "uar_mean": scores["uar_mean"], "uar_std": scores["uar_std"],
+                    "folds": [f["uar"] for f in scores["folds"]]}
         held = _held_out_uar(res, y)
         if held is not None:
             entry["held_out"] = held

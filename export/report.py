@@ -418,6 +418,12 @@ def write_recipe_report(folder: str | Path, report: Mapping[str, Any], *,
             md.append(f"| {model} (EmoBox) | {emobox_parameters(model)} | {ua:.3f} |")
         md += ["", "Per fold: " + ", ".join(f"{f['name'].split()[-1]}: {f['uar']:.3f}"
                                             for f in emobox["folds"]), ""]
+        for key, entry in (emobox.get("adapted") or {}).items():
+            md += [f"Adapted to each test speaker ({key}: "
+                   + ("the profile of all their clips" if key == "adapted" else
+                      f"a profile of {key.split()[-2]} s of their speech") + f"): UAR "
+                   f"{entry['uar_mean']:.3f} (folds " + ", ".join(f"{u:.3f}" for u in
+                                                                 entry["folds"]) + ").", ""]
         held = emobox.get("held_out")
         if held:
             md += [f"On each fold's held-out *training* speakers (what a choice between models "

@@ -744,8 +744,29 @@ def run_probe(
     }
 
 
+def _embeddings_section(t: dict[str, Any]) -> list[str]:
+    """Markdown: the measured time of the embeddings of every clip (``embeddings.json``)."""
+    return [
+        "## The embeddings' time", "",
+        f"`{t['command']}`: {t['clips']} clips, {t['audio_s'] / 3600:.1f} h of audio, into an "
+        f"empty cache, {t['processes']} process of {t['ctranslate2_threads']} thread; "
+        f"{t['machine']}.", "",
+        "| wall | CPU (user + system) | CPU per clip | CPU per second of audio | peak memory | "
+        "cache |", "|---|---|---|---|---|---|",
+        f"| **{t['wall_s']:.0f} s** ({t['wall_s'] / 60:.1f} min) | **{t['cpu_s']:.0f} s** "
+        f"({t['cpu_s'] / 60:.1f} min) | {1000 * t['cpu_s'] / t['clips']:.0f} ms | "
+        f"{1000 * t['cpu_s'] / t['audio_s']:.1f} ms | {t['max_rss_mb']} MB | "
+        f"{t['cache_gb']} GB, {t['cache_files']} files |", "",
+        f"{t['note']} A second run read the cache and computed nothing: "
+        f"{t['second_run']['wall_s']:.0f} s wall, {t['second_run']['cpu_s']:.0f} s CPU. "
+        "Figures in embeddings.json beside this file.", ""]
+
+
 def write_probe_report(folder: str | Path, report: dict[str, Any]) -> Path:
     """Write ``probe.json`` (every figure) and ``summary.md`` (the tables) into ``folder``.
+
+    When ``folder`` holds ``embeddings.json`` (the measured time of the embeddings of every clip:
+    ``command``, ``clips``, ``audio_s``, ``wall_s``, ``cpu_s``, ...), the summary reports it too.
 
     Parameters
     ----------
@@ -799,7 +820,8 @@ def write_probe_report(folder: str | Path, report: dict[str, Any]) -> Path:
     md += ["Clips: " + ", ".join(f"{k} {v}" for k, v in report["dataset"].items())
            + f". Run in {report['seconds']:.0f} s (the embeddings' time excluded when they were "
            "cached).", ""]
-    if (folder / "embeddings.md").is_file():
-        md += ["The embeddings' own time: [embeddings.md](embeddings.md).", ""]
+    timing = folder / "embeddings.json"
+    if timing.is_file():
+        md += _embeddings_section(json.loads(timing.read_text()))
     (folder / "summary.md").write_text("\n".join(md))
     return folder

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import os
 
-__all__ = ["source_name", "display_name"]
+__all__ = ["source_name", "display_name", "printable"]
 
 
 def source_name(source: object) -> str:
@@ -36,6 +36,8 @@ def source_name(source: object) -> str:
 
 _CONTROL = {i: f"\\x{i:02x}" for i in [*range(0x20), 0x7F]}
 _CONTROL.update({ord("\n"): "\\n", ord("\r"): "\\r", ord("\t"): "\\t"})
+if os.sep == "/":  # a backslash in a name is escaped too: no two names print alike
+    _CONTROL[ord("\\")] = "\\\\"
 
 
 def display_name(path: object) -> str:
@@ -45,7 +47,12 @@ def display_name(path: object) -> str:
     Python's ``surrogateescape`` lone surrogates) are shown as ``\xNN``, the byte's value in hex,
     as Python's ``backslashreplace`` shows them: ``b'caf\xe9.wav'`` prints as ``caf\xe9.wav``.
     Control characters are escaped alike (``\n``, ``\t``, ``\x1b``), so a name never breaks a
-    line or drives the terminal. Every other name, valid UTF-8 in any script, is shown unchanged.
+    line or drives the terminal. A backslash is shown doubled (``\\``), as GNU ``ls -b`` shows
+    it, so that no two names print alike: a name holding a newline prints ``a\nb.wav``, one
+    holding a backslash and an ``n`` prints ``a\\nb.wav``; results files key their records by
+    this name. (On Windows, where a backslash separates folders and no name holds one or a
+    control character, it is left alone.) Every other name, valid UTF-8 in any script, is shown
+    unchanged.
 
     Parameters
     ----------
@@ -55,11 +62,31 @@ def display_name(path: object) -> str:
     Returns
     -------
     name : str
-        Valid UTF-8 without control characters.
+        Valid UTF-8 without control characters; a different name gives a different string.
     """
-    name = path if isinstance(path, str) else source_name(path)
+    name = (path if isinstance(path, str) else source_name(path)).translate(_CONTROL)
     try:
-        name = name.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
+        return name.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
     except UnicodeEncodeError:  # lone surrogates that no file system gave
-        name = name.encode("utf-8", "backslashreplace").decode("utf-8")
-    return name.translate(_CONTROL)
+        return name.encode("utf-8", "backslashreplace").decode("utf-8")
+
+
+def printable(text: str) -> str:
+    r"""``text`` with every character that is not printable escaped: what a model's metadata shows.
+
+    Control characters (``\n``, ``\x1b``: a terminal's escape sequences), C1 controls, format
+    characters (a right-to-left override) and line separators become ``\xNN``, ``\uNNNN``, as
+    Python's ``repr`` writes them; spaces and every printable character of any script stay.
+
+    Parameters
+    ----------
+    text : str
+
+    Returns
+    -------
+    text : str
+        One line, printable (``str.isprintable`` but for spaces).
+    """
+    if text.isprintable():
+        return text
+    return "".join(c if c.isprintable() or c == " " else repr(c)[1:-1] for c in text)

@@ -39,6 +39,7 @@ __all__ = [
     "load_with_rate",
     "resample",
     "valid_audio",
+    "require_sound",
     "channels_first",
     "source_name",
     "display_name",
@@ -47,6 +48,7 @@ __all__ = [
     "MIN_SR",
     "MAX_SR",
     "MAX_PEAK",
+    "MIN_PEAK",
     "MAX_CHANNELS_LAST",
     "MAX_STREAM_BYTES",
 ]
@@ -62,6 +64,12 @@ MIN_SR, MAX_SR = 1000, 768_000
 #: (±32768, ±2**31) still pass, but past this the power spectrum (a sum of ``n_fft`` squared
 #: samples, then of mel bands) would overflow float32, the precision the features use.
 MAX_PEAK = 1e12
+
+#: Smallest peak sample magnitude of audio to classify: -100 dBFS, a third of a 16-bit step.
+#: Quieter than any recorder's noise floor; the float32 features start to lose such a signal
+#: near 3e-7 (a RAVDESS clip scaled to a peak of 1e-7 changes its probabilities by 0.03, to 1e-8
+#: its label), and at 1e-20 they overflow.
+MIN_PEAK = 1e-5
 
 #: A 2-D signal of shape ``(n, c)`` with ``c`` at most this and ``n > c`` is taken as
 #: (samples, channels), the layout ``soundfile.read`` returns.
@@ -90,6 +98,7 @@ def valid_audio(
     path: str | os.PathLike | None = None,
     min_samples: int = 1,
     allow_silence: bool = True,
+    name: str | None = None,
 ) -> None:
     """Check that ``y`` is audio the features can use; raise :class:`AudioError` if not.
 
@@ -102,7 +111,11 @@ def valid_audio(
     min_samples : int >= 1
         Fewest samples accepted (e.g. ``n_fft``, one analysis frame).
     allow_silence : bool
-        Accept digital silence (every sample zero).
+        Accept digital silence (every sample zero), and audio too quiet to analyse (peak
+        magnitude below :data:`MIN_PEAK`).
+    name : str or None
+        The source as messages already show it (:func:`display_name` of it, as
+        :attr:`AudioStream.name`); used instead of ``path``. A shown name is not escaped twice.
 
     Raises
     ------
@@ -110,26 +123,54 @@ def valid_audio(
         If ``y`` is not floating-point, not 1-D or 2-D, has fewer than ``min_samples`` samples,
         has NaN or infinite samples, has samples larger than :data:`MAX_PEAK` in magnitude
         (``"samples overflow float32"``: the features, computed in float32, would overflow), or
-        (``allow_silence=False``) is all zeros.
+        (``allow_silence=False``) is all zeros or peaks below :data:`MIN_PEAK` (``"too
+        quiet"``).
     """
-    where = f"{_name(path)}: " if path is not None else ""
+    where = (f"{name}: " if name is not None else f"{_name(path)}: " if path is not None
+             else "")
     if not isinstance(y, np.ndarray) or not np.issubdtype(y.dtype, np.floating):
         kind = getattr(y, "dtype", type(y).__name__)
         raise AudioError(f"{where}audio must be a floating-point numpy array, got {kind}")
     if y.ndim not in (1, 2):
         raise AudioError(f"{where}audio must be 1-D or (channels, samples), got shape {y.shape}")
     n = y.shape[-1]
-    if n == 0:
+    if y.size == 0:  # (0, n) too: no channel
         raise AudioError(f"{where}no audio samples")
     if n < min_samples:
         raise AudioError(f"{where}too short: {n} samples, at least {min_samples} needed")
-    _check_peak(y, where)
-    if not allow_silence and not y.any():
+    peak = _check_peak(y, where)
+    if not allow_silence:
+        require_sound(peak, where)
+
+
+def require_sound(peak: float, where: str = "") -> None:
+    """Refuse a signal whose peak magnitude is zero or below :data:`MIN_PEAK`.
+
+    Parameters
+    ----------
+    peak : float >= 0
+        The signal's largest sample magnitude.
+    where : str
+        What the message starts with (``"FILE: "``).
+
+    Raises
+    ------
+    AudioError
+        ``digital silence`` if ``peak`` is 0, ``too quiet`` if below :data:`MIN_PEAK`.
+    """
+    if peak == 0:
         raise AudioError(f"{where}digital silence: every sample is zero")
+    if peak < MIN_PEAK:
+        raise AudioError(f"{where}too quiet: peak magnitude {peak:.3g} ("
+                         f"{20 * np.log10(peak):.0f} dBFS), below {MIN_PEAK:.0e} (-100 dBFS): "
+                         "below any recorder's noise floor, the features cannot be trusted")
 
 
-def _check_peak(y: np.ndarray, where: str) -> None:
-    """NaN, infinite, float32-overflowing or absurdly large samples: one AudioError, no warning."""
+def _check_peak(y: np.ndarray, where: str) -> float:
+    """NaN, infinite, float32-overflowing or absurdly large samples: one AudioError, no warning.
+
+    Returns the peak magnitude.
+    """
     peak = max(float(y.max()), -float(y.min()))  # NaN propagates; no temporary |y| array
     if not np.isfinite(peak):
         raise AudioError(f"{where}audio has NaN or infinite samples")
@@ -137,6 +178,7 @@ def _check_peak(y: np.ndarray, where: str) -> None:
         raise AudioError(f"{where}samples overflow float32 (peak magnitude {peak:.3g}; audio is "
                          f"nominally within [-1, 1], and past {MAX_PEAK:.0e} its power spectrum "
                          "exceeds float32's range)")
+    return peak
 
 
 def channels_first(y: np.ndarray, *, path: str | os.PathLike | None = None) -> np.ndarray:
@@ -758,7 +800,7 @@ class AudioStream:
             blocks = list(self._blocks(max(1, _BLOCK_SAMPLES // channels)))
             y = np.concatenate(blocks) if blocks else np.zeros((0, channels), np.float32)
         y = y[:, 0] if channels == 1 else y.T  # (n,) or (channels, n), as librosa
-        valid_audio(y, path=name)
+        valid_audio(y, name=name)
         if mono and y.ndim > 1:
             y = np.mean(y, axis=tuple(range(y.ndim - 1)))
         return resample(y, orig_sr=self.sr_native, target_sr=self.sr)

@@ -54,6 +54,8 @@ __all__ = [
     "classify_one",
     "default_jobs",
     "dask_client",
+    "scheduler_address",
+    "probe_scheduler",
     "BATCH_SIZE",
     "POOL_MIN_WORK_S",
 ]
@@ -67,8 +69,11 @@ BATCH_SIZE = {"local": 8, "dask": 32}
 #: about as much as it saves.
 POOL_MIN_WORK_S = 1.0
 
-#: Seconds to wait for a Dask scheduler to answer.
+#: Seconds to wait for a Dask scheduler to answer, and then for its first worker.
 CONNECT_TIMEOUT_S = 10.0
+
+#: Most bytes read from a scheduler's first message (its handshake: about 60 bytes).
+HANDSHAKE_MAX_BYTES = 64 << 10
 
 #: How often, in seconds, an idle local worker checks that the process that started it is alive.
 _WATCH_PARENT_S = 1.0
@@ -83,10 +88,9 @@ def default_jobs() -> int:
         The cores of the process's CPU affinity mask where the platform has one (Linux), else
         ``os.cpu_count()``.
     """
-    try:
-        return max(1, len(os.sched_getaffinity(0)))
-    except (AttributeError, OSError):  # pragma: no cover - macOS, Windows
-        return max(1, os.cpu_count() or 1)
+    from ._threads import usable_cores
+
+    return usable_cores()
 
 
 @dataclass(frozen=True)
@@ -367,11 +371,19 @@ class _DaskEngine:
 def dask_client(scheduler: Any) -> Iterator[Any]:
     """A ``distributed.Client`` for ``scheduler``, for the length of a ``with`` block.
 
+    A scheduler named by its address is tried first with a bounded probe
+    (:func:`probe_scheduler`: its handshake, at most :data:`HANDSHAKE_MAX_BYTES` read, within
+    :data:`CONNECT_TIMEOUT_S` seconds), so that a listener that is not a Dask scheduler (a web
+    server, one that never speaks, one that sends noise) costs at most that; then Dask connects,
+    and at least one worker must join within :data:`CONNECT_TIMEOUT_S` seconds. Name only a
+    scheduler you trust: Dask's client decodes (unpickles) what the scheduler sends it.
+
     Parameters
     ----------
     scheduler : str or distributed.Client or distributed.deploy.Cluster
-        A scheduler's address (``"tcp://host:8786"``), a client (used as it is and left open), or
-        a cluster object such as ``distributed.LocalCluster`` (its ``scheduler_address``).
+        A scheduler's address (``"tcp://host:8786"``, ``"host:8786"``, or ``"tls://host:8786"``
+        with Dask's TLS settings configured), a client (used as it is and left open), or a
+        cluster object such as ``distributed.LocalCluster`` (its ``scheduler_address``).
 
     Yields
     ------
@@ -380,8 +392,12 @@ def dask_client(scheduler: Any) -> Iterator[Any]:
     Raises
     ------
     ClusterError
-        If Dask distributed is not installed (``pip install 'ser-edge[cluster]'``) or the
-        scheduler does not answer within :data:`CONNECT_TIMEOUT_S` seconds.
+        If Dask distributed is not installed (``pip install 'ser-edge[cluster]'``), the address
+        is not a ``tcp://`` (or configured ``tls://``) one, nothing answers there as a Dask
+        scheduler within :data:`CONNECT_TIMEOUT_S` seconds, or the scheduler has no worker
+        within as long again.
+    ParameterError
+        If ``scheduler`` is none of the above types.
     """
     try:
         import distributed
@@ -396,15 +412,228 @@ def dask_client(scheduler: Any) -> Iterator[Any]:
     if not isinstance(address, str) or not address:
         raise ParameterError(f"scheduler must be an address such as 'tcp://host:8786', a "
                              f"distributed.Client or a cluster, got {scheduler!r}")
+    shown = display_name(address)
+    scheme, host, port = scheduler_address(address)
+    ssl_context = None
+    if scheme == "tls":
+        from distributed.security import Security
+
+        ssl_context = Security().get_connection_args("client").get("ssl_context")
+        if ssl_context is None:
+            raise ClusterError(f"the Dask scheduler at {shown}: tls:// needs Dask's TLS "
+                               "settings (distributed.comm.tls: ca-file, client cert and key), "
+                               "and none are configured")
+    deadline = time.monotonic() + CONNECT_TIMEOUT_S
+    probe_scheduler(host, port, timeout=CONNECT_TIMEOUT_S, ssl_context=ssl_context,
+                    name=shown)
     try:
-        client = distributed.Client(address, timeout=CONNECT_TIMEOUT_S, set_as_default=False)
-    except (OSError, TimeoutError, ValueError) as exc:
+        client = distributed.Client(f"{scheme}://{_host_port(host, port)}",
+                                    timeout=max(1.0, deadline - time.monotonic()),
+                                    set_as_default=False)
+    except (OSError, TimeoutError, ValueError, TypeError) as exc:
         text = " ".join(str(exc).split()) or type(exc).__name__
-        raise ClusterError(f"cannot reach the Dask scheduler at {address} ({text})") from None
+        raise ClusterError(f"cannot reach the Dask scheduler at {shown} ({text})") from None
     try:
+        try:
+            client.wait_for_workers(1, timeout=CONNECT_TIMEOUT_S)
+        except (OSError, TimeoutError) as exc:
+            raise ClusterError(
+                f"the Dask scheduler at {shown} has no workers: none joined within "
+                f"{CONNECT_TIMEOUT_S:g} s (start some: dask worker {shown})") from exc
         yield client
     finally:
         client.close()
+
+
+#: The address schemes :func:`dask_client` takes.
+SCHEDULER_SCHEMES = ("tcp", "tls")
+
+
+def scheduler_address(address: str) -> tuple[str, str, int]:
+    """Split a scheduler's address into scheme, host and port.
+
+    Parameters
+    ----------
+    address : str
+        ``tcp://HOST:PORT``, ``tls://HOST:PORT`` or ``HOST:PORT`` (TCP); an IPv6 host in
+        brackets (``tcp://[::1]:8786``).
+
+    Returns
+    -------
+    scheme : {"tcp", "tls"}
+    host : str
+    port : int in [1, 65535]
+
+    Raises
+    ------
+    ClusterError
+        If the address has another scheme (``http://``, ``inproc://``, ``ucx://``), or no host
+        or port.
+    """
+    shown = display_name(address)
+    scheme, sep, rest = address.partition("://")
+    if not sep:
+        scheme, rest = "tcp", address
+    if scheme not in SCHEDULER_SCHEMES:
+        raise ClusterError(f"the Dask scheduler address {shown} is not tcp://HOST:PORT (or "
+                           f"tls://HOST:PORT): {display_name(scheme)}:// is not supported")
+    if rest.startswith("["):
+        host, _, port = rest[1:].partition("]")
+        port = port[1:] if port.startswith(":") else ""
+    else:
+        host, _, port = rest.rpartition(":")
+    bad = not host or any(c.isspace() or c in "/?#@[]" for c in host)
+    if bad or not port.isascii() or not port.isdigit() or not 1 <= int(port) <= 65535:
+        raise ClusterError(f"the Dask scheduler address {shown} is not tcp://HOST:PORT "
+                           "(a host and a port from 1 to 65535)")
+    return scheme, host, int(port)
+
+
+def _host_port(host: str, port: int) -> str:
+    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+
+
+def probe_scheduler(host: str, port: int, *, timeout: float = CONNECT_TIMEOUT_S,
+                    ssl_context: Any = None, name: str | None = None) -> None:
+    """Check that a Dask scheduler answers at ``host:port``, at a bounded cost.
+
+    Connects, sends a Dask client's handshake and reads the scheduler's (a Dask comm message:
+    an 8-byte length, frame lengths, a msgpack map naming the peer's Python), in a thread that
+    is given up after ``timeout`` seconds (name resolution included); at most
+    :data:`HANDSHAKE_MAX_BYTES` are read, and nothing is unpickled.
+
+    Parameters
+    ----------
+    host : str
+    port : int
+    timeout : float > 0
+        Seconds the whole probe may take.
+    ssl_context : ssl.SSLContext, optional
+        For a ``tls://`` scheduler.
+    name : str, optional
+        The address as messages show it.
+
+    Raises
+    ------
+    ClusterError
+        If the connection fails, nothing answers within ``timeout``, or what answers does not
+        speak Dask's protocol.
+    """
+    import threading
+
+    shown = name or _host_port(host, port)
+    outcome: list[BaseException | None] = []
+    deadline = time.monotonic() + timeout
+
+    def run() -> None:
+        try:
+            _handshake(host, port, deadline, ssl_context)
+            outcome.append(None)
+        except BaseException as exc:  # noqa: BLE001 - handed to the caller's thread
+            outcome.append(exc)
+
+    thread = threading.Thread(target=run, name="ser-edge-probe-scheduler", daemon=True)
+    thread.start()
+    thread.join(timeout + 0.5)
+    if not outcome:
+        raise ClusterError(f"cannot reach the Dask scheduler at {shown} (no answer within "
+                           f"{timeout:g} s)")
+    exc = outcome[0]
+    if isinstance(exc, _NotDask):
+        raise ClusterError(f"{shown} is not a Dask scheduler ({exc})")
+    if isinstance(exc, TimeoutError):  # socket.timeout too
+        raise ClusterError(f"cannot reach the Dask scheduler at {shown} (no answer within "
+                           f"{timeout:g} s)")
+    if isinstance(exc, OSError):
+        text = exc.strerror or " ".join(str(exc).split()) or type(exc).__name__
+        raise ClusterError(f"cannot reach the Dask scheduler at {shown} ({text})")
+    if exc is not None:  # pragma: no cover - a bug
+        raise exc
+
+
+class _NotDask(Exception):
+    """What answered does not speak Dask's protocol."""
+
+
+def _handshake(host: str, port: int, deadline: float, ssl_context: Any) -> None:
+    import socket
+    import struct
+
+    def left() -> float:
+        remaining = deadline - time.monotonic()
+        if remaining <= 0:
+            raise TimeoutError("timed out")
+        return remaining
+
+    with socket.create_connection((host, port), timeout=left()) as raw:
+        sock = raw
+        if ssl_context is not None:
+            sock = ssl_context.wrap_socket(
+                raw, server_hostname=host if ssl_context.check_hostname else None)
+        try:
+            sock.settimeout(left())
+            sock.sendall(_client_handshake())
+            header = _recv(sock, 8, left)
+            (size,) = struct.unpack("<Q", header)
+            if size > HANDSHAKE_MAX_BYTES:  # what a web server's "HTTP/1.0 400" looks like
+                raise _NotDask(f"it answered {_preview(header)}, not a Dask handshake")
+            body = _recv(sock, size, left)
+        finally:
+            if sock is not raw:
+                sock.close()
+    if not _is_dask_handshake(body):
+        raise _NotDask(f"it answered {_preview(header + body)}, not a Dask handshake")
+
+
+def _recv(sock: Any, n: int, left: Any) -> bytes:
+    chunks, got = [], 0
+    while got < n:
+        sock.settimeout(left())
+        chunk = sock.recv(min(n - got, 1 << 16))
+        if not chunk:
+            raise _NotDask(f"it closed the connection after {got} of {n} bytes"
+                           if got else "it closed the connection without a word")
+        chunks.append(chunk)
+        got += len(chunk)
+    return b"".join(chunks)
+
+
+def _client_handshake() -> bytes:
+    """A Dask client's first message: its handshake, as ``distributed.comm.tcp`` frames it."""
+    import pickle
+    import struct
+
+    import msgpack
+
+    payload = msgpack.packb({"compression": None, "python": list(sys.version_info[:3]),
+                             "pickle-protocol": pickle.HIGHEST_PROTOCOL}, use_bin_type=True)
+    frames = struct.pack("<QQ", 1, len(payload)) + payload
+    return struct.pack("<Q", len(frames)) + frames
+
+
+def _is_dask_handshake(body: bytes) -> bool:
+    import struct
+
+    import msgpack
+
+    try:
+        (n_frames,) = struct.unpack_from("<Q", body)
+        if not 1 <= n_frames <= 16:
+            return False
+        lengths = struct.unpack_from(f"<{n_frames}Q", body, 8)
+        start = 8 * (1 + n_frames)
+        if start + sum(lengths) != len(body):
+            return False
+        info = msgpack.unpackb(body[start:start + lengths[0]], raw=False,
+                               strict_map_key=False)
+    except (struct.error, ValueError, TypeError, msgpack.ExtraData, msgpack.FormatError,
+            msgpack.StackError):
+        return False
+    return isinstance(info, dict) and "python" in info
+
+
+def _preview(data: bytes, limit: int = 24) -> str:
+    return repr(data[:limit]) + ("..." if len(data) > limit else "")
 
 
 # -- batches -------------------------------------------------------------------------------------
@@ -457,8 +686,8 @@ def outcomes(
     jobs : int >= 1 or None
         Worker processes on this machine. None: the usable cores (:func:`default_jobs`), started
         only once the work left is estimated at more than :data:`POOL_MIN_WORK_S` seconds; 1:
-        everything in this process; N > 1: a pool of ``min(N, paths)`` processes (none for a
-        single path).
+        everything in this process; N > 1: a pool of ``min(N, usable cores, paths)`` processes
+        (none for a single path: more processes than cores only compete for them).
     ordered : bool
         Yield in input order (default), or as results come (``False``).
     scheduler : str or distributed.Client or cluster, optional
@@ -506,8 +735,8 @@ def outcomes(
             yield from state.pooled(0, _DaskEngine(client, model_path, options))
     elif jobs is None:
         yield from state.auto(default_jobs())
-    elif jobs > 1 and state.paths_from(0) > 1:
-        yield from state.local(0, min(jobs, state.paths_from(0)))
+    elif min(jobs, default_jobs()) > 1 and state.paths_from(0) > 1:
+        yield from state.local(0, min(jobs, default_jobs(), state.paths_from(0)))
     else:
         yield from state.serial(0, len(items))
 

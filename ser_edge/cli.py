@@ -6,7 +6,8 @@ so ``ser-edge --help`` and ``ser-edge --version`` answer at once on a Raspberry 
 
 Exit status: 0 when every file was classified, 1 when at least one file failed or held no speech
 (each failure is one line on stderr naming the file and the reason), 2 for a usage error (an
-unknown option, a bad value), 3 when the model cannot be used, 4 when the Dask cluster of
+unknown option, a bad value, an output that cannot be written), 3 when the model cannot be used
+(or gave something other than probabilities for a file), 4 when the Dask cluster of
 ``--scheduler`` cannot be used, 141 when standard output was closed early (``| head``), the status
 of a program killed by SIGPIPE, quietly.
 """
@@ -27,7 +28,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
-from ._names import display_name
+from ._names import display_name, printable
 from ._threads import default_to_one_thread
 from ._version import __version__
 from .errors import AudioWarning, ClusterError, ModelError, NoSpeechError, SerEdgeError
@@ -42,7 +43,7 @@ default_to_one_thread()
 
 __all__ = ["app", "main", "AUDIO_EXTENSIONS", "find_audio"]
 
-#: Exit statuses, as documented in ``--help`` and the README.
+#: Exit statuses, as documented in ``--help`` and docs/errors.md.
 EXIT_OK = 0
 EXIT_FILE_FAILED = 1
 EXIT_USAGE = 2
@@ -133,15 +134,31 @@ def _fail(message: str, code: int) -> typer.Exit:
 
 
 def _out(text: str) -> None:
-    """Write to standard output at once; a closed pipe ends the command quietly (exit 141)."""
+    """Write to standard output at once.
+
+    A closed pipe ends the command quietly (exit 141); standard output closed (``>&-``) or that
+    cannot be written (a full disk) ends it with one line and exit status 2.
+    """
+    if sys.stdout is None:
+        raise _fail("standard output is closed: nowhere to write the results (--output FILE "
+                    "writes them to a file)", EXIT_USAGE)
     try:
         sys.stdout.write(text)
         sys.stdout.flush()
     except BrokenPipeError:
         raise _closed_pipe() from None
+    except OSError as exc:
+        _discard_stdout()
+        raise _fail(f"standard output: cannot write ({exc.strerror or exc})",
+                    EXIT_USAGE) from None
 
 
 def _closed_pipe() -> typer.Exit:
+    _discard_stdout()
+    return typer.Exit(code=EXIT_BROKEN_PIPE)
+
+
+def _discard_stdout() -> None:
     # Whatever is still buffered for stdout would fail again at exit: send it nowhere.
     try:
         devnull = os.open(os.devnull, os.O_WRONLY)
@@ -149,7 +166,11 @@ def _closed_pipe() -> typer.Exit:
         os.close(devnull)
     except (OSError, ValueError, AttributeError):  # pragma: no cover - stdout without a descriptor
         pass
-    return typer.Exit(code=EXIT_BROKEN_PIPE)
+
+
+def _stdin_closed() -> bool:
+    """Whether standard input was closed when ser-edge started (``<&-``)."""
+    return sys.stdin is None
 
 
 #: The ``--model`` option of every command that uses a model.
@@ -311,39 +332,37 @@ def _scan(folder: Path, found: list[tuple[Path, str | None]]) -> None:
             found.append((path, None))
 
 
-class _Progress:
-    """A one-line progress bar on stderr that result lines on a shared terminal can pass."""
+@contextlib.contextmanager
+def _progress(total: int, done: int, enabled: bool) -> Iterator[Any]:
+    """The progress bar of typer (click's) on stderr, from ``done`` of ``total``; None if disabled.
 
-    def __init__(self, total: int, enabled: bool):
-        self.total = total
-        self.done = 0
-        self.enabled = enabled
+    Result lines share the terminal with it: :func:`_above_bar` clears its line before one is
+    written, and the bar's next step draws it again below; the finished bar stays. Its module
+    is imported only when a bar is drawn.
+    """
+    if not enabled:
+        yield None
+        return
+    with typer.progressbar(length=total, file=sys.stderr, show_pos=True, width=30,
+                           bar_template="[%(bar)s] %(info)s") as bar:
+        bar.update(done)
+        yield bar
 
-    def clear(self) -> None:
-        if self.enabled:
-            sys.stderr.write("\r\033[K")
-            sys.stderr.flush()
 
-    def draw(self) -> None:
-        if self.enabled:
-            width = 30
-            filled = width * self.done // max(self.total, 1)
-            bar = "#" * filled + "-" * (width - filled)
-            sys.stderr.write(f"\r[{bar}] {self.done}/{self.total}")
-            sys.stderr.flush()
-
-    def step(self) -> None:
-        self.done += 1
-        self.draw()
+def _above_bar(bar: Any) -> None:
+    """Clear the progress bar's line, if one is drawn, so that a result line takes its place."""
+    if bar is not None:
+        sys.stderr.write("\r\033[K")
+        sys.stderr.flush()
 
 
 def _stderr_is_terminal() -> bool:
-    return sys.stderr.isatty()
+    return sys.stderr is not None and sys.stderr.isatty()
 
 
 def _shown(path: Path) -> str:
     """How a path from the command line is printed (``-`` reads standard input)."""
-    return "<stdin>" if str(path) == STDIN else display_name(path)
+    return "<stdin>" if str(path) == STDIN else display_name(_source(path))
 
 
 def _text_line(p: Prediction, top_k: int, width: int) -> str:
@@ -377,16 +396,22 @@ def _text_line(p: Prediction, top_k: int, width: int) -> str:
         "  ser-edge classify recordings/ --csv > emotions.csv\n\n"
         "  ser-edge classify archive/ --output emotions.jsonl --resume\n\n"
         "  ser-edge classify /shared/archive/ --scheduler tcp://10.0.0.1:8786 -o emotions.csv\n\n"
-        "  curl -s https://example.org/clip.flac | ser-edge classify -\n\n" + EXIT_CODES_HELP
+        "  curl -s https://example.org/clip.flac | ser-edge classify -\n\n"
+        "  ser-edge classify --sample\n\n" + EXIT_CODES_HELP
     ),
-    no_args_is_help=True,
 )
 def classify(
+    ctx: typer.Context,
     paths: Annotated[
-        list[Path],
+        list[Path] | None,
         typer.Argument(help="Audio files or folders; - reads standard input.", metavar="PATH",
                        show_default=False, readable=False),
-    ],
+    ] = None,
+    sample: Annotated[
+        bool,
+        typer.Option("--sample", help="Classify the two clips shipped with ser-edge (EmoDB, CC0: "
+                                      "one speaker, angry and sad), after any PATH."),
+    ] = False,
     json_: Annotated[
         bool,
         typer.Option(
@@ -419,8 +444,8 @@ def classify(
     jobs: Annotated[
         int | None,
         typer.Option("--jobs", "-j", min=1,
-                     help="Worker processes, each with one thread and the model loaded once. "
-                          "1: none, everything in this process.",
+                     help="Worker processes, each with one thread and the model loaded once, "
+                          "at most the usable cores. 1: none, everything in this process.",
                      show_default="the usable cores, for a batch worth starting them"),
     ] = None,
     unordered: Annotated[
@@ -444,7 +469,8 @@ def classify(
         str | None,
         typer.Option("--scheduler", metavar="ADDRESS",
                      help="Classify on a Dask cluster (tcp://HOST:8786; the 'cluster' extra). "
-                          "Its workers must read the files at the same absolute paths.",
+                          "Its workers must read the files at the same absolute paths. Name only "
+                          "a scheduler you trust: Dask unpickles what it sends.",
                      show_default=False),
     ] = None,
     adapt: Annotated[
@@ -457,6 +483,17 @@ def classify(
     profile: ProfileOpt = None,
 ) -> None:
     """Classify the emotion of speech recordings."""
+    if not paths and not sample:
+        typer.echo(ctx.get_usage(), err=True)
+        typer.echo("ser-edge: error: no PATH: name audio files or folders, or - for standard "
+                   "input", err=True)
+        typer.echo("Try 'ser-edge classify --sample' (two clips shipped with ser-edge), or "
+                   "'ser-edge classify --help'.", err=True)
+        raise typer.Exit(code=EXIT_USAGE)
+    if sample:
+        from .samples import SAMPLES
+
+        paths = [*(paths or []), *SAMPLES.values()]
     if json_ and csv_:
         raise typer.BadParameter("choose one of --json and --csv", param_hint="--json/--csv")
     if jobs is not None and scheduler is not None:
@@ -464,6 +501,10 @@ def classify(
                                  "cluster)", param_hint="--jobs/--scheduler")
     if resume and output is None:
         raise typer.BadParameter("--resume continues an --output file", param_hint="--resume")
+    if resume and any(str(path) == STDIN for path in paths):
+        raise typer.BadParameter("standard input (-) cannot be resumed: what it held last time "
+                                 "cannot be told; classify it without --resume",
+                                 param_hint="--resume")
     fmt = OutputFormat.json if json_ else OutputFormat.csv if csv_ else OutputFormat.text
     if output is not None:
         from .results import FORMATS
@@ -487,15 +528,31 @@ def classify(
         _learn(clf, items)
         _save_profile(clf, profile)
         clf.adapt = False
-    if clf.profile is not None:
-        jobs = 1
-    sink = _results_file(output, clf, resume) if output is not None else None
+    jobs = 1 if clf.profile is not None else _capped_jobs(jobs)
+    from .results import model_identity
+
+    # Records name their model by its digest; text output has no records (and no hashing).
+    model_id = ("" if fmt is OutputFormat.text else
+                model_identity(clf.name or clf.model_path.name, clf.sha256))
+    sink = _results_file(output, clf, resume, model_id) if output is not None else None
     try:
         _classify(items, clf, fmt, top_k, sink, jobs=jobs, ordered=not unordered,
-                  scheduler=scheduler, vad=not no_vad)
+                  scheduler=scheduler, vad=not no_vad, model_id=model_id)
     finally:
         if sink is not None:
             sink.close()
+
+
+def _capped_jobs(jobs: int | None) -> int | None:
+    """``--jobs``, at most the usable cores; a larger request is lowered, and says so once."""
+    from ._threads import usable_cores
+
+    cores = usable_cores()
+    if jobs is None or jobs <= cores:
+        return jobs
+    typer.echo(f"ser-edge: --jobs {jobs} is more than the {cores} usable cores: using {cores}",
+               err=True)
+    return cores
 
 
 def _learn(clf: Classifier, items: list[tuple[Path, str | None]]) -> None:
@@ -515,29 +572,32 @@ def _learn(clf: Classifier, items: list[tuple[Path, str | None]]) -> None:
                    err=True)
 
 
-def _results_file(output: Path, clf: Classifier, resume: bool) -> Any:
+def _results_file(output: Path, clf: Classifier, resume: bool, model_id: str) -> Any:
     from .errors import ParameterError
     from .results import ResultsFile
 
     try:
-        return ResultsFile(output, labels=clf.labels, resume=resume)
+        return ResultsFile(output, labels=clf.labels, resume=resume, model=model_id)
     except ParameterError as exc:
         raise _fail(str(exc), EXIT_USAGE) from None
 
 
 def _classify(items: list[tuple[Path, str | None]], clf: Classifier, fmt: OutputFormat,
               top_k: int, sink: Any, *, jobs: int | None, ordered: bool,
-              scheduler: str | None, vad: bool = True) -> None:
+              scheduler: str | None, vad: bool = True, model_id: str = "") -> None:
     """Classify ``items`` (from :func:`find_audio`), print or append each result, exit status.
 
     ``vad``: a file without speech is a :class:`~ser_edge.Failure` (``--no-vad``: False), in
     this process and in every worker (:meth:`~ser_edge.Classifier.classify_many`'s option).
+    ``model_id``: the :func:`~ser_edge.results.model_identity` each record names. The status is
+    3 if the model gave something other than probabilities for a file (the batch goes on), else
+    1 if a file failed.
     """
     from . import batch
 
     done = sink.done if sink is not None else {}
-    skip = [str(path) != STDIN and display_name(path) in done for path, _ in items]
-    failed_before = sum(done[display_name(path)] is not None
+    skip = [str(path) != STDIN and _shown(path) in done for path, _ in items]
+    failed_before = sum(done[_shown(path)] is not None
                         for (path, _), s in zip(items, skip, strict=True) if s)
     if any(skip):
         typer.echo(f"ser-edge: {display_name(sink.path)}: {sum(skip)} of {len(items)} files "
@@ -546,8 +606,6 @@ def _classify(items: list[tuple[Path, str | None]], clf: Classifier, fmt: Output
     todo = [item for item, s in zip(items, skip, strict=True) if not s]
     sources = [_batch_source(path, problem) for path, problem in todo]
     width = min(max((len(_shown(p)) for p, _ in todo), default=0), 60)
-    progress = _Progress(len(items), len(items) >= PROGRESS_MIN_FILES and _stderr_is_terminal())
-    progress.done = sum(skip)
     if sink is not None:
         write = _writer(sink)
     else:
@@ -556,25 +614,27 @@ def _classify(items: list[tuple[Path, str | None]], clf: Classifier, fmt: Output
             from .results import csv_header, csv_line
 
             write(csv_line(csv_header(clf.labels)))
-    failed = 0
-    progress.draw()
+    failed, model_failed = 0, False
+    shown = len(items) >= PROGRESS_MIN_FILES and _stderr_is_terminal()
     try:
-        for outcome in batch.outcomes(sources, model=clf, jobs=jobs, ordered=ordered,
-                                      scheduler=scheduler, options={"vad": vad}):
-            progress.clear()
-            failed += _emit(outcome, fmt, write, top_k, width, len(clf.labels))
-            progress.step()
+        with _progress(len(items), sum(skip), shown) as bar:
+            for outcome in batch.outcomes(sources, model=clf, jobs=jobs, ordered=ordered,
+                                          scheduler=scheduler, options={"vad": vad}):
+                _above_bar(bar)
+                failed += _emit(outcome, fmt, write, top_k, width, len(clf.labels), model_id)
+                model_failed = model_failed or isinstance(
+                    getattr(outcome.result, "error", None), ModelError)
+                if bar is not None:
+                    bar.update(1)
     except ModelError as exc:  # a worker could not load the model
         raise _fail(str(exc), EXIT_MODEL) from None
     except ClusterError as exc:
         raise _fail(str(exc), EXIT_CLUSTER) from None
-    finally:
-        progress.clear()
     failed += failed_before
     if failed:
         if len(items) > 1:
             typer.echo(f"ser-edge: {failed} of {len(items)} files failed", err=True)
-        raise typer.Exit(code=EXIT_FILE_FAILED)
+        raise typer.Exit(code=EXIT_MODEL if model_failed else EXIT_FILE_FAILED)
 
 
 def _writer(sink: Any) -> Any:
@@ -595,7 +655,14 @@ class _Problem(Exception):
 def _problem(path: Path, message: str) -> Failure:
     from .model import Failure
 
-    return Failure(_shown(path), _Problem(message))
+    return Failure(_source_name(path), _Problem(message))
+
+
+def _source_name(path: Path) -> str:
+    """The name of a command-line path's source, unescaped (``<stdin>`` for ``-``)."""
+    from ._names import source_name
+
+    return source_name(_source(path))
 
 
 class _Stdin:
@@ -608,7 +675,10 @@ class _Stdin:
 
 
 def _source(path: Path) -> Any:
-    return _Stdin() if str(path) == STDIN else path
+    if str(path) == STDIN:
+        return _Stdin()
+    # A file called '<stdin>' is named by a longer path: its records must not read as stdin's.
+    return f".{os.sep}{path}" if str(path) == _Stdin.name else path
 
 
 def _batch_source(path: Path, problem: str | None) -> Any:
@@ -619,6 +689,9 @@ def _batch_source(path: Path, problem: str | None) -> Any:
     """
     if problem is not None:
         return _problem(path, problem)
+    if str(path) == STDIN and _stdin_closed():
+        return _problem(path, "<stdin>: standard input is closed: pipe or redirect audio into "
+                        "it (ser-edge classify - < clip.wav)")
     if str(path) == STDIN and sys.stdin is not None and sys.stdin.isatty():
         return _problem(path, "<stdin>: standard input is a terminal: pipe or redirect audio "
                         "into it (ser-edge classify - < clip.wav)")
@@ -652,7 +725,7 @@ def _audio_warnings(said: list[str]) -> Iterator[None]:
 
 
 def _emit(outcome: Any, fmt: OutputFormat, write: Any, top_k: int, width: int,
-          n_labels: int) -> bool:
+          n_labels: int, model_id: str = "") -> bool:
     """Print one file's warnings and error on stderr and write its record; True if it failed.
 
     Each kind of per-file result has its branch here: a prediction, or a failure.
@@ -669,20 +742,20 @@ def _emit(outcome: Any, fmt: OutputFormat, write: Any, top_k: int, width: int,
                 from .model import NO_SPEECH
 
                 message = NO_SPEECH
-            write(json_failure(result, message) + "\n")
+            write(json_failure(result, message, model_id) + "\n")
         elif fmt is OutputFormat.csv:
             from .results import csv_failure, csv_line
 
-            write(csv_line(csv_failure(result, message, n_labels)))
+            write(csv_line(csv_failure(result, message, n_labels, model_id)))
         return True
     if fmt is OutputFormat.json:  # a Prediction
         from .results import json_record
 
-        write(json_record(result, top_k, said) + "\n")
+        write(json_record(result, top_k, said, model_id) + "\n")
     elif fmt is OutputFormat.csv:
         from .results import csv_line, csv_row
 
-        write(csv_line(csv_row(result)))
+        write(csv_line(csv_row(result, model_id)))
     else:
         write(_text_line(result, top_k, width) + "\n")
     return False
@@ -730,21 +803,24 @@ def models(
         return
     width = max(6, *(len(row["name"]) + 1 for row in rows))
     figure = lambda v, f: "-" if v is None else format(v, f)  # noqa: E731
-    _out(f"{'name':<{width}} {'input':<9} {'size':>9} {'UAR':>6} {'R->E':>6} {'noise':>6}  "
-         "description\n")
+    # The figures on one line, the description wrapped beneath: 80 columns show it all.
+    columns = min(max(shutil.get_terminal_size().columns, 40), INFO_WIDTH)
+    _out(f"{'name':<{width}} {'input':<9} {'size':>9} {'UAR':>6} {'R->E':>6} {'noise':>6}\n")
     for row in rows:
         star = "*" if row["default"] else " "
-        text = row["description"]  # as much as fits the line (--json and info have all of it)
-        room = shutil.get_terminal_size().columns - 51 - width
-        text = (text if len(text) <= room else text[: room - 1].rsplit(" ", 1)[0] + " …"
-                if room >= 16 else "")
         _out(f"{row['name'] + star:<{width}} {row['input_kind']:<9} "
              f"{row['bytes'] / 1024:>6.0f} KiB {figure(row['uar'], '.3f'):>6} "
              f"{figure(row['ravdess_to_emodb_uar'], '.3f'):>6} "
-             f"{figure(row['white_noise_20db_unchanged'], '.2f'):>6}  {text}".rstrip() + "\n")
-    _out("\n* the default. UAR: speaker-independent, EmoBox's RAVDESS folds (8 emotions, chance "
-         "0.125); R->E: UAR on EmoDB of the model trained on RAVDESS alone (6 emotions, chance "
-         "0.167); noise: share of labels unchanged by white noise at 20 dB SNR.\n")
+             f"{figure(row['white_noise_20db_unchanged'], '.2f'):>6}\n")
+        if row["description"]:
+            _out(textwrap.fill(printable(row["description"]), width=columns - 1,
+                               initial_indent="  ", subsequent_indent="  ",
+                               break_long_words=False, break_on_hyphens=False) + "\n")
+    _out("\n" + textwrap.fill(
+        "* the default. UAR: speaker-independent, EmoBox's RAVDESS folds (8 emotions, chance "
+        "0.125); R->E: UAR on EmoDB of the model trained on RAVDESS alone (6 emotions, chance "
+        "0.167); noise: share of labels unchanged by white noise at 20 dB SNR.",
+        width=columns - 1) + "\n")
 
 
 @app.command(
@@ -769,7 +845,12 @@ def info(
         record = {"model_path": str(clf.model_path), **clf.metadata}
         _out(json.dumps(record, indent=2, sort_keys=True) + "\n")
         return
-    _out("\n".join(_describe(clf)) + "\n")
+    from .samples import SAMPLES
+
+    samples = _field("samples:", ", ".join(map(str, SAMPLES.values())) + " (EmoDB, CC0 1.0: "
+                     "ser-edge classify --sample)")
+    # Metadata is the model file's text: no control character reaches the terminal.
+    _out("".join(f"{printable(line)}\n" for line in [*_describe(clf), *samples]))
 
 
 #: Width of ``ser-edge info``'s lines, and of the label column before each value.
@@ -985,6 +1066,9 @@ def features(
     model: ModelOpt = None,
 ) -> None:
     """Print the model's input for an audio file as JSON (vector, or frame matrix)."""
+    if str(path) == STDIN and _stdin_closed():
+        raise _fail("<stdin>: standard input is closed: pipe or redirect audio into it "
+                    "(ser-edge features - < clip.wav)", EXIT_FILE_FAILED)
     clf = _load_classifier(model)
     said: list[str] = []
     try:
@@ -994,7 +1078,7 @@ def features(
         from .model import error_line
 
         _warn(said)
-        raise _fail(error_line(_shown(path), exc), EXIT_FILE_FAILED) from None
+        raise _fail(error_line(_source_name(path), exc), EXIT_FILE_FAILED) from None
     _warn(said)
     cfg = clf.feature_config
     frames = x.ndim == 2
@@ -1103,13 +1187,13 @@ def listen(
         typer.Option("--format", "-f", help="Sample format of standard input."),
     ] = PcmFormat.s16le,
     window: Annotated[
-        float, typer.Option("--window", min=0.1, help="Window length, in seconds.")
+        float, typer.Option("--window", min=0.1, max=600.0, help="Window length, in seconds.")
     ] = 3.0,
     hop: Annotated[
-        float, typer.Option("--hop", min=0.05, help="Seconds between windows.")
+        float, typer.Option("--hop", min=0.05, max=600.0, help="Seconds between windows.")
     ] = 1.0,
     smooth: Annotated[
-        int, typer.Option("--smooth", min=1,
+        int, typer.Option("--smooth", min=1, max=10_000,
                           help="Average the probabilities over this many windows with speech.")
     ] = 1,
     speech_only: Annotated[
@@ -1159,6 +1243,9 @@ def _listen(source: str | None, rate: int, channels: int, fmt: str, window: floa
     except ParameterError as exc:
         raise typer.BadParameter(str(exc)) from None
     if source == "-":
+        if _stdin_closed():
+            raise _fail("standard input is closed: pipe raw PCM into it (arecord -f S16_LE -r "
+                        "16000 -c 1 | ser-edge listen -)", EXIT_FILE_FAILED)
         frame_bytes = (2 if fmt == "s16le" else 4) * channels
         chunks = pcm_chunks(sys.stdin.buffer, format=fmt, channels=channels,
                             chunk_bytes=max(frame_bytes, rate // 50 * frame_bytes))
@@ -1187,7 +1274,8 @@ def _listen(source: str | None, rate: int, channels: int, fmt: str, window: floa
             emit(stream.push(chunk))
         emit(stream.flush())
     except SerEdgeError as exc:
-        raise _fail(f"{where}: {_one_line(exc)}", EXIT_FILE_FAILED) from None
+        code = EXIT_MODEL if isinstance(exc, ModelError) else EXIT_FILE_FAILED
+        raise _fail(f"{where}: {_one_line(exc)}", code) from None
 
 
 @app.command(
@@ -1233,14 +1321,13 @@ def timeline(
         int, typer.Option("--top-k", "-k", min=1, help="Labels shown per segment (text).")
     ] = 3,
     max_segment: Annotated[
-        float, typer.Option("--max-segment", min=0.5,
+        float, typer.Option("--max-segment", min=0.5, max=3600.0,
                             help="Longer segments are cut into pieces, in seconds.")
     ] = 8.0,
     context: Annotated[
-        float, typer.Option("--context", min=0.0,
-                            help="Audio classified with each segment on either side, in seconds "
-                                 "(the bundled model was trained on clips with silence around "
-                                 "the speech).")
+        float, typer.Option("--context", min=0.0, max=600.0,
+                            help="Audio classified with each segment on either side, in "
+                                 "seconds (never past half-way to the next segment).")
     ] = 0.6,
     model: ModelOpt = None,
     adapt: AdaptOpt = None,
@@ -1260,6 +1347,9 @@ def timeline(
     from .timeline import timeline as _timeline
 
     name = _shown(path)
+    if str(path) == STDIN and _stdin_closed():
+        raise _fail("<stdin>: standard input is closed: pipe or redirect audio into it "
+                    "(ser-edge timeline - < call.wav)", EXIT_FILE_FAILED)
     if str(path) == STDIN and sys.stdin is not None and sys.stdin.isatty():
         raise _fail("<stdin>: standard input is a terminal: pipe or redirect audio into it "
                     "(ser-edge timeline - < call.wav)", EXIT_FILE_FAILED)
@@ -1275,7 +1365,7 @@ def timeline(
         writer(["start_s", "end_s", "label", "confidence", *clf.labels])
     segments = []
     said: list[str] = []
-    failure = None
+    failure, code = None, EXIT_FILE_FAILED
     try:
         with _audio_warnings(said):
             for seg in _timeline(_source(path), clf, context_s=context,
@@ -1293,12 +1383,13 @@ def timeline(
                     _out(f"{_clock(seg.start_s):>9} - {_clock(seg.end_s):<9} {seg.label:<9} "
                          f"{seg.confidence:.2f}" + (f"  {rest}" if rest else "") + "\n")
     except (SerEdgeError, OSError) as exc:
-        failure = error_line(name, exc)
+        failure = error_line(_source_name(path), exc)
+        code = EXIT_MODEL if isinstance(exc, ModelError) else EXIT_FILE_FAILED
     finally:  # the file's warnings first, then its error if any
         _warn(said)
     _save_profile(clf, profile)
     if failure is not None:
-        raise _fail(failure, EXIT_FILE_FAILED)
+        raise _fail(failure, code)
     if not segments:
         typer.echo(f"ser-edge: error: {name}: {NO_SPEECH}", err=True)
         if json_:
@@ -1407,8 +1498,31 @@ def bench(
         raise typer.Exit(code=EXIT_FILE_FAILED)
 
 
+def _hold_closed_descriptors() -> None:
+    """Put ``/dev/null`` on standard descriptors closed at start (``>&-``, ``<&-``, ``2>&-``).
+
+    Python then has no ``sys.stdin`` / ``sys.stdout`` / ``sys.stderr`` (None), which the
+    commands check; the descriptor itself is held, so that no file opened later (a results file,
+    a model) takes its number and receives what a library writes to it.
+    """
+    for fd, stream in enumerate((sys.stdin, sys.stdout, sys.stderr)):
+        if stream is not None:
+            continue
+        try:
+            os.fstat(fd)
+        except OSError:
+            try:
+                null = os.open(os.devnull, os.O_RDWR)
+                if null != fd:
+                    os.dup2(null, fd)
+                    os.close(null)
+            except OSError:  # pragma: no cover - no /dev/null
+                pass
+
+
 def main() -> None:
     """Run the ``ser-edge`` command (the console script's entry point)."""
+    _hold_closed_descriptors()
     try:
         app(prog_name="ser-edge")
     except KeyboardInterrupt:  # pragma: no cover - interactive

@@ -12,7 +12,6 @@ This is the only module of ser-edge that imports onnxruntime.
 from __future__ import annotations
 
 import dataclasses
-import json
 import os
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
@@ -47,17 +46,28 @@ DEFAULT_MODEL = "mlp-cnn3-robust-geometric"
 BUNDLED_MODEL = BUNDLED_MODELS[DEFAULT_MODEL]
 
 
-def resolve_model(model: str | os.PathLike[str] | None) -> Path:
+def resolve_model(model: str | os.PathLike[str] | bytes | None) -> Path:
     """The file of a model given by name (a key of :data:`BUNDLED_MODELS`), by path, or None.
 
     A bundled model's name wins over a file of that name in the working folder; name such a
-    file with a path (``./mlp``).
+    file with a path (``./mlp``). Bytes are a path (``os.fsdecode``), never a name.
+
+    Raises
+    ------
+    ParameterError
+        If ``model`` is none of these (a number, say).
     """
     if model is None:
         return BUNDLED_MODEL
     if isinstance(model, str) and model in BUNDLED_MODELS:
         return BUNDLED_MODELS[model]
-    return Path(model)
+    if not isinstance(model, (str, bytes, os.PathLike)):
+        raise ParameterError(f"model must be a bundled model's name or a path, got {model!r}")
+    try:
+        return Path(os.fsdecode(model))
+    except TypeError:  # an os.PathLike whose __fspath__ gives neither str nor bytes
+        raise ParameterError(f"model must be a bundled model's name or a path, "
+                             f"got {model!r}") from None
 
 
 def bundled_name(model: str | os.PathLike[str] | None) -> str | None:
@@ -78,6 +88,12 @@ NO_SPEECH = "no speech detected"
 #: Names of the model's input and of the output that holds the class probabilities.
 INPUT_NAME = "features"
 PROBABILITIES = "probabilities"
+
+#: The element types a model's :data:`PROBABILITIES` output may have.
+PROBABILITY_TYPES = ("tensor(float)", "tensor(double)", "tensor(float16)")
+
+#: How far a row of probabilities may sum from 1, and a probability stray outside [0, 1].
+PROBABILITY_TOLERANCE = 1e-3
 
 #: A waveform model's output that counts the frames its network was given (a frame-level network
 #: fused by ``python -m export fuse``): clips with fewer than :attr:`Classifier.min_frames` are
@@ -102,20 +118,21 @@ def _unnormalised(config: FeatureConfig) -> FeatureConfig:
 
 
 class _Watched:
-    """Iterate ``pieces`` again and again, noting each pass's sample count and any sound.
+    """Iterate ``pieces`` again and again, noting each pass's sample count and peak magnitude.
 
     With a voice activity ``detector``, the first pass also looks for speech (``speech``).
     """
 
     def __init__(self, pieces: Iterable[np.ndarray], detector: Any = None):
-        self.pieces, self.n_samples, self.sound = pieces, 0, False
+        self.pieces, self.n_samples, self.peak = pieces, 0, 0.0
         self.detector, self.speech = detector, detector is None
 
     def __iter__(self) -> Iterator[np.ndarray]:
-        self.n_samples, self.sound = 0, False
+        self.n_samples, self.peak = 0, 0.0
         for piece in self.pieces:
             self.n_samples += len(piece)
-            self.sound = self.sound or bool(piece.any())
+            if len(piece):
+                self.peak = max(self.peak, float(piece.max()), -float(piece.min()))
             if not self.speech and self.detector is not None:
                 self.speech = bool(self.detector.push(piece))
             yield piece
@@ -209,6 +226,12 @@ def error_line(path: str | os.PathLike[str], error: BaseException) -> str:
     return text if path in text else f"{path}: {text}"
 
 
+def _stamp(path: Path) -> tuple[int, ...]:
+    """What tells a file from another in its place: device, inode, size, modification time."""
+    st = os.stat(path)
+    return st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns
+
+
 def _first_line(error: BaseException, limit: int = 200) -> str:
     text = " ".join(str(error).split()) or type(error).__name__
     return text if len(text) <= limit else text[: limit - 3] + "..."
@@ -224,8 +247,9 @@ class Classifier:
         exported by ``export/`` (``python -m export``); ``None`` loads the default bundled
         model, :data:`DEFAULT_MODEL`.
     num_threads : int >= 1
-        Threads onnxruntime may use inside an operator (``intra_op_num_threads``); operators run
-        one after the other (``inter_op_num_threads=1``). 1 suits a small model on an edge device.
+        Threads onnxruntime may use inside an operator (``intra_op_num_threads``), at most the
+        cores this process may use (a larger number is lowered to that); operators run one after
+        the other (``inter_op_num_threads=1``). 1 suits a small model on an edge device.
 
     Attributes
     ----------
@@ -234,7 +258,8 @@ class Classifier:
     name : str or None
         The bundled model's name, or None for another file.
     labels : tuple of str
-        Emotion names, in the order of the model's probability columns.
+        Emotion names, in the order of the model's probability columns: printable text (no
+        control characters), each once.
     feature_config : FeatureConfig
         How the model's input vector is computed.
     metadata : dict of str to Any
@@ -252,13 +277,18 @@ class Classifier:
     Raises
     ------
     ModelError
-        If the file is missing or not a readable ONNX model, if its metadata lacks ``labels`` or
-        ``feature_config`` or they are invalid, if its ``input_kind`` is unknown, if the feature
-        vector's width differs from the model's input width (or a waveform model's input is not
-        ``(1, n_samples)``, or a frame model's not ``(1, n_rows, n_frames)``), or if the number
-        of labels differs from the number of probability columns.
+        If the file is missing, not a regular file (a FIFO, a device), larger than
+        :data:`ser_edge.modelfile.MAX_MODEL_BYTES` or not a readable ONNX model; if it names
+        external data outside its folder (or not a regular file, or too large); if its metadata
+        lacks ``labels`` or ``feature_config``, or does not fit
+        :data:`ser_edge.modelfile.METADATA_SCHEMA` (types, ranges, nesting; labels that are not
+        printable text); if its ``input_kind`` is unknown; if the feature vector's width differs
+        from the model's input width (or a waveform model's input is not ``(1, n_samples)``, or
+        a frame model's not ``(1, n_rows, n_frames)``); if its ``probabilities`` output is not
+        a float matrix; or if the number of labels differs from the number of probability
+        columns.
     ParameterError
-        If ``num_threads`` is not a positive integer.
+        If ``model`` is not a name or a path, or ``num_threads`` is not a positive integer.
 
     Examples
     --------
@@ -275,9 +305,11 @@ class Classifier:
             raise ParameterError(f"num_threads must be a positive integer, got {num_threads!r}")
         if num_threads < 1:
             raise ParameterError(f"num_threads must be a positive integer, got {num_threads!r}")
+        from ._threads import usable_cores
+
         self.model_path = resolve_model(model)
         self.name = bundled_name(self.model_path)
-        self.num_threads = int(num_threads)
+        self.num_threads = min(int(num_threads), usable_cores())
         self._session = self._open_session()
         self.metadata = self._read_metadata()
         self.labels = self._read_labels()
@@ -295,23 +327,46 @@ class Classifier:
                                      "model's frame matrix "
                                      f"{sum(self.feature_config.block_sizes.values())}")
 
+    @property
+    def sha256(self) -> str:
+        """The SHA-256 digest of the model file, in hex: which model gave a result.
+
+        Results files record it, and ``--resume`` refuses another model's file. Computed on
+        first use (the file read again: a few milliseconds that ``ser-edge classify``'s text
+        output does not spend).
+
+        Raises
+        ------
+        ModelError
+            If the file changed since the model was loaded, or cannot be read again.
+        """
+        if self._sha256 is None:
+            from hashlib import sha256
+
+            from .modelfile import read_model_bytes
+
+            data = read_model_bytes(self.model_path)
+            if _stamp(self.model_path) != self._stamp:
+                raise ModelError(f"{self.model_path}: the model file changed since it was loaded")
+            self._sha256 = sha256(data).hexdigest()
+        return self._sha256
+
     # -- loading -------------------------------------------------------------------------------
 
     def _open_session(self) -> Any:
         path = self.model_path
         if not path.exists():
-            bundled = self.name is not None
-            hint = " (the bundled model is missing: reinstall ser-edge)" if bundled else ""
+            if self.name is not None:
+                hint = " (the bundled model is missing: reinstall ser-edge)"
+            else:  # perhaps a misspelt name: say which names there are
+                hint = f"; the bundled models are {', '.join(BUNDLED_MODELS)} (ser-edge models)"
             raise ModelError(f"{path}: model file not found{hint}")
-        if path.is_dir():
-            raise ModelError(f"{path}: is a folder, not an ONNX model file")
-        try:
-            with open(path, "rb") as f:
-                data = f.read()
-        except OSError as exc:
-            raise ModelError(f"{path}: cannot read model: {exc.strerror or exc}") from None
-        if not data:
-            raise ModelError(f"{path}: model file is empty")
+        from .modelfile import external_data, read_model_bytes
+
+        data = read_model_bytes(path)  # a regular file, capped
+        self._sha256: str | None = None
+        self._stamp = _stamp(path)
+        external = external_data(data, path)  # inside the model's folder, regular, capped
 
         import onnxruntime as ort
 
@@ -320,20 +375,26 @@ class Classifier:
         options.inter_op_num_threads = 1
         options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
         options.log_severity_level = 3  # errors only: no warnings on the user's terminal
+        if external:
+            # The bytes are handed over, not the path: external data is looked for in the
+            # model's folder only because this says so (onnxruntime >= 1.21; before, in the
+            # working folder).
+            if tuple(int(v) for v in ort.__version__.split(".")[:2] if v.isdigit()) < (1, 21):
+                raise ModelError(f"{path}: its weights are in external data files, which need "
+                                 f"onnxruntime >= 1.21 (installed: {ort.__version__})")
+            options.add_session_config_entry(
+                "session.model_external_initializers_file_folder_path",
+                os.path.dirname(os.path.abspath(path)))
         try:
             return ort.InferenceSession(data, options, providers=["CPUExecutionProvider"])
         except Exception as exc:  # onnxruntime's errors derive from Exception only
             raise ModelError(f"{path}: not a readable ONNX model ({_first_line(exc)})") from None
 
     def _read_metadata(self) -> dict[str, Any]:
-        props = self._session.get_modelmeta().custom_metadata_map
-        metadata: dict[str, Any] = {}
-        for key, value in props.items():
-            try:
-                metadata[key] = json.loads(value)
-            except ValueError:
-                metadata[key] = value
-        return metadata
+        from .modelfile import decode_metadata
+
+        return decode_metadata(self._session.get_modelmeta().custom_metadata_map,
+                               self.model_path)
 
     def _read_labels(self) -> tuple[str, ...]:
         labels = self.metadata.get("labels")
@@ -342,18 +403,9 @@ class Classifier:
                 f"{self.model_path}: the model has no 'labels' metadata "
                 "(export models with `python -m export`)"
             )
-        if (
-            not isinstance(labels, list)
-            or not labels
-            or not all(isinstance(label, str) for label in labels)
-        ):
-            raise ModelError(
-                f"{self.model_path}: 'labels' metadata must be a non-empty JSON list of strings, "
-                f"got {_first_line(ValueError(labels), 80)}"
-            )
-        if len(set(labels)) != len(labels):
-            raise ModelError(f"{self.model_path}: 'labels' metadata repeats a name: {labels}")
-        return tuple(labels)
+        from .modelfile import check_labels
+
+        return check_labels(labels, self.model_path)
 
     def _read_feature_config(self) -> FeatureConfig:
         props = self._session.get_modelmeta().custom_metadata_map
@@ -442,8 +494,7 @@ class Classifier:
                                  f"learn a profile from at once (at most "
                                  f"{FRAMES_MAX_SECONDS / 60:.0f} min)")
             y = stream.read()
-        audio.valid_audio(y, path=audio.display_name(path), min_samples=config.n_fft,
-                          allow_silence=False)
+        audio.valid_audio(y, path=path, min_samples=config.n_fft, allow_silence=False)
         from .vad import has_speech
 
         if has_speech(y, config.sr):
@@ -522,13 +573,20 @@ class Classifier:
                 f"{self.model_path}: the model has no {PROBABILITIES!r} output "
                 f"(outputs: {', '.join(outputs)}); export it with zipmap disabled"
             )
-        width = outputs[PROBABILITIES].shape[-1] if outputs[PROBABILITIES].shape else None
+        output = outputs[PROBABILITIES]
+        if output.type not in PROBABILITY_TYPES:
+            raise ModelError(f"{self.model_path}: its {PROBABILITIES!r} output is {output.type}, "
+                             "not probabilities (a float tensor)")
+        if isinstance(output.shape, list) and len(output.shape) != 2:
+            raise ModelError(f"{self.model_path}: its {PROBABILITIES!r} output has shape "
+                             f"{output.shape}, expected (n_clips, n_labels)")
+        width = output.shape[-1] if output.shape else None
         if not isinstance(width, int):
             # Symbolic width: ask the model once, on zeros.
             probe = np.zeros((1, n_features, max(self.min_frames, 16)) if self._frames else
                              (1, self.min_samples if self._waveform else n_features),
                              dtype=np.float32)
-            width = self._run(probe).shape[-1]
+            width = self._run(probe, check=False).shape[-1]
         if width != len(self.labels):
             raise ModelError(
                 f"{self.model_path}: the metadata names {len(self.labels)} labels "
@@ -537,15 +595,58 @@ class Classifier:
 
     # -- running -------------------------------------------------------------------------------
 
-    def _run(self, X: np.ndarray, *, count: bool = False) -> Any:
-        """The probabilities ``(n, n_labels)``, float64; with ``count``, and :data:`FRAME_COUNT`."""
+    def _run(self, X: np.ndarray, *, count: bool = False, check: bool = True) -> Any:
+        """The probabilities ``(n, n_labels)``, float64; with ``count``, and :data:`FRAME_COUNT`.
+
+        With ``check``, the output must be probabilities: :meth:`_check_probabilities`.
+        """
         names = [PROBABILITIES, FRAME_COUNT] if count else [PROBABILITIES]
         try:
             out = self._session.run(names, {self._input_name: X})
         except Exception as exc:  # onnxruntime's errors derive from Exception only
             raise ModelError(f"{self.model_path}: inference failed ({_first_line(exc)})") from None
-        P = np.asarray(out[0], dtype=np.float64)
-        return (P, int(np.asarray(out[1]).reshape(-1)[0])) if count else P
+        P = np.asarray(out[0])
+        if P.dtype.kind != "f" or P.ndim != 2:
+            raise ModelError(f"{self.model_path}: its {PROBABILITIES!r} output is {P.dtype} of "
+                             f"shape {P.shape}, not probabilities (a float (n_clips, n_labels) "
+                             "matrix)")
+        P = P.astype(np.float64)
+        if check:
+            self._check_probabilities(P, len(X))
+        if not count:
+            return P
+        n_frames = np.asarray(out[1]).reshape(-1)
+        if n_frames.dtype.kind not in "iu" or len(n_frames) != 1:
+            raise ModelError(f"{self.model_path}: its {FRAME_COUNT!r} output is {n_frames.dtype} "
+                             f"of {len(n_frames)} values, expected one integer")
+        return P, int(n_frames[0])
+
+    def _check_probabilities(self, P: np.ndarray, n: int) -> None:
+        """Raise a :class:`ModelError` unless ``P`` is ``n`` rows of probabilities, one per label.
+
+        Each row finite, each value within [0, 1] and the row's sum within
+        :data:`PROBABILITY_TOLERANCE` of 1 (a model's logits, or scores of another kind, are not
+        probabilities). A waveform model's non-finite row is left to :meth:`_prediction`: its
+        graph computes the features, and gives NaN for audio the features cannot take.
+        """
+        if P.shape != (n, len(self.labels)):
+            raise ModelError(f"{self.model_path}: its {PROBABILITIES!r} output has shape "
+                             f"{P.shape}, expected ({n}, {len(self.labels)}): one row per clip, "
+                             "one column per label")
+        finite = np.isfinite(P).all(axis=1)
+        if not finite.all():
+            if self._waveform:
+                return
+            raise ModelError(f"{self.model_path}: its {PROBABILITIES!r} output is not finite "
+                             f"(NaN or infinite), not probabilities")
+        sums = P.sum(axis=1)
+        worst = int(np.argmax(np.abs(sums - 1)))
+        if (P < -PROBABILITY_TOLERANCE).any() or (P > 1 + PROBABILITY_TOLERANCE).any() \
+                or abs(sums[worst] - 1) > PROBABILITY_TOLERANCE:
+            raise ModelError(f"{self.model_path}: its {PROBABILITIES!r} output is not "
+                             f"probabilities (values from {P.min():.3g} to {P.max():.3g}, "
+                             f"summing to {sums[worst]:.6g}, not 1): logits, or scores of "
+                             "another kind?")
 
     def _prediction(
         self, x: np.ndarray, duration_s: float, sr: int, path: str | None
@@ -636,8 +737,9 @@ class Classifier:
         detector = VoiceActivityDetector(self.feature_config.sr) if require_speech else None
         pieces = _Watched(stream, detector)
         x = feature_vector_stream(pieces, sr=self.feature_config.sr, config=self.feature_config)
-        if not pieces.sound:
-            raise AudioError(f"{stream.name}: digital silence: every sample is zero")
+        from .audio import require_sound
+
+        require_sound(pieces.peak, f"{stream.name}: ")  # digital silence, or too quiet
         if not np.all(np.isfinite(x)):
             raise AudioError(f"{stream.name}: the features are not finite (is the audio valid?)")
         if not pieces.speech:
@@ -692,7 +794,8 @@ class Classifier:
                 f"{where}too short: {1000 * y.shape[-1] / config.sr:.0f} ms, {need} "
                 f"({n_min} samples at {config.sr} Hz = {1000 * n_min / config.sr:.0f} ms)"
             )
-        audio.valid_audio(y, path=path, min_samples=config.n_fft, allow_silence=False)
+        audio.valid_audio(y, name=None if path is None else str(path), min_samples=config.n_fft,
+                          allow_silence=False)  # ``path`` as messages show it: not escaped again
         if kind == "waveform":
             return np.ascontiguousarray(y, dtype=np.float32)
         if self.profile is not None:
@@ -797,21 +900,32 @@ class Classifier:
         Raises
         ------
         ParameterError
-            If ``sr`` is not a positive integer.
+            If ``sr`` is not an integer from :data:`ser_edge.audio.MIN_SR` to ``MAX_SR`` (1 kHz
+            to 768 kHz, the rates files are accepted at).
         AudioError
             If the signal is empty, not finite, larger than 1e12 in magnitude (``"samples
-            overflow float32"``: the float32 features would overflow), digital silence, shorter
-            than one frame, or 2-D with a layout that does not say which axis holds the channels.
+            overflow float32"``: the float32 features would overflow), digital silence or too
+            quiet (peak below :data:`ser_edge.audio.MIN_PEAK`), shorter than one frame, longer
+            than :data:`FRAMES_MAX_SECONDS` for a frame-level network, or 2-D with a layout that
+            does not say which axis holds the channels.
         """
-        if isinstance(sr, bool) or not isinstance(sr, (int, np.integer)) or sr <= 0:
-            raise ParameterError(f"sr must be a positive integer in Hz, got {sr!r}")
         from . import audio
 
+        if isinstance(sr, bool) or not isinstance(sr, (int, np.integer)) or sr <= 0:
+            raise ParameterError(f"sr must be a positive integer in Hz, got {sr!r}")
+        if not audio.MIN_SR <= sr <= audio.MAX_SR:
+            raise ParameterError(f"sample rate {sr} Hz is outside the supported "
+                                 f"{audio.MIN_SR}-{audio.MAX_SR} Hz")
         y = audio.channels_first(np.asarray(y))
         audio.valid_audio(y)
+        duration_s = y.shape[-1] / sr
+        if (self._frames or self._counts_frames) and duration_s > FRAMES_MAX_SECONDS:
+            raise AudioError(
+                f"{duration_s / 60:.0f} min is too long for a frame-level network (at most "
+                f"{FRAMES_MAX_SECONDS / 60:.0f} min): classify it in windows "
+                "(ser_edge.timeline, StreamingClassifier), or with a pooled model ('mlp')")
         if y.ndim > 1:  # librosa.to_mono
             y = np.mean(y, axis=tuple(range(y.ndim - 1)))
-        duration_s = y.shape[-1] / sr
         y = audio.resample(y.astype(np.float32, copy=False), orig_sr=int(sr),
                            target_sr=self.feature_config.sr)
         return self._predict_model_rate(y, duration_s, int(sr))

@@ -74,6 +74,10 @@ class WindowResult:
                 "probabilities": None if self.probabilities is None else dict(self.probabilities)}
 
 
+#: Most windows :class:`StreamingClassifier` averages (``smoothing``).
+MAX_SMOOTHING = 10_000
+
+
 def _positive(name: str, value: object) -> float:
     if isinstance(value, bool) or not isinstance(value, (int, float, np.integer, np.floating)):
         raise ParameterError(f"{name} must be a positive number, got {value!r}")
@@ -110,9 +114,10 @@ class StreamingClassifier:
         Length of a window, in seconds.
     hop_s : float > 0
         Step between windows, in seconds.
-    smoothing : int >= 1
+    smoothing : int in [1, MAX_SMOOTHING]
         Average the probabilities over this many of the last windows with speech (1: none);
-        a window without speech starts the average afresh.
+        a window without speech (or too quiet to analyse: :data:`ser_edge.audio.MIN_PEAK`)
+        starts the average afresh.
     vad : bool
         Detect speech in each window; ``False`` classifies every window.
 
@@ -172,6 +177,10 @@ class StreamingClassifier:
         self.window_s = _positive("window_s", window_s)
         self.hop_s = _positive("hop_s", hop_s)
         self.smoothing = _positive_int("smoothing", smoothing)
+        if self.smoothing > MAX_SMOOTHING:
+            raise ParameterError(f"smoothing must be at most {MAX_SMOOTHING} windows, "
+                                 f"got {self.smoothing}")
+        self._min_peak = audio.MIN_PEAK
         self.vad = bool(vad)
         self.classifier = (classifier if isinstance(classifier, Classifier)
                            else Classifier(classifier))
@@ -338,7 +347,9 @@ class StreamingClassifier:
         y = self._buf[start - self._buf_start : end - self._buf_start]
         self._last_end = end
         start_s, end_s = start / self.rate, end / self.rate
-        if (self.vad and not self._vad_frames.has_speech(y, start)) or not y.any():
+        # Digital silence, and audio too quiet to analyse (--no-vad), hold no speech either.
+        if (self.vad and not self._vad_frames.has_speech(y, start)) \
+                or not len(y) or max(float(y.max()), -float(y.min())) < self._min_peak:
             self._recent.clear()
             return WindowResult(start_s, end_s, False)
         # Windows overlap: each adds to a speaker profile only the share of it that is new.

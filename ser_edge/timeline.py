@@ -93,12 +93,14 @@ def plan(
     Raises
     ------
     ParameterError
-        If ``context_s`` is negative or ``max_segment_s`` not positive.
+        If ``context_s`` is negative or ``max_segment_s`` not positive, or either is not finite.
     """
-    if not context_s >= 0:
-        raise ParameterError(f"context_s must be >= 0 seconds, got {context_s!r}")
-    if not max_segment_s > 0:
-        raise ParameterError(f"max_segment_s must be > 0 seconds, got {max_segment_s!r}")
+    if not 0 <= context_s < math.inf:
+        raise ParameterError(f"context_s must be a finite number >= 0 seconds, "
+                             f"got {context_s!r}")
+    if not 0 < max_segment_s < math.inf:
+        raise ParameterError(f"max_segment_s must be a finite number > 0 seconds, "
+                             f"got {max_segment_s!r}")
     segments = list(segments)
     ctx = int(round(context_s * sr))
     longest = int(round(max_segment_s * sr))

@@ -8,7 +8,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from export.paths import DATA_ENV, corpus_dir, data_root
+from export.data import missing_corpus
+from export.paths import corpus_dir
 from ser_edge.features import FeatureConfig
 
 #: RAVDESS's eight emotions.
@@ -18,7 +19,7 @@ EMOTIONS = ("neutral", "calm", "happy", "sad", "angry", "fearful", "disgust", "s
 def _corpus(name: str) -> Path:
     path = corpus_dir(name)
     if path is None:
-        pytest.skip(f"corpus {name!r} not found under {data_root()} (set {DATA_ENV} to its folder)")
+        pytest.skip(missing_corpus(name))  # names `python -m export data get NAME`
     return path
 
 

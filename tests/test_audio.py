@@ -267,6 +267,16 @@ def test_display_name():
     assert audio.display_name("\ud800.wav") == "\\ud800.wav"  # no file system gives this
 
 
+def test_display_names_of_two_files_differ() -> None:
+    """A name holding a newline and one holding a backslash and an n do not print alike (a
+    results file keys its records by this name: issue 23)."""
+    names = ["a\nb.wav", "a\\nb.wav", "a\\\\nb.wav", "caf\udce9.wav", "caf\\xe9.wav",
+             "x\x1b.wav", "x\\x1b.wav", "t\tb", "t\\tb"]
+    shown = [audio.display_name(name) for name in names]
+    assert len(set(shown)) == len(names), shown
+    assert shown[:2] == ["a\\nb.wav", "a\\\\nb.wav"]
+
+
 def test_unreadable_file(tmp_path):
     path = tmp_path / "secret.wav"
     sf.write(path, _tone(), 16000)

@@ -60,7 +60,7 @@ def _voice(seconds: float, sr: int = 16000) -> np.ndarray:
 
 
 def _noise(seconds: float, sr: int = 16000) -> np.ndarray:
-    """White noise: no speech (README's error table uses the same)."""
+    """White noise: no speech (the error table of docs/errors.md uses the same)."""
     return (0.05 * np.random.default_rng(0).standard_normal(int(seconds * sr))).astype(np.float32)
 
 
@@ -179,7 +179,8 @@ def test_no_speech_with_workers_and_output_is_the_serial_outcome(noisy: Path, no
     noise = records[str(noisy / "b-noise.wav")]
     assert len(records) == 5 and sum("label" in r for r in records.values()) == 4 + (not vad)
     if vad:
-        assert noise == {"path": str(noisy / "b-noise.wav"), "error": "no speech detected"}
+        assert noise == {"path": str(noisy / "b-noise.wav"), "error": "no speech detected",
+                         "model": next(iter(records.values()))["model"]}
         assert serial.stderr.splitlines() == [
             f"ser-edge: error: {noisy / 'b-noise.wav'}: no speech detected",
             "ser-edge: 1 of 5 files failed"]
@@ -195,12 +196,22 @@ def test_no_speech_with_workers_and_output_is_the_serial_outcome(noisy: Path, no
     assert out.read_text() == serial.stdout
 
 
+def _default_model_id() -> str:
+    """How the command's records name the default model (``model``)."""
+    from hashlib import sha256
+
+    from ser_edge.model import BUNDLED_MODEL, DEFAULT_MODEL
+    from ser_edge.results import model_identity
+
+    return model_identity(DEFAULT_MODEL, sha256(BUNDLED_MODEL.read_bytes()).hexdigest())
+
+
 def _api_lines(outcomes: list[batch.Outcome], cwd: Path) -> dict[str, dict]:
     """The --json records of predictions, keyed by path relative to ``cwd``."""
     out = {}
     for o in outcomes:
         if hasattr(o.result, "label"):
-            record = json.loads(json_record(o.result, 3, o.warnings))
+            record = json.loads(json_record(o.result, 3, o.warnings, _default_model_id()))
             record["path"] = os.path.relpath(record["path"], cwd)
             if "warnings" in record:
                 record["warnings"] = [w.replace(f"{cwd}{os.sep}", "") for w in record["warnings"]]
@@ -529,3 +540,66 @@ def test_export_features_on_a_cluster(cluster, ravdess_dir: Path, tmp_path: Path
                                                   "features", "-o", str(tmp_path / "x.csv")])
     assert unreachable.exit_code == 2
     assert "error: cannot reach the Dask scheduler at tcp://127.0.0.1:9" in unreachable.output
+
+
+# -- caps and schedulers that are not (issue 23) -------------------------------------------------
+
+
+def test_jobs_beyond_the_usable_cores_are_lowered_and_said_once(folder: Path, serial) -> None:
+    cores = len(os.sched_getaffinity(0))
+    clips = sorted(f"{folder.name}/{p.name}" for p in folder.iterdir() if p.suffix == ".flac")
+    proc = _cli("classify", "--json", "--jobs", "1000", *clips[:6], cwd=folder.parent)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stderr.splitlines() == [
+        f"ser-edge: --jobs 1000 is more than the {cores} usable cores: using {cores}"]
+    want = _records(serial.stdout)
+    assert _records(proc.stdout) == {c: want[c] for c in clips[:6]}
+
+
+def test_api_jobs_are_capped_at_the_usable_cores(folder: Path) -> None:
+    paths = sorted(p for p in folder.iterdir() if p.suffix == ".flac")[:12]
+    found = list(batch.outcomes(paths, jobs=1000, batch_size=1))
+    assert len(found) == len(paths)
+    assert 1 <= len({o.worker for o in found}) <= len(os.sched_getaffinity(0))
+
+
+@pytest.mark.parametrize(("address", "message"), [
+    ("not-an-address", "the Dask scheduler address not-an-address is not tcp://HOST:PORT (a host "
+                       "and a port from 1 to 65535)"),
+    ("http://127.0.0.1:8786", "the Dask scheduler address http://127.0.0.1:8786 is not "
+                              "tcp://HOST:PORT (or tls://HOST:PORT): http:// is not supported"),
+    ("inproc://x", "the Dask scheduler address inproc://x is not tcp://HOST:PORT (or "
+                   "tls://HOST:PORT): inproc:// is not supported"),
+    ("ucx://127.0.0.1:8786", "the Dask scheduler address ucx://127.0.0.1:8786 is not "
+                             "tcp://HOST:PORT (or tls://HOST:PORT): ucx:// is not supported"),
+    ("tcp://127.0.0.1:99999", "the Dask scheduler address tcp://127.0.0.1:99999 is not "
+                              "tcp://HOST:PORT (a host and a port from 1 to 65535)"),
+    ("tls://127.0.0.1:1", "the Dask scheduler at tls://127.0.0.1:1: tls:// needs Dask's TLS "
+                          "settings (distributed.comm.tls: ca-file, client cert and key), and "
+                          "none are configured"),
+    ("http", "cannot reach the Dask scheduler at {address} (no answer within 2 s)"),
+    ("silent", "cannot reach the Dask scheduler at {address} (no answer within 2 s)"),
+    ("noise", "{address} is not a Dask scheduler (it answered b'"),
+    ("no workers", "the Dask scheduler at {address} has no workers: none joined within 2 s "
+                   "(start some: dask worker {address})"),
+])
+def test_a_scheduler_that_cannot_be_used_is_one_line_and_status_4(folder: Path, address: str,
+                                                                  message: str) -> None:
+    """Each case in a process bounded in time, against listeners started here on 127.0.0.1: no
+    hang, no traceback, no allocation the peer asks for, no 'Exception ignored' at exit."""
+    from contextlib import nullcontext
+
+    from tests import hostile
+
+    pytest.importorskip("distributed")
+    clip = sorted(folder.iterdir())[0]
+    where = (hostile.scheduler_without_workers() if address == "no workers" else
+             hostile.listener(address) if address in ("http", "silent", "noise") else
+             nullcontext(address))
+    with where as real:
+        proc = hostile.ser_edge("classify", "--scheduler", real, clip,
+                                connect_timeout_s=hostile.CONNECT_TIMEOUT_S)
+    assert proc.returncode == 4, proc.stderr
+    (line,) = proc.stderr.splitlines()
+    assert line.startswith(f"ser-edge: error: {message.format(address=real)}"), line
+    assert proc.stdout == ""

@@ -7,6 +7,7 @@ other files of the batch. Bad files are made here in ``tmp_path``; real clips co
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import io
 import json
@@ -17,6 +18,7 @@ import subprocess
 import sys
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -26,8 +28,12 @@ from typer.testing import CliRunner
 from ser_edge import __version__
 from ser_edge.cli import AUDIO_EXTENSIONS, app, find_audio
 from ser_edge.model import BUNDLED_MODEL, Classifier
+from tests import hostile
 
 runner = CliRunner()
+
+#: The documented errors and exit statuses (the tables the tests below execute row by row).
+ERRORS_PAGE = Path(__file__).resolve().parents[1] / "docs" / "errors.md"
 
 EXIT_OK, EXIT_FILE_FAILED, EXIT_USAGE, EXIT_MODEL = 0, 1, 2, 3
 
@@ -165,20 +171,65 @@ def test_default_model(clips: list[Path]) -> None:
     assert result.stdout.startswith(str(clips[0]))
 
 
-def test_progress_bar_only_on_a_terminal(model: Path, ravdess_dir: Path,
-                                         monkeypatch: pytest.MonkeyPatch) -> None:
+def test_classify_without_a_path_says_how_in_three_lines() -> None:
+    result = run("classify")
+    assert result.exit_code == EXIT_USAGE
+    assert result.stdout == ""
+    usage, error, hint = result.stderr.splitlines()
+    assert usage == "Usage: ser-edge classify [OPTIONS] [PATH]..."
+    assert error.startswith("ser-edge: error: no PATH")
+    assert "ser-edge classify --sample" in hint
+
+
+def test_the_samples_are_classified_and_found_by_info(model: Path) -> None:
+    from ser_edge.samples import SAMPLE, SAMPLES
+
+    assert SAMPLE in SAMPLES.values()
+    result = run("classify", "--sample", "--json", "--model", model)
+    assert result.exit_code == EXIT_OK, result.output
+    records = [json.loads(line) for line in result.stdout.splitlines()]
+    assert [r["path"] for r in records] == [str(p) for p in SAMPLES.values()]
+    labels = Classifier(model).labels
+    assert all(r["label"] in labels and r["sample_rate"] == 16000 for r in records)
+    # after the PATHs given
+    result = run("classify", "--sample", "--model", model, *SAMPLES.values())
+    assert len(result.stdout.splitlines()) == 2 * len(SAMPLES)
+    info = " ".join(run("info", "--model", model).stdout.split())
+    for path in SAMPLES.values():
+        assert f"{path}" in info and sf.info(path).channels == 1
+
+
+def _stderr_on_a_terminal(*args: object) -> tuple[str, str]:
+    """Run ``ser-edge`` with stderr on a pseudo-terminal: (stdout, what the terminal got)."""
+    import pty
+
+    master, slave = pty.openpty()
+    proc = subprocess.Popen([sys.executable, "-m", "ser_edge.cli", *map(str, args)],
+                            stdout=subprocess.PIPE, stderr=slave, text=True)
+    os.close(slave)
+    out, _ = proc.communicate(timeout=300)
+    seen = b""
+    with contextlib.suppress(OSError):  # EIO once the terminal's other end is closed
+        while chunk := os.read(master, 65536):
+            seen += chunk
+    os.close(master)
+    assert proc.returncode == EXIT_OK, seen
+    return out, seen.decode()
+
+
+def test_progress_bar_only_on_a_terminal(model: Path, ravdess_dir: Path) -> None:
     import ser_edge.cli
 
     clips = sorted((ravdess_dir / "Actor_06").glob("*.flac"))[:ser_edge.cli.PROGRESS_MIN_FILES]
     plain = run("classify", "--model", model, *clips)
     assert plain.exit_code == EXIT_OK and plain.stderr == ""
-    monkeypatch.setattr(ser_edge.cli, "_stderr_is_terminal", lambda: True)
-    shown = run("classify", "--model", model, *clips)
-    assert shown.exit_code == EXIT_OK
-    assert f"] {len(clips)}/{len(clips)}" in shown.stderr
-    assert shown.stdout == plain.stdout  # results untouched by the bar
-    few = run("classify", "--model", model, *clips[:2])
-    assert few.stderr == ""
+    out, terminal = _stderr_on_a_terminal("classify", "--jobs", "1", "--model", model, *clips)
+    n = len(clips)
+    assert f"[{'#' * 30}] {n}/{n}" in terminal  # typer's bar, drawn to the end
+    assert terminal.count("\r\x1b[K") == n  # cleared before each result line
+    assert out == plain.stdout  # results untouched by the bar
+    out, terminal = _stderr_on_a_terminal("classify", "--model", model, *clips[:2])
+    assert terminal == ""
 
 
 def test_info(model: Path, labels: tuple[str, ...]) -> None:
@@ -356,7 +407,8 @@ def test_bad_input_does_not_stop_the_batch(model: Path, clips: list[Path],
     records = [json.loads(line) for line in result.stdout.splitlines()]
     assert [r["path"] for r in records] == [str(clips[0]), str(path), str(clips[1])]
     assert "label" in records[0] and "label" in records[2]
-    assert set(records[1]) == {"path", "error"}
+    assert set(records[1]) == {"path", "error", "model"}
+    assert records[1]["model"] == records[0]["model"]  # the model that tried it
     assert re.search(reason, records[1]["error"], re.IGNORECASE)
     lines = error_lines(result.stderr)
     assert len(lines) == 1 and _message_re(path, reason).search(lines[0])
@@ -750,9 +802,9 @@ def test_closed_pipe_exits_quietly(model: Path, tmp_path: Path) -> None:
     assert proc.stderr == "status=141\n"
 
 
-def test_top_k_one_is_what_the_readme_says(model: Path, tmp_path: Path) -> None:
-    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text()
-    (line,) = [line for line in readme.splitlines() if "--top-k 1" in line]
+def test_top_k_one_is_what_the_docs_say(model: Path, tmp_path: Path) -> None:
+    page = (Path(__file__).resolve().parents[1] / "docs" / "classify.md").read_text()
+    (line,) = [line for line in page.splitlines() if "--top-k 1" in line]
     assert line.split("#", 1)[1].strip() == "path, best label and its probability only"
     path = _voice_file(tmp_path / "clip.wav")
     result = run("classify", "--top-k", "1", "--model", model, path)
@@ -781,24 +833,17 @@ def test_info_prints_values_in_full_and_numbers_alike(model: Path) -> None:
 
 
 def test_readme_states_the_exit_statuses_the_code_uses() -> None:
-    """Every status in README's table and in --help is one the command uses, and vice versa."""
+    """Every status in the documented table and in --help is one the command uses, and vice
+    versa."""
     import ser_edge.cli as cli
 
-    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text()
-    section = readme[readme.index("### Errors and exit status"):]
-    section = section[:section.index("\n## ")]
+    section = ERRORS_PAGE.read_text()
     table = dict(re.findall(r"^\| (\d+) \| (.+) \|$", section, re.MULTILINE))
     codes = {cli.EXIT_OK, cli.EXIT_FILE_FAILED, cli.EXIT_USAGE, cli.EXIT_MODEL,
              cli.EXIT_CLUSTER, cli.EXIT_BROKEN_PIPE}
     assert {int(code) for code in table} == codes
     assert "141" in cli.EXIT_CODES_HELP
     assert "permission denied" in section and "broken symbolic link" in section
-
-
-def _readme_section(title: str) -> str:
-    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text()
-    section = readme[readme.index(title):]
-    return section[:section.index("\n## ")]
 
 
 def _flac_claiming_billions_of_frames(d: Path) -> Path:
@@ -857,9 +902,9 @@ def _with_unsearchable_subfolder(d: Path) -> Path:
     return d / "scan"
 
 
-# README's table of errors, row by row: how to make the input, and whether an unprivileged user
-# must try it. A row added to the README without a line here fails the test, and so does a
-# message that is not what the command prints.
+# The table of errors (docs/errors.md), row by row: how to make the input, and whether an
+# unprivileged user must try it. A row added to the table without a line here fails the test,
+# and so does a message that is not what the command prints.
 README_ROWS: dict[str, tuple[Callable[[Path], Path | str], bool]] = {
     "missing": (_missing, False),
     "unreadable": (_unreadable, True),
@@ -882,6 +927,10 @@ README_ROWS: dict[str, tuple[Callable[[Path], Path | str], bool]] = {
     "shorter than the model needs (the bundled model's MFCC deltas take 9 analysis frames, 128 ms;"
     " a model without deltas says `shorter than one analysis frame`)": (_too_short, False),
     "digital silence": (_silent, False),
+    "too quiet to analyse: a peak below 1e-5 (-100 dBFS), under any recorder's noise floor "
+    "(`--no-vad` does not change it)": (
+        lambda d: _write_samples(d / "quiet.wav", _voice(16000, 16000) * np.float32(3e-7)),
+        False),
     "NaN or infinite samples": (_nan, False),
     "samples far outside [-1, 1] (past 1e12: the features would overflow float32)": (
         _huge_samples, False),
@@ -894,19 +943,172 @@ README_ROWS: dict[str, tuple[Callable[[Path], Path | str], bool]] = {
 
 
 def _readme_error_rows() -> dict[str, str]:
-    section = _readme_section("### Errors and exit status")
+    section = ERRORS_PAGE.read_text()
     table = section[section.index("| input | message"):]
     table = table[:table.index("\n\n")]
     return dict(re.findall(r"^\| (.+?) \| `(.+)` \|$", table, re.MULTILINE))
 
 
+class _Case:
+    """What a row of README's second error table runs in: a folder, a clip, a source model."""
+
+    def __init__(self, folder: Path, tiny: Path):
+        self.folder, self.tiny = folder, tiny
+        self.clip = _voice_file(folder / "clip.wav")
+
+    def classify(self, *args: str | Path, **kwargs: Any) -> subprocess.CompletedProcess[str]:
+        return hostile.ser_edge("classify", *args, cwd=self.folder, **kwargs)
+
+    def with_model(self, model: Path, *args: str | Path) -> subprocess.CompletedProcess[str]:
+        return self.classify("--model", model.name, *args, self.clip.name)
+
+
+def _fifo(path: Path) -> Path:
+    os.mkfifo(path)
+    return path
+
+
+def _sparse(path: Path, size: int) -> Path:
+    with open(path, "wb") as f:
+        f.truncate(size)
+    return path
+
+
+def _results_of_another_model(c: _Case) -> subprocess.CompletedProcess[str]:
+    out = c.folder / "out.jsonl"
+    first = c.with_model(c.tiny, "-o", out.name)
+    assert first.returncode == EXIT_OK, first.stderr
+    other = hostile.output_model(c.tiny, c.folder / "other.onnx", "softmax")
+    return c.classify("--model", other.name, "-o", out.name, "--resume", c.clip.name, "b.wav")
+
+
+def _scheduler(c: _Case, address: str) -> subprocess.CompletedProcess[str]:
+    return c.classify("--scheduler", address, c.clip.name,
+                      connect_timeout_s=hostile.CONNECT_TIMEOUT_S)
+
+
+def _at_listener(kind: str) -> Callable[[_Case], subprocess.CompletedProcess[str]]:
+    def run_case(c: _Case) -> subprocess.CompletedProcess[str]:
+        pytest.importorskip("distributed")
+        with hostile.listener(kind) as address:
+            return _scheduler(c, address)
+
+    return run_case
+
+
+def _at_scheduler_without_workers(c: _Case) -> subprocess.CompletedProcess[str]:
+    with hostile.scheduler_without_workers() as address:
+        return _scheduler(c, address)
+
+
+def _full_disk(c: _Case) -> subprocess.CompletedProcess[str]:
+    for i in range(3):
+        _voice_file(c.folder / f"more{i}.wav")
+    return c.classify("--model", c.tiny.name, "-o", "out.jsonl", c.clip.name,
+                      *[f"more{i}.wav" for i in range(3)], file_size=1000)
+
+
+# README's second table (inputs that stop a command, or end it with another status than 1), row
+# by row: how to run the case, in a subprocess bounded in time.
+README_STOP_ROWS: dict[str, Callable[[_Case], subprocess.CompletedProcess[str]]] = {
+    "a model file that is not a regular file: a FIFO, a device such as `/dev/zero`":
+        lambda c: c.with_model(_fifo(c.folder / "fifo.onnx")),
+    "a model file larger than 256 MiB (`ser_edge.modelfile.MAX_MODEL_BYTES`)":
+        lambda c: c.with_model(_sparse(c.folder / "huge.onnx", (256 << 20) + 1)),
+    "a model whose external data (weights in a file beside it) lies outside its folder: "
+    "`../x.bin`, an absolute path, a symbolic link out": lambda c: c.classify(
+        "--model", hostile.external_data_model(c.tiny, c.folder / "ext", escape="dotdot"),
+        c.clip.name),
+    "model metadata of the wrong type or out of range (`level_db: \"x\"`, `sr: 2**40`, "
+    "`fmax: Infinity`)": lambda c: c.with_model(
+        hostile.with_feature_config(c.tiny, c.folder / "bad.onnx", level_db="x")),
+    "model metadata nested more than 32 deep": lambda c: c.with_model(hostile.rewrite_metadata(
+        c.tiny, c.folder / "deep.onnx", training="[" * 100_000 + "]" * 100_000)),
+    "a label that is not printable text (a control character such as an escape or a newline, a "
+    "format character)": lambda c: c.with_model(hostile.rewrite_metadata(
+        c.tiny, c.folder / "esc.onnx", labels=json.dumps(
+            ["a\x1b]0;pwned\x07", "b", "c", "d", "e", "f", "g", "h"]))),
+    "a model whose `probabilities` output is not a float tensor (int64, say)": lambda c:
+        c.with_model(hostile.output_model(c.tiny, c.folder / "int.onnx", "int64")),
+    "a model whose `probabilities` output is not a matrix (shaped `()` or `(N, 1, 8)`)":
+        lambda c: c.with_model(hostile.output_model(c.tiny, c.folder / "r3.onnx", "rank3")),
+    "a model whose output for a file is not probabilities (NaN, logits: not within [0, 1] "
+    "summing to 1 within 1e-3); the other files are still classified": lambda c:
+        c.with_model(hostile.output_model(c.tiny, c.folder / "nan.onnx", "nan")),
+    "`--resume` with a results file written by another model (or by an older ser-edge, which "
+    "did not name it)": _results_of_another_model,
+    "`--resume` with standard input (`-`): what it held last time cannot be told": lambda c:
+        c.classify("-", "-o", "out.jsonl", "--resume", stdin=c.clip.read_bytes()),
+    "`--output` a FIFO or a device": lambda c: c.classify(
+        "-o", _fifo(c.folder / "fifo.jsonl").name, c.clip.name),
+    "`--output` and the disk fills up (or the file size limit is reached)": _full_disk,
+    "standard output that cannot be written (`> /dev/full`)": lambda c: c.classify(
+        c.clip.name, stdout="full"),
+    "standard output closed (`>&-`)": lambda c: c.classify(c.clip.name, stdout="closed"),
+    "standard input closed (`classify - <&-`)": lambda c: c.classify("-", stdin="closed"),
+    "`listen --smooth` past 10000 windows (`timeline --max-segment` past 3600 s, `--context` "
+    "past 600 s: alike)": lambda c: hostile.ser_edge(
+        "listen", "-", "--smooth", "99999999999999999999", cwd=c.folder, stdin=b"\0" * 64000),
+    "`--scheduler` with an address that is not `tcp://HOST:PORT`: `not-an-address`, "
+    "`http://...`, `inproc://x`, `ucx://...`": lambda c: _scheduler(c, "inproc://x"),
+    "`--scheduler tls://...` without Dask's TLS settings": lambda c: _scheduler(
+        c, "tls://127.0.0.1:1"),
+    "`--scheduler` at a listener that never answers (or a web server, which waits for a "
+    "request)": _at_listener("silent"),
+    "`--scheduler` at a listener that answers something else (random bytes)":
+        _at_listener("noise"),
+    "`--scheduler` at a scheduler without workers": _at_scheduler_without_workers,
+}
+
+
+def _readme_stop_rows() -> dict[str, tuple[int, str]]:
+    section = _readme_section("### Errors and exit status")
+    table = section[section.index("| input | exit status | message"):]
+    table = table[:table.index("\n\n")]
+    return {row: (int(status), message) for row, status, message in re.findall(
+        r"^\| (.+?) \| (\d+) \| `(.+)` \|$", table, re.MULTILINE)}
+
+
 def test_readme_error_table_has_a_test_per_row() -> None:
     assert set(_readme_error_rows()) == set(README_ROWS)
+    assert set(_readme_stop_rows()) == set(README_STOP_ROWS)
 
 
-@pytest.mark.parametrize("row", list(README_ROWS))
-def test_readme_error_table(row: str, stranger_dir: Path,
+@pytest.fixture(scope="session")
+def features_model(build_model, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A tiny valid model of pooled features (the source of the hostile ones)."""
+    return build_model(tmp_path_factory.mktemp("hostile") / "tiny.onnx")
+
+
+def _stop_row(row: str, case: _Case) -> None:
+    """A row of the second table: its exit status, one line with its message, no traceback."""
+    status, message = _readme_stop_rows()[row]
+    proc = README_STOP_ROWS[row](case)
+    assert proc.returncode == status, proc.stderr
+    assert "Traceback" not in proc.stderr and "Exception ignored" not in proc.stderr
+    lines = [line for line in proc.stderr.splitlines()
+             if line.startswith(("ser-edge: error: ", "Error: "))]
+    assert len(lines) == 1, proc.stderr
+    pattern = ".+".join(re.escape(piece) for piece in message.split("..."))
+    pattern = pattern.replace("FILE", ".+")
+    assert re.fullmatch(f"(ser-edge: error: |Error: ){pattern}", lines[0]), (lines[0], message)
+    # Nothing else on stderr but typer's usage lines, and nothing on stdout but records.
+    others = [line for line in proc.stderr.splitlines() if line not in lines]
+    assert all(line.startswith(("Usage: ", "Try ")) or not line.strip() for line in others), (
+        proc.stderr)
+
+
+@pytest.mark.parametrize("row", [*README_ROWS, *README_STOP_ROWS])
+def test_readme_error_table(row: str, request: pytest.FixtureRequest,
                             monkeypatch: pytest.MonkeyPatch) -> None:
+    """Each row of README's two error tables, run as it says: its message, its exit status."""
+    if row in README_STOP_ROWS:
+        folder = request.getfixturevalue("tmp_path")
+        source = request.getfixturevalue("features_model")
+        shutil.copy(source, folder / source.name)
+        _stop_row(row, _Case(folder, folder / source.name))
+        return
+    stranger_dir = request.getfixturevalue("stranger_dir")
     message = _readme_error_rows()[row]
     make, unprivileged = README_ROWS[row]
     target = make(stranger_dir)
@@ -968,4 +1170,96 @@ def test_models_lists_every_bundled_model_with_its_figures() -> None:
             clf.metadata["metrics"]["cross_corpus"]["ravdess -> emodb"]["uar"])
     res = runner.invoke(app, ["models"], env={"COLUMNS": "80"})
     assert res.exit_code == 0 and f"{DEFAULT_MODEL}*" in res.output
-    assert all(len(line) <= 80 for line in res.output.splitlines()[:-1])  # not the footnote
+    assert all(len(line) < 80 for line in res.output.splitlines())
+    text = " ".join(res.output.split())
+    for r in rows:  # each description in full, beneath its model's figures
+        assert " ".join(r["description"].split()) in text
+
+
+# -- hostile input, second round (issue 23) ------------------------------------------------------
+
+
+def test_info_escapes_what_the_metadata_says(features_model: Path, tmp_path: Path) -> None:
+    """Metadata text (a recipe's description, a corpus name) reaches the terminal escaped."""
+    training = json.loads(hostile.metadata_of(features_model)["training"])
+    training["recipe"] = {"name": "evil\x1b]0;pwned\x07", "description": "two\nlines\u202e"}
+    bad = hostile.rewrite_metadata(features_model, tmp_path / "evil.onnx",
+                                   training=json.dumps(training))
+    result = run("info", "--model", bad)
+    assert result.exit_code == EXIT_OK, result.output
+    assert "\x1b" not in result.stdout and "\x07" not in result.stdout
+    assert "\u202e" not in result.stdout
+    assert "recipe:    evil\\x1b]0;pwned\\x07: two lines\\u202e" in result.stdout
+
+
+def test_model_output_errors_exit_3_and_the_batch_goes_on(features_model: Path,
+                                                          tmp_path: Path) -> None:
+    """A model that outputs NaN: each file's line says so, every file has its record (valid
+    JSON, with --jobs 2 and -o too), and the status is 3."""
+    nan = hostile.output_model(features_model, tmp_path / "nan.onnx", "nan")
+    clips = [_voice_file(tmp_path / f"c{i}.wav", seconds=1 + i / 4) for i in range(3)]
+    for args in (["--json"], ["--jobs", "2", "-o", str(tmp_path / "out.jsonl")]):
+        proc = hostile.ser_edge("classify", "--model", nan, *args, *clips)
+        assert proc.returncode == EXIT_MODEL, proc.stderr
+        lines = error_lines(proc.stderr)
+        assert len(lines) == 3 and all("nan.onnx: its 'probabilities' output is not finite" in
+                                       line for line in lines), proc.stderr
+        assert proc.stderr.splitlines()[-1] == "ser-edge: 3 of 3 files failed"
+    records = [json.loads(line) for line in (tmp_path / "out.jsonl").read_text().splitlines()]
+    assert [r["path"] for r in records] == [str(c) for c in clips]
+    assert all("label" not in r and "not finite" in r["error"] for r in records)
+
+
+@pytest.mark.parametrize("command", ["classify", "listen", "timeline", "features"])
+def test_closed_or_full_standard_streams_are_one_line(command: str, tmp_path: Path) -> None:
+    """``> /dev/full``, ``>&-`` and ``<&-``: one line each, no traceback (timeline and features
+    read '-' for the closed standard input, classify too)."""
+    clip = _voice_file(tmp_path / "clip.wav", seconds=2.0)
+    source = "-" if command == "listen" else clip
+    pcm = (_voice(32000, 16000) * 32767).astype("<i2").tobytes()
+    feed = pcm if command == "listen" else clip.read_bytes()
+    full = hostile.ser_edge(command, source, stdout="full", stdin=feed)
+    assert full.returncode == EXIT_USAGE, full.stderr
+    assert full.stderr.splitlines() == [
+        "ser-edge: error: standard output: cannot write (No space left on device)"]
+    closed = hostile.ser_edge(command, source, stdout="closed", stdin=feed)
+    assert closed.returncode == EXIT_USAGE, closed.stderr
+    assert closed.stderr.splitlines() == [
+        "ser-edge: error: standard output is closed: nowhere to write the results (--output "
+        "FILE writes them to a file)"]
+    no_input = hostile.ser_edge(command, "-", stdin="closed")
+    assert no_input.returncode == EXIT_FILE_FAILED, no_input.stderr
+    (line,) = no_input.stderr.splitlines()
+    assert "standard input is closed: " in line and line.startswith("ser-edge: error: ")
+
+
+def test_output_file_with_standard_output_closed(features_model: Path, tmp_path: Path) -> None:
+    """-o needs no standard output; the closed descriptor is not given to the results file."""
+    clip = _voice_file(tmp_path / "clip.wav")
+    proc = hostile.ser_edge("classify", "--model", features_model, "-o", "out.jsonl", clip.name,
+                            cwd=tmp_path, stdout="closed")
+    assert proc.returncode == EXIT_OK and proc.stderr == "", proc.stderr
+    (record,) = [json.loads(line) for line in (tmp_path / "out.jsonl").read_text().splitlines()]
+    assert record["path"] == "clip.wav" and "label" in record
+
+
+@pytest.mark.parametrize("option", ["--max-segment", "--context"])
+def test_timeline_lengths_are_bounded(option: str, tmp_path: Path) -> None:
+    clip = _voice_file(tmp_path / "clip.wav")
+    result = run("timeline", clip, option, "inf")
+    assert result.exit_code == EXIT_USAGE
+    assert f"Invalid value for '{option}': Input should be less than or equal to" in " ".join(
+        result.stderr.split())
+    assert "Traceback" not in result.stderr
+
+
+def test_a_clip_too_quiet_is_one_line_without_warnings(features_model: Path,
+                                                       tmp_path: Path) -> None:
+    """--no-vad on a clip scaled by 1e-20: no numpy warning on the terminal, one line."""
+    quiet = _write_samples(tmp_path / "quiet.wav", _voice(16000, 16000) * np.float32(1e-20))
+    proc = hostile.ser_edge("classify", "--no-vad", "--model", features_model, quiet)
+    assert proc.returncode == EXIT_FILE_FAILED
+    (line,) = proc.stderr.splitlines()
+    assert re.fullmatch(rf"ser-edge: error: {re.escape(str(quiet))}: too quiet: peak magnitude "
+                        r"\S+e-21 \(-4\d\d dBFS\), below 1e-05 \(-100 dBFS\): below any "
+                        r"recorder's noise floor, the features cannot be trusted", line), line

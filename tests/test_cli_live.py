@@ -77,7 +77,9 @@ def test_classify_says_no_speech(nonspeech_files: list[Path], ravdess_dir: Path)
     assert lines == [f"ser-edge: error: {p}: no speech detected" for p in nonspeech_files]
     result = run("classify", "--json", *nonspeech_files)
     records = [json.loads(line) for line in result.stdout.splitlines()]
-    assert records == [{"path": str(p), "error": "no speech detected"} for p in nonspeech_files]
+    model = records[0]["model"]  # the model each record names (issue 23)
+    assert records == [{"path": str(p), "error": "no speech detected", "model": model}
+                       for p in nonspeech_files]
     # --no-vad classifies them anyway.
     result = run("classify", "--no-vad", "--json", *nonspeech_files)
     assert result.exit_code == EXIT_OK, result.output

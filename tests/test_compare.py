@@ -23,6 +23,8 @@ def _report(folder: Path, uar: float) -> Path:
                                                                "uar": 0.4}},
                    "calibration": {"ece_15_bins_calibrated": 0.05}},
         "cross_corpus": {"ravdess -> emodb": {"uar_mean": 0.45}},
+        **({"loco": {"uar_mean": 0.3, "adapted": {"adapted": {"uar_mean": 0.33}}}}
+           if uar == 0.5 else {}),
     }))
     return folder
 
@@ -39,7 +41,10 @@ def test_rows_and_table(tmp_path: Path) -> None:
     table = comparison_table(reports, bench).splitlines()
     assert table[2].startswith("| mlp | 0.500 ± 0.040 |") and "1,234" in table[2]
     assert "2 KiB" in table[2] and "0.20 ms" in table[2]
-    assert "| 1.00 | 0.80 | 0.70 | 0.050 |" in table[2]  # gain, white noise, RT60, ECE
+    # gain, white noise, RT60, silence and gate (not measured), ECE
+    assert "| 1.00 | 0.80 | 0.70 | – | – | 0.050 |" in table[2]
+    assert table[2].startswith("| mlp | 0.500 ± 0.040 | 0.300 | 0.330 |")  # LOCO, adapted
+    assert table[3].startswith("| cnn | 0.550 ± 0.040 | – | – |")
     assert any(line.startswith("| hubert-base (EmoBox, published) | 0.654 |") for line in table)
     assert all(line.count("|") == table[0].count("|") for line in table)
 

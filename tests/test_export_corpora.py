@@ -302,11 +302,12 @@ _MANIFESTS = {
 @pytest.mark.parametrize("name", sorted(_MANIFESTS))
 def test_real_corpus_counts_match_the_manifest(name):
     from export.corpora import parse_corpus
-    from export.paths import DATA_ENV, corpus_dir, data_root
+    from export.data import missing_corpus
+    from export.paths import corpus_dir
 
     root = corpus_dir(name)
     if root is None:
-        pytest.skip(f"corpus {name!r} not found under {data_root()} (set {DATA_ENV})")
+        pytest.skip(missing_corpus(name))
     corpus = parse_corpus(name, root)
     n_clips, n_speakers, emotions = _MANIFESTS[name]
     assert corpus.rejected == []

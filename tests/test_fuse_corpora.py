@@ -19,6 +19,7 @@ import pytest
 
 pytest.importorskip("onnx")
 
+from export.data import missing_corpus  # noqa: E402
 from export.fuse import bundled_models, fuse_file  # noqa: E402
 from export.fused_parity import ROBUST, fit_model, measure_parity, parity_items  # noqa: E402
 from export.paths import corpus_dir  # noqa: E402
@@ -38,8 +39,8 @@ def pair(request, tmp_path_factory) -> tuple[Classifier, Classifier]:
     folder = tmp_path_factory.mktemp("fused")
     if request.param == FITTED_ROBUST:
         pytest.importorskip("sklearn")
-        if corpus_dir("ravdess") is None:
-            pytest.skip("RAVDESS not found: the robust model is fitted on it")
+        if corpus_dir("ravdess") is None:  # the robust model is fitted on it
+            pytest.skip(missing_corpus("ravdess"))
         source = fit_model(ROBUST, folder / "robust.onnx")
     else:
         source = next(p for p in MODELS if p.name == request.param)
@@ -65,7 +66,7 @@ def _check(pair, items, capsys) -> None:
     numpy_clf, fused_clf = pair
     parity = measure_parity(numpy_clf, fused_clf, items)
     if parity.n == 0:
-        pytest.skip("no corpus clips found")
+        pytest.skip(missing_corpus("ravdess") + "; " + missing_corpus("emodb"))
     summary = parity.summary(numpy_clf.feature_config)
     with capsys.disabled():
         print(f"\n{fused_clf.model_path.name}: " + _table(summary))

@@ -9,7 +9,7 @@ and each mutant goes through ``audio.load``, ``AudioStream`` (a file object, str
 cffi's tracebacks), and memory must stay bounded: the peak of numpy's and Python's allocations
 per call (tracemalloc) and the growth of the process's peak resident memory.
 
-A longer, coverage-guided run: ``tests/fuzz/atheris_loaders.py`` (see the README).
+A longer, coverage-guided run: ``tests/fuzz/atheris_loaders.py`` (see docs/development.md).
 """
 
 from __future__ import annotations
@@ -107,3 +107,129 @@ def test_mutated_files_raise_only_ser_edge_errors(clf: Classifier, tmp_path: Pat
     print(outcomes)
     assert outcomes["ok"] > 0 and outcomes["error"] > 0, outcomes
     assert capfd.readouterr().err == "", "something wrote to file descriptor 2"
+
+
+# -- model files: metadata and outputs ----------------------------------------------------------
+
+#: Mutated models per test: each is an ONNX file written, loaded, and (if it loads) run.
+MODEL_CASES = 120
+
+
+@pytest.fixture(scope="module")
+def features_model(build_model, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A tiny valid model of pooled features: the source of the mutants."""
+    return build_model(tmp_path_factory.mktemp("fuzz-models") / "tiny.onnx")
+
+
+def _voice(sr: int = 16000, seconds: float = 1.0) -> np.ndarray:
+    t = np.arange(int(sr * seconds)) / sr
+    phase = 2 * np.pi * np.cumsum(150 + 30 * np.sin(2 * np.pi * 1.3 * t)) / sr
+    voice = sum(np.sin(k * phase) / k for k in range(1, 11))
+    envelope = np.sqrt(np.clip(np.sin(2 * np.pi * 4 * t), 0, None))
+    return (0.2 * voice * envelope).astype(np.float32)
+
+
+def _check_prediction(p: object, labels: tuple[str, ...]) -> str | None:
+    """Why a prediction is not one (None if it is): finite probabilities summing to 1."""
+    import json
+
+    probs = np.array(list(p.probabilities.values()))
+    if list(p.probabilities) != list(labels) or p.label not in labels:
+        return f"labels {list(p.probabilities)}"
+    if not np.isfinite(probs).all() or (probs < -1e-3).any() or abs(probs.sum() - 1) > 1e-3:
+        return f"probabilities {probs}"
+    json.dumps(p.to_dict(), allow_nan=False)  # valid JSON: no NaN
+    return None
+
+
+def test_mutated_model_metadata_gives_model_errors_only(features_model: Path, tmp_path: Path,
+                                                        capfd: pytest.CaptureFixture[str]
+                                                        ) -> None:
+    """Metadata mutated anywhere (types, ranges, NaN, nesting, control characters, keys): the
+    model loads and gives probabilities, or :class:`ModelError` says why; nothing else comes
+    out, no warning, and nothing the metadata sizes is allocated (tracemalloc)."""
+    from ser_edge import ModelError
+    from ser_edge.cli import _describe
+    from tests.fuzz.models import mutate_metadata
+    from tests.hostile import metadata_of, rewrite_metadata
+
+    props = metadata_of(features_model)
+    rng = np.random.default_rng(SEED + 1)
+    y = _voice()
+    problems: list[str] = []
+    outcomes = {"loaded": 0, "refused": 0}
+    tracemalloc.start()
+    try:
+        for i in range(MODEL_CASES):
+            mutant = mutate_metadata(props, rng)
+            path = rewrite_metadata(features_model, tmp_path / f"m{i:03d}.onnx",
+                                    **{k: mutant.get(k) for k in {*props, *mutant}})
+            tracemalloc.reset_peak()
+            try:
+                with warnings.catch_warnings():
+                    warnings.simplefilter("error")
+                    clf = Classifier(path)
+                    outcomes["loaded"] += 1
+                    _describe(clf)  # what `ser-edge info` prints
+                    try:
+                        reason = _check_prediction(clf.predict(y, 16000), clf.labels)
+                    except SerEdgeError:
+                        reason = None
+                    if reason:
+                        problems.append(f"case {i}: {reason}")
+            except ModelError as exc:
+                outcomes["refused"] += 1
+                if "\n" in str(exc) or path.name not in str(exc):
+                    problems.append(f"case {i}: message {str(exc)[:200]!r}")
+            except Exception as exc:  # noqa: BLE001 - what the test is looking for
+                changed = {k: v[:80] for k, v in mutant.items() if props.get(k) != v}
+                problems.append(f"case {i}: {type(exc).__name__}: {str(exc)[:200]} ({changed})")
+            peak = tracemalloc.get_traced_memory()[1]
+            if peak > PEAK_BYTES:
+                problems.append(f"case {i}: {peak >> 20} MiB allocated")
+            path.unlink()
+    finally:
+        tracemalloc.stop()
+    assert not problems, "\n".join(problems[:20])
+    print(outcomes)
+    assert outcomes["loaded"] > 0 and outcomes["refused"] > 0, outcomes
+    assert capfd.readouterr().err == "", "something wrote to file descriptor 2"
+
+
+def test_odd_model_outputs_are_probabilities_or_model_errors(features_model: Path,
+                                                             tmp_path: Path) -> None:
+    """A model whose output is of another shape or type, or not probabilities (NaN, logits,
+    negative, a sum off 1): refused at load or at inference with a :class:`ModelError`, or, if
+    it is probabilities, a prediction that is valid JSON; never a label for NaN."""
+    from ser_edge import ModelError
+    from tests.fuzz.models import odd_output
+    from tests.hostile import constant_output_model
+
+    rng = np.random.default_rng(SEED + 2)
+    y = _voice()
+    problems: list[str] = []
+    outcomes = {"predicted": 0, "refused": 0}
+    n_labels = len(Classifier(features_model).labels)
+    for i in range(MODEL_CASES // 2):
+        value = odd_output(n_labels, rng)
+        path = constant_output_model(features_model, tmp_path / f"o{i:03d}.onnx", value)
+        what = f"case {i}: output {value.dtype} {value.shape} {value.ravel()[:3]}"
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("error")
+                clf = Classifier(path)
+                p = clf.predict(y, 16000)
+            reason = _check_prediction(p, clf.labels)
+            if reason:
+                problems.append(f"{what}: {reason}")
+            outcomes["predicted"] += 1
+        except ModelError as exc:
+            outcomes["refused"] += 1
+            if "\n" in str(exc) or path.name not in str(exc):
+                problems.append(f"{what}: message {str(exc)[:200]!r}")
+        except Exception as exc:  # noqa: BLE001 - what the test is looking for
+            problems.append(f"{what}: {type(exc).__name__}: {str(exc)[:200]}")
+        path.unlink()
+    assert not problems, "\n".join(problems[:20])
+    print(outcomes)
+    assert outcomes["predicted"] > 0 and outcomes["refused"] > 0, outcomes

@@ -40,3 +40,18 @@ def test_features_do_not_load_onnxruntime():
     code = "import ser_edge.features, sys; print('onnxruntime' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "False"
+
+
+def test_classifying_one_file_loads_no_progress_bar():
+    """The progress bar (typer's) is imported only when it is drawn: not on the cold path."""
+    from ser_edge.samples import SAMPLE
+
+    code = ("import atexit, sys\n"
+            "atexit.register(lambda: print(sorted(m for m in sys.modules if '_termui_impl' in m), "
+            "file=sys.stderr))\n"
+            f"sys.argv = ['ser-edge', 'classify', {str(SAMPLE)!r}]\n"
+            "from ser_edge.cli import main\n"
+            "main()\n")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr
+    assert out.stderr.strip().splitlines()[-1] == "[]"

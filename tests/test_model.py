@@ -4,6 +4,10 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import os
+import re
+import subprocess
+import sys
 import warnings
 from pathlib import Path
 
@@ -427,5 +431,243 @@ def test_bundled_models_by_name_and_the_default():
         assert (path.parent / f"{name}.md").is_file()  # its model card
     assert Classifier().name == DEFAULT_MODEL
     assert bundled_name("elsewhere.onnx") is None
-    with pytest.raises(ModelError, match="no-such-model: model file not found"):
+    with pytest.raises(ModelError, match="no-such-model: model file not found; the bundled "
+                       "models are ") as error:
         Classifier("no-such-model")
+    assert all(name in str(error.value) for name in BUNDLED_MODELS)
+
+
+# -- hostile model files (issue 23) --------------------------------------------------------------
+
+
+def _python(code: str, *args: str, timeout: float = 120) -> subprocess.CompletedProcess[str]:
+    """Run ``code`` in a fresh Python (this checkout's ser_edge), bounded in time and to 4 GB."""
+    env = dict(os.environ, PYTHONPATH=str(Path(__file__).resolve().parents[1]))
+    return subprocess.run([sys.executable, "-c", code, *args], capture_output=True, text=True,
+                          env=env, timeout=timeout, preexec_fn=_limit_memory, check=False)
+
+
+def _limit_memory() -> None:
+    import resource
+
+    resource.setrlimit(resource.RLIMIT_AS, (4 << 30, 4 << 30))
+
+
+_LOAD = ("import sys\nfrom ser_edge import Classifier, SerEdgeError\n"
+         "try:\n    Classifier(sys.argv[1])\n"
+         "except SerEdgeError as exc:\n    print(type(exc).__name__, exc)\n")
+
+
+def test_model_that_is_not_a_regular_file(tmp_path: Path) -> None:
+    """A FIFO is not waited on, and /dev/zero is not read until memory runs out (each in a
+    process bounded in time and to 4 GB)."""
+    fifo = tmp_path / "fifo.onnx"
+    os.mkfifo(fifo)
+    for path, kind in ((fifo, "a FIFO"), (Path("/dev/zero"), "a device")):
+        if not path.exists():  # pragma: no cover
+            continue
+        proc = _python(_LOAD, str(path), timeout=60)
+        assert proc.stdout.strip() == (f"ModelError {path}: model file is not a regular file "
+                                       f"({kind})"), proc.stdout + proc.stderr
+
+
+def test_model_larger_than_the_cap_is_not_read(tmp_path: Path) -> None:
+    from ser_edge.modelfile import MAX_MODEL_BYTES
+
+    huge = tmp_path / "huge.onnx"
+    with open(huge, "wb") as f:
+        f.truncate(MAX_MODEL_BYTES + 1)  # sparse: no disk used
+    with pytest.raises(ModelError, match=r"huge\.onnx: model file is larger than 256 MiB"):
+        Classifier(huge)
+
+
+def test_model_argument_is_a_name_or_a_path(tiny_model: Path) -> None:
+    for bad in (123, 1.5, ["mlp"]):
+        with pytest.raises(ParameterError, match="model must be a bundled model's name or a "
+                                                 "path"):
+            Classifier(bad)  # type: ignore[arg-type]
+    assert Classifier(os.fsencode(tiny_model)).labels == Classifier(tiny_model).labels
+    with pytest.raises(ModelError, match="model file not found"):  # bytes are a path, not a name
+        Classifier(b"no-such-model-name")
+
+
+def test_num_threads_is_capped_at_the_usable_cores(tiny_model: Path) -> None:
+    """A million threads are not started (in a process bounded in time and to 4 GB)."""
+    code = ("import os, sys\nfrom ser_edge import Classifier\n"
+            "clf = Classifier(sys.argv[1], num_threads=10**6)\n"
+            "print(clf.num_threads, len(os.sched_getaffinity(0)))\n")
+    proc = _python(code, str(tiny_model), timeout=60)
+    threads, cores = map(int, proc.stdout.split())
+    assert threads == cores, proc.stderr
+
+
+@pytest.mark.parametrize(("field", "value", "message"), [
+    ("level_db", "x", "'level_db' must be a number"),
+    ("level_db", 1e308, "'level_db' must be >= -200 and <= 50"),
+    ("tuning", "x", "'tuning' must be a number"),
+    ("sr", 2**40, "'sr' must be from 1000 to 768000"),
+    ("sr", 16000.0, "'sr' must be an integer"),
+    ("fmax", float("inf"), "'fmax' must be a finite number"),
+    ("fmin", float("nan"), "'fmin' must be a finite number"),
+    ("fmax", 20000.0, "fmax 20000 Hz must be at most sr/2 = 8000 Hz"),
+    ("n_fft", 2**30, "'n_fft' must be from 16 to 65536"),
+    ("n_mels", True, "'n_mels' must be an integer"),
+    ("features", ["mfcc"] * 1000, "'features' must have 1 to 4 items"),
+    ("stats", {"mfcc": ["mean"], "chroma": 7, "mel": ["std"]}, "'stats' must be a list"),
+    ("htk", "yes", "'htk' must be true or false"),
+])
+def test_feature_config_metadata_is_checked_before_use(tiny_model: Path, tmp_path: Path,
+                                                       field: str, value: object,
+                                                       message: str) -> None:
+    from tests.hostile import with_feature_config
+
+    bad = with_feature_config(tiny_model, tmp_path / "bad.onnx", **{field: value})
+    with pytest.raises(ModelError, match=re.escape("bad.onnx: invalid 'feature_config' "
+                                                   "metadata: ")) as info:
+        Classifier(bad)
+    assert message in str(info.value)
+
+
+@pytest.mark.parametrize("depth", [33, 100_000])
+def test_metadata_nested_too_deep(tiny_model: Path, tmp_path: Path, depth: int) -> None:
+    bad = rewrite_metadata(tiny_model, tmp_path / "deep.onnx",
+                           training="[" * depth + "]" * depth)
+    with pytest.raises(ModelError, match=r"deep\.onnx: 'training' metadata is nested more than "
+                                         r"32 deep"):
+        Classifier(bad)
+
+
+@pytest.mark.parametrize("label", ["a\x1b]0;pwned\x07", "line\nbreak", "\u202eevil", " angry",
+                                   "x" * 65, "tab\there"])
+def test_labels_must_be_printable_text(tiny_model: Path, tmp_path: Path, label: str) -> None:
+    labels = [label, *EMOTIONS[1:]]
+    bad = rewrite_metadata(tiny_model, tmp_path / "labels.onnx", labels=json.dumps(labels))
+    with pytest.raises(ModelError, match=r"labels\.onnx: .*label") as info:
+        Classifier(bad)
+    assert "\x1b" not in str(info.value) and "\n" not in str(info.value)
+
+
+@pytest.mark.parametrize(("output", "message"), [
+    ("int64", "its 'probabilities' output is tensor(int64), not probabilities (a float tensor)"),
+    ("scalar", "its 'probabilities' output has shape [], expected (n_clips, n_labels)"),
+    ("rank3", "its 'probabilities' output has shape [None, 1, 8], expected (n_clips, n_labels)"),
+    ("empty", "the metadata names 8 labels but the model's output has 0 probability columns"),
+])
+def test_model_output_that_is_not_a_matrix_of_floats(tiny_model: Path, tmp_path: Path,
+                                                     output: str, message: str) -> None:
+    from tests.hostile import output_model
+
+    bad = output_model(tiny_model, tmp_path / f"{output}.onnx", output)
+    with pytest.raises(ModelError, match=rf"{output}\.onnx: {re.escape(message)}"):
+        Classifier(bad)
+
+
+@pytest.mark.parametrize(("output", "message"), [
+    ("nan", "not finite"), ("logits", "not probabilities (values from")])
+def test_model_output_that_is_not_probabilities(tiny_model: Path, tmp_path: Path, speech_like,
+                                                output: str, message: str) -> None:
+    from tests.hostile import output_model
+
+    y, sr = speech_like
+    good = Classifier(output_model(tiny_model, tmp_path / "softmax.onnx", "softmax"))
+    _check(good.predict(y, sr), good.labels)
+    bad = Classifier(output_model(tiny_model, tmp_path / f"{output}.onnx", output))
+    with pytest.raises(ModelError, match=rf"{output}\.onnx: its 'probabilities' output .*"
+                                         rf"{re.escape(message)}"):
+        bad.predict(y, sr)
+
+
+def test_external_data_is_read_from_the_models_folder(tiny_model: Path, tmp_path: Path,
+                                                      speech_like, monkeypatch) -> None:
+    """Weights beside the model are found from any working folder, and a file of the same name
+    in the working folder is not read."""
+    from tests.hostile import external_data_model
+
+    y, sr = speech_like
+    model = external_data_model(tiny_model, tmp_path / "models")
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    (elsewhere / "weights.bin").write_bytes((tmp_path / "models" / "weights.bin").stat().st_size
+                                            * b"\0")
+    monkeypatch.chdir(elsewhere)
+    want = Classifier(tiny_model).predict(y, sr)
+    got = Classifier(os.path.relpath(model, elsewhere)).predict(y, sr)
+    assert got.probabilities == pytest.approx(want.probabilities, abs=1e-6)
+
+
+@pytest.mark.parametrize("escape", ["link", "dotdot"])
+def test_external_data_outside_the_models_folder_is_refused(tiny_model: Path, tmp_path: Path,
+                                                            escape: str) -> None:
+    from tests.hostile import external_data_model
+
+    model = external_data_model(tiny_model, tmp_path / "models", escape=escape)
+    with pytest.raises(ModelError, match=r"model\.onnx: external data '.*weights\.bin' lies "
+                                         r"outside the model's folder"):
+        Classifier(model)
+
+
+def test_external_data_that_is_not_a_regular_file_or_too_large(tiny_model: Path,
+                                                                tmp_path: Path) -> None:
+    from ser_edge.modelfile import MAX_MODEL_BYTES
+    from tests.hostile import external_data_model
+
+    model = external_data_model(tiny_model, tmp_path / "models")
+    weights = tmp_path / "models" / "weights.bin"
+    weights.unlink()
+    os.mkfifo(weights)
+    with pytest.raises(ModelError, match=r"external data 'weights\.bin': .*not a regular file "
+                                         r"\(a FIFO\)"):
+        Classifier(model)
+    weights.unlink()
+    with open(weights, "wb") as f:
+        f.truncate(MAX_MODEL_BYTES + 1)
+    with pytest.raises(ModelError, match=r"external data 'weights\.bin': .*larger than 256 MiB"):
+        Classifier(model)
+
+
+def test_predict_rates_are_those_of_files(tiny: Classifier, speech_like) -> None:
+    """A rate past 768 kHz is refused at once (2**50 spun in the resampler for minutes)."""
+    code = ("import numpy as np\nfrom ser_edge import Classifier, SerEdgeError\n"
+            f"clf = Classifier({str(tiny.model_path)!r})\n"
+            "for sr in (2**50, 768_001, 999):\n"
+            "    try:\n        clf.predict(np.ones(20000, np.float32) * 0.1, sr)\n"
+            "    except SerEdgeError as exc:\n        print(type(exc).__name__, exc)\n")
+    proc = _python(code, timeout=60)
+    assert proc.stdout.splitlines() == [
+        f"ParameterError sample rate {sr} Hz is outside the supported 1000-768000 Hz"
+        for sr in (2**50, 768_001, 999)], proc.stderr
+
+
+def test_predict_empty_channels_and_too_quiet(tiny: Classifier, speech_like) -> None:
+    y, sr = speech_like
+    with pytest.raises(AudioError, match="no audio samples"):
+        tiny.predict(np.zeros((0, 2), np.float32), sr)
+    for scale in (1e-8, 1e-20, 1e-38):
+        with warnings.catch_warnings():
+            warnings.simplefilter("error")  # no numpy RuntimeWarning either
+            with pytest.raises(AudioError, match=r"too quiet: peak magnitude .* below 1e-05"):
+                tiny.predict(y * np.float32(scale), sr)
+    _check(tiny.predict(y * np.float32(1e-4), sr), tiny.labels)  # a 16-bit file's level
+
+
+def test_predict_with_a_frame_model_has_the_files_ten_minutes() -> None:
+    clf = Classifier()
+    if clf.input_kind != "frames":  # pragma: no cover - the default model is a frame model
+        pytest.skip("the default model is not a frame-level network")
+    y = 0.1 * np.sin(np.arange(601 * 1000) * 0.3).astype(np.float32)
+    with pytest.raises(AudioError, match=r"10 min is too long for a frame-level network \(at "
+                                         r"most 10 min\)"):
+        clf.predict(y, 1000)
+
+
+def test_the_schema_covers_every_feature_config_field() -> None:
+    """A field added to FeatureConfig needs its type and range in the model file's schema."""
+    from ser_edge.modelfile import FEATURE_CONFIG_SCHEMA
+
+    fields = {f.name for f in dataclasses.fields(FeatureConfig)}
+    assert fields | {"schema"} == set(FEATURE_CONFIG_SCHEMA)
+    # Every bundled model's configuration fits it (the schema refuses nothing real).
+    from ser_edge.model import BUNDLED_MODELS
+
+    for name in BUNDLED_MODELS:
+        Classifier(name)

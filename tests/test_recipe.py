@@ -320,3 +320,18 @@ def test_a_tiny_multi_corpus_recipe_end_to_end(tmp_path):
     assert first.probabilities == unadapted.classify(clips[0]).probabilities
     assert clf.adaptation.ready(clf.profile)
     assert clf.classify(clips[0]).probabilities != first.probabilities
+
+
+def test_an_adapting_ensemble_has_no_member_that_would_see_unknown_input():
+    config = FeatureConfig(features=("mfcc", "mel"), n_mfcc=13, n_mels=32, frames="active",
+                           level_db=-20.0)
+    adapt = {"blocks": ["mfcc", "mel"], "min_seconds": 10}
+    pooled = TrainingRecipe(name="a", model="mlpnet", feature_config=config, adapt=adapt)
+    plain = TrainingRecipe(name="b", model="mlpnet", feature_config=config)
+    import dataclasses
+
+    cnn = TrainingRecipe(name="c", model="cnn",
+                         feature_config=dataclasses.replace(config, norm="meanvar"))
+    TrainingRecipe(name="ok", model="ensemble", members=(pooled, cnn))
+    with pytest.raises(ParameterError, match="'b' would see frames adapted"):
+        TrainingRecipe(name="bad", model="ensemble", members=(pooled, plain))

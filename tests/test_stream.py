@@ -9,6 +9,7 @@ stream, which the stream's own resampling reproduces sample for sample).
 from __future__ import annotations
 
 import io
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -197,6 +198,7 @@ def test_bad_chunks(clf, bad, error, match) -> None:
     ({"sr": 16000, "window_s": 0.01}, "shorter than (one analysis frame|the 9 analysis frames)"),
     ({"sr": 16000, "hop_s": -1}, "hop_s"), ({"sr": 16000, "smoothing": 0}, "smoothing"),
     ({"sr": 500}, "outside"),
+    ({"sr": 16000, "smoothing": 99999999999999999999}, "smoothing must be at most 10000"),
 ])
 def test_bad_parameters(clf, kwargs, match) -> None:
     with pytest.raises(ParameterError, match=match):
@@ -234,3 +236,14 @@ def test_window_result() -> None:
     r = WindowResult(1.0, 4.0, True, "sad", {"sad": 0.75, "calm": 0.25})
     assert r.confidence == 0.75
     assert WindowResult(0.0, 3.0, False).confidence is None
+
+
+def test_windows_too_quiet_to_analyse_hold_no_speech(clf) -> None:
+    """Without voice activity detection, a window scaled far below any recorder's noise floor is
+    'no speech', as digital silence is, not an emotion the float32 features made up (issue 23)."""
+    voice = make("pink", seconds=4.0, level_db=-30)
+    quiet = StreamingClassifier(clf, sr=16000, vad=False)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # no numpy RuntimeWarning
+        results = quiet.push(voice * np.float32(1e-20)) + quiet.flush()
+    assert results and all(not r.speech and r.label is None for r in results)

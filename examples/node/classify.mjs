@@ -3,9 +3,11 @@
 //
 //   node classify.mjs [--model MODEL.onnx] [--json] [--top-k K] FILE.wav ...
 //
-// The model is one written by `python -m export fuse` (default: ../mlp-waveform.onnx,
-// beside this folder): it takes the waveform and computes its features itself, so this program
-// only reads the WAV file, mixes its channels down and runs the model. The file must be at the
+// The model is one written by `python -m export fuse` (default: ../default-waveform.onnx, the
+// default bundled model's, written from the project root by
+// `python -m export fuse --out examples/default-waveform.onnx`): it takes the waveform and
+// computes its features itself, so this program only reads the WAV file, mixes its channels
+// down and runs the model. The file must be at the
 // model's sample rate (16 kHz for the bundled model); resample it first otherwise, e.g.
 // `sox in.wav -r 16000 out.wav`.
 //
@@ -24,7 +26,7 @@ import { classify, downmix, modelInfo, readMetadata } from '../js/ser-edge.mjs';
 import { readWav } from './wav.mjs';
 
 const HERE = dirname(fileURLToPath(import.meta.url));
-const DEFAULT_MODEL = join(HERE, '..', 'mlp-waveform.onnx');
+const DEFAULT_MODEL = join(HERE, '..', 'default-waveform.onnx');
 const USAGE = 'usage: node classify.mjs [--model MODEL.onnx] [--json] [--top-k K] FILE.wav ...';
 
 function fail(status, message) {
@@ -78,8 +80,8 @@ async function main() {
     });
   } catch (err) {
     const why = err.code === 'ENOENT'
-      ? 'model file not found (write it with `python -m export fuse ser_edge/models/mlp.onnx ' +
-        '--out examples/mlp-waveform.onnx`)'
+      ? 'model file not found (write the default model\'s from the project root: ' +
+        '`python -m export fuse --out examples/default-waveform.onnx`)'
       : err.message.split('\n')[0];
     fail(3, `error: ${opts.model}: ${why}`);
   }

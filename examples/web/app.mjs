@@ -2,9 +2,10 @@
 // -> mono -> the fused ONNX model in onnxruntime-web (WebAssembly) -> a bar chart.
 //
 // Everything runs in the browser; the only requests are for this page, onnxruntime-web's files
-// and the model. `?model=URL` loads another fused model (default: ../mlp-waveform.onnx,
-// written by `python -m export fuse`). For tests, `window.serEdge` holds the session, the last
-// result, the count of results shown and the timings.
+// and the model. `?model=URL` loads another fused model (default: ../default-waveform.onnx, the
+// default bundled model's, written from the project root by
+// `python -m export fuse --out examples/default-waveform.onnx`). For tests, `window.serEdge`
+// holds the session, the last result, the count of results shown and the timings.
 
 import * as ort from './node_modules/onnxruntime-web/dist/ort.wasm.min.mjs';
 
@@ -14,7 +15,7 @@ import { classify, downmix, modelInfo, readMetadata } from '../js/ser-edge.mjs';
 // server does not send; the model is small, one thread is what the Python runtime uses too.
 ort.env.wasm.numThreads = 1;
 
-const MODEL_URL = new URLSearchParams(location.search).get('model') ?? '../mlp-waveform.onnx';
+const MODEL_URL = new URLSearchParams(location.search).get('model') ?? '../default-waveform.onnx';
 
 const $ = (id) => document.getElementById(id);
 const state = { session: null, info: null, count: 0, last: null, lastError: null, timings: {} };
@@ -29,7 +30,7 @@ function status(text, error = false) {
 state.ready = (async () => {
   try {
     const response = await fetch(MODEL_URL);
-    if (!response.ok) throw new Error(`${MODEL_URL}: HTTP ${response.status} (write it with \`python -m export fuse\`)`);
+    if (!response.ok) throw new Error(`${MODEL_URL}: HTTP ${response.status} (write it from the project root: \`python -m export fuse --out examples/default-waveform.onnx\`)`);
     const bytes = new Uint8Array(await response.arrayBuffer());
     state.info = modelInfo(readMetadata(bytes));
     state.session = await ort.InferenceSession.create(bytes, { executionProviders: ['wasm'] });

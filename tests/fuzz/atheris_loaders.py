@@ -3,7 +3,11 @@
 Each input is one selector byte and the bytes of a file. The selector picks the file name's
 extension (``.wav``, ``.flac``, ``.ogg``, ``.mp3``: libsndfile and ser-edge's MP3 handling look at
 it), whether the data arrive as a path or as a file object, and the call: ``audio.load`` at the
-file's own rate, an ``AudioStream`` read in pieces and whole, or ``Classifier.classify``. Any
+file's own rate, an ``AudioStream`` read in pieces and whole, or ``Classifier.classify``; or, for
+the fourth call, the bytes are a model's metadata value (``labels``, ``feature_config``,
+``training`` or ``min_frames``, by the same two bits as the extension), checked as a model's
+are (:func:`ser_edge.modelfile.decode_metadata`), and a ``feature_config`` that passes is used to
+compute features of a quarter second of sound. Any
 exception other than a :class:`~ser_edge.SerEdgeError`, and any warning other than an
 :class:`~ser_edge.AudioWarning` (numpy's RuntimeWarnings included), is a crash that libFuzzer
 reports with the input that caused it; ``-rss_limit_mb`` catches memory that follows a header's
@@ -34,11 +38,16 @@ import atheris
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))))
 
 with atheris.instrument_imports(include=["ser_edge"]):
-    from ser_edge import AudioWarning, SerEdgeError, audio
+    import numpy as np
+
+    from ser_edge import AudioWarning, SerEdgeError, audio, modelfile
+    from ser_edge.features import FeatureConfig, feature_vector
     from ser_edge.model import Classifier
 
 SUFFIXES = (".wav", ".flac", ".ogg", ".mp3")
-CALLS = ("load", "stream", "classify")
+CALLS = ("load", "stream", "classify", "metadata")
+#: The metadata key of a ``"metadata"`` input, by its extension's two bits.
+METADATA_KEYS = ("labels", "feature_config", "training", "min_frames")
 
 _CLF: Classifier | None = None
 _DIR = tempfile.mkdtemp(prefix="ser-edge-fuzz-")
@@ -58,6 +67,9 @@ def test_one_input(data: bytes) -> None:
     as_path = bool(data[0] & 4)
     call = CALLS[(data[0] >> 3) % len(CALLS)]
     body = data[1:]
+    if call == "metadata":
+        _metadata(METADATA_KEYS[data[0] & 3], body.decode("utf-8", "replace"))
+        return
     if as_path:
         source: object = os.path.join(_DIR, "input" + suffix)
         with open(source, "wb") as f:
@@ -83,15 +95,38 @@ def test_one_input(data: bytes) -> None:
             pass
 
 
+def _metadata(key: str, text: str) -> None:
+    """Check ``text`` as the model metadata ``key``; use a feature configuration that passes."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        try:
+            metadata = modelfile.decode_metadata({key: text}, "fuzz.onnx")
+            if key == "labels":
+                modelfile.check_labels(metadata[key], "fuzz.onnx")
+            elif key == "feature_config":
+                config = FeatureConfig.from_json(text)
+                t = np.arange(config.sr // 4) / config.sr
+                y = (0.1 * np.sin(2 * np.pi * 220 * t)).astype(np.float32)
+                feature_vector(y, sr=config.sr, config=config)
+        except SerEdgeError:
+            pass
+
+
 def _seed_corpus(folder: str) -> None:
     from tests.fuzz.seeds import SUFFIX, seed_files
 
     os.makedirs(folder, exist_ok=True)
     if os.listdir(folder):
         return
+    from tests.fuzz.seeds import metadata_seeds
+
+    for i, (key, text) in enumerate(metadata_seeds()):
+        first = METADATA_KEYS.index(key) | (CALLS.index("metadata") << 3)
+        with open(os.path.join(folder, f"seed-metadata-{key}-{i}"), "wb") as f:
+            f.write(bytes([first]) + text.encode())
     for name, data in seed_files().items():
         for as_path in (False, True):
-            for call in CALLS:
+            for call in CALLS[:3]:
                 first = selector(SUFFIX[name], as_path, call)
                 path = os.path.join(folder, f"seed-{name}-{call}-{int(as_path)}")
                 with open(path, "wb") as f:

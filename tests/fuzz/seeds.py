@@ -12,7 +12,8 @@ import io
 import numpy as np
 import soundfile as sf
 
-__all__ = ["SEEDS", "seed_files", "mutate", "flac_with_total_samples", "SUFFIX"]
+__all__ = ["SEEDS", "seed_files", "mutate", "flac_with_total_samples", "SUFFIX",
+           "metadata_seeds"]
 
 #: name -> (soundfile format, subtype, channels).
 SEEDS: dict[str, tuple[str, str, int]] = {
@@ -111,3 +112,20 @@ def mutate(data: bytes, rng: np.random.Generator, others: list[bytes] | None = N
                     value = int(rng.choice(_INTERESTING[-6:])) & 0xFFFFFFFF
                     out[i + 4:i + 8] = value.to_bytes(4, "little")
     return bytes(out)
+
+
+def metadata_seeds() -> list[tuple[str, str]]:
+    """``(key, JSON text)`` of valid model metadata: the values the fuzzers start from."""
+    import json
+
+    from ser_edge.features import FeatureConfig
+
+    configs = [FeatureConfig(), FeatureConfig(features=("mfcc", "mfcc_delta"), level_db=-20.0,
+                                              frames="active", norm="meanvar", top_db=60.0)]
+    labels = ["neutral", "calm", "happy", "sad", "angry", "fearful", "disgust", "surprised"]
+    training = {"recipe": {"name": "mlp", "description": "a model", "weights": [0.5, 0.5],
+                           "augment": {"kinds": ["pitch"], "copies": 3}},
+                "temperature": 1.2, "corpora": [{"name": "ravdess", "n_clips": 1440}]}
+    return ([("feature_config", c.to_json()) for c in configs]
+            + [("labels", json.dumps(labels)), ("training", json.dumps(training)),
+               ("min_frames", "16")])

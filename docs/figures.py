@@ -1,0 +1,372 @@
+"""Every figure of the README and docs/, written from the committed result files.
+
+No measured number is typed into a document. Each document marks where a figure goes and this
+script writes it there::
+
+    <!-- figures NAME -->
+    (a block: a table and where it was measured)
+    <!-- /figures -->
+
+    the default model <!-- figure NAME -->mlp<!-- /figure --> (a value in a sentence)
+
+from the result files: ``benchmarks/results/*.json`` (each benchmark's own table, ``table_md``,
+and its machine, date and command), the bundled models' evaluation reports
+(``ser_edge/models/*-report/report.json``), their timings (``benchmarks/results/models*.json``)
+and the comparison of every recipe (``export/reports/comparison.md``, written by ``python -m
+export compare``). ``tests/test_docs.py`` fails when a document and its result files disagree.
+
+The names a document may use are :data:`BLOCKS` (and ``results:NAME`` for any
+``benchmarks/results/NAME.json``) and :data:`VALUES`. A new section of the reports needs no
+line here: every protocol of a report (an entry with a ``protocol`` and a ``uar_mean``, the
+pairs of ``cross_corpus`` included) and every perturbation of its robustness table becomes a
+row of the bundled models' table.
+
+usage: ``python -m docs.figures`` rewrites the documents; ``--check`` lists the stale figures
+and exits with status 1 if there are any.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import re
+import sys
+from collections.abc import Callable, Iterator
+from functools import cache
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parent.parent
+RESULTS = ROOT / "benchmarks" / "results"
+
+#: The documents whose figures this script writes.
+DOCUMENTS = ("README.md", "docs/*.md")
+
+# A figure's name is lower case (``results:batch``), so that a page can show the markers'
+# form (``<!-- figures NAME -->``) without being one.
+_BLOCK = re.compile(r"(<!-- figures ([a-z0-9][a-z0-9:_.-]*) -->\n)(.*?)(<!-- /figures -->)",
+                    re.DOTALL)
+_VALUE = re.compile(r"(<!-- figure ([a-z0-9][a-z0-9:_.-]*) -->)(.*?)(<!-- /figure -->)",
+                    re.DOTALL)
+
+
+# -- the sources -------------------------------------------------------------------------------
+
+
+@cache
+def result(name: str) -> dict[str, Any]:
+    """``benchmarks/results/NAME.json``."""
+    return json.loads((RESULTS / f"{name}.json").read_text())
+
+
+@cache
+def bundled() -> dict[str, dict[str, Any]]:
+    """Each bundled model's report, by name, the default first as ``BUNDLED_MODELS`` lists."""
+    from ser_edge.model import BUNDLED_MODELS
+
+    return {name: json.loads((path.parent / f"{name}-report" / "report.json").read_text())
+            for name, path in BUNDLED_MODELS.items()}
+
+
+def default_model() -> str:
+    """The default bundled model's name (``ser_edge.model.DEFAULT_MODEL``)."""
+    from ser_edge.model import DEFAULT_MODEL
+
+    return DEFAULT_MODEL
+
+
+@cache
+def timings() -> dict[str, dict[str, Any]]:
+    """Each model's size, parameters, inference and cold start.
+
+    From the newest ``benchmarks/results/models*.json`` that measured it (by the file's date).
+    """
+    runs = sorted((result(p.stem) for p in RESULTS.glob("models*.json")),
+                  key=lambda r: r["date"])
+    out: dict[str, dict[str, Any]] = {}
+    for run in runs:
+        for name, entry in run["models"].items():
+            out[name] = {**entry, "date": run["date"][:10], "file": run["benchmark"]}
+    return out
+
+
+# -- how figures are written -------------------------------------------------------------------
+
+
+def _uar(entry: dict[str, Any] | None) -> str:
+    if not entry or entry.get("uar_mean") is None:
+        return "–"
+    std = entry.get("uar_std")
+    return f"{entry['uar_mean']:.3f}" + (f" ± {std:.3f}" if std else "")
+
+
+def _share(x: float | None) -> str:
+    return "–" if x is None else f"{x:.2f}"
+
+
+def _table(header: list[str], rows: list[list[str]]) -> str:
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    lines += ["| " + " | ".join(row) + " |" for row in rows]
+    return "\n".join(lines)
+
+
+def measured(run: dict[str, Any]) -> str:
+    """Where and how a benchmark result was measured, in one sentence."""
+    m, v = run["machine"], run["versions"]
+    model = f"; model: {run['model']}" if run.get("model") else ""
+    return (f"Measured by `{run['command']}` on {run['date'][:10]} ({m['cpu']}, "
+            f"{m['cpu_count']} cores, Python {v['python']}, onnxruntime {v['onnxruntime']}"
+            f"{model}; the run's every figure: "
+            f"[benchmarks/results/{run['benchmark']}.json]"
+            f"(../benchmarks/results/{run['benchmark']}.json)).")
+
+
+def _protocols(report: dict[str, Any]) -> Iterator[tuple[str, str, dict[str, Any]]]:
+    """``(key, description, entry)`` for each protocol of a report.
+
+    An entry with a UAR (``uar_mean``) is a protocol, described by its ``protocol`` text: the
+    report's top-level ones (EmoBox's folds first), then those one level down in a top-level
+    entry that has no UAR of its own, such as ``cross_corpus``'s pairs (``"ravdess ->
+    emodb"``, described as "trained on ravdess, tested on emodb") or a section of several
+    runs that a new protocol adds.
+    """
+    def uar(value: Any) -> bool:
+        return isinstance(value, dict) and "uar_mean" in value
+
+    for key in sorted((k for k, v in report.items() if uar(v)), key=lambda k: k != "emobox"):
+        yield key, report[key].get("protocol", key), report[key]
+    for key, group in report.items():
+        if isinstance(group, dict) and not uar(group):
+            for sub, entry in group.items():
+                if uar(entry):
+                    train, arrow, test = sub.partition(" -> ")
+                    text = f"trained on {train}, tested on {test}" if arrow else entry.get(
+                        "protocol", f"{key}, {sub}")
+                    yield f"{key}/{sub}", text, entry
+
+
+def bundled_accuracy() -> str:
+    """The bundled models side by side: every protocol, robustness, calibration, cost."""
+    reports = bundled()
+    names = list(reports)
+    rows: dict[str, list[str]] = {}
+    for name in names:  # every protocol any model was measured on, in the order first met
+        for key, text, _ in _protocols(reports[name]):
+            rows.setdefault(key, [f"UAR, {text}"])
+    for key in rows:
+        for name in names:
+            entry = dict((k, e) for k, _, e in _protocols(reports[name])).get(key)
+            rows[key].append(_uar(entry))
+    perturbations: dict[str, None] = {}
+    for name in names:
+        perturbations.update(dict.fromkeys(reports[name].get("emobox", {}).get("robustness", {})))
+    for p in perturbations:
+        row = [f"label unchanged / UAR, {p}"]
+        for name in names:
+            r = reports[name].get("emobox", {}).get("robustness", {}).get(p)
+            row.append("–" if r is None else f"{r['label_unchanged']:.2f} / {r['uar']:.3f}")
+        rows[f"robustness/{p}"] = row
+    ece = ["expected calibration error (15 bins), calibrated"]
+    for name in names:
+        c = reports[name].get("emobox", {}).get("calibration", {})
+        ece.append("–" if "ece_15_bins_calibrated" not in c
+                   else f"{c['ece_15_bins_calibrated']:.3f} (temperature {c['temperature']:.2f})")
+    cost = ["file, parameters; inference for 3 s (one thread); cold start of `classify`"]
+    for name in names:
+        t = timings().get(name)
+        cost.append("–" if t is None else
+                    f"{t['bytes'] / 1024:.0f} KiB, {t['parameters']:,}; "
+                    f"{t['inference_s'] * 1e3:.2f} ms; {t['cold_wall_median_s']:.2f} s")
+    cards = ["model card, report"] + [
+        f"[card](../ser_edge/models/{n}.md), [report](../ser_edge/models/{n}-report/summary.md)"
+        for n in names]
+    header = [""] + [f"**`{n}`** (default)" if n == default_model() else f"`{n}`"
+                     for n in names]
+    table = _table(header, [*rows.values(), ece, cost, cards])
+    measured_on = sorted({t["file"] for n in names if (t := timings().get(n))})
+    return (table + "\n\nEvery figure from the model's report (`ser_edge/models/NAME-report/"
+            "report.json`); size and timings from "
+            + ", ".join(f"[{f}.json](../benchmarks/results/{f}.json)" for f in measured_on)
+            + " (`python -m benchmarks.models`).")
+
+
+def comparison() -> str:
+    """Every evaluated recipe beside EmoBox's published results."""
+    return (ROOT / "export" / "reports" / "comparison.md").read_text().strip()
+
+
+def results_table(name: str) -> str:
+    """A benchmark's own table (``table_md``) and where it was measured."""
+    run = result(name)
+    table = run["table_md"].strip().replace("|value|", "\\|value\\|")
+    return f"{table}\n\n{measured(run)}"
+
+
+def sample_output() -> str:
+    """What ``ser-edge classify --sample`` prints with the default model.
+
+    The samples' folder is shortened: it depends on where ser-edge is installed.
+    """
+    import subprocess
+
+    from ser_edge.samples import SAMPLES
+
+    folder = next(iter(SAMPLES.values())).parent
+    out = subprocess.run([sys.executable, "-m", "ser_edge.cli", "classify",
+                          *(p.name for p in SAMPLES.values())], cwd=folder, capture_output=True,
+                         text=True, check=True).stdout
+    lines = "".join(f"…/ser_edge/samples/{line}\n" for line in out.splitlines())
+    return f"```console\n$ ser-edge classify --sample\n{lines}```"
+
+
+def librosa_comparison() -> str:
+    """The table of ser-edge against librosa + scikit-learn (``benchmarks.summary``).
+
+    Over the cold start, latency, throughput, footprint and scaling runs.
+    """
+    from benchmarks.summary import comparison as table
+
+    return table().strip()
+
+
+#: The blocks a document may hold, by name (and ``results:NAME``).
+BLOCKS: dict[str, Callable[[], str]] = {
+    "bundled-accuracy": bundled_accuracy,
+    "comparison": comparison,
+    "librosa-comparison": librosa_comparison,
+    "sample-output": sample_output,
+}
+
+
+def _install_mib(which: str) -> str:
+    venv = result("footprint")["venvs"][which]
+    return f"{venv['without_tooling_bytes'] / 2**20:.0f} MiB"
+
+
+def _package_mib(package: str) -> str:
+    sizes = result("footprint")["venvs"]["ser-edge (pip install <repo>)"]["by_package_bytes"]
+    return f"{sizes[package] / 2**20:.0f} MiB"
+
+
+def _default(key: str) -> str:
+    return _uar(bundled()[default_model()].get(key))
+
+
+def _default_cross(pair: str) -> str:
+    return _uar((bundled()[default_model()].get("cross_corpus") or {}).get(pair))
+
+
+#: The values a sentence may hold, by name.
+VALUES: dict[str, Callable[[], str]] = {
+    "default-model": default_model,
+    "default-emobox-uar": lambda: _default("emobox"),
+    "default-ravdess-to-emodb-uar": lambda: _default_cross("ravdess -> emodb"),
+    "default-cold-start": lambda: f"{timings()[default_model()]['cold_wall_median_s']:.2f} s",
+    "default-inference": lambda: f"{timings()[default_model()]['inference_s'] * 1e3:.2f} ms",
+    "default-size": lambda: f"{timings()[default_model()]['bytes'] / 1024:.0f} KiB",
+    "install-size": lambda: _install_mib("ser-edge (pip install <repo>)"),
+    "install-packages": lambda: str(len(
+        result("footprint")["venvs"]["ser-edge (pip install <repo>)"]["freeze"])),
+    "librosa-install-size": lambda: _install_mib("librosa + scikit-learn"),
+    "onnxruntime-size": lambda: _package_mib("onnxruntime"),
+    "numpy-size": lambda: _package_mib("numpy"),
+}
+
+
+def render(name: str) -> str:
+    """The Markdown a marker ``name`` stands for.
+
+    Raises
+    ------
+    KeyError
+        If no figure has that name.
+    """
+    if name.startswith("results:"):
+        return results_table(name.split(":", 1)[1])
+    if name in BLOCKS:
+        return BLOCKS[name]()
+    return VALUES[name]()
+
+
+# -- the documents -----------------------------------------------------------------------------
+
+
+def documents() -> list[Path]:
+    """The README and the pages of docs/."""
+    return sorted({p for pattern in DOCUMENTS for p in ROOT.glob(pattern)})
+
+
+def rewrite(text: str) -> str:
+    """``text`` with every marked figure written anew."""
+    text = _BLOCK.sub(lambda m: f"{m[1]}{render(m[2])}\n{m[4]}", text)
+    return _VALUE.sub(lambda m: f"{m[1]}{render(m[2])}{m[4]}", text)
+
+
+def stale() -> list[str]:
+    """``file: figure NAME`` for every figure that is not what its result files say."""
+    out = []
+    for path in documents():
+        text = path.read_text()
+        for pattern, fresh in ((_BLOCK, lambda m: f"{render(m[2])}\n"),
+                               (_VALUE, lambda m: render(m[2]))):
+            for m in pattern.finditer(text):
+                if m[3] != fresh(m):
+                    out.append(f"{path.relative_to(ROOT)}: figure {m[2]}")
+    return out
+
+
+#: What a measured figure looks like in prose: a number with two or more decimals
+#: (``0.592``, ``1.17 ms``), or one in scientific notation with decimals (``4.6e-06``; a
+#: tolerance such as ``1e-4`` is a setting).
+_MEASURED = re.compile(r"(?<![\w.\-])\d+\.\d{2,}(?![\w.])|\b\d\.\d+e-\d+\b"
+                       r"|(?<![\w.])\d+(?:\.\d+)?\s?(?:%|x\b|MB\b|MiB\b|KiB\b|GB\b)")
+
+#: Numbers of that look that are not measured: chance levels, versions, targets, settings.
+NOT_MEASURED = frozenset({
+    "0.125", "0.167",  # chance: 1/8, 1/6
+    "3.10", "3.11", "3.12", "3.13", "3.11.2",  # Python versions
+    "50x", "2x",  # targets the streaming and fused benchmarks were written for
+    "16 MiB",  # how much of a pipe is held in memory (ser_edge.audio)
+})
+
+
+def without_code(text: str) -> str:
+    """Markdown ``text`` without its code blocks and code spans."""
+    return re.sub(r"`[^`]*`", "", re.sub(r"```.*?```", "", text, flags=re.DOTALL))
+
+
+def loose_figures(text: str) -> list[str]:
+    """Measured-looking numbers of ``text`` outside the figure markers, code and links.
+
+    Returns
+    -------
+    found : list of str
+        Each such number, then the words around it: ``"0.592 (in: ...the UAR was 0.592 on...)"``.
+    """
+    text = without_code(_VALUE.sub("", _BLOCK.sub("", text)))
+    text = re.sub(r"\]\([^)]*\)", "]", text)  # link targets
+    return [f"{m[0]} (in: ...{text[max(0, m.start() - 30):m.end() + 10]}...)".replace("\n", " ")
+            for m in _MEASURED.finditer(text) if m[0] not in NOT_MEASURED]
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``python -m docs.figures [--check]``."""
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--check", action="store_true", help="list stale figures; change nothing")
+    args = ap.parse_args(argv)
+    if args.check:
+        found = stale()
+        for line in found:
+            print(f"{line} is stale (python -m docs.figures writes it)")
+        return 1 if found else 0
+    for path in documents():
+        text = path.read_text()
+        new = rewrite(text)
+        if new != text:
+            path.write_text(new)
+            print(f"wrote {path.relative_to(ROOT)}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
