@@ -340,7 +340,7 @@ def test_embeddings_on_a_dask_cluster_equal_this_process(teacher, ravdess_dir, t
     here = teacher_embeddings(paths, n_jobs=1, cache_dir=tmp_path / "here", progress=False)
     with distributed.LocalCluster(n_workers=1, threads_per_worker=1, processes=False,
                                   dashboard_address=None) as cluster:
-        with use_scheduler(cluster):
+        with distributed.Client(cluster) as client, use_scheduler(client):
             there = teacher_embeddings(paths, n_jobs=1, cache_dir=tmp_path / "dask",
                                        progress=False)
     for a, b in zip(here, there, strict=True):
