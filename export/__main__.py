@@ -9,6 +9,8 @@ Sub-commands
 ``fuse``      put the feature extraction into the model's graph: one ONNX file, waveform in.
 ``score``     a built model on whole corpora it never saw: UAR and each emotion's recall.
 ``data get``  download a corpus from its official source into ser-edge's layout.
+``teacher``   Whisper tiny.en's embeddings of every clip, cached (the ``teacher`` extra).
+``teacher-probe``  the teacher's linear probe on EmoBox's folds and leave-one-corpus-out.
 """
 
 from __future__ import annotations
@@ -27,6 +29,7 @@ from ser_edge.errors import ParameterError, SerEdgeError
 from ser_edge.features import FeatureConfig
 
 from .data import SOURCES
+from .teacher import PROBE_C, PROBE_CORPORA, TEACHER_CORPORA
 from .train import DEFAULT_FEATURE_CONFIG, DEFAULT_PARAMS, DEFAULT_SEED, MODELS
 
 app = typer.Typer(
@@ -674,6 +677,69 @@ def compare_cmd(
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(table)
     typer.echo(table, nl=False)
+
+
+@app.command("teacher")
+def teacher_cmd(
+    corpus: CorpusOpt = list(TEACHER_CORPORA),  # noqa: B006 - typer reads the default
+    jobs: Annotated[int, typer.Option("--jobs", "-j", min=1, help="Worker processes, each "
+                                      "running the teacher on one thread.")] = 1,
+    cache_dir: CacheOpt = None,
+    quiet: QuietOpt = False,
+) -> None:
+    """Whisper tiny.en's frame embeddings of every clip of the corpora, cached per clip.
+
+    Needs the 'teacher' extra. The cache tag names the teacher, its packages' versions, int8 and
+    the front end; a second run reads the cache and computes nothing. Prints the time.
+    """
+    import time
+
+    from .features import is_cached
+    from .teacher import TeacherSpec, corpus_clips, cpu_seconds, teacher_embeddings
+
+    t0, c0 = time.time(), cpu_seconds()
+    try:
+        spec = TeacherSpec.installed()
+        paths = [c.path for c in corpus_clips(corpus)]
+        todo = sum(not is_cached(p, spec.tag, cache_dir) for p in paths)
+        teacher_embeddings(paths, pooled=True, spec=spec, n_jobs=jobs, cache_dir=cache_dir,
+                           progress=not quiet)
+    except SerEdgeError as exc:
+        raise _fail(exc) from None
+    wall, cpu = time.time() - t0, cpu_seconds() - c0
+    workers = "" if jobs == 1 else ", the workers' not counted"
+    typer.echo(f"{len(paths)} clips of {', '.join(corpus)}: computed {todo}, read "
+               f"{len(paths) - todo} from the cache; {wall:.1f} s wall, {cpu:.1f} s CPU "
+               f"(this process{workers})")
+
+
+@app.command("teacher-probe")
+def teacher_probe_cmd(
+    out: Annotated[Path, typer.Option("--out", "-o", help="Report folder to write.")] = Path(
+        "export/reports/teacher-probe"),
+    corpus: CorpusOpt = list(PROBE_CORPORA),  # noqa: B006 - typer reads the default
+    c: Annotated[float, typer.Option("--c",
+                                     help="The logistic regression's C, fixed before the run.")
+                 ] = PROBE_C,
+    jobs: Annotated[int, typer.Option("--jobs", "-j", min=1, help="Worker processes for "
+                                      "embeddings not yet cached.")] = 1,
+    cache_dir: CacheOpt = None,
+    quiet: QuietOpt = False,
+) -> None:
+    """The teacher's linear probe on EmoBox's RAVDESS folds and leave-one-corpus-out.
+
+    UAR per fold, per corpus and per emotion, out-of-fold; writes probe.json and summary.md.
+    """
+    from .teacher import run_probe, write_probe_report
+
+    try:
+        report = run_probe(corpora=corpus, C=c, n_jobs=jobs, cache_dir=cache_dir,
+                           progress=not quiet, log=typer.echo)
+    except SerEdgeError as exc:
+        raise _fail(exc) from None
+    report["command"] = _command()
+    write_probe_report(out, report)
+    typer.echo(f"wrote {out}")
 
 
 data_app = typer.Typer(help="The corpora, one command away from their official sources.",

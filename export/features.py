@@ -40,6 +40,7 @@ __all__ = [
     "normalise_reference",
     "perturbed_feature_vector",
     "cache_key",
+    "is_cached",
     "use_scheduler",
 ]
 
@@ -319,6 +320,26 @@ def cache_key(path: str | Path, tag: str) -> str:
 
 def _cache_file(cache_dir: Path, key: str) -> Path:
     return cache_dir / key[:2] / f"{key}.npy"
+
+
+def is_cached(path: str | Path, tag: str, cache_dir: str | Path | None = None) -> bool:
+    """Whether :func:`extract_cached` holds a result for ``path`` under ``tag`` (no extras).
+
+    Parameters
+    ----------
+    path : str or Path
+    tag : str
+        The tag given to :func:`extract_cached`.
+    cache_dir : str or Path, optional
+        Default :data:`DEFAULT_CACHE_DIR`.
+
+    Raises
+    ------
+    AudioError
+        If the file does not exist.
+    """
+    cache = Path(cache_dir) if cache_dir is not None else DEFAULT_CACHE_DIR
+    return _cache_file(cache, cache_key(path, tag)).is_file()
 
 
 def _compute_and_store(
