@@ -349,8 +349,62 @@ VALUES: dict[str, Callable[[], str]] = {
 }
 
 
+def model_value(name: str, key: str) -> str:
+    """One figure of a bundled model's report or benchmark, for its model card.
+
+    ``key``: ``emobox``, ``loco``, ``loco-adapted`` (each test speaker's whole profile),
+    ``loco-min``, ``r2e``, ``e2r``, ``held-out`` (UAR on held-out training speakers),
+    ``temperature``, ``size``, ``parameters``, ``inference``, ``cold-start``, ``minutes``
+    (the evaluation's time).
+
+    Raises
+    ------
+    KeyError
+        If the key is unknown or the report lacks it.
+    """
+    report = bundled()[name]
+    loco_ = report.get("loco", {})
+    t = timings().get(name, {})
+    values: dict[str, Callable[[], str]] = {
+        "emobox": lambda: _uar(report["emobox"]),
+        "loco": lambda: f"{loco_['uar_mean']:.3f}",
+        "loco-adapted": lambda: f"{loco_['adapted']['adapted']['uar_mean']:.3f}",
+        "loco-min": lambda: f"{loco_['uar_min']:.3f}",
+        "r2e": lambda: _uar(report["cross_corpus"]["ravdess -> emodb"]),
+        "e2r": lambda: _uar(report["cross_corpus"]["emodb -> ravdess"]),
+        "held-out": lambda: f"{report['emobox']['held_out']['uar_mean']:.3f}",
+        "temperature": lambda: f"{report['emobox']['calibration']['temperature']:.2f}",
+        "size": lambda: f"{t['bytes'] / 1024:.0f} KiB",
+        "parameters": lambda: f"{t['parameters']:,}",
+        "inference": lambda: f"{t['inference_s'] * 1e3:.2f} ms",
+        "cold-start": lambda: f"{t['cold_wall_median_s']:.2f} s",
+        "minutes": lambda: f"{report['seconds'] / 60:.0f} min",
+    }
+    return values[key]()
+
+
+def model_loco(name: str) -> str:
+    """A bundled model's leave-one-corpus-out table: UAR per corpus, as trained and adapted."""
+    entry = bundled()[name]["loco"]
+    adapted = entry.get("adapted", {})
+    names = [k for k in ("adapted 10 s", "adapted 30 s", "adapted 60 s", "adapted")
+             if k in adapted]
+    header = ["corpus", "UAR", *[f"adapted, {k.split()[-2]} s" if k != "adapted"
+                                 else "adapted, all" for k in names]]
+    rows = [[corpus, f"{c['uar']:.3f}", *[f"{adapted[k]['corpora'][corpus]['uar']:.3f}"
+                                          for k in names]]
+            for corpus, c in entry["corpora"].items()]
+    rows.append(["**mean**", f"**{entry['uar_mean']:.3f}**",
+                 *[f"{adapted[k]['uar_mean']:.3f}" for k in names]])
+    return _table(header, rows)
+
+
 def render(name: str) -> str:
     """The Markdown a marker ``name`` stands for.
+
+    Besides :data:`BLOCKS` and :data:`VALUES`: ``results:NAME`` (a benchmark's table),
+    ``model:NAME:KEY`` (:func:`model_value`) and ``model-loco:NAME`` (:func:`model_loco`),
+    for the model cards.
 
     Raises
     ------
@@ -359,6 +413,11 @@ def render(name: str) -> str:
     """
     if name.startswith("results:"):
         return results_table(name.split(":", 1)[1])
+    if name.startswith("model:"):
+        _, model, key = name.split(":")
+        return model_value(model, key)
+    if name.startswith("model-loco:"):
+        return model_loco(name.split(":", 1)[1])
     if name in BLOCKS:
         return BLOCKS[name]()
     return VALUES[name]()
