@@ -265,6 +265,11 @@ def test_the_teacher_field_round_trips_and_is_checked(tmp_path):
         TrainingRecipe(name="x", model="mlpnet", teacher={"alpha": 1})
     with pytest.raises(ParameterError, match="temperature and C must be > 0"):
         TrainingRecipe(name="x", model="mlpnet", teacher={"temperature": 0})
+    with pytest.raises(ParameterError, match="'teacher' is for networks"):
+        TrainingRecipe(name="e", model="ensemble", members=(recipe, plain), teacher=teacher)
+    # An ensemble may have a student among its members.
+    mixed = TrainingRecipe(name="e", model="ensemble", members=(recipe, plain))
+    assert mixed.members[0].teacher_config() == TeacherConfig(embed_weight=0.5)
     with pytest.raises(ParameterError, match="weights must be >= 0"):
         TeacherConfig(embed_weight=-1)
     with pytest.raises(ParameterError, match="groups >= 2"):
