@@ -36,6 +36,8 @@ from functools import cache
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 ROOT = Path(__file__).resolve().parent.parent
 RESULTS = ROOT / "benchmarks" / "results"
 
@@ -229,9 +231,83 @@ def librosa_comparison() -> str:
     return table().strip()
 
 
+#: The model the voices issue started from, whose figures are the "before" of the LOCO table:
+#: its report is kept under export/reports/, its score on the four corpora it never saw under
+#: export/reports/baseline/ (``python -m export score``).
+BASELINE = "mlp-cnn3-robust-geometric"
+
+
+def _baseline() -> dict[str, float]:
+    """The previous default's UAR on each corpus it never saw.
+
+    The four new corpora by ``export score``; RAVDESS and EmoDB by its cross-corpus protocol
+    (trained on the other one alone).
+    """
+    score = json.loads((ROOT / "export" / "reports" / "baseline"
+                        / f"{BASELINE}-score.json").read_text())
+    out = {name: c["uar"] for name, c in score["corpora"].items()}
+    for folder in (ROOT / "export" / "reports" / BASELINE,
+                   ROOT / "ser_edge" / "models" / f"{BASELINE}-report"):
+        if (folder / "report.json").is_file():
+            cross = json.loads((folder / "report.json").read_text())["cross_corpus"]
+            out["ravdess"] = cross["emodb -> ravdess"]["uar_mean"]
+            out["emodb"] = cross["ravdess -> emodb"]["uar_mean"]
+            break
+    return out
+
+
+def loco() -> str:
+    """Leave one corpus out: the default model per corpus, as trained and adapted.
+
+    Beside the previous default (:func:`_baseline`).
+    """
+    report = bundled()[default_model()]
+    entry = report.get("loco")
+    if not entry:
+        return "The default model's report has no leave-one-corpus-out figures."
+    before = _baseline()
+    adapted = entry.get("adapted", {})
+    names = [k for k in ("adapted 10 s", "adapted 30 s", "adapted 60 s", "adapted")
+             if k in adapted]
+    header = ["corpus (clips)", f"`{BASELINE}` (before)", f"**`{default_model()}`**",
+              *[f"adapted, {k.split()[-2]} s" if k != "adapted" else "adapted, all"
+                for k in names]]
+    rows = []
+    for corpus, c in entry["corpora"].items():
+        b = before.get(corpus)
+        rows.append([f"{corpus} ({c['n_clips']})", "–" if b is None else f"{b:.3f}"
+                     + ("*" if corpus in ("ravdess", "emodb") else ""), f"{c['uar']:.3f}",
+                     *[f"{adapted[k]['corpora'][corpus]['uar']:.3f}" for k in names]])
+    mean_before = np.mean([before[c] for c in entry["corpora"] if c in before])
+    rows.append(["**mean**", f"{mean_before:.3f}", f"**{entry['uar_mean']:.3f}**",
+                 *[f"{adapted[k]['uar_mean']:.3f}" for k in names]])
+    return (_table(header, rows) + "\n\nUAR over each corpus's own emotions that the "
+            "other corpora have, the answer being the likeliest of those. \\* the previous "
+            "default was trained on RAVDESS and EmoDB: for these two, its cross-corpus figure "
+            "(trained on the other one alone). From the model's report "
+            f"([report.json](../ser_edge/models/{default_model()}-report/report.json)) and "
+            f"[export/reports/baseline/{BASELINE}-score.json](../export/reports/baseline/"
+            f"{BASELINE}-score.json) (`python -m export score`).")
+
+
+def loco_recall() -> str:
+    """Leave one corpus out: the default model's recall of each emotion on each corpus."""
+    entry = bundled()[default_model()].get("loco")
+    if not entry:
+        return "The default model's report has no leave-one-corpus-out figures."
+    labels = [e for e in bundled()[default_model()]["recipe"]["emotions"]
+              if e in entry["recall_mean"]]
+    rows = [[corpus] + ["–" if e not in c["recall"] else f"{c['recall'][e]:.2f}"
+                        for e in labels] for corpus, c in entry["corpora"].items()]
+    rows.append(["**mean**"] + [f"{entry['recall_mean'][e]:.2f}" for e in labels])
+    return _table(["corpus", *labels], rows)
+
+
 #: The blocks a document may hold, by name (and ``results:NAME``).
 BLOCKS: dict[str, Callable[[], str]] = {
     "bundled-accuracy": bundled_accuracy,
+    "loco": loco,
+    "loco-recall": loco_recall,
     "comparison": comparison,
     "librosa-comparison": librosa_comparison,
     "sample-output": sample_output,
