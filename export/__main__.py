@@ -136,6 +136,9 @@ TuningOpt = Annotated[
 SeedOpt = Annotated[int, typer.Option("--seed", help="Random seed of training and splits.")]
 JobsOpt = Annotated[int, typer.Option("--jobs", "-j", help="Worker processes (max 2 advised).")]
 CacheOpt = Annotated[Path | None, typer.Option("--cache-dir", help="Feature cache folder.")]
+TeacherCacheOpt = Annotated[Path | None, typer.Option(
+    "--teacher-cache-dir", help="With --recipe, a student's (its 'teacher' field): the cache of "
+    "the teacher's embeddings (`python -m export teacher --cache-dir`). Default: --cache-dir.")]
 QuietOpt = Annotated[bool, typer.Option("--quiet", "-q", help="No progress bars.")]
 FoldsOpt = Annotated[int, typer.Option("--folds", help="Speaker-independent folds.")]
 RecipeOpt = Annotated[
@@ -323,6 +326,7 @@ def train(
     ] = None,
     jobs: JobsOpt = 2,
     cache_dir: CacheOpt = None,
+    teacher_cache_dir: TeacherCacheOpt = None,
     quiet: QuietOpt = False,
 ) -> None:
     """Train one model on all chosen clips, measure it, check ONNX against sklearn, write it."""
@@ -332,7 +336,8 @@ def train(
     from .train import fit_pipeline
 
     if recipe is not None:
-        _train_recipe(recipe, report, out, waveform_out, jobs, cache_dir, quiet)
+        _train_recipe(recipe, report, out, waveform_out, jobs, cache_dir, quiet,
+                      teacher_cache_dir)
         return
     try:
         config = _config(sr, n_fft, hop_length, n_mfcc, n_mels, features, stats, mel_db, tuning,
@@ -458,11 +463,12 @@ def evaluate_cmd(
         "contiguous, emodb, cross. Default: all.")] = None,
     jobs: JobsOpt = 2,
     cache_dir: CacheOpt = None,
+    teacher_cache_dir: TeacherCacheOpt = None,
     quiet: QuietOpt = False,
 ) -> None:
     """Compare models speaker-independently; write metrics.json, summary.md and plots."""
     if recipe is not None:
-        _evaluate_recipe(recipe, out, jobs, cache_dir, quiet, protocol)
+        _evaluate_recipe(recipe, out, jobs, cache_dir, quiet, protocol, teacher_cache_dir)
         return
     from .dataset import load_dataset
     from .onnx_export import export_onnx
@@ -581,7 +587,8 @@ def grid_cmd(
 
 
 def _evaluate_recipe(path: Path, out: Path, jobs: int, cache_dir: Path | None,
-                     quiet: bool, protocols: list[str] | None = None) -> None:
+                     quiet: bool, protocols: list[str] | None = None,
+                     teacher_cache_dir: Path | None = None) -> None:
     """``evaluate --recipe``: every protocol, robustness and calibration, as a report folder."""
     from .recipe import PROTOCOLS, TrainingRecipe, evaluate_recipe
     from .report import write_recipe_report
@@ -594,7 +601,8 @@ def _evaluate_recipe(path: Path, out: Path, jobs: int, cache_dir: Path | None,
         recipe = TrainingRecipe.load(path)
         report = evaluate_recipe(recipe, jobs=jobs, cache_dir=cache_dir, quiet=quiet,
                                  protocols=tuple(protocols or PROTOCOLS),
-                                 log=lambda line: typer.echo(f"{recipe.name}: {line}"))
+                                 log=lambda line: typer.echo(f"{recipe.name}: {line}"),
+                                 teacher_cache_dir=teacher_cache_dir)
         report["command"] = _command()
         write_recipe_report(out, report)
     except SerEdgeError as exc:
@@ -603,7 +611,8 @@ def _evaluate_recipe(path: Path, out: Path, jobs: int, cache_dir: Path | None,
 
 
 def _train_recipe(path: Path, report_dir: Path | None, out: Path, waveform_out: Path | None,
-                  jobs: int, cache_dir: Path | None, quiet: bool) -> None:
+                  jobs: int, cache_dir: Path | None, quiet: bool,
+                  teacher_cache_dir: Path | None = None) -> None:
     """``train --recipe``: the model on every clip, with the report's figures and temperature."""
     from .recipe import TrainingRecipe, build_model
 
@@ -617,7 +626,7 @@ def _train_recipe(path: Path, report_dir: Path | None, out: Path, waveform_out: 
 
             check_fusable(recipe.feature_config)
         summary = build_model(recipe, out, report=report, jobs=jobs, cache_dir=cache_dir,
-                              quiet=quiet)
+                              quiet=quiet, teacher_cache_dir=teacher_cache_dir)
         if waveform_out is not None:
             from .fuse import fuse_file
 

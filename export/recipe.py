@@ -127,6 +127,13 @@ class TrainingRecipe:
         standardised) and ``min_seconds``. Training takes every clean clip also standardised by
         its speaker's statistics; the evaluation adds the leave-one-corpus-out figures with the
         test speakers' own statistics; the model carries the population's statistics.
+    teacher : mapping
+        Networks (``cnn``, ``crnn``, ``mlpnet``): train the network as a student of Whisper
+        tiny.en (:mod:`export.distill`): besides the labels, the soft labels of a teacher head
+        fitted on each split's training speakers only (cross-fitted) and a regression of its
+        pooled representation onto the teacher's embedding. Fields of
+        :class:`~export.distill.TeacherConfig` (``soft_weight``, ``temperature``,
+        ``embed_weight``, ``C``, ``groups``); empty: no teacher.
     """
 
     name: str
@@ -148,6 +155,7 @@ class TrainingRecipe:
     mask_labels: bool = False
     balance: bool = False
     adapt: tuple[tuple[str, Any], ...] | Mapping[str, Any] = ()
+    teacher: tuple[tuple[str, Any], ...] | Mapping[str, Any] = ()
 
     def __post_init__(self) -> None:
         from .train import MODELS
@@ -184,6 +192,15 @@ class TrainingRecipe:
             adapt["blocks"] = blocks
             adapt["min_seconds"] = float(adapt.get("min_seconds", 10.0))
         object.__setattr__(self, "adapt", tuple(sorted(adapt.items())))
+        teacher = dict(self.teacher)
+        if teacher:
+            from .distill import TeacherConfig
+
+            if self.model not in NET_MODELS:
+                raise ParameterError(f"'teacher' is for networks (cnn, crnn, mlpnet), not "
+                                     f"{self.model!r}: an ensemble's members may have one")
+            teacher = TeacherConfig.from_mapping(teacher).to_dict()
+        object.__setattr__(self, "teacher", tuple(sorted(teacher.items())))
         object.__setattr__(self, "params", tuple(sorted(dict(self.params).items())))
         object.__setattr__(self, "net", tuple(sorted(dict(self.net).items())))
         object.__setattr__(self, "corpora", tuple(self.corpora))
@@ -264,6 +281,12 @@ class TrainingRecipe:
         fields["seed"] = self.seeds[0] if seed is None else seed
         return NetConfig(**fields)
 
+    def teacher_config(self) -> Any:
+        """The :class:`~export.distill.TeacherConfig` of a student, or None."""
+        from .distill import TeacherConfig
+
+        return TeacherConfig(**dict(self.teacher)) if self.teacher else None
+
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready fields (what :meth:`from_dict` reads)."""
         data = {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}
@@ -277,8 +300,9 @@ class TrainingRecipe:
         if not self.is_ensemble:
             del data["members"], data["weights"]
         data["adapt"] = {k: list(v) if isinstance(v, tuple) else v for k, v in self.adapt}
+        data["teacher"] = dict(self.teacher)
         for key, default in (("combine", "mean"), ("storage", "float32"), ("mask_labels", False),
-                             ("balance", False), ("adapt", {})):
+                             ("balance", False), ("adapt", {}), ("teacher", {})):
             if data[key] == default:  # left out: run keys and recipe files predate the fields
                 del data[key]
         return data
@@ -350,6 +374,8 @@ class _Inputs:
     rowstats: Any = None  # (n, mean, var) of each clip's frames, when the recipe adapts
     adapted: list = field(default_factory=list)  # training views adapted to their speakers
     trainable: Any = None  # bool per clip: of the corpora the model trains on (None: all)
+    teacher: Any = None  # (n_clips, 768) the teacher's pooled embeddings, for a student
+    teacher_spec: Any = None  # the export.teacher.TeacherSpec they are of
 
 
 def _corpus_name(spec: str) -> str:
@@ -360,19 +386,23 @@ def _corpus_name(spec: str) -> str:
 def _inputs(recipe: TrainingRecipe, *, jobs: int, cache_dir: Path | None, quiet: bool,
             pools_groups: Mapping[str, int] | None = None, robust: bool = True,
             source: FeatureConfig | None = None,
-            clips_of: Sequence[str] | None = None) -> _Inputs:
+            clips_of: Sequence[str] | None = None,
+            teacher_cache_dir: Path | None = None) -> _Inputs:
     """Features of the recipe's clips; an ensemble's members' from one shared frame matrix.
 
     ``source`` is an ensemble's shared configuration (the members' inputs are derived from its
     frame matrices, computed once); ``clips_of`` the corpora whose clips the model is given
-    (an ensemble's: its first member's), of which it trains on its own ``corpora``.
+    (an ensemble's: its first member's), of which it trains on its own ``corpora``. A student
+    (``teacher``) also gets the teacher's pooled embeddings of every clip, from
+    ``teacher_cache_dir`` (default ``cache_dir``; those not cached are computed and kept).
     """
     from .dataset import augmented_features, frame_matrices, load_dataset, perturbed_features
 
     if recipe.is_ensemble:
         members = [_inputs(m, jobs=jobs, cache_dir=cache_dir, quiet=quiet,
                            pools_groups=pools_groups, robust=robust,
-                           source=recipe.feature_config, clips_of=recipe.members[0].corpora)
+                           source=recipe.feature_config, clips_of=recipe.members[0].corpora,
+                           teacher_cache_dir=teacher_cache_dir)
                    for m in recipe.members]
         first = members[0]
         for m in members[1:]:
@@ -418,8 +448,17 @@ def _inputs(recipe: TrainingRecipe, *, jobs: int, cache_dir: Path | None, quiet:
         counted = data if source is None else Dataset(data.clips, None, source)
         rowstats = row_statistics(counted, n_jobs=jobs, cache_dir=cache_dir,
                                   progress=not quiet)
+    teacher = spec = None
+    if recipe.teacher:
+        from .teacher import TeacherSpec, teacher_embeddings
+
+        spec = TeacherSpec.installed()
+        teacher = teacher_embeddings([c.path for c in data.clips], pooled=True, spec=spec,
+                                     n_jobs=jobs, progress=not quiet,
+                                     cache_dir=cache_dir if teacher_cache_dir is None
+                                     else teacher_cache_dir)
     return _Inputs(data, corpora, inputs, augmented, variants, rowstats=rowstats,
-                   trainable=trainable)
+                   trainable=trainable, teacher=teacher, teacher_spec=spec)
 
 
 # -- adaptation to the speaker ---------------------------------------------------------------------
@@ -540,9 +579,15 @@ def _fit_net(inp: _Inputs, recipe: TrainingRecipe, train: np.ndarray,
     versions = [[inp.inputs[i]] + [copy[i] for copy in inp.augmented]
                 + [v[i] for v in inp.adapted] for i in train]
     seeds = recipe.seeds if recipe.model == "mlpnet" else recipe.seeds[:1]
+    distill, teacher_info = (None, None) if not recipe.teacher else \
+        _distillation(inp, recipe, train, labels)
     fits = [train_net(versions, y_index[train], inp.data.speakers[train], inp.corpora[train],
                       recipe.net_config(seed), len(labels), mask_labels=recipe.mask_labels,
-                      balance=recipe.balance, val_seed=recipe.seeds[0]) for seed in seeds]
+                      balance=recipe.balance, val_seed=recipe.seeds[0], distill=distill)
+            for seed in seeds]
+    if teacher_info is not None:
+        for _, h in fits:
+            h["teacher"] = teacher_info
     if len(fits) == 1:
         return fits[0]
     from .nets.onnx import SeedAverage
@@ -551,6 +596,32 @@ def _fit_net(inp: _Inputs, recipe: TrainingRecipe, train: np.ndarray,
     history["seeds"] = [{"best_epoch": h["best_epoch"], "best_val_uar": h["best_val_uar"]}
                         for _, h in fits]
     return SeedAverage([m for m, _ in fits]), history
+
+
+def _distillation(inp: _Inputs, recipe: TrainingRecipe, train: np.ndarray,
+                  labels: Sequence[str]) -> tuple[Any, dict[str, Any]]:
+    """A student's targets on clips ``train`` (:func:`export.distill.teacher_targets`).
+
+    Only ``train``'s clips are looked at, and of them the heads and the standardisation see
+    only those trained on: the validation speakers that :func:`~export.nets.train.train_net`
+    will hold out (the same call, the same seed) are left out.
+    """
+    from .distill import teacher_targets
+    from .nets.train import Distillation, validation_speakers
+
+    config = recipe.teacher_config()
+    if inp.teacher is None:
+        raise ParameterError(f"recipe {recipe.name!r} has a teacher but no teacher embeddings "
+                             "were loaded")
+    speakers, corpora = inp.data.speakers[train], inp.corpora[train]
+    held = validation_speakers(speakers, corpora, recipe.net_config().val_fraction,
+                               recipe.seeds[0])
+    fit = ~np.isin(speakers, sorted(held))
+    soft, embed, info = teacher_targets(inp.teacher[train], inp.data.y[train], speakers,
+                                        corpora, fit, labels, config, seed=recipe.seeds[0])
+    return Distillation(soft=soft, embed=embed if config.embed_weight > 0 else None,
+                        soft_weight=config.soft_weight, temperature=config.temperature,
+                        embed_weight=config.embed_weight), info
 
 
 def _split_worker(inp: _Inputs, recipe: TrainingRecipe, split: Split, labels: Sequence[str],
@@ -628,6 +699,8 @@ def _run_key(inp: _Inputs, recipe: TrainingRecipe, splits: Sequence[Split], vari
         "variants": sorted(inp.variants) if variants else [], "calibrate": calibrate,
         "version": [RUNS_VERSION, ser_edge.__version__],
     }
+    if recipe.teacher:  # a student's targets are the teacher's: its packages and front end
+        what["teacher"] = inp.teacher_spec.tag
     return hashlib.sha256(json.dumps(what, sort_keys=True, default=str).encode()).hexdigest()
 
 
@@ -847,6 +920,7 @@ def evaluate_recipe(
     quiet: bool = True,
     protocols: Sequence[str] = PROTOCOLS,
     log: Callable[[str], None] = lambda _: None,
+    teacher_cache_dir: Path | None = None,
 ) -> dict[str, Any]:
     """Measure a recipe: every protocol of the report, robustness and calibration.
 
@@ -863,6 +937,9 @@ def evaluate_recipe(
         A subset of ``("emobox", "loco", "contiguous", "emodb", "cross")``.
     log : callable
         Called with a line per finished protocol.
+    teacher_cache_dir : Path, optional
+        A student's (``teacher``): the cache of the teacher's embeddings
+        (:func:`export.teacher.teacher_embeddings`); default ``cache_dir``.
 
     Returns
     -------
@@ -875,7 +952,7 @@ def evaluate_recipe(
 
     t0 = time.time()
     inp = _inputs(recipe, jobs=jobs, cache_dir=cache_dir, quiet=quiet,
-                  robust="emobox" in protocols)
+                  robust="emobox" in protocols, teacher_cache_dir=teacher_cache_dir)
     y, speakers, corpora = inp.data.y, inp.data.speakers, inp.corpora
     report: dict[str, Any] = {
         "recipe": recipe.to_dict(), "dataset": inp.data.describe(),
@@ -934,7 +1011,8 @@ def evaluate_recipe(
         groups = contiguous_groups()
         if "babble" in recipe.augment.kinds:  # babble pools follow this protocol's folds
             own = _inputs(recipe, jobs=jobs, cache_dir=cache_dir, quiet=quiet, robust=False,
-                          pools_groups={**_groups(speakers, corpora), **groups})
+                          pools_groups={**_groups(speakers, corpora), **groups},
+                          teacher_cache_dir=teacher_cache_dir)
         else:
             own = inp
         splits = in_corpus_splits(speakers, corpora, "ravdess", groups, name="contiguous")
@@ -1030,6 +1108,7 @@ def build_model(
     cache_dir: Path | None = None,
     quiet: bool = True,
     log: Callable[[str], None] = lambda _: None,
+    teacher_cache_dir: Path | None = None,
 ) -> dict[str, Any]:
     """Train the recipe on every clip and write its ONNX model, checked before saving.
 
@@ -1041,6 +1120,10 @@ def build_model(
     report : mapping, optional
         :func:`evaluate_recipe`'s report: its figures go into the metadata, and its temperature
         (when the recipe calibrates) into the model.
+    teacher_cache_dir : Path, optional
+        As :func:`evaluate_recipe`'s. A student's model holds the network alone: its
+        ``training`` metadata says what the teacher was (``teacher``,
+        :func:`export.distill.teacher_metadata`) and that the file has none of its weights.
 
     Returns
     -------
@@ -1049,7 +1132,8 @@ def build_model(
         training ``history``).
     """
     t0 = time.time()
-    inp = _inputs(recipe, jobs=jobs, cache_dir=cache_dir, quiet=quiet, robust=False)
+    inp = _inputs(recipe, jobs=jobs, cache_dir=cache_dir, quiet=quiet, robust=False,
+                  teacher_cache_dir=teacher_cache_dir)
     labels = list(recipe.emotions)
     all_clips = np.arange(len(inp.data.clips))
     temperature = 1.0
@@ -1085,6 +1169,10 @@ def _build_one(recipe: TrainingRecipe, inp: _Inputs, labels: list[str], training
     if inp.trainable is not None:
         all_clips = np.flatnonzero(inp.trainable)
     inp, adaptation, _ = _with_adaptation(inp, recipe, all_clips)
+    if recipe.teacher:
+        from .distill import teacher_metadata
+
+        training["teacher"] = teacher_metadata(recipe.teacher_config(), inp.teacher_spec)
     if recipe.model == "mlpnet":
         from .nets.onnx import export_pooled_net
 
@@ -1144,6 +1232,9 @@ def _build_ensemble(recipe: TrainingRecipe, inp: _Inputs, labels: list[str], tra
             history = read_metadata(member)["training"].get("history")
             if history is not None:
                 histories[m.name] = history
+            teacher = read_metadata(member)["training"].get("teacher")
+            if teacher is not None:  # a student member: what its teacher was (none of it here)
+                training.setdefault("teacher", {})[m.name] = teacher
             members.append(member)
     frames = _check_frames(inp)
 

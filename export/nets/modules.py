@@ -143,12 +143,20 @@ class CNN1D(_ConvFront):
         ])
         self.n_pools = len(channels) - 1
         self.pool = AttentionPool(channels[-1])
+        self.embed_size = 2 * channels[-1]
         self.head = nn.Sequential(nn.Dropout(dropout), nn.Linear(2 * channels[-1], n_classes))
+
+    def embed(self, x: torch.Tensor, lengths: torch.Tensor | None = None) -> torch.Tensor:
+        """The pooled representation the head classifies, ``(batch, embed_size)``.
+
+        The attention pooling's weighted mean and standard deviation of the last block's
+        channels: what a distilled student regresses onto its teacher's embedding.
+        """
+        return self.pool(self.convolve(x), _pooled_lengths(lengths, self.n_pools))
 
     def forward(self, x: torch.Tensor, lengths: torch.Tensor | None = None) -> torch.Tensor:
         """Class logits of ``x`` (shapes in the class docstring)."""
-        x = self.convolve(x)
-        return self.head(self.pool(x, _pooled_lengths(lengths, self.n_pools)))
+        return self.head(self.embed(x, lengths))
 
 
 class CRNN(_ConvFront):
@@ -182,15 +190,20 @@ class CRNN(_ConvFront):
         self.n_pools = len(channels)
         self.rnn = nn.GRU(channels[-1], hidden, batch_first=True, bidirectional=True)
         self.pool = AttentionPool(2 * hidden)
+        self.embed_size = 4 * hidden
         self.head = nn.Sequential(nn.Dropout(dropout), nn.Linear(4 * hidden, n_classes))
 
-    def forward(self, x: torch.Tensor, lengths: torch.Tensor | None = None) -> torch.Tensor:
-        """Class logits of ``x`` (shapes in the class docstring)."""
+    def embed(self, x: torch.Tensor, lengths: torch.Tensor | None = None) -> torch.Tensor:
+        """The pooled representation the head classifies, ``(batch, embed_size)``."""
         # h: (batch, n_frames, 2 * hidden). Padding is at the end: the forward direction never
         # sees it; the backward one starts in it, which the training's equal-length crops avoid
         # and single-clip inference never has.
         h, _ = self.rnn(self.convolve(x).transpose(1, 2))
-        return self.head(self.pool(h.transpose(1, 2), _pooled_lengths(lengths, self.n_pools)))
+        return self.pool(h.transpose(1, 2), _pooled_lengths(lengths, self.n_pools))
+
+    def forward(self, x: torch.Tensor, lengths: torch.Tensor | None = None) -> torch.Tensor:
+        """Class logits of ``x`` (shapes in the class docstring)."""
+        return self.head(self.embed(x, lengths))
 
 
 class PooledMLP(nn.Module):
@@ -222,7 +235,7 @@ class PooledMLP(nn.Module):
         super().__init__()
         self.register_buffer("mean", torch.zeros(n_features))
         self.register_buffer("scale", torch.ones(n_features))
-        self.hidden_size = hidden
+        self.hidden_size = self.embed_size = hidden
         self.body = nn.Sequential(nn.Dropout(dropout / 5), nn.Linear(n_features, hidden),
                                   nn.ReLU())
         self.head = nn.Sequential(nn.Dropout(dropout), nn.Linear(hidden, n_classes))
@@ -235,6 +248,10 @@ class PooledMLP(nn.Module):
     def hidden(self, x: torch.Tensor) -> torch.Tensor:
         """The hidden layer's activations, ``(batch, hidden)``."""
         return self.body((x - self.mean) * self.scale)
+
+    def embed(self, x: torch.Tensor, lengths: torch.Tensor | None = None) -> torch.Tensor:
+        """The representation the head classifies: :meth:`hidden`, ``(batch, embed_size)``."""
+        return self.hidden(x)
 
     def forward(self, x: torch.Tensor, lengths: torch.Tensor | None = None) -> torch.Tensor:
         """Class logits of ``x`` (shapes in the class docstring)."""

@@ -26,8 +26,9 @@ import numpy as np
 
 from ser_edge.errors import ParameterError
 
-__all__ = ["NetConfig", "validation_speakers", "build", "train_net", "predict_proba",
-           "corpus_class_weights", "corpus_label_mask"]
+__all__ = ["NetConfig", "Distillation", "validation_speakers", "build", "train_net",
+           "predict_proba", "corpus_class_weights", "corpus_label_mask", "tempered",
+           "soft_label_loss"]
 
 
 @dataclass(frozen=True)
@@ -117,6 +118,109 @@ class NetConfig:
     def from_json(cls, text: str) -> NetConfig:
         """Read :meth:`to_dict`'s JSON."""
         return cls(**json.loads(text))
+
+
+@dataclass(frozen=True)
+class Distillation:
+    """What a student learns from its teacher besides the labels (issue 21).
+
+    The loss of a training batch becomes ``CE(labels) + soft_weight * T**2 *
+    KL(teacher_T || student_T) + embed_weight * MSE(P h, e)``: ``teacher_T`` the teacher's
+    probabilities tempered by ``T`` (:func:`tempered`), ``student_T`` the softmax of the student's
+    logits over ``T`` (:func:`soft_label_loss`, Hinton et al. 2015), ``h`` the student's pooled
+    representation (the modules' ``embed``), ``P`` a linear projection trained with it and
+    discarded afterwards, ``e`` the teacher's embedding of the clip. Each version of a clip (its
+    augmented copies) has the clean clip's targets.
+
+    Parameters
+    ----------
+    soft : np.ndarray [shape=(n_clips, n_classes)], float
+        The teacher's probabilities for each training clip, in the classes' order. Rows of the
+        clips held out for validation are never read (they may be NaN); every other row must be
+        finite, non-negative and sum to 1.
+    embed : np.ndarray [shape=(n_clips, n_dims)], float, or None
+        The teacher's embedding of each training clip, standardised (None when
+        ``embed_weight`` is 0).
+    soft_weight : float >= 0
+        ``a``: the weight of the soft labels' term (0 leaves it out).
+    temperature : float > 0
+        ``T``.
+    embed_weight : float >= 0
+        ``b``: the weight of the embedding regression (0 leaves it out, and no projection is
+        made).
+
+    Raises
+    ------
+    ParameterError
+        If a weight is negative, ``temperature`` is not positive, or ``embed`` is missing while
+        ``embed_weight`` is positive.
+    """
+
+    soft: np.ndarray
+    embed: np.ndarray | None = None
+    soft_weight: float = 1.0
+    temperature: float = 2.0
+    embed_weight: float = 0.0
+
+    def __post_init__(self) -> None:
+        if self.soft_weight < 0 or self.embed_weight < 0 or not self.temperature > 0:
+            raise ParameterError(f"distillation needs weights >= 0 and a temperature > 0, got "
+                                 f"soft_weight {self.soft_weight}, embed_weight "
+                                 f"{self.embed_weight}, temperature {self.temperature}")
+        if self.embed_weight > 0 and self.embed is None:
+            raise ParameterError("embed_weight > 0 needs the teacher's embeddings ('embed')")
+
+
+def tempered(P: np.ndarray, temperature: float, mask: np.ndarray | None = None) -> np.ndarray:
+    """The teacher's probabilities at temperature ``T``: ``P ** (1 / T)``, renormalised.
+
+    Equal to ``softmax(log(P) / T)``, the tempered softmax of the teacher's logits. With a
+    mask, the classes a clip's corpus does not have get 0 and the others share the mass (the
+    masked student cannot put any there).
+
+    Parameters
+    ----------
+    P : np.ndarray [shape=(n, n_classes)]
+        Probabilities (rows summing to 1; zeros allowed).
+    temperature : float > 0
+    mask : np.ndarray [shape=(n, n_classes)], bool, optional
+        True on the classes each row may have.
+
+    Returns
+    -------
+    Q : np.ndarray [shape=(n, n_classes)], float32
+        Rows summing to 1. A row with no mass left under its mask is uniform over the mask.
+    """
+    logp = np.log(np.clip(np.asarray(P, np.float64), 1e-12, None)) / temperature
+    if mask is not None:
+        logp = np.where(mask, logp, -np.inf)
+    logp -= logp.max(axis=1, keepdims=True)
+    Q = np.exp(logp)
+    return (Q / Q.sum(axis=1, keepdims=True)).astype(np.float32)
+
+
+def soft_label_loss(logits: Any, target: Any, temperature: float) -> Any:
+    """``T**2 * KL(target || softmax(logits / T))``, averaged over the batch.
+
+    Parameters
+    ----------
+    logits : Tensor [shape=(batch, n_classes)]
+        The student's logits (masked, when the labels are).
+    target : Tensor [shape=(batch, n_classes)]
+        The teacher's tempered probabilities (:func:`tempered`); zeros contribute nothing.
+    temperature : float > 0
+
+    Returns
+    -------
+    loss : Tensor [shape=()]
+        In the units of a cross-entropy (nats); the ``T**2`` keeps its gradients' scale as
+        ``T`` changes (Hinton et al. 2015).
+    """
+    import torch
+
+    log_p = torch.log_softmax(logits / temperature, dim=-1)
+    kl = torch.sum(torch.xlogy(target, target) - target * log_p, dim=-1)
+    return temperature ** 2 * kl.mean()
 
 
 def validation_speakers(speakers: Sequence[str], corpora: Sequence[str], fraction: float,
@@ -275,6 +379,7 @@ def train_net(
     mask_labels: bool = False,
     balance: bool = False,
     val_seed: int | None = None,
+    distill: Distillation | None = None,
     log: Callable[[str], None] | None = None,
 ) -> tuple[Any, dict[str, Any]]:
     """Train a network on the given clips, choosing the epoch on held-out training speakers.
@@ -300,6 +405,11 @@ def train_net(
     val_seed : int, optional
         The seed that holds out the validation speakers (``config.seed`` by default): networks
         of several seeds averaged hold out the same ones.
+    distill : Distillation, optional
+        A teacher's soft labels and embeddings, rows as the clips: the network is trained as its
+        student (the epoch is still chosen on the validation speakers' label UAR). The
+        projection onto the embeddings is made with its own seed, so that it changes no other
+        random draw, and is not part of the returned model.
     log : callable, optional
         Called with a line per epoch.
 
@@ -308,8 +418,15 @@ def train_net(
     model : torch.nn.Module
         With the best epoch's weights, in eval mode.
     history : dict
-        ``epochs`` (per epoch: ``loss``, ``val_uar``), ``best_epoch``, ``best_val_uar``,
+        ``epochs`` (per epoch: ``loss``, ``val_uar``; with ``distill`` also the mean of each
+        term, ``ce``, ``soft`` and ``embed``, unweighted), ``best_epoch``, ``best_val_uar``,
         ``val_speakers``, ``seconds``, ``n_parameters``.
+
+    Raises
+    ------
+    ParameterError
+        If the corpus adversary is asked of a frame network, or ``distill``'s rows do not match
+        the clips or are not valid probabilities on the clips trained on.
     """
     import torch
 
@@ -352,6 +469,13 @@ def train_net(
                                                   for c in corpora]))
         corpus_head = torch.nn.Linear(model.hidden_size, len(names))
         params += list(corpus_head.parameters())
+    soft_targets = embed_targets = projection = None
+    if distill is not None:
+        soft_targets, embed_targets, projection = _student_targets(
+            distill, y, train_idx, corpus_label_mask(y, corpora, n_classes) if mask_labels
+            else None, model, config.seed)
+        if projection is not None:
+            params += list(projection.parameters())
     opt = torch.optim.AdamW(params, lr=config.lr, weight_decay=config.weight_decay)
     steps = config.epochs * max(1, int(np.ceil(len(train_idx) / config.batch_size)))
     sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=config.lr, total_steps=steps)
@@ -363,6 +487,7 @@ def train_net(
         order = (rng.permutation(train_idx) if draw is None
                  else train_idx[rng.choice(len(train_idx), size=len(train_idx), p=draw)])
         total, n_seen = 0.0, 0
+        terms = {"ce": 0.0, "soft": 0.0, "embed": 0.0}
         for b in range(0, len(order), config.batch_size):
             batch = order[b:b + config.batch_size]
             if len(batch) < 2:  # batch norm needs two examples
@@ -376,7 +501,15 @@ def train_net(
 
             def masked(logits: Any, rows: Any = batch) -> Any:
                 return logits if log_mask is None else logits + log_mask[rows]
-            if config.mixup > 0:
+            if distill is not None:
+                parts = _student_loss(model, xt, yt, batch, loss_fn, masked, config, rng,
+                                      distill, soft_targets, embed_targets, projection,
+                                      corpus_head, None if corpus_head is None else
+                                      corpus_index, (epoch + b / len(order)) / config.epochs)
+                loss = parts.pop("loss")
+                for k, v in parts.items():
+                    terms[k] += v * len(batch)
+            elif config.mixup > 0:
                 lam = float(rng.beta(config.mixup, config.mixup))
                 perm = rng.permutation(len(batch))
                 logits = model(lam * xt + (1 - lam) * xt[torch.from_numpy(perm)])
@@ -405,6 +538,8 @@ def train_net(
             val_uar = (_corpus_uar(y[val_idx], pred, corpora[val_idx])
                        if mask_labels or balance else _uar(y[val_idx], pred))
         history.append({"epoch": epoch + 1, "loss": total / max(n_seen, 1), "val_uar": val_uar})
+        if distill is not None:
+            history[-1].update({k: v / max(n_seen, 1) for k, v in terms.items()})
         if log is not None:
             log(f"epoch {epoch + 1:3d}  loss {total / max(n_seen, 1):.3f}  val UAR {val_uar:.3f}")
         if val_uar > best["uar"]:
@@ -419,3 +554,82 @@ def train_net(
         "val_speakers": sorted(held), "seconds": time.time() - t0,
         "n_parameters": int(sum(p.numel() for p in model.parameters())),
     }
+
+
+def _student_targets(distill: Distillation, y: np.ndarray, train_idx: np.ndarray,
+                     mask: np.ndarray | None, model: Any, seed: int) -> tuple[Any, Any, Any]:
+    """The tempered soft labels and embeddings as tensors, and the projection (or None)."""
+    import torch
+
+    n = len(y)
+    soft = np.asarray(distill.soft, np.float64)
+    if soft.shape != (n, model.head[-1].out_features):
+        raise ParameterError(f"the teacher's soft labels have shape {soft.shape}, the clips "
+                             f"and classes are {(n, model.head[-1].out_features)}")
+    rows = soft[train_idx]
+    if not (np.isfinite(rows).all() and (rows >= 0).all()
+            and np.allclose(rows.sum(axis=1), 1.0, atol=1e-4)):
+        raise ParameterError("the teacher's soft labels of the clips trained on must be finite "
+                             "probabilities summing to 1 (NaN is for held-out clips only)")
+    soft = np.where(np.isfinite(soft), soft, 1.0 / soft.shape[1])  # held-out rows: never read
+    soft_t = torch.from_numpy(tempered(soft, distill.temperature, mask))
+    if distill.embed_weight <= 0:
+        return soft_t, None, None
+    embed = np.asarray(distill.embed, np.float32)
+    if embed.ndim != 2 or len(embed) != n or not np.isfinite(embed[train_idx]).all():
+        raise ParameterError(f"the teacher's embeddings must be ({n}, n_dims) and finite on the "
+                             f"clips trained on; got shape {embed.shape}")
+    # Its own seed: the projection's initial weights draw nothing from the training's stream.
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed + 100_003)
+        projection = torch.nn.Linear(model.embed_size, embed.shape[1])
+    return soft_t, torch.from_numpy(np.nan_to_num(embed)), projection
+
+
+def _student_loss(model: Any, xt: Any, yt: Any, batch: np.ndarray, loss_fn: Any,
+                  masked: Callable[..., Any], config: NetConfig, rng: np.random.Generator,
+                  distill: Distillation, soft_t: Any, embed_t: Any, projection: Any,
+                  corpus_head: Any, corpus_index: Any, progress: float) -> dict[str, Any]:
+    """A student's batch loss (:class:`Distillation`) and its terms' values, unweighted.
+
+    Mixup, the label mask and the corpus adversary act as in the plain loss, with the same
+    random draws in the same order (the adversary, as there, only without mixup): a mixed
+    example's soft-label term is the mixture of its two clips' terms (each under its own mask),
+    its embedding target the mixture of their embeddings.
+    """
+    import torch
+
+    mix = [(1.0, batch)]
+    if config.mixup > 0:
+        lam = float(rng.beta(config.mixup, config.mixup))
+        perm = rng.permutation(len(batch))
+        xt = lam * xt + (1 - lam) * xt[torch.from_numpy(perm)]
+        h = model.embed(xt)
+        logits = model.head(h)
+        ce = (lam * loss_fn(masked(logits), yt)
+              + (1 - lam) * loss_fn(masked(logits, batch[perm]), yt[torch.from_numpy(perm)]))
+        mix = [(lam, batch), (1 - lam, batch[perm])]
+    else:
+        h = model.embed(xt)
+        logits = model.head(h)
+        ce = loss_fn(masked(logits), yt)
+    loss = ce
+    out = {"ce": float(ce.item()), "soft": 0.0, "embed": 0.0}
+    if corpus_head is not None and config.mixup <= 0:
+        from .modules import reverse_gradient
+
+        weight = config.adversary * (2.0 / (1.0 + np.exp(-10.0 * progress)) - 1.0)
+        loss = loss + torch.nn.functional.cross_entropy(
+            corpus_head(reverse_gradient(h, float(weight))), corpus_index[batch])
+    if distill.soft_weight > 0:
+        soft = sum(w * soft_label_loss(masked(logits, rows), soft_t[rows], distill.temperature)
+                   for w, rows in mix)
+        loss = loss + distill.soft_weight * soft
+        out["soft"] = float(soft.item())
+    if projection is not None:
+        target = sum(w * embed_t[rows] for w, rows in mix)
+        mse = torch.mean((projection(h) - target) ** 2)
+        loss = loss + distill.embed_weight * mse
+        out["embed"] = float(mse.item())
+    out["loss"] = loss
+    return out
