@@ -18,7 +18,8 @@ from .features import extract_reference
 from .paths import corpus_dir
 
 __all__ = ["Dataset", "resolve_corpus", "load_dataset", "augmented_features",
-           "perturbed_features", "frame_matrices", "row_statistics", "derive", "check_source"]
+           "perturbed_features", "frame_matrices", "row_statistics", "derive", "check_source",
+           "Ragged"]
 
 
 @dataclass
@@ -63,6 +64,40 @@ class Dataset:
                 }
             )
         return out
+
+
+class Ragged(Sequence):
+    """Frame matrices of different lengths held in one array: a list that shares well.
+
+    ``Ragged(mats)[i]`` is ``mats[i]`` (a view), or None where ``mats[i]`` was None. One
+    contiguous float32 array instead of thousands: joblib hands it to its worker processes as
+    one memory map (``JOBLIB_TEMP_FOLDER``) instead of a pickled copy each, which for the
+    corpora's frame matrices (gigabytes) decides whether two workers fit in memory.
+
+    Parameters
+    ----------
+    mats : sequence of np.ndarray [shape=(n_rows, n_frames_i)] or None
+        Every matrix has the same ``n_rows``.
+    """
+
+    def __init__(self, mats: Sequence[np.ndarray | None]):
+        present = [m for m in mats if m is not None]
+        n_rows = present[0].shape[0] if present else 0
+        lengths = np.array([-1 if m is None else m.shape[1] for m in mats], dtype=np.int64)
+        self.offsets = np.concatenate([[0], np.cumsum(np.maximum(lengths, 0))])
+        self.missing = lengths < 0
+        self.data = (np.concatenate([np.asarray(m, np.float32) for m in present], axis=1)
+                     if present else np.zeros((n_rows, 0), np.float32))
+
+    def __len__(self) -> int:
+        return len(self.missing)
+
+    def __getitem__(self, i: Any) -> Any:
+        if isinstance(i, slice):
+            return [self[k] for k in range(*i.indices(len(self)))]
+        if self.missing[i]:
+            return None
+        return self.data[:, self.offsets[i]:self.offsets[i + 1]]
 
 
 def check_source(config: FeatureConfig, source: FeatureConfig) -> None:
@@ -288,7 +323,7 @@ def augmented_features(
             full: list = [None] * n
             for k, i in enumerate(idx):
                 full[i] = got[k]
-            out.append(full)
+            out.append(Ragged(full))
         else:
             out[copy][idx] = np.stack(got) if len(got) else 0.0
     return out
@@ -364,6 +399,7 @@ def perturbed_features(
             X = [None] * len(data.clips)
             for k, i in enumerate(idx):
                 X[i] = got[k]
+            X = Ragged(X)
         else:
             X = np.zeros((len(data.clips), data.config.n_features), dtype=np.float32)
             X[idx] = got
@@ -392,13 +428,13 @@ def frame_matrices(
         check_source(data.config, source)
         shared = frame_matrices(Dataset(data.clips, None, source), n_jobs=n_jobs,
                                 cache_dir=cache_dir, progress=progress)
-        return [derive(F, source, data.config, "frames") for F in shared]
+        return Ragged([derive(F, source, data.config, "frames") for F in shared])
     from .features import extract_cached, reference_frame_matrix
 
-    return extract_cached([c.path for c in data.clips], reference_frame_matrix, data.config,
-                          "frames-v1\n" + data.config.to_json(), n_jobs=n_jobs,
-                          cache_dir=cache_dir, progress=progress, desc="frame matrices",
-                          stack=False)
+    return Ragged(extract_cached([c.path for c in data.clips], reference_frame_matrix,
+                                 data.config, "frames-v1\n" + data.config.to_json(),
+                                 n_jobs=n_jobs, cache_dir=cache_dir, progress=progress,
+                                 desc="frame matrices", stack=False))
 
 
 def row_statistics(
