@@ -1066,6 +1066,13 @@ def _metrics(report: Mapping[str, Any]) -> dict[str, Any]:
     for key, entry in report.get("cross_corpus", {}).items():
         out.setdefault("cross_corpus", {})[key] = {"uar": entry["uar_mean"],
                                                    "recall": entry["recall"]}
+    loco = report.get("loco")
+    if loco:
+        out["loco"] = {"protocol": loco["protocol"], "uar_mean": loco["uar_mean"],
+                       "uar": {k: c["uar"] for k, c in loco["corpora"].items()}}
+        adapted = loco.get("adapted", {}).get("adapted")
+        if adapted:
+            out["loco"]["adapted_uar_mean"] = adapted["uar_mean"]
     return out or {"speaker_independent": {}}
 
 

@@ -793,6 +793,7 @@ def models(
             "white_noise_20db_unchanged": robust.get("white noise 20 dB SNR"),
             "ravdess_to_emodb_uar": ((metrics.get("cross_corpus") or {}).get(
                 "ravdess -> emodb") or {}).get("uar"),
+            "loco_uar": (metrics.get("loco") or {}).get("uar_mean"),
             "description": ((clf.metadata.get("training") or {}).get("recipe") or {}).get(
                 "description", ""),
             "path": str(clf.model_path),
@@ -805,11 +806,13 @@ def models(
     figure = lambda v, f: "-" if v is None else format(v, f)  # noqa: E731
     # The figures on one line, the description wrapped beneath: 80 columns show it all.
     columns = min(max(shutil.get_terminal_size().columns, 40), INFO_WIDTH)
-    _out(f"{'name':<{width}} {'input':<9} {'size':>9} {'UAR':>6} {'R->E':>6} {'noise':>6}\n")
+    _out(f"{'name':<{width}} {'input':<9} {'size':>9} {'UAR':>6} {'LOCO':>6} {'R->E':>6} "
+         f"{'noise':>6}\n")
     for row in rows:
         star = "*" if row["default"] else " "
         _out(f"{row['name'] + star:<{width}} {row['input_kind']:<9} "
              f"{row['bytes'] / 1024:>6.0f} KiB {figure(row['uar'], '.3f'):>6} "
+             f"{figure(row['loco_uar'], '.3f'):>6} "
              f"{figure(row['ravdess_to_emodb_uar'], '.3f'):>6} "
              f"{figure(row['white_noise_20db_unchanged'], '.2f'):>6}\n")
         if row["description"]:
@@ -818,7 +821,8 @@ def models(
                                break_long_words=False, break_on_hyphens=False) + "\n")
     _out("\n" + textwrap.fill(
         "* the default. UAR: speaker-independent, EmoBox's RAVDESS folds (8 emotions, chance "
-        "0.125); R->E: UAR on EmoDB of the model trained on RAVDESS alone (6 emotions, chance "
+        "0.125); LOCO: mean UAR over six corpora, each never trained on (leave one corpus "
+        "out); R->E: UAR on EmoDB of the model trained on RAVDESS alone (6 emotions, chance "
         "0.167); noise: share of labels unchanged by white noise at 20 dB SNR.",
         width=columns - 1) + "\n")
 
