@@ -1008,9 +1008,31 @@ def _full_disk(c: _Case) -> subprocess.CompletedProcess[str]:
                       *[f"more{i}.wav" for i in range(3)], file_size=1000)
 
 
+def _adaptive(c: _Case) -> Path:
+    """The tiny model with 'adaptation' metadata (a population of zeros and ones)."""
+    from ser_edge.features import FeatureConfig
+
+    n_rows = sum(FeatureConfig().block_sizes.values())
+    meta = {"blocks": ["mfcc"], "min_seconds": 1.0, "population_mean": [0.0] * n_rows,
+            "population_std": [1.0] * n_rows}
+    return hostile.rewrite_metadata(c.tiny, c.folder / "adaptive.onnx",
+                                    adaptation=json.dumps(meta))
+
+
+def _not_a_profile(c: _Case) -> subprocess.CompletedProcess[str]:
+    (c.folder / "me.json").write_text('{"mean": [1, 2]}')
+    return c.classify("--model", _adaptive(c), "--profile", "me.json", c.clip.name)
+
+
 # The second table of docs/errors.md (inputs that stop a command, or end it with another status
 # than 1), row by row: how to run the case, in a subprocess bounded in time.
 README_STOP_ROWS: dict[str, Callable[[_Case], subprocess.CompletedProcess[str]]] = {
+    "`--adapt` (or `--profile`) with a model that cannot adapt: no `adaptation` metadata, or a "
+    "waveform model": lambda c: c.classify("--model", c.tiny.name, "--adapt", c.clip.name),
+    "`--profile FILE` that does not exist, without `--adapt` (nothing to use)": lambda c:
+        c.classify("--model", _adaptive(c), "--profile", "nobody.json", c.clip.name),
+    "`--profile FILE` that is not a speaker profile (or one made with another model's features)":
+        _not_a_profile,
     "a model file that is not a regular file: a FIFO, a device such as `/dev/zero`":
         lambda c: c.with_model(_fifo(c.folder / "fifo.onnx")),
     "a model file larger than 256 MiB (`ser_edge.modelfile.MAX_MODEL_BYTES`)":
