@@ -1010,10 +1010,13 @@ def _speech_in_frames(
         return False
 
     def peaks(k: np.ndarray) -> np.ndarray:
-        whole = k[k < m]
-        peak = peak_of(whole) if len(whole) else np.zeros(0)
-        if len(whole) < len(k):  # and the zero-padded last frame
-            peak = np.concatenate((peak, _peak_hz(last[0], last[2], sr, config)))
+        # In the order of ``k``: the zero-padded last frame (k == m) may be anywhere in it.
+        peak = np.empty(len(k))
+        is_whole = k < m
+        if is_whole.any():
+            peak[is_whole] = peak_of(k[is_whole])
+        if not is_whole.all():
+            peak[~is_whole] = _peak_hz(last[0], last[2], sr, config)[0]
         return peak
 
     def voiced_of(k: np.ndarray) -> np.ndarray:

@@ -353,6 +353,19 @@ def test_has_speech_is_whether_there_are_segments(ravdess_dir: Path, emodb_dir: 
     assert len(verdicts) == 2 * len(CONFIGS)
 
 
+def test_has_speech_of_single_words_cut_to_their_speech() -> None:
+    """Words of 0.2-0.7 s (TurEV), cut to their speech: the zero-padded last frame can be the
+    voiced lone peak whose glide decides, and has_speech must still answer as the detector."""
+    root = corpus_dir("turev")
+    if root is None:
+        pytest.skip(f"TurEV not found (set {DATA_ENV})")
+    clips = sorted(root.glob("*/1358_hl_*.opus"))[:40]
+    assert clips
+    for clip in clips:
+        y = speech_only(audio.load(clip, sr=SR)[0])
+        assert vad.has_speech(y, SR) == bool(vad.speech_segments(y, SR)), clip.name
+
+
 def test_frame_cache_answers_as_has_speech(ravdess_dir: Path, emodb_dir: Path, rng,
                                           monkeypatch) -> None:
     """The streaming classifier's check, from frame features kept across overlapping windows,
