@@ -1073,7 +1073,8 @@ def _metrics(report: Mapping[str, Any]) -> dict[str, Any]:
         adapted = loco.get("adapted", {}).get("adapted")
         if adapted:
             out["loco"]["adapted_uar_mean"] = adapted["uar_mean"]
-    return out or {"speaker_independent": {}}
+    out.setdefault("speaker_independent", {})
+    return out
 
 
 def _rounding(model: Any, exact: Any, frames: Sequence[np.ndarray]) -> dict[str, Any]:
