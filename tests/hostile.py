@@ -225,7 +225,8 @@ def external_data_model(src: Path, folder: Path, *, escape: str | None = None) -
     """``src`` with its weights in ``folder/weights.bin``, the model ``folder/model.onnx``.
 
     ``escape``: ``"link"`` makes ``weights.bin`` a symbolic link to a file outside ``folder``;
-    ``"dotdot"`` names ``../weights.bin`` (the file moved up a folder).
+    ``"dotdot"`` names ``../weights.bin`` (the file moved up a folder); ``"absolute"`` names
+    the file's absolute path (moved up a folder too).
     """
     onnx = _onnx()
     from onnx import numpy_helper
@@ -244,13 +245,15 @@ def external_data_model(src: Path, folder: Path, *, escape: str | None = None) -
         outside = folder.parent / f"{folder.name}-weights.bin"
         shutil.move(folder / "weights.bin", outside)
         (folder / "weights.bin").symlink_to(outside)
-    elif escape == "dotdot":
+    elif escape in ("dotdot", "absolute"):
         shutil.move(folder / "weights.bin", folder.parent / "weights.bin")
+        location = ("../weights.bin" if escape == "dotdot"
+                    else str((folder.parent / "weights.bin").resolve()))
         model = onnx.load(str(path), load_external_data=False)
         for tensor in _external_tensors(model):
             for entry in tensor.external_data:
                 if entry.key == "location":
-                    entry.value = "../weights.bin"
+                    entry.value = location
         onnx.save_model(model, str(path))
     return path
 

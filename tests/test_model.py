@@ -595,7 +595,7 @@ def test_external_data_is_read_from_the_models_folder(tiny_model: Path, tmp_path
     assert got.probabilities == pytest.approx(want.probabilities, abs=1e-6)
 
 
-@pytest.mark.parametrize("escape", ["link", "dotdot"])
+@pytest.mark.parametrize("escape", ["link", "dotdot", "absolute"])
 def test_external_data_outside_the_models_folder_is_refused(tiny_model: Path, tmp_path: Path,
                                                             escape: str) -> None:
     from tests.hostile import external_data_model

@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 
 from export.augment import AugmentConfig
+from export.data import missing_corpus
 from export.recipe import EMOTIONS, TrainingRecipe
 from ser_edge.errors import ModelError, ParameterError
 from ser_edge.features import FeatureConfig
@@ -280,7 +281,7 @@ def test_a_tiny_multi_corpus_recipe_end_to_end(tmp_path):
     roots = {name: corpus_dir(name) for name in ("ravdess", "emodb", "korean", "turev")}
     missing = [name for name, root in roots.items() if root is None]
     if missing:
-        pytest.skip(f"corpora not found: {missing} (set SER_EDGE_DATA)")
+        pytest.skip("; ".join(missing_corpus(name) for name in missing))
     for name, step in (("ravdess", 7), ("emodb", 5), ("korean", 3), ("turev", 16)):
         _corpus_subset(roots[name], tmp_path / name, step)
     recipe = TrainingRecipe(
