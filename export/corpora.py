@@ -26,8 +26,8 @@ Supported layouts
     fear, happiness, sadness, surprised, neutral; ``data.tsv`` beside ``samples/`` gives gender.
 ``korean``
     ``{emotional-to-emotional,plain-to-emotional}/<spk>/wav/<spk>NNNNN.ext`` (the public sample of
-    the KAIST/SELVAS emotional speech corpus): 1-100 neutral, 101-200 happy, 201-300 angry,
-    301-400 sad.
+    the KAIST/SELVAS emotional speech corpus): 1-100 neutral, 101-200 happy, 201-300 sad,
+    301-400 angry (as its scripts say; its README swaps the last two).
 ``turev``
     ``<Emotion>/<speaker>_<code>_<word>.ext`` (TurEV-DB, Turkish single words): Angry, Calm,
     Happy, Sad.
@@ -480,13 +480,21 @@ def parse_nemo(root: str | Path, *, warn: bool = True) -> Corpus:
 
 
 _KOREAN_RE = re.compile(r"^(?P<speaker>[a-z]{3})(?P<number>\d{5})$")
-_KOREAN_EMOTIONS = ("neutral", "happy", "angry", "sad")  # by hundreds: 1-100, 101-200, ...
+#: By hundreds: 1-100, 101-200, ... The corpus's README (and so shared/'s MANIFEST) says
+#: 201-300 angry and 301-400 sad, but the scripts of its emotional-script speakers say the
+#: reverse: nea00201 "너한테 그 말을 들으니까 정말 마음이 아프다" (it really hurts to hear
+#: that from you), nea00301 "계속해서 저렇게 억지 주장을 하고 있으니 저 모양이지" (they keep
+#: insisting on nonsense, no wonder; nen's are the same sentences). The audio agrees for every
+#: speaker but one: 201-300 the darkest (lowest spectral centroid) of a speaker's four hundreds,
+#: 301-400 the brightest, as sad and angry speech are.
+_KOREAN_EMOTIONS = ("neutral", "happy", "sad", "angry")
 
 
 def parse_korean(root: str | Path, *, warn: bool = True) -> Corpus:
     """Parse the Korean emotional speech sample (``<set>/<spk>/wav/<spk>NNNNN.ext``).
 
-    The number gives the emotion: 1-100 neutral, 101-200 happy, 201-300 angry, 301-400 sad.
+    The number gives the emotion: 1-100 neutral, 101-200 happy, 201-300 sad, 301-400 angry
+    (as the corpus's scripts say; its README swaps sad and angry: :data:`_KOREAN_EMOTIONS`).
 
     Returns
     -------

@@ -683,8 +683,8 @@ def _run_key(inp: _Inputs, recipe: TrainingRecipe, splits: Sequence[Split], vari
              calibrate: bool) -> str:
     """What a run depends on, hashed.
 
-    The recipe (its name and description aside), the clips, the splits, the perturbations asked
-    for and the code's version.
+    The recipe (its name and description aside), the clips and their labels, the splits, the
+    perturbations asked for and the code's version.
     """
     import hashlib
 
@@ -694,6 +694,7 @@ def _run_key(inp: _Inputs, recipe: TrainingRecipe, splits: Sequence[Split], vari
     fields.pop("name"), fields.pop("description"), fields.pop("storage", None)
     what = {
         "recipe": fields, "clips": [str(c.path) for c in inp.data.clips],
+        "labels": [c.emotion for c in inp.data.clips],
         "splits": [[s.name, np.asarray(s.train).tolist(), np.asarray(s.test).tolist()]
                    for s in splits],
         "variants": sorted(inp.variants) if variants else [], "calibrate": calibrate,
