@@ -44,6 +44,10 @@ RESULTS = ROOT / "benchmarks" / "results"
 #: The documents whose figures this script writes.
 DOCUMENTS = ("README.md", "docs/*.md")
 
+#: The model cards, whose marked figures it writes too (their older prose still types figures:
+#: they are kept to the markers they have, not checked for typed ones).
+CARDS = ("ser_edge/models/*.md",)
+
 # A figure's name is lower case (``results:batch``), so that a page can show the markers'
 # form (``<!-- figures NAME -->``) without being one.
 _BLOCK = re.compile(r"(<!-- figures ([a-z0-9][a-z0-9:_.-]*) -->\n)(.*?)(<!-- /figures -->)",
@@ -256,22 +260,34 @@ def _baseline() -> dict[str, float]:
     return out
 
 
+def loco_model() -> str | None:
+    """The bundled model whose leave-one-corpus-out figures the documents show.
+
+    The default if its report has them over more than two corpora, else the first bundled
+    model whose report does (a model trained on RAVDESS and EmoDB alone has only those two).
+    """
+    reports = bundled()  # the default first
+    return next((name for name, r in reports.items()
+                 if len(r.get("loco", {}).get("corpora", {})) > 2), None)
+
+
 def loco() -> str:
-    """Leave one corpus out: the default model per corpus, as trained and adapted.
+    """Leave one corpus out: the bundled model measured so, per corpus, as trained and adapted.
 
     Beside the previous default (:func:`_baseline`).
     """
-    report = bundled()[default_model()]
-    entry = report.get("loco")
-    if not entry:
-        return "The default model's report has no leave-one-corpus-out figures."
+    name = loco_model()
+    if name is None:
+        return "No bundled model's report has leave-one-corpus-out figures."
+    entry = bundled()[name]["loco"]
     before = _baseline()
     adapted = entry.get("adapted", {})
     names = [k for k in ("adapted 10 s", "adapted 30 s", "adapted 60 s", "adapted")
              if k in adapted]
-    header = ["corpus (clips)", f"`{BASELINE}` (before)", f"**`{default_model()}`**",
-              *[f"adapted, {k.split()[-2]} s" if k != "adapted" else "adapted, all"
-                for k in names]]
+    header = ["corpus (clips)", f"`{BASELINE}`" + (" (default)" if BASELINE == default_model()
+                                                  else " (before)"),
+              f"**`{name}`**", *[f"adapted, {k.split()[-2]} s" if k != "adapted"
+                                 else "adapted, all" for k in names]]
     rows = []
     for corpus, c in entry["corpora"].items():
         b = before.get(corpus)
@@ -282,25 +298,68 @@ def loco() -> str:
     rows.append(["**mean**", f"{mean_before:.3f}", f"**{entry['uar_mean']:.3f}**",
                  *[f"{adapted[k]['uar_mean']:.3f}" for k in names]])
     return (_table(header, rows) + "\n\nUAR over each corpus's own emotions that the "
-            "other corpora have, the answer being the likeliest of those. \\* the previous "
-            "default was trained on RAVDESS and EmoDB: for these two, its cross-corpus figure "
+            f"other corpora have, the answer being the likeliest of those. \\* `{BASELINE}` "
+            "was trained on RAVDESS and EmoDB: for these two, its cross-corpus figure "
             "(trained on the other one alone). From the model's report "
-            f"([report.json](../ser_edge/models/{default_model()}-report/report.json)) and "
+            f"([report.json](../ser_edge/models/{name}-report/report.json)) and "
             f"[export/reports/baseline/{BASELINE}-score.json](../export/reports/baseline/"
             f"{BASELINE}-score.json) (`python -m export score`).")
 
 
 def loco_recall() -> str:
-    """Leave one corpus out: the default model's recall of each emotion on each corpus."""
-    entry = bundled()[default_model()].get("loco")
-    if not entry:
-        return "The default model's report has no leave-one-corpus-out figures."
-    labels = [e for e in bundled()[default_model()]["recipe"]["emotions"]
-              if e in entry["recall_mean"]]
+    """Leave one corpus out: recall of each emotion on each corpus (:func:`loco_model`)."""
+    name = loco_model()
+    if name is None:
+        return "No bundled model's report has leave-one-corpus-out figures."
+    report = bundled()[name]
+    entry = report["loco"]
+    labels = [e for e in report["recipe"]["emotions"] if e in entry["recall_mean"]]
     rows = [[corpus] + ["–" if e not in c["recall"] else f"{c['recall'][e]:.2f}"
                         for e in labels] for corpus, c in entry["corpora"].items()]
     rows.append(["**mean**"] + [f"{entry['recall_mean'][e]:.2f}" for e in labels])
-    return _table(["corpus", *labels], rows)
+    return f"`{name}`:\n\n" + _table(["corpus", *labels], rows)
+
+
+#: The voices issue's candidates, in the order they were fixed (their reports under
+#: export/reports/, the bundled ones under ser_edge/models/NAME-report/).
+CANDIDATES = ("mlp-cnn3-robust-geometric", "ens6-mb-adapt", "mlp-cnn3-re",
+              "mlp-cnn3-robust-geometric-floor", "ens-re-adapt", "mlp-re", "mlpnet-re-adapt")
+
+
+def _candidate_report(name: str) -> dict[str, Any]:
+    for folder in (ROOT / "ser_edge" / "models" / f"{name}-report",
+                   ROOT / "export" / "reports" / name):
+        if (folder / "report.json").is_file():
+            return json.loads((folder / "report.json").read_text())
+    raise KeyError(f"no report of {name}")
+
+
+def voices_candidates() -> str:
+    """The voices issue's candidates: EmoBox folds, held-out training speakers, LOCO, padding."""
+    keys = ("digital silence 0.6 s around", "gate under -50 dBFS", "telephone band",
+            "reverberation RT60 0.5 s")
+    header = ["recipe", "corpora", "EmoBox folds", "held-out training speakers",
+              "LOCO mean (adapted)", "RAVDESS → EmoDB", "EmoDB → RAVDESS",
+              *[f"unchanged: {k}" for k in keys]]
+    rows = []
+    for name in CANDIDATES:
+        r = _candidate_report(name)
+        e, loco_ = r["emobox"], r.get("loco", {})
+        six = len(loco_.get("corpora", {})) > 2
+        adapted = loco_.get("adapted", {}).get("adapted", {}).get("uar_mean")
+        rob = e.get("robustness", {})
+        rows.append([
+            f"`{name}`", str(len(r["recipe"]["corpora"])) if "corpora" in r["recipe"] else "–",
+            _uar(e), f"{e['held_out']['uar_mean']:.3f}" if "held_out" in e else "–",
+            (f"{loco_['uar_mean']:.3f}" + (f" ({adapted:.3f})" if adapted else "")) if six
+            else "–",
+            _uar(r["cross_corpus"]["ravdess -> emodb"]).split(" ")[0],
+            _uar(r["cross_corpus"]["emodb -> ravdess"]).split(" ")[0],
+            *[_share(rob[k]["label_unchanged"]) if k in rob else "–" for k in keys]])
+    return (_table(header, rows) + "\n\nEach from its report (`python -m export evaluate "
+            "--recipe export/recipes/NAME.json`); LOCO over six corpora only for recipes "
+            "trained on six (the others' is the two cross-corpus columns); a dash where a "
+            "recipe was not measured so.")
 
 
 #: The blocks a document may hold, by name (and ``results:NAME``).
@@ -308,6 +367,7 @@ BLOCKS: dict[str, Callable[[], str]] = {
     "bundled-accuracy": bundled_accuracy,
     "loco": loco,
     "loco-recall": loco_recall,
+    "voices-candidates": voices_candidates,
     "comparison": comparison,
     "librosa-comparison": librosa_comparison,
     "sample-output": sample_output,
@@ -426,9 +486,10 @@ def render(name: str) -> str:
 # -- the documents -----------------------------------------------------------------------------
 
 
-def documents() -> list[Path]:
-    """The README and the pages of docs/."""
-    return sorted({p for pattern in DOCUMENTS for p in ROOT.glob(pattern)})
+def documents(cards: bool = False) -> list[Path]:
+    """The README and the pages of docs/ (and with ``cards``, the model cards)."""
+    patterns = DOCUMENTS + (CARDS if cards else ())
+    return sorted({p for pattern in patterns for p in ROOT.glob(pattern)})
 
 
 def rewrite(text: str) -> str:
@@ -440,7 +501,7 @@ def rewrite(text: str) -> str:
 def stale() -> list[str]:
     """``file: figure NAME`` for every figure that is not what its result files say."""
     out = []
-    for path in documents():
+    for path in documents(cards=True):
         text = path.read_text()
         for pattern, fresh in ((_BLOCK, lambda m: f"{render(m[2])}\n"),
                                (_VALUE, lambda m: render(m[2]))):
@@ -496,7 +557,7 @@ def main(argv: list[str] | None = None) -> int:
         for line in found:
             print(f"{line} is stale (python -m docs.figures writes it)")
         return 1 if found else 0
-    for path in documents():
+    for path in documents(cards=True):
         text = path.read_text()
         new = rewrite(text)
         if new != text:

@@ -30,6 +30,7 @@ MOUNTED = (
     "export/reports/*.md",
     "export/reports/*.json",
     "export/reports/**/summary.md",
+    "export/reports/**/card.md",
     "export/reports/**/*.png",
     "benchmarks/results/*",
     "examples/web/screenshot.png",

@@ -54,7 +54,8 @@ def comparison_rows(reports: Mapping[str, str | Path],
     -------
     rows : list of dict
         ``name``, ``emobox``, ``emobox_std``, ``loco``, ``loco_adapted`` (leave one corpus
-        out, mean UAR; adapted with each test speaker's whole profile), ``contiguous``,
+        out over six corpora, mean UAR; adapted with each test speaker's whole profile; None for
+        a recipe of fewer corpora, whose LOCO is its cross-corpus pair), ``contiguous``,
         ``emodb``, ``r2e``, ``e2r``, ``gain_-20``, ``white_20``, ``rt60_0.5``, ``silence``,
         ``gate`` (labels unchanged), ``ece``, ``parameters``, ``bytes``, ``inference_s``
         (absent figures are None).
@@ -72,6 +73,8 @@ def comparison_rows(reports: Mapping[str, str | Path],
         cross = r.get("cross_corpus", {})
         b = (bench or {}).get(name, {})
         loco = r.get("loco", {})
+        if len(loco.get("corpora", {})) < 6:  # a recipe of two corpora: its cross-corpus pair
+            loco = {}
         rows.append({
             "name": name,
             "emobox": emobox.get("uar_mean"), "emobox_std": emobox.get("uar_std"),

@@ -36,7 +36,7 @@ _MODELS_DIR = Path(__file__).resolve().parent / "models"
 #: has a model card beside it (``NAME.md``) and its evaluation report (``NAME-report/``).
 BUNDLED_MODELS: dict[str, Path] = {
     name: _MODELS_DIR / f"{name}.onnx"
-    for name in ("mlp-cnn3-robust-geometric", "mlp-cnn3-geometric", "mlp")}
+    for name in ("mlp-cnn3-robust-geometric", "ens6-mb-adapt", "mlp")}
 
 #: The name of the model used when none is named: the best on EmoBox's folds among those at
 #: least as robust as the MLP (the share of labels a perturbation leaves unchanged).

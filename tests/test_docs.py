@@ -27,7 +27,7 @@ def test_no_figure_is_typed_by_hand(path: Path) -> None:
 
 
 def test_every_figure_name_is_known_and_every_block_closed() -> None:
-    for path in figures.documents():
+    for path in figures.documents(cards=True):
         text = figures.without_code(path.read_text())
         opened = re.findall(r"<!-- figures? ([a-z0-9][a-z0-9:_.-]*) -->", text)
         closed = re.findall(r"<!-- /figures? -->", text)
@@ -52,6 +52,8 @@ def test_a_stale_figure_is_found_and_rewritten(tmp_path: Path) -> None:
 def test_the_bundled_table_has_a_row_for_every_protocol_of_the_reports(monkeypatch) -> None:
     """A protocol a report adds (leave one corpus out, say) is a row without a line of code."""
     reports = {name: dict(report) for name, report in figures.bundled().items()}
+    for report in reports.values():  # a protocol of the default alone
+        report.pop("loco", None)
     default = figures.default_model()
     reports[default]["loco"] = {"protocol": "leave one corpus out, seven corpora",
                                 "uar_mean": 0.4321, "uar_std": 0.05}
