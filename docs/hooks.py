@@ -5,7 +5,8 @@
 - The repository files the documents link to (model cards and reports, recipes, benchmark
   results, images), mounted at their repository paths; a link from a page of ``docs/`` that
   climbs out of it (``../ser_edge/models/mlp.md``, as GitHub resolves it) is rewritten to the
-  mounted copy, so that links work in both places and ``mkdocs build --strict`` checks them.
+  mounted copy, and a mounted file's link into ``docs/`` (``../../docs/accuracy.md``) to the
+  page, so that links work in both places and ``mkdocs build --strict`` checks them.
 """
 
 from __future__ import annotations
@@ -29,6 +30,7 @@ MOUNTED = (
     "export/recipes/*.json",
     "export/reports/*.md",
     "export/reports/*.json",
+    "export/reports/baseline/*.json",
     "export/reports/**/summary.md",
     "export/reports/**/card.md",
     "export/reports/**/*.png",
@@ -82,10 +84,17 @@ def on_files(files: Files, config: Any) -> Files:
 def on_page_markdown(markdown: str, page: Any, config: Any, files: Files) -> str:
     """Point a docs page's links out of ``docs/`` at the mounted copies."""
     docs = Path(config["docs_dir"]).resolve()
+    here = posixpath.dirname(page.file.src_uri)
     if page.file.abs_src_path is None or not Path(page.file.abs_src_path).resolve().is_relative_to(
             docs):
-        return markdown  # a mounted file: its links are already repository paths
-    here = posixpath.dirname(page.file.src_uri)
+        # A mounted file: its links are repository paths, but docs/'s pages are at the root.
+        def into_docs(m: re.Match[str]) -> str:
+            target = posixpath.normpath(posixpath.join(here, m[2]))
+            if not target.startswith("docs/"):
+                return m[0]
+            return m[1] + posixpath.relpath(target[len("docs/"):], here or ".") + m[3]
+
+        return _LINK.sub(into_docs, markdown)
 
     def fix(m: re.Match[str]) -> str:
         target = posixpath.normpath(posixpath.join("docs", here, m[2]))
