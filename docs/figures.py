@@ -235,6 +235,23 @@ def librosa_comparison() -> str:
     return table().strip()
 
 
+def report(name: str) -> dict[str, Any]:
+    """A recipe's evaluation report, the bundled model's if it is bundled.
+
+    From ``ser_edge/models/NAME-report/``, else ``export/reports/NAME/``.
+
+    Raises
+    ------
+    KeyError
+        If neither folder has a ``report.json``.
+    """
+    for folder in (ROOT / "ser_edge" / "models" / f"{name}-report",
+                   ROOT / "export" / "reports" / name):
+        if (folder / "report.json").is_file():
+            return json.loads((folder / "report.json").read_text())
+    raise KeyError(f"no report of {name}")
+
+
 #: The model the voices issue started from, whose figures are the "before" of the LOCO table:
 #: its report is kept under export/reports/, its score on the four corpora it never saw under
 #: export/reports/baseline/ (``python -m export score``).
@@ -250,25 +267,21 @@ def _baseline() -> dict[str, float]:
     score = json.loads((ROOT / "export" / "reports" / "baseline"
                         / f"{BASELINE}-score.json").read_text())
     out = {name: c["uar"] for name, c in score["corpora"].items()}
-    for folder in (ROOT / "export" / "reports" / BASELINE,
-                   ROOT / "ser_edge" / "models" / f"{BASELINE}-report"):
-        if (folder / "report.json").is_file():
-            cross = json.loads((folder / "report.json").read_text())["cross_corpus"]
-            out["ravdess"] = cross["emodb -> ravdess"]["uar_mean"]
-            out["emodb"] = cross["ravdess -> emodb"]["uar_mean"]
-            break
+    cross = report(BASELINE)["cross_corpus"]
+    out["ravdess"] = cross["emodb -> ravdess"]["uar_mean"]
+    out["emodb"] = cross["ravdess -> emodb"]["uar_mean"]
     return out
 
 
 def loco_model() -> str | None:
     """The bundled model whose leave-one-corpus-out figures the documents show.
 
-    The default if its report has them over more than two corpora, else the first bundled
-    model whose report does (a model trained on RAVDESS and EmoDB alone has only those two).
+    The default if its report has them (:func:`export.compare.loco_entry`: more than two
+    corpora left out), else the first bundled model whose report does.
     """
-    reports = bundled()  # the default first
-    return next((name for name, r in reports.items()
-                 if len(r.get("loco", {}).get("corpora", {})) > 2), None)
+    from export.compare import loco_entry
+
+    return next((name for name, r in bundled().items() if loco_entry(r)), None)  # default first
 
 
 def loco() -> str:
@@ -326,14 +339,6 @@ CANDIDATES = ("mlp-cnn3-robust-geometric", "ens6-mb-adapt", "mlp-cnn3-re",
               "mlp-cnn3-robust-geometric-floor", "ens-re-adapt", "mlp-re", "mlpnet-re-adapt")
 
 
-def _candidate_report(name: str) -> dict[str, Any]:
-    for folder in (ROOT / "ser_edge" / "models" / f"{name}-report",
-                   ROOT / "export" / "reports" / name):
-        if (folder / "report.json").is_file():
-            return json.loads((folder / "report.json").read_text())
-    raise KeyError(f"no report of {name}")
-
-
 def voices_candidates() -> str:
     """The voices issue's candidates: EmoBox folds, held-out training speakers, LOCO, padding."""
     keys = ("digital silence 0.6 s around", "gate under -50 dBFS", "telephone band",
@@ -341,17 +346,18 @@ def voices_candidates() -> str:
     header = ["recipe", "corpora", "EmoBox folds", "held-out training speakers",
               "LOCO mean (adapted)", "RAVDESS → EmoDB", "EmoDB → RAVDESS",
               *[f"unchanged: {k}" for k in keys]]
+    from export.compare import loco_entry
+
     rows = []
     for name in CANDIDATES:
-        r = _candidate_report(name)
-        e, loco_ = r["emobox"], r.get("loco", {})
-        six = len(loco_.get("corpora", {})) > 2
+        r = report(name)
+        e, loco_ = r["emobox"], loco_entry(r)
         adapted = loco_.get("adapted", {}).get("adapted", {}).get("uar_mean")
         rob = e.get("robustness", {})
         rows.append([
             f"`{name}`", str(len(r["recipe"]["corpora"])) if "corpora" in r["recipe"] else "–",
             _uar(e), f"{e['held_out']['uar_mean']:.3f}" if "held_out" in e else "–",
-            (f"{loco_['uar_mean']:.3f}" + (f" ({adapted:.3f})" if adapted else "")) if six
+            (f"{loco_['uar_mean']:.3f}" + (f" ({adapted:.3f})" if adapted else "")) if loco_
             else "–",
             _uar(r["cross_corpus"]["ravdess -> emodb"]).split(" ")[0],
             _uar(r["cross_corpus"]["emodb -> ravdess"]).split(" ")[0],

@@ -22,7 +22,7 @@ from ser_edge.errors import ParameterError
 
 from .protocols import emobox_parameters, emobox_published
 
-__all__ = ["comparison_rows", "comparison_table"]
+__all__ = ["comparison_rows", "comparison_table", "loco_entry"]
 
 _HEADER = ["model", "EmoBox UAR (6 folds)", "LOCO UAR (6 corpora)", "LOCO adapted",
            "contiguous UAR", "EmoDB UAR", "RAVDESS→EmoDB", "EmoDB→RAVDESS", "gain −20 dB",
@@ -36,6 +36,16 @@ def _read(folder: str | Path) -> dict[str, Any]:
         return json.loads(path.read_text())
     except (OSError, ValueError) as exc:
         raise ParameterError(f"{path}: not a readable report ({exc})") from None
+
+
+def loco_entry(report: Mapping[str, Any]) -> dict[str, Any]:
+    """A report's leave-one-corpus-out entry, if it left out more than two corpora, else ``{}``.
+
+    A recipe of RAVDESS and EmoDB alone has a LOCO of two folds, which is its cross-corpus pair
+    (reported as such), not a figure to set beside six corpora's.
+    """
+    loco = report.get("loco") or {}
+    return dict(loco) if len(loco.get("corpora", {})) > 2 else {}
 
 
 def comparison_rows(reports: Mapping[str, str | Path],
@@ -54,11 +64,10 @@ def comparison_rows(reports: Mapping[str, str | Path],
     -------
     rows : list of dict
         ``name``, ``emobox``, ``emobox_std``, ``loco``, ``loco_adapted`` (leave one corpus
-        out over six corpora, mean UAR; adapted with each test speaker's whole profile; None for
-        a recipe of fewer corpora, whose LOCO is its cross-corpus pair), ``contiguous``,
-        ``emodb``, ``r2e``, ``e2r``, ``gain_-20``, ``white_20``, ``rt60_0.5``, ``silence``,
-        ``gate`` (labels unchanged), ``ece``, ``parameters``, ``bytes``, ``inference_s``
-        (absent figures are None).
+        out, mean UAR, as :func:`loco_entry`; adapted with each test speaker's whole profile),
+        ``contiguous``, ``emodb``, ``r2e``, ``e2r``, ``gain_-20``, ``white_20``, ``rt60_0.5``,
+        ``silence``, ``gate`` (labels unchanged), ``ece``, ``parameters``, ``bytes``,
+        ``inference_s`` (absent figures are None).
 
     Raises
     ------
@@ -72,9 +81,7 @@ def comparison_rows(reports: Mapping[str, str | Path],
         rob = emobox.get("robustness", {})
         cross = r.get("cross_corpus", {})
         b = (bench or {}).get(name, {})
-        loco = r.get("loco", {})
-        if len(loco.get("corpora", {})) < 6:  # a recipe of two corpora: its cross-corpus pair
-            loco = {}
+        loco = loco_entry(r)
         rows.append({
             "name": name,
             "emobox": emobox.get("uar_mean"), "emobox_std": emobox.get("uar_std"),
