@@ -421,7 +421,7 @@ def model_value(name: str, key: str) -> str:
     ``key``: ``emobox``, ``loco``, ``loco-adapted`` (each test speaker's whole profile),
     ``loco-min``, ``r2e``, ``e2r``, ``held-out`` (UAR on held-out training speakers),
     ``temperature``, ``size``, ``parameters``, ``inference``, ``cold-start``, ``minutes``
-    (the evaluation's time).
+    (the evaluation's time), ``folds`` (UAR of each EmoBox fold).
 
     Raises
     ------
@@ -445,8 +445,23 @@ def model_value(name: str, key: str) -> str:
         "inference": lambda: f"{t['inference_s'] * 1e3:.2f} ms",
         "cold-start": lambda: f"{t['cold_wall_median_s']:.2f} s",
         "minutes": lambda: f"{report['seconds'] / 60:.0f} min",
+        "folds": lambda: ", ".join(f"{f['uar']:.3f}" for f in report["emobox"]["folds"]),
     }
     return values[key]()
+
+
+def model_robustness(name: str) -> str:
+    """A bundled model's robustness on EmoBox's folds beside the default's (labels unchanged
+    and UAR under each perturbation; a dash where a report lacks it)."""
+    ours, default = bundled()[name]["emobox"], bundled()[default_model()]["emobox"]
+    rows = []
+    for key in sorted(set(ours["robustness"]) | set(default["robustness"])):
+        cells = [[_share(r["robustness"][key]["label_unchanged"]),
+                  f"{r['robustness'][key]['uar']:.3f}"] if key in r["robustness"] else ["–", "–"]
+                 for r in (ours, default)]
+        rows.append([key, cells[0][0], cells[1][0], cells[0][1], cells[1][1]])
+    return _table(["perturbation", f"unchanged, `{name}`", f"`{default_model()}`",
+                   f"UAR, `{name}`", f"`{default_model()}`"], rows)
 
 
 def model_loco(name: str) -> str:
@@ -469,8 +484,8 @@ def render(name: str) -> str:
     """The Markdown a marker ``name`` stands for.
 
     Besides :data:`BLOCKS` and :data:`VALUES`: ``results:NAME`` (a benchmark's table),
-    ``model:NAME:KEY`` (:func:`model_value`) and ``model-loco:NAME`` (:func:`model_loco`),
-    for the model cards.
+    ``model:NAME:KEY`` (:func:`model_value`), ``model-loco:NAME`` (:func:`model_loco`) and
+    ``model-robustness:NAME`` (:func:`model_robustness`), for the model cards.
 
     Raises
     ------
@@ -484,6 +499,8 @@ def render(name: str) -> str:
         return model_value(model, key)
     if name.startswith("model-loco:"):
         return model_loco(name.split(":", 1)[1])
+    if name.startswith("model-robustness:"):
+        return model_robustness(name.split(":", 1)[1])
     if name in BLOCKS:
         return BLOCKS[name]()
     return VALUES[name]()
