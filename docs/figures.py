@@ -451,8 +451,10 @@ def model_value(name: str, key: str) -> str:
 
 
 def model_robustness(name: str) -> str:
-    """A bundled model's robustness on EmoBox's folds beside the default's (labels unchanged
-    and UAR under each perturbation; a dash where a report lacks it)."""
+    """A bundled model's robustness on EmoBox's folds beside the default's.
+
+    Labels unchanged and UAR under each perturbation; a dash where a report lacks it.
+    """
     ours, default = bundled()[name]["emobox"], bundled()[default_model()]["emobox"]
     rows = []
     for key in sorted(set(ours["robustness"]) | set(default["robustness"])):
