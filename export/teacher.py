@@ -758,7 +758,11 @@ def _embeddings_section(t: dict[str, Any]) -> list[str]:
         f"{1000 * t['cpu_s'] / t['audio_s']:.1f} ms | {t['max_rss_mb']} MB | "
         f"{t['cache_gb']} GB, {t['cache_files']} files |", "",
         f"{t['note']} A second run read the cache and computed nothing: "
-        f"{t['second_run']['wall_s']:.0f} s wall, {t['second_run']['cpu_s']:.0f} s CPU. "
+        f"{t['second_run']['wall_s']:.0f} s wall, {t['second_run']['cpu_s']:.0f} s CPU.", "",
+        *([f"`{t['two_processes']['command']}` ({t['two_processes']['date_utc']}), the same "
+           f"clips into an empty cache with two processes: **{t['two_processes']['wall_s']:.0f} "
+           f"s** wall ({t['two_processes']['wall_s'] / 60:.1f} min); "
+           f"{t['two_processes']['machine']}.", ""] if "two_processes" in t else []),
         "Figures in embeddings.json beside this file.", ""]
 
 
