@@ -186,6 +186,21 @@ def teacher():
     return WhisperTeacher()
 
 
+def test_the_encoder_benchmark_counts_whisper_tiny_encoders_weights(teacher):
+    """benchmarks.teacher_encoder reads the model file's header: its count of weight values is
+    Whisper tiny's published encoder (80 mels, width 384, 4 layers with a 4x MLP), and the
+    decoder's are not counted."""
+    from benchmarks.teacher_encoder import encoder_variables
+
+    d, layers, n_mels = 384, 4, 80
+    convolutions = n_mels * d * 3 + d * d * 3
+    per_layer = 3 * d * d + d * d + 2 * d * 4 * d  # q, k, v; out; the MLP's two matrices
+    counts = encoder_variables(teacher.path / "model.bin")
+    assert counts["weights"] == convolutions + layers * per_layer
+    assert counts["position"] == 1500 * d
+    assert counts["total"] == sum(counts[k] for k in ("weights", "position", "vectors"))
+
+
 @pytest.mark.parametrize("n_samples, n_out", [(16000, 50), (16160, 51), (SR // 2 + 159, 25),
                                               (401, 1)])
 def test_teacher_frames_shape(teacher, signal, n_samples, n_out):
