@@ -302,3 +302,47 @@ def test_pool_reduces_each_block_as_given(rng):
     expected = np.concatenate([f(blocks[name], axis=-1) for name in config.block_sizes
                                for f in (np.mean, np.std)]).astype(np.float32)
     np.testing.assert_array_equal(features.pool(blocks, config), expected)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_trim_zeros_removes_the_zeros_at_the_ends_only(dtype):
+    y = np.array([0.0, -0.0, 0.0, 0.5, 0.0, 0.0, -0.25, 1e-30, 0.0, 0.0], dtype=dtype)
+    got = dsp.trim_zeros(y)
+    assert got.dtype == dtype and np.shares_memory(got, y)  # a view, not a copy
+    np.testing.assert_array_equal(got, np.array([0.5, 0.0, 0.0, -0.25, 1e-30], dtype=dtype))
+    # Nothing to trim, a lone sample, NaN (not zero), zeros only, nothing at all.
+    for kept in ([0.1, 0.0, 0.2], [3.0], [0.0, np.nan]):
+        y = np.array(kept, dtype=dtype)
+        np.testing.assert_array_equal(dsp.trim_zeros(y), y[y.nonzero()[0][0]:])
+    for same in (np.zeros(7, dtype), np.zeros(0, dtype), np.array([-0.0, 0.0], dtype)):
+        assert dsp.trim_zeros(same) is same
+    with pytest.raises(ParameterError, match=r"1-D.*\(2, 3\)"):
+        dsp.trim_zeros(np.ones((2, 3), dtype))
+
+
+def test_trim_zeros_finds_samples_far_from_the_ends(rng):
+    """Runs of zeros longer than the blocks it searches, and a non-zero sample on a block's
+    edge."""
+    y = np.zeros(100_000, np.float32)
+    for first, last in [(16384, 16384), (16383, 83616), (70_001, 99_999), (0, 0)]:
+        y[:] = 0.0
+        y[first] = y[last] = rng.uniform(0.1, 1.0)
+        got = dsp.trim_zeros(y)
+        assert len(got) == last - first + 1 and got[0] == y[first] and got[-1] == y[last]
+
+
+@pytest.mark.parametrize("n_cuts", [0, 1, 5, 40])
+def test_trim_zeros_stream_equals_trim_zeros(signal, rng, n_cuts):
+    """However the signal is cut (empty pieces, pieces of zeros only, a run of zeros across
+    pieces), the pieces given out join into trim_zeros of the whole, sample for sample."""
+    voice = signal("vibrato", 16000, duration=0.5)
+    gap = np.zeros(40_000, np.float32)  # longer than the pieces of zeros given out
+    for y in (np.concatenate([gap, voice, gap[:7], voice, gap, voice[:3], gap]),
+              np.concatenate([voice, gap[:1], voice]), gap, gap[:0], voice[:1]):
+        pieces = list(dsp.trim_zeros_stream(_chunked(y, rng, n_cuts)))
+        assert all(p.ndim == 1 and p.dtype == y.dtype for p in pieces)
+        assert max((len(p) for p in pieces), default=0) <= max(len(y), 16384)
+        joined = np.concatenate(pieces) if pieces else y[:0]
+        np.testing.assert_array_equal(joined, dsp.trim_zeros(y))
+    with pytest.raises(ParameterError, match="1-D"):
+        list(dsp.trim_zeros_stream([voice, np.zeros((2, 2), np.float32)]))
