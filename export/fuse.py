@@ -78,6 +78,13 @@ def _always(_: Any) -> None:
     return None
 
 
+def _trim_zeros(value: bool) -> str | None:
+    if value:
+        return ("trim_zeros=True (the digital silence at the ends trimmed) is not implemented in "
+                "ONNX yet")
+    return None
+
+
 def _tuning(value: float | None) -> str | None:
     if value is None:
         return ("tuning=None (the tuning estimated per clip, a histogram of spectral peaks) is "
@@ -112,6 +119,7 @@ IMPLEMENTED: dict[str, Callable[[Any], str | None]] = {
     "active_floor_range_db": _always,
     "delta_width": _always,
     "norm": _always,
+    "trim_zeros": _trim_zeros,
 }
 
 
