@@ -273,3 +273,11 @@ def test_windows_are_trimmed_by_a_model_that_trims(build_model, ravdess_dir, tmp
         edged += window[0] == 0 or window[-1] == 0
         assert r.probabilities == clf.predict(trim_zeros(window), 16000).probabilities
     assert edged >= 2
+    # Without the speech check, a blip of 60 ms in digital silence is too short to analyse
+    # once trimmed: no speech, where predict would refuse it.
+    blip = np.concatenate([gap, 0.1 * rng.standard_normal(960).astype(np.float32), gap])
+    with pytest.raises(AudioError, match="between the digital silence at its ends"):
+        clf.predict(blip, 16000)
+    stream = StreamingClassifier(clf, sr=16000, window_s=2.0, hop_s=0.5, vad=False)
+    results = push_in_chunks(stream, blip, rng)
+    assert results and not any(r.speech for r in results)
