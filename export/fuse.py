@@ -112,6 +112,7 @@ IMPLEMENTED: dict[str, Callable[[Any], str | None]] = {
     "active_floor_range_db": _always,
     "delta_width": _always,
     "norm": _always,
+    "trim_zeros": _always,
 }
 
 
@@ -148,9 +149,10 @@ def feature_graph(g: of.GraphBuilder, waveform: str, config: FeatureConfig, *,
                   output: str = "vector") -> str:
     """Append the graph of ``config``'s features of ``waveform`` to ``g``.
 
-    The stages of :func:`ser_edge.features.feature_matrices`, in ONNX: frames, windowed DFT and
-    power (once, shared); with ``level_db`` or ``frames="active"`` the frame levels, the active
-    frames and the level gain (:mod:`ser_edge.level`); the mel bank (times the gain), dB with
+    The stages of :func:`ser_edge.features.feature_matrices`, in ONNX: with ``trim_zeros`` the
+    digital silence at the waveform's ends removed, then frames, windowed DFT and power (once,
+    shared); with ``level_db`` or ``frames="active"`` the frame levels, the active frames and
+    the level gain (:mod:`ser_edge.level`); the mel bank (times the gain), dB with
     ``top_db`` under the clip's maximum, the DCT and its deltas, the chroma bank at the
     configuration's tuning (its raw projection times the gain); then pooling of each block's
     statistics over the active frames or all of them (or the frame matrix of those frames).
@@ -184,6 +186,8 @@ def feature_graph(g: of.GraphBuilder, waveform: str, config: FeatureConfig, *,
         raise ParameterError(f"output must be 'vector' or 'frames', got {output!r}")
     wanted = set(config.features)
     y = g.op("Squeeze", waveform, g.const([0], "ax0"), hint="y")
+    if config.trim_zeros:
+        y = of.trim_zeros(g, y)
     x = of.frames(g, y, n_fft=config.n_fft, hop_length=config.hop_length)
     power = of.dft_power(g, x, n_fft=config.n_fft, method=dft, dtype=dft_dtype)
     gain = active = None
@@ -545,7 +549,8 @@ def _check_signals(config: FeatureConfig) -> list[tuple[str, np.ndarray]]:
     """Seeded speech-like, noise and chirp signals at ``config.sr``: 0.5, 1.3 and 3 s.
 
     Only those with the frames ``config.min_frames`` asks (a delta width over 31 leaves out the
-    0.5 s ones).
+    0.5 s ones). With ``config.trim_zeros``, also each speech-like signal between 0.6 s of
+    digital silence, which the graph must trim as numpy does.
     """
     sr = config.sr
     rng = np.random.default_rng(20261202)
@@ -555,7 +560,12 @@ def _check_signals(config: FeatureConfig) -> list[tuple[str, np.ndarray]]:
         phase = 2 * np.pi * (140.0 * t - 0.6 * np.cos(2 * np.pi * 4.0 * t))
         voice = sum(np.sin(h * phase) / h for h in range(1, 12)) * 0.1
         voice *= 0.5 + 0.5 * np.sin(2 * np.pi * 1.5 * t) ** 2
-        out.append((f"voice {seconds} s", voice + 0.003 * rng.standard_normal(len(t))))
+        voice = voice + 0.003 * rng.standard_normal(len(t))
+        out.append((f"voice {seconds} s", voice))
+        if config.trim_zeros:
+            silence = np.zeros(int(0.6 * sr))
+            out.append((f"voice {seconds} s in digital silence",
+                        np.concatenate([silence, voice, silence])))
         out.append((f"noise {seconds} s", 0.05 * rng.standard_normal(len(t))))
         f1 = 0.45 * sr
         out.append((f"chirp {seconds} s",

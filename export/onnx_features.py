@@ -5,7 +5,7 @@ constants, and returns the names of its outputs, so that a pipeline reads as the
 (:func:`ser_edge.features.feature_matrices`) and a new :class:`~ser_edge.features.FeatureConfig`
 option slots in as one more function::
 
-    frames -> windowed DFT -> power -> mel -> (x gain) -> dB -> DCT (MFCC) -> deltas
+    (trim zeros) -> frames -> windowed DFT -> power -> mel -> (x gain) -> dB -> DCT (MFCC) -> deltas
                                     -> chroma (x gain, then scaled per frame)
                                     -> frame levels (rms) -> dB -> active frames -> level gain
     (per-block matrices) -> pooling, over the active frames or all -> the model's input vector
@@ -46,6 +46,7 @@ __all__ = [
     "OPSET",
     "DFT_METHODS",
     "GraphBuilder",
+    "trim_zeros",
     "frames",
     "dft_power",
     "rms",
@@ -70,7 +71,8 @@ OPSET = 17
 #: Ways :func:`dft_power` computes the spectrum (see its docstring); ``"fft2"`` is the default.
 DFT_METHODS = ("fft2", "matmul", "onnx-dft")
 
-_NP_TO_ONNX = {np.dtype(np.float32): 1, np.dtype(np.float64): 11, np.dtype(np.int64): 7}
+_NP_TO_ONNX = {np.dtype(np.float32): 1, np.dtype(np.float64): 11, np.dtype(np.int64): 7,
+               np.dtype(np.int32): 6}
 
 
 class GraphBuilder:
@@ -135,11 +137,41 @@ class GraphBuilder:
         return outs[0] if n_out == 1 else outs
 
     def cast(self, x: str, dtype: type) -> str:
-        """``x`` cast to float32, float64 or int64."""
+        """``x`` cast to float32, float64, int64 or int32."""
         return self.op("Cast", x, to=_NP_TO_ONNX[np.dtype(dtype)], hint="cast")
 
 
 # -- framing ---------------------------------------------------------------------------------
+
+
+def trim_zeros(g: GraphBuilder, y: str) -> str:
+    """The signal without its leading and trailing runs of samples that are exactly 0.0.
+
+    As :func:`ser_edge.dsp.trim_zeros`, sample-exact: the mask ``y != 0`` as int32, its
+    ``ArgMax`` (the first maximum) for the first non-zero sample, the ``ArgMax`` of the mask
+    reversed (``Slice`` with step -1) for the zeros after the last, then ``Slice``. In a signal
+    of zeros only, both first maxima are at 0: it is kept whole, as the runtime keeps it.
+
+    Parameters
+    ----------
+    g : GraphBuilder
+    y : str
+        float32 ``[shape=(n_samples,)]``, ``n_samples >= 1``.
+
+    Returns
+    -------
+    trimmed : str
+        float32 ``[shape=(m,)]``, from the first non-zero sample to the last.
+    """
+    nonzero = g.cast(g.op("Not", g.op("Equal", y, g.const(np.float32(0), "zero", np.float32))),
+                     np.int32)
+    first = g.op("ArgMax", nonzero, axis=0, keepdims=1, hint="first_nonzero")
+    backwards = g.op("Slice", nonzero, g.const([-1], "last"),
+                     g.const([np.iinfo(np.int64).min], "before_first"), g.const([0], "ax0"),
+                     g.const([-1], "step_back"), hint="nonzero_reversed")
+    zeros_after = g.op("ArgMax", backwards, axis=0, keepdims=1, hint="zeros_after")
+    stop = g.op("Sub", g.op("Shape", y), zeros_after, hint="stop")
+    return g.op("Slice", y, first, stop, g.const([0], "ax0"), hint="trimmed")
 
 
 def frames(g: GraphBuilder, y: str, *, n_fft: int, hop_length: int) -> str:

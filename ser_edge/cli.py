@@ -893,6 +893,8 @@ def _describe(clf: Classifier) -> list[str]:
         pooled = f"{cfg.n_features} = {' + '.join(cfg.features)} ({blocks}) pooled over time "
         pooled += f"({stats})"
     level = []
+    if cfg.trim_zeros:
+        level.append("digital silence (samples exactly 0) trimmed from both ends first")
     if cfg.level_db is not None:
         level.append(f"level normalised to {cfg.level_db:g} dBFS")
     if cfg.frames == "active":

@@ -24,7 +24,13 @@ __all__ = [
     "power_blocks_stream",
     "power_to_db",
     "fft_frequencies",
+    "trim_zeros",
+    "trim_zeros_stream",
 ]
+
+# Samples searched at once for a non-zero one (trim_zeros), and most zeros given out in one piece
+# (trim_zeros_stream): 64 KB of float32.
+_ZERO_BLOCK = 1 << 14
 
 # Frames transformed at once: a 512 KB float64 scratch at n_fft=2048, whatever the clip's length.
 _BLOCK_FRAMES = 32
@@ -433,3 +439,120 @@ def fft_frequencies(*, sr: float = 22050, n_fft: int = 2048) -> np.ndarray:
     freqs : np.ndarray [shape=(1 + n_fft // 2,)], float64
     """
     return np.fft.rfftfreq(n=n_fft, d=1.0 / sr)
+
+
+def _first_nonzero(y: np.ndarray) -> int:
+    """Index of the first sample of 1-D ``y`` that is not 0.0, or ``len(y)`` if none is.
+
+    Searched block by block, so that a long signal costs no mask of its own length.
+    """
+    for start in range(0, len(y), _ZERO_BLOCK):
+        hits = np.flatnonzero(y[start : start + _ZERO_BLOCK])
+        if hits.size:
+            return start + int(hits[0])
+    return len(y)
+
+
+def _nonzero_span(y: np.ndarray) -> tuple[int, int] | None:
+    """``(start, stop)`` of the samples of 1-D ``y`` from the first non-zero one to the last.
+
+    None if every sample is 0.0 (or there is none).
+    """
+    start = _first_nonzero(y)
+    if start == len(y):
+        return None
+    return start, len(y) - _first_nonzero(y[::-1])
+
+
+def trim_zeros(y: np.ndarray) -> np.ndarray:
+    """The signal without its leading and trailing runs of samples that are exactly 0.0.
+
+    Digital silence (a pad, an edited or gated clip, VoIP without comfort noise) carries no
+    sound; this removes it from the ends, sample-exact: no threshold, no frames, the samples
+    kept are those of ``y`` from its first non-zero sample to its last, unchanged (interior
+    zeros included). ``-0.0`` counts as zero; NaN does not. A signal with no non-zero sample
+    (all zeros, or empty) is returned unchanged: whether it holds sound is for the caller to
+    decide (``numpy.trim_zeros`` would return an empty array).
+
+    Parameters
+    ----------
+    y : np.ndarray [shape=(n,)]
+        Mono audio, of any dtype (float32 or float64 audio).
+
+    Returns
+    -------
+    y_trimmed : np.ndarray [shape=(m,)], ``y``'s dtype
+        A view of ``y``: ``y[start:stop]`` with ``y[start]`` and ``y[stop - 1]`` not zero, and
+        ``m <= n``; ``y`` itself when it has no non-zero sample.
+
+    Raises
+    ------
+    ParameterError
+        If ``y`` is not 1-D.
+
+    See Also
+    --------
+    trim_zeros_stream : the same, of a signal that arrives in chunks.
+    """
+    y = np.asarray(y)
+    if y.ndim != 1:
+        raise ParameterError(f"trim_zeros takes mono audio (1-D), got shape {y.shape}")
+    span = _nonzero_span(y)
+    return y if span is None else y[span[0] : span[1]]
+
+
+def trim_zeros_stream(chunks) -> Iterator[np.ndarray]:
+    """Yield the pieces of a signal that arrives in chunks, without its leading and trailing zeros.
+
+    The concatenation of the pieces yielded is :func:`trim_zeros` of the concatenation of
+    ``chunks``, sample for sample, in memory that does not grow with the signal: leading zeros
+    are dropped as they come; a run of zeros after a non-zero sample is held back as a count
+    and given out (as pieces of zeros of at most 16384 samples) only when a non-zero sample
+    follows it, so that a trailing run is never given out. A signal with no non-zero sample is
+    given out whole, as :func:`trim_zeros` leaves it.
+
+    Parameters
+    ----------
+    chunks : iterable of np.ndarray [shape=(n_i,)]
+        Consecutive pieces of one mono signal (empty pieces are allowed), e.g. an
+        :class:`ser_edge.audio.AudioStream`.
+
+    Yields
+    ------
+    y_piece : np.ndarray [shape=(m_i,)]
+        Views of the chunks, and pieces of zeros of the dtype of the chunk they precede (of the
+        last chunk, for a signal of zeros only).
+
+    Raises
+    ------
+    ParameterError
+        If a chunk is not 1-D (when it is read).
+    """
+    held = 0  # zeros seen and not given out yet
+    dtype = None
+    heard = False  # whether a non-zero sample has been seen
+    for chunk in chunks:
+        chunk = np.asarray(chunk)
+        if chunk.ndim != 1:
+            raise ParameterError(f"audio chunks must be 1-D, got shape {chunk.shape}")
+        span = _nonzero_span(chunk)
+        if span is None:
+            held += len(chunk)
+            dtype = chunk.dtype if dtype is None or len(chunk) else dtype
+            continue
+        start, stop = span
+        if heard:  # the zeros between two sounds are the signal's
+            yield from _zeros(held, chunk.dtype)
+            yield chunk[:stop]
+        else:
+            yield chunk[start:stop]
+        heard = True
+        held = len(chunk) - stop
+    if not heard and held:
+        yield from _zeros(held, dtype)
+
+
+def _zeros(n: int, dtype: np.dtype) -> Iterator[np.ndarray]:
+    """``n`` zeros of ``dtype``, in pieces of at most ``_ZERO_BLOCK``."""
+    for start in range(0, n, _ZERO_BLOCK):
+        yield np.zeros(min(_ZERO_BLOCK, n - start), dtype=dtype)

@@ -21,6 +21,8 @@ from .dsp import (
     power_spectrogram,
     power_to_db,
     stft,
+    trim_zeros,
+    trim_zeros_stream,
 )
 from .errors import ParameterError
 from .filters import chroma_filters, dct_matrix, hz_to_octs, mel_filters, mel_projection
@@ -83,7 +85,7 @@ _CONFIG_SCHEMA = 1
 #: level normalisation or frame selection).
 _LEGACY = {"chroma_threshold": None, "top_db": 80.0, "level_db": None, "frames": "all",
            "active_range_db": 40.0, "active_floor_db": 6.0, "delta_width": 9, "norm": None,
-           "active_floor_range_db": None}
+           "active_floor_range_db": None, "trim_zeros": False}
 
 
 def _check_names(field: str, names: tuple[str, ...], allowed: tuple[str, ...], kind: str) -> None:
@@ -191,6 +193,12 @@ class FeatureConfig:
         everything else: ``"mean"`` subtracts the row's mean (cepstral mean normalisation),
         ``"meanvar"`` also divides by its standard deviation (rows flatter than 0.01 are not
         divided). For frame-input networks (:func:`frame_matrix`); it makes a pooled mean zero.
+    trim_zeros : bool
+        Remove the signal's leading and trailing runs of samples that are exactly 0.0 (digital
+        silence: a pad, an edit, a gate) before anything else (:func:`ser_edge.dsp.trim_zeros`),
+        so that digital silence at a clip's ends changes no feature; a clip of zeros only is
+        left as it is. False analyses every sample, as configurations written before this field
+        did. Left out of the JSON when False.
 
     Raises
     ------
@@ -220,6 +228,7 @@ class FeatureConfig:
     active_floor_range_db: float | None = None
     delta_width: int = 9
     norm: str | None = None
+    trim_zeros: bool = False
 
     def __post_init__(self) -> None:
         # Lists arrive from JSON; keep the dataclass hashable and immutable.
@@ -268,6 +277,11 @@ class FeatureConfig:
                 "FeatureConfig.active_floor_range_db must be > 0 or None, got "
                 f"{self.active_floor_range_db!r}"
             )
+        if not isinstance(self.trim_zeros, (bool, np.bool_)):
+            raise ParameterError(
+                f"FeatureConfig.trim_zeros must be true or false, got {self.trim_zeros!r}"
+            )
+        object.__setattr__(self, "trim_zeros", bool(self.trim_zeros))
         width = self.delta_width
         if (isinstance(width, bool) or not isinstance(width, (int, np.integer))
                 or width < 3 or width % 2 != 1):
@@ -340,6 +354,8 @@ class FeatureConfig:
         data["schema"] = _CONFIG_SCHEMA
         if data["active_floor_range_db"] is None:  # as configurations written before it
             del data["active_floor_range_db"]
+        if not data["trim_zeros"]:  # as configurations written before it
+            del data["trim_zeros"]
         return json.dumps(data, sort_keys=True)
 
     @classmethod
@@ -861,10 +877,11 @@ def feature_matrices(y: np.ndarray, *, sr: int, config: FeatureConfig) -> dict[s
 
     librosa's three calls (``mfcc``, ``chroma_stft``, ``melspectrogram``) each compute the same
     power spectrogram; this computes it once, and the log-mel spectrogram once for MFCC and mel.
-    With ``config.level_db`` the mel and chroma projections are scaled by the level gain
-    (:func:`ser_edge.level.level_gain`) before the dB conversion; with
-    ``config.frames == "active"`` only the active frames' columns are returned (the deltas are
-    taken over every frame first).
+    With ``config.trim_zeros`` the digital silence at the ends of ``y`` is removed first
+    (:func:`ser_edge.dsp.trim_zeros`). With ``config.level_db`` the mel and chroma projections
+    are scaled by the level gain (:func:`ser_edge.level.level_gain`) before the dB conversion;
+    with ``config.frames == "active"`` only the active frames' columns are returned (the deltas
+    are taken over every frame first).
 
     Parameters
     ----------
@@ -896,6 +913,8 @@ def feature_matrices(y: np.ndarray, *, sr: int, config: FeatureConfig) -> dict[s
     y = np.asarray(y)
     if y.ndim != 1:
         raise ParameterError(f"feature_matrices takes mono audio (1-D), got shape {y.shape}")
+    if config.trim_zeros:
+        y = trim_zeros(y)
     wanted = set(config.features)
     levels = _needs_levels(config)
     need_mel = bool(wanted & {"mfcc", "mel", "mfcc_delta"})
@@ -1086,6 +1105,9 @@ def feature_vector_stream(
     statistics. ``power_to_db``'s floor (``top_db`` under the loudest mel value of the whole clip)
     needs that value before any frame is converted to dB, so when MFCC or dB mel are wanted
     ``chunks`` is read twice: once for the loudest mel value, once for the features.
+    With ``config.trim_zeros`` the digital silence at the signal's ends is dropped as the pieces
+    come (:func:`ser_edge.dsp.trim_zeros_stream`): leading zeros are skipped, and a run of zeros
+    is held back as a count until a non-zero sample follows it.
 
     Parameters
     ----------
@@ -1120,6 +1142,8 @@ def feature_vector_stream(
     if not _streams(config):
         raise ParameterError("chroma with tuning=None needs the whole spectrogram: "
                              "use feature_vector, or fix the tuning")
+    if config.trim_zeros:  # leading zeros skipped, trailing ones held back as a count
+        chunks = _ZeroTrimmed(chunks)
     wanted = set(config.features)
     cepstra = bool(wanted & {"mfcc", "mfcc_delta"})
     need_mel = cepstra or "mel" in wanted
@@ -1182,6 +1206,20 @@ def feature_vector_stream(
         [acc[name].value(stat, config.norm) for name in config.block_sizes
          for stat in config.stats_of(name)]
     ).astype(np.float32, copy=False)
+
+
+class _ZeroTrimmed:
+    """``chunks`` without the digital silence at the signal's ends, each time it is iterated.
+
+    :func:`ser_edge.dsp.trim_zeros_stream` of ``chunks``: :func:`feature_vector_stream` reads
+    the pieces twice.
+    """
+
+    def __init__(self, chunks: Iterable[np.ndarray]):
+        self.chunks = chunks
+
+    def __iter__(self):
+        return trim_zeros_stream(self.chunks)
 
 
 class _DeltaStream:

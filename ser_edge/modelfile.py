@@ -235,6 +235,7 @@ FEATURE_CONFIG_SCHEMA: dict[str, Any] = {
     "active_floor_range_db": Nullable(Number(0, 1000, above=True)),
     "delta_width": Int(3, 999),
     "norm": Choice(NORMS),
+    "trim_zeros": Bool(),
     "schema": Int(0, 1000),
 }
 

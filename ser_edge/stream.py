@@ -99,7 +99,9 @@ class StreamingClassifier:
     ``k * hop_s`` to ``k * hop_s + window_s`` is ready once the stream has reached its end, and
     :meth:`push` returns it then. Windows in which voice activity detection
     (:func:`ser_edge.vad.has_speech`, the check ``classify`` makes on a file) finds no speech are
-    returned with ``speech=False`` and no label.
+    returned with ``speech=False`` and no label, as are windows too quiet to analyse and, for a
+    model that trims digital silence (``FeatureConfig.trim_zeros``), windows with less sound
+    between the zeros at their ends than the model analyses.
 
     Parameters
     ----------
@@ -347,9 +349,11 @@ class StreamingClassifier:
         y = self._buf[start - self._buf_start : end - self._buf_start]
         self._last_end = end
         start_s, end_s = start / self.rate, end / self.rate
-        # Digital silence, and audio too quiet to analyse (--no-vad), hold no speech either.
+        # Digital silence, and audio too quiet to analyse (--no-vad), hold no speech either;
+        # nor, for a model that trims digital silence, a blip too short to analyse inside it.
         if (self.vad and not self._vad_frames.has_speech(y, start)) \
-                or not len(y) or max(float(y.max()), -float(y.min())) < self._min_peak:
+                or not len(y) or max(float(y.max()), -float(y.min())) < self._min_peak \
+                or self._too_short_between_zeros(y):
             self._recent.clear()
             return WindowResult(start_s, end_s, False)
         # Windows overlap: each adds to a speaker profile only the share of it that is new.
@@ -362,6 +366,16 @@ class StreamingClassifier:
         probabilities = {label: float(v) for label, v in zip(self.labels, row, strict=True)}
         label = self.labels[int(np.argmax(row))]
         return WindowResult(start_s, end_s, True, label, probabilities)
+
+    def _too_short_between_zeros(self, y: np.ndarray) -> bool:
+        """Whether the model trims digital silence and leaves less of ``y`` than it analyses.
+
+        :attr:`Classifier.min_samples`, counted between the zeros at the window's ends.
+        """
+        from .dsp import trim_zeros
+
+        return (self.classifier.feature_config.trim_zeros
+                and len(trim_zeros(y)) < self.classifier.min_samples)
 
     def __repr__(self) -> str:
         return (f"StreamingClassifier(sr={self.sr}, channels={self.channels}, "

@@ -832,6 +832,19 @@ def test_info_prints_values_in_full_and_numbers_alike(model: Path) -> None:
     assert "±" not in text and "e-0" not in metrics
 
 
+def test_info_and_features_say_the_digital_silence_is_trimmed(build_model, tmp_path: Path,
+                                                                   clips: list[Path]) -> None:
+    from ser_edge.features import FeatureConfig
+
+    plain = run("info", "--model", build_model(tmp_path / "plain.onnx")).stdout
+    model = build_model(tmp_path / "trim.onnx", config=FeatureConfig(trim_zeros=True))
+    text = " ".join(run("info", "--model", model).stdout.split())
+    assert "digital silence (samples exactly 0) trimmed from both ends first" in text
+    assert "trimmed" not in plain
+    record = json.loads(run("features", "--model", model, clips[0]).stdout)
+    assert record["feature_config"]["trim_zeros"] is True
+
+
 def test_readme_states_the_exit_statuses_the_code_uses() -> None:
     """Every status in the documented table and in --help is one the command uses, and vice
     versa."""

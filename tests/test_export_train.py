@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 
 import numpy as np
@@ -94,6 +95,10 @@ def test_cache_second_extraction_does_not_recompute(data, subset, cache, monkeyp
             [subset[0].path], FeatureConfig(sr=16000, n_mels=64, n_mfcc=13, tuning=0.0),
             n_jobs=1, cache_dir=cache, progress=False,
         )  # fmt: skip
+    # So is trim_zeros when on (off, it is left out of the key: the entries above were read).
+    with pytest.raises(AssertionError, match="recomputed"):
+        ref.extract_reference([subset[0].path], dataclasses.replace(CONFIG, trim_zeros=True),
+                              n_jobs=1, cache_dir=cache, progress=False)
 
 
 def test_missing_file_is_an_audio_error(tmp_path):

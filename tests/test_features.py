@@ -302,3 +302,128 @@ def test_pool_reduces_each_block_as_given(rng):
     expected = np.concatenate([f(blocks[name], axis=-1) for name in config.block_sizes
                                for f in (np.mean, np.std)]).astype(np.float32)
     np.testing.assert_array_equal(features.pool(blocks, config), expected)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_trim_zeros_removes_the_zeros_at_the_ends_only(dtype):
+    y = np.array([0.0, -0.0, 0.0, 0.5, 0.0, 0.0, -0.25, 1e-30, 0.0, 0.0], dtype=dtype)
+    got = dsp.trim_zeros(y)
+    assert got.dtype == dtype and np.shares_memory(got, y)  # a view, not a copy
+    np.testing.assert_array_equal(got, np.array([0.5, 0.0, 0.0, -0.25, 1e-30], dtype=dtype))
+    # Nothing to trim, a lone sample, NaN (not zero), zeros only, nothing at all.
+    for kept in ([0.1, 0.0, 0.2], [3.0], [0.0, np.nan]):
+        y = np.array(kept, dtype=dtype)
+        np.testing.assert_array_equal(dsp.trim_zeros(y), y[y.nonzero()[0][0]:])
+    for same in (np.zeros(7, dtype), np.zeros(0, dtype), np.array([-0.0, 0.0], dtype)):
+        assert dsp.trim_zeros(same) is same
+    with pytest.raises(ParameterError, match=r"1-D.*\(2, 3\)"):
+        dsp.trim_zeros(np.ones((2, 3), dtype))
+
+
+def test_trim_zeros_finds_samples_far_from_the_ends(rng):
+    """Runs of zeros longer than the blocks it searches, and a non-zero sample on a block's
+    edge."""
+    y = np.zeros(100_000, np.float32)
+    for first, last in [(16384, 16384), (16383, 83616), (70_001, 99_999), (0, 0)]:
+        y[:] = 0.0
+        y[first] = y[last] = rng.uniform(0.1, 1.0)
+        got = dsp.trim_zeros(y)
+        assert len(got) == last - first + 1 and got[0] == y[first] and got[-1] == y[last]
+
+
+@pytest.mark.parametrize("n_cuts", [0, 1, 5, 40])
+def test_trim_zeros_stream_equals_trim_zeros(signal, rng, n_cuts):
+    """However the signal is cut (empty pieces, pieces of zeros only, a run of zeros across
+    pieces), the pieces given out join into trim_zeros of the whole, sample for sample."""
+    voice = signal("vibrato", 16000, duration=0.5)
+    gap = np.zeros(40_000, np.float32)  # longer than the pieces of zeros given out
+    for y in (np.concatenate([gap, voice, gap[:7], voice, gap, voice[:3], gap]),
+              np.concatenate([voice, gap[:1], voice]), gap, gap[:0], voice[:1]):
+        pieces = list(dsp.trim_zeros_stream(_chunked(y, rng, n_cuts)))
+        assert all(p.ndim == 1 and p.dtype == y.dtype for p in pieces)
+        assert max((len(p) for p in pieces), default=0) <= max(len(y), 16384)
+        joined = np.concatenate(pieces) if pieces else y[:0]
+        np.testing.assert_array_equal(joined, dsp.trim_zeros(y))
+    with pytest.raises(ParameterError, match="1-D"):
+        list(dsp.trim_zeros_stream([voice, np.zeros((2, 2), np.float32)]))
+
+
+def test_trim_zeros_option_round_trips_and_is_left_out_when_false():
+    """Configurations written before the option read as before, and write the same JSON."""
+    assert "trim_zeros" not in json.loads(FeatureConfig().to_json())
+    assert FeatureConfig.from_json(FeatureConfig().to_json()).trim_zeros is False
+    config = FeatureConfig(frames="active", level_db=-20.0, trim_zeros=True)
+    assert json.loads(config.to_json())["trim_zeros"] is True
+    assert FeatureConfig.from_json(config.to_json()) == config
+    assert FeatureConfig(trim_zeros=np.bool_(True)).trim_zeros is True
+    for bad in ("yes", 1, None):
+        with pytest.raises(ParameterError, match="trim_zeros must be true or false"):
+            FeatureConfig(trim_zeros=bad)
+
+
+#: A RAVDESS clip that starts with 0.55 s of exact zeros at 16 kHz, and the shipped samples (one
+#: starts with a zero, neither ends with one).
+_LEADING_ZEROS = "Actor_02/03-01-01-01-01-01-02.flac"
+#: The default model's features (active frames, level, MFCC deltas), with the option on.
+_TRIMMING = [
+    FeatureConfig(trim_zeros=True),
+    FeatureConfig(features=("mfcc", "chroma", "mel", "mfcc_delta"), level_db=-20.0,
+                  frames="active", top_db=60.0, trim_zeros=True,
+                  stats={"mfcc": ("mean", "std"), "chroma": ("mean", "std"), "mel": ("std",),
+                         "mfcc_delta": ("std",)}),
+    FeatureConfig(features=("mfcc", "mel"), level_db=-20.0, frames="active",
+                  active_floor_range_db=40.0, norm="meanvar", trim_zeros=True),
+]
+
+
+def _real_clips() -> list:
+    from pathlib import Path
+
+    from export.paths import corpus_dir
+    from ser_edge import audio
+    from ser_edge.samples import SAMPLES
+
+    paths = [SAMPLES[name] for name in sorted(SAMPLES)]
+    ravdess = corpus_dir("ravdess")
+    if ravdess is not None and (Path(ravdess) / _LEADING_ZEROS).is_file():
+        paths.append(Path(ravdess) / _LEADING_ZEROS)
+    return [(path.name, audio.load(path, sr=16000)[0]) for path in paths]
+
+
+@pytest.mark.parametrize("config", _TRIMMING, ids=["librosa-like", "bundled", "normalised"])
+def test_digital_silence_around_a_real_clip_changes_nothing_when_trimmed(config):
+    """0.6 s of exact zeros on each side: with trim_zeros the same vector and frame matrix, bit
+    for bit; without it (as before), other features."""
+    silence = np.zeros(int(0.6 * config.sr), np.float32)
+    for name, y in _real_clips():
+        padded = np.concatenate([silence, y, silence])
+        for func in (features.feature_vector, features.frame_matrix):
+            np.testing.assert_array_equal(func(padded, sr=16000, config=config),
+                                          func(y, sr=16000, config=config), err_msg=name)
+        untrimmed = dataclasses.replace(config, trim_zeros=False)
+        before = features.frame_matrix(padded, sr=16000, config=untrimmed)
+        assert before.shape != features.frame_matrix(y, sr=16000, config=config).shape \
+            or not np.array_equal(before, features.frame_matrix(y, sr=16000, config=config))
+
+
+@pytest.mark.parametrize("config", _TRIMMING[:2], ids=["librosa-like", "bundled"])
+def test_feature_vector_stream_trims_as_feature_vector(signal, rng, config):
+    """Zeros at both ends and in the middle, longer than the pieces: the streamed vector is the
+    whole signal's, which is the vector without the zeros at the ends (those in the middle
+    stay)."""
+    voice = signal("vibrato", config.sr, duration=2.0)
+    gap = np.zeros(int(1.3 * config.sr), np.float32)
+    y = np.concatenate([gap, voice, gap, voice[::-1], gap[:5]])
+    ref = features.feature_vector(y, sr=config.sr, config=config)
+    np.testing.assert_array_equal(
+        ref, features.feature_vector(y[len(gap) : -5], sr=config.sr, config=config))
+    for n_cuts in (0, 3, 25):
+        got = features.feature_vector_stream(_chunked(y, rng, n_cuts), sr=config.sr,
+                                             config=config)
+        np.testing.assert_allclose(got, ref, rtol=2e-5, atol=2e-5 * np.abs(ref).max())
+    # Zeros only are analysed as they are, as feature_vector leaves them.
+    zeros = _chunked(np.zeros(config.sr, np.float32), rng, 4)
+    np.testing.assert_array_equal(
+        features.feature_vector_stream(zeros, sr=config.sr, config=config),
+        features.feature_vector_stream(zeros, sr=config.sr,
+                                       config=dataclasses.replace(config, trim_zeros=False)))

@@ -31,7 +31,7 @@ from export.fuse import (  # noqa: E402
     fuse,
     fuse_file,
 )
-from ser_edge.dsp import power_spectrogram  # noqa: E402
+from ser_edge.dsp import power_spectrogram, trim_zeros  # noqa: E402
 from ser_edge.errors import AudioError, ModelError, ParameterError  # noqa: E402
 from ser_edge.features import FeatureConfig, feature_matrices, feature_vector  # noqa: E402
 from ser_edge.model import BUNDLED_MODELS, Classifier  # noqa: E402
@@ -72,6 +72,21 @@ def numpy_frames(y: np.ndarray, n_fft: int, hop: int) -> np.ndarray:
 
 
 # -- stages ------------------------------------------------------------------------------------
+
+
+def test_trim_zeros_equals_numpy_sample_for_sample(rng: np.random.Generator) -> None:
+    """The ArgMax/Slice stage keeps exactly the samples ser_edge.dsp.trim_zeros keeps: zeros
+    at either end or both, inside, -0.0, a lone sample; zeros only kept whole."""
+    sess = session(stage_model(of.trim_zeros, {"y": ["n"]}, output_rank=1))
+    voice = rng.standard_normal(5000).astype(np.float32)
+    voice[[0, 1234, 1235, -1]] = 0.0
+    cases = [voice, np.pad(voice, (9600, 0)), np.pad(voice, (0, 7)), np.pad(voice, 4800),
+             np.array([0.0, -0.0, 0.25, -0.0], np.float32), np.array([0.5], np.float32),
+             np.zeros(1, np.float32), np.zeros(3000, np.float32)]
+    for y in cases:
+        (got,) = sess.run(None, {"y": y})
+        assert got.dtype == np.float32
+        np.testing.assert_array_equal(got, trim_zeros(y))
 
 
 @pytest.mark.parametrize(("n_fft", "hop"), [(1024, 256), (512, 160), (400, 160), (1000, 300),
@@ -319,6 +334,12 @@ CONFIGS = {
         sr=22050, n_fft=2048, hop_length=500, n_mels=64, tuning=0.25,
         features=("mfcc_delta", "mel"), stats={"mfcc_delta": ("std", "max"), "mel": ("mean",)},
         top_db=70.0, level_db=-30.0, frames="active", delta_width=7, active_floor_db=10.0),
+    "robust, the digital silence at the ends trimmed": FeatureConfig(
+        features=("mfcc", "chroma", "mel", "mfcc_delta"),
+        stats={"mfcc": ("mean", "std"), "chroma": ("mean", "std"), "mel": ("std",),
+               "mfcc_delta": ("std",)},
+        top_db=60.0, level_db=-20.0, frames="active", active_range_db=25.0,
+        active_floor_range_db=40.0, trim_zeros=True),
     # Per-utterance normalisation (frame networks' input), over the active frames and all.
     "meanvar over active frames": FeatureConfig(
         features=("mel", "mfcc_delta"), n_mels=64, n_mfcc=13, level_db=-20.0, frames="active",
@@ -327,6 +348,8 @@ CONFIGS = {
                                           stats=("std", "min")),
 }
 ROBUST = CONFIGS["robust: all together"]
+TRIMMING_NAME = "robust, the digital silence at the ends trimmed"
+TRIMMING = CONFIGS[TRIMMING_NAME]
 
 
 def _block_tolerance(ref: np.ndarray, config: FeatureConfig) -> np.ndarray:
@@ -397,6 +420,30 @@ def test_frame_matrix_equals_feature_matrices(signal, name: str) -> None:
             list(config.block_sizes.values()))[:-1]), strict=True):
         np.testing.assert_allclose(M, blocks[name], atol=2e-5 * np.abs(blocks[name]).max(),
                                    err_msg=name)
+
+
+@pytest.mark.parametrize("output", ["vector", "frames"])
+def test_feature_graph_trims_digital_silence(signal, output: str) -> None:
+    """Exact zeros around a clip (and only before it, or after it): the graph's vector and frame
+    matrix are numpy's, which are the clip's without them."""
+    config = TRIMMING
+    sess = _graph(TRIMMING_NAME) if output == "vector" else session(
+        feature_model(config, output="frames"))
+    y = _speech_in_silence(signal, config.sr, seed=5)
+    silence = np.zeros(int(0.6 * config.sr), np.float32)
+    for z in (np.concatenate([silence, y, silence]), np.concatenate([silence, y]),
+              np.concatenate([y, silence[:333]])):
+        (got,) = sess.run(None, {"waveform": z[None]})
+        if output == "vector":
+            ref = feature_vector(z, sr=config.sr, config=config)
+            np.testing.assert_array_equal(ref, feature_vector(y, sr=config.sr, config=config))
+            assert np.all(np.abs(got[0] - ref) <= _block_tolerance(ref, config)), (
+                feature_differences(got, ref[None], config))
+        else:
+            blocks = feature_matrices(z, sr=config.sr, config=config)
+            ref = np.concatenate([blocks[name] for name in config.features])
+            assert got.shape == (1,) + ref.shape  # the same active frames
+            np.testing.assert_allclose(got[0], ref, atol=2e-5 * np.abs(ref).max())
 
 
 # -- what cannot be fused ----------------------------------------------------------------------
@@ -889,3 +936,29 @@ def test_export_fuse_command_on_a_frame_network(frame_net, tmp_path: Path) -> No
     assert result.exit_code == 0, result.output
     assert "outputs label, probabilities, n_frames" in result.output
     assert Classifier(out).min_frames == 16
+
+
+def test_fused_model_that_trims_equals_numpy_on_padded_clips(build_model, ravdess_dir: Path,
+                                                              tmp_path: Path) -> None:
+    """A model with trim_zeros, fused (fuse_file checks it on voice in digital silence too):
+    on real clips padded with 0.6 s of exact zeros, the numpy runtime's label and
+    probabilities, which are the unpadded clip's."""
+    from ser_edge import audio
+
+    src = build_model(tmp_path / "trim.onnx", config=TRIMMING, seed=4)
+    fuse_file(src, tmp_path / "trim-waveform.onnx")
+    numpy_clf, fused_clf = Classifier(src), Classifier(tmp_path / "trim-waveform.onnx")
+    assert fused_clf.feature_config.trim_zeros and fused_clf.input_kind == "waveform"
+    silence = np.zeros(int(0.6 * 16000), np.float32)
+    clips = ["Actor_02/03-01-01-01-01-01-02.flac", "Actor_11/03-01-03-02-01-01-11.flac",
+             "Actor_20/03-01-06-01-02-02-20.flac"]
+    for name in clips:
+        y = audio.load(ravdess_dir / name, sr=16000)[0]
+        padded = np.concatenate([silence, y, silence])
+        p = numpy_clf.predict(padded, 16000)
+        assert p.probabilities == numpy_clf.predict(y, 16000).probabilities
+        for z in (padded, y):
+            q = fused_clf.predict(z, 16000)
+            assert q.label == p.label, name
+            assert max(abs(p.probabilities[k] - q.probabilities[k]) for k in p.probabilities) \
+                <= 1e-3, name

@@ -284,6 +284,53 @@ def test_long_files_stream_with_the_same_answer(tiny: Classifier, ravdess_dir: P
         tiny.classify(silent)
 
 
+#: The default model's pooled features, with the digital silence at a clip's ends trimmed.
+TRIMMING = FeatureConfig(features=("mfcc", "chroma", "mel", "mfcc_delta"), level_db=-20.0,
+                         frames="active", top_db=60.0, trim_zeros=True)
+
+
+@pytest.fixture(scope="session")
+def trimming(build_model, tmp_path_factory: pytest.TempPathFactory) -> Classifier:
+    """A tiny model whose feature configuration has ``trim_zeros``."""
+    return Classifier(build_model(tmp_path_factory.mktemp("models") / "trim.onnx",
+                                  config=TRIMMING))
+
+
+def test_a_model_that_trims_digital_silence(trimming: Classifier, ravdess_dir: Path,
+                                             tmp_path: Path, monkeypatch) -> None:
+    """0.6 s of exact zeros around a clip: the same probabilities, in memory, from a file, and
+    from a long file streamed in two passes; a clip too short between its zeros is refused."""
+    import soundfile as sf
+
+    from ser_edge import audio, model
+
+    assert trimming.feature_config.trim_zeros
+    y = audio.load(ravdess_dir / "Actor_02" / "03-01-01-01-01-01-02.flac", sr=16000)[0]
+    silence = np.zeros(int(0.6 * 16000), np.float32)
+    padded = np.concatenate([silence, y, silence])
+    assert trimming.predict(padded, 16000).probabilities == \
+        trimming.predict(y, 16000).probabilities
+    for name, z in (("clip.wav", y), ("padded.wav", padded)):
+        sf.write(str(tmp_path / name), z, 16000, subtype="FLOAT")
+    np.testing.assert_array_equal(trimming.features(tmp_path / "padded.wav"),
+                                  trimming.features(tmp_path / "clip.wav"))
+    # A long recording: clips joined by digital silence, with seconds of it at both ends.
+    long = np.concatenate([np.zeros(3 * 16000, np.float32), y, silence, y, silence, y,
+                           np.zeros(2 * 16000, np.float32)])
+    sf.write(str(tmp_path / "long.wav"), long, 16000, subtype="FLOAT")
+    whole = trimming.classify(tmp_path / "long.wav")
+    monkeypatch.setattr(model, "STREAM_MIN_SECONDS", 5.0)
+    streamed = trimming.classify(tmp_path / "long.wav")
+    inner = long[3 * 16000 : -2 * 16000]
+    for label, p in trimming.predict(inner, 16000).probabilities.items():
+        assert whole.probabilities[label] == p
+        assert streamed.probabilities[label] == pytest.approx(p, abs=1e-5)
+    # Enough samples in all, too few between the zeros.
+    with pytest.raises(AudioError, match=r"too short: 31 ms, fewer than the 9 analysis frames "
+                                         r"the MFCC deltas need, between the digital silence"):
+        trimming.predict(np.concatenate([silence, y[8808 : 8808 + 500], silence]), 16000)
+
+
 # -- the bundled model ---------------------------------------------------------------------------
 
 
@@ -658,6 +705,18 @@ def test_predict_with_a_frame_model_has_the_files_ten_minutes() -> None:
     with pytest.raises(AudioError, match=r"10 min is too long for a frame-level network \(at "
                                          r"most 10 min\)"):
         clf.predict(y, 1000)
+
+
+def test_bundled_models_do_not_trim_and_keep_their_configuration() -> None:
+    """Model files written before trim_zeros read as they were written: the option off, and
+    the configuration written back as the same JSON."""
+    from ser_edge.model import BUNDLED_MODELS
+
+    for name in BUNDLED_MODELS:
+        clf = Classifier(name)
+        written = clf.metadata["feature_config"]  # decoded
+        assert "trim_zeros" not in written and clf.feature_config.trim_zeros is False
+        assert json.loads(clf.feature_config.to_json()) == written
 
 
 def test_the_schema_covers_every_feature_config_field() -> None:

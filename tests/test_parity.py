@@ -281,3 +281,24 @@ def test_delta_equals_librosa(signal, width):
                          hop_length=256)
     ref = librosa.feature.delta(mfcc, width=width, order=1, axis=-1, mode="interp")
     np.testing.assert_allclose(features.delta(mfcc, width=width), ref, rtol=1e-5, atol=1e-5)
+
+
+@pytest.mark.parametrize("kind", ["vibrato", "noise"])
+@pytest.mark.parametrize("frames", ["all", "active"])
+def test_trim_zeros_is_the_samples_between_the_first_and_last_nonzero(signal, kind, frames):
+    """trim_zeros against its definition (librosa has no such function: ``effects.trim`` cuts
+    frames under a threshold in dB): librosa's features of the samples from the first non-zero
+    one to the last, interior zeros kept."""
+    sr = 16000
+    y = signal(kind, sr, duration=1.0)
+    y[4000:4800] = 0.0  # a pause of digital silence inside stays
+    y = np.concatenate([np.zeros(9600, np.float32), y[1:], np.zeros(7, np.float32)])
+    config = features.FeatureConfig(
+        features=("mfcc", "chroma", "mel", "mfcc_delta"), sr=sr, n_mfcc=20, n_mels=64,
+        level_db=-20.0, frames=frames, top_db=60.0, trim_zeros=True)
+    nonzero = np.flatnonzero(y)
+    ref = _librosa_level_blocks(y[nonzero[0] : nonzero[-1] + 1], sr, config)
+    ours = features.feature_matrices(y, sr=sr, config=config)
+    assert {k: v.shape for k, v in ours.items()} == {k: v.shape for k, v in ref.items()}
+    np.testing.assert_allclose(features.feature_vector(y, sr=sr, config=config),
+                               features.pool(ref, config), rtol=0, atol=1e-2)

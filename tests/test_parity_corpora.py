@@ -6,6 +6,7 @@ runs in the slow test. Both paths load the file themselves, so loading is compar
 
 from __future__ import annotations
 
+import dataclasses
 import warnings
 from pathlib import Path
 
@@ -27,6 +28,13 @@ LEVEL = features.FeatureConfig(
     features=("mfcc", "chroma", "mel", "mfcc_delta"), level_db=-20.0, frames="active",
     top_db=60.0, stats={"mfcc": ("mean", "std"), "chroma": ("mean", "std"), "mel": ("std",),
                         "mfcc_delta": ("std",)})
+#: LEVEL with the silence-proof noise floor and the digital silence at the ends trimmed.
+TRIM = dataclasses.replace(LEVEL, active_range_db=25.0, active_floor_range_db=40.0,
+                           trim_zeros=True)
+#: RAVDESS clips that begin with exact zeros at 16 kHz (0.55, 0.64 and 0.03 s; the last also
+#: ends with 17 ms of them).
+LEADING_ZEROS = ("Actor_02/03-01-01-01-01-01-02.flac", "Actor_02/03-01-05-01-01-01-02.flac",
+                 "Actor_01/03-01-04-01-02-01-01.flac")
 
 
 def _ravdess_sample(root: Path) -> list[Path]:
@@ -172,3 +180,30 @@ def test_level_options_on_real_speech(ravdess_dir, emodb_dir, corpus):
             assert ours[name].shape == ref[name].shape, (path, name)  # the same active frames
         np.testing.assert_allclose(features.pool(ours, LEVEL), features.pool(ref, LEVEL),
                                    rtol=1e-4, atol=1e-3, err_msg=str(path))
+
+
+def test_trimmed_digital_silence_on_real_speech(ravdess_dir):
+    """trim_zeros on RAVDESS clips that begin with digital silence, and on them padded with
+    0.6 s more: the runtime's features are the librosa reference's (the same active frames),
+    and the reference trims sample-exact (a padded clip's matrices are the clip's, bit for
+    bit)."""
+    from export.features import reference_feature_matrices
+
+    clips = [ravdess_dir / name for name in LEADING_ZEROS] + _ravdess_sample(ravdess_dir)[::8]
+    silence = np.zeros(int(0.6 * TRIM.sr), np.float32)
+    starting = 0
+    for path in clips:
+        y_ref = librosa.load(path, sr=TRIM.sr)[0]
+        y, sr = audio.load(path, sr=TRIM.sr)
+        starting += y[0] == 0
+        ref = reference_feature_matrices(y_ref, sr, TRIM)
+        padded = reference_feature_matrices(np.concatenate([silence, y_ref, silence]), sr, TRIM)
+        for name in TRIM.features:
+            np.testing.assert_array_equal(padded[name], ref[name], err_msg=f"{path} {name}")
+        for z in (y, np.concatenate([silence, y, silence])):
+            ours = features.feature_matrices(z, sr=sr, config=TRIM)
+            for name in TRIM.features:
+                assert ours[name].shape == ref[name].shape, (path, name)
+            np.testing.assert_allclose(features.pool(ours, TRIM), features.pool(ref, TRIM),
+                                       rtol=1e-4, atol=1e-3, err_msg=str(path))
+    assert starting >= len(LEADING_ZEROS)

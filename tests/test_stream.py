@@ -247,3 +247,37 @@ def test_windows_too_quiet_to_analyse_hold_no_speech(clf) -> None:
         warnings.simplefilter("error")  # no numpy RuntimeWarning
         results = quiet.push(voice * np.float32(1e-20)) + quiet.flush()
     assert results and all(not r.speech and r.label is None for r in results)
+
+
+def test_windows_are_trimmed_by_a_model_that_trims(build_model, ravdess_dir, tmp_path,
+                                                   rng) -> None:
+    """A model with trim_zeros: a window that starts or ends in digital silence gets the
+    probabilities of its samples without it (the gap between two clips is longer than a
+    window's hop, so windows end and begin inside it)."""
+    from ser_edge.dsp import trim_zeros
+    from ser_edge.features import FeatureConfig
+
+    config = FeatureConfig(features=("mfcc", "chroma", "mel", "mfcc_delta"), level_db=-20.0,
+                           frames="active", top_db=60.0, trim_zeros=True)
+    clf = Classifier(build_model(tmp_path / "trim.onnx", config=config))
+    clips = sorted(ravdess_dir.glob("Actor_09/*.flac"))[:2]
+    gap = np.zeros(int(1.2 * 16000), np.float32)
+    y = np.concatenate([audio.load(clips[0], sr=16000)[0], gap, audio.load(clips[1], sr=16000)[0]])
+    stream = StreamingClassifier(clf, sr=16000, window_s=2.0, hop_s=0.5)
+    edged = 0
+    for r in push_in_chunks(stream, y, rng):
+        s, e = round(r.start_s * 16000), round(r.end_s * 16000)
+        window = y[s:e]
+        if not r.speech:
+            continue
+        edged += window[0] == 0 or window[-1] == 0
+        assert r.probabilities == clf.predict(trim_zeros(window), 16000).probabilities
+    assert edged >= 2
+    # Without the speech check, a blip of 60 ms in digital silence is too short to analyse
+    # once trimmed: no speech, where predict would refuse it.
+    blip = np.concatenate([gap, 0.1 * rng.standard_normal(960).astype(np.float32), gap])
+    with pytest.raises(AudioError, match="between the digital silence at its ends"):
+        clf.predict(blip, 16000)
+    stream = StreamingClassifier(clf, sr=16000, window_s=2.0, hop_s=0.5, vad=False)
+    results = push_in_chunks(stream, blip, rng)
+    assert results and not any(r.speech for r in results)

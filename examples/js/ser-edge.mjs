@@ -146,22 +146,31 @@ export function downmix(channels) {
  */
 export function signalProblem(samples, info) {
   if (samples.length === 0) return 'no samples';
-  if (samples.length < info.minSamples) {
-    const ms = (n) => Math.round((1000 * n) / info.sampleRate);
-    const deltas = info.minSamples > (info.featureConfig?.n_fft ?? info.minSamples);
-    const need = deltas
-      ? `fewer than the ${info.deltaFrames} analysis frames the MFCC deltas need`
-      : 'shorter than one analysis frame';
-    return `too short: ${ms(samples.length)} ms, ${need} ` +
-      `(${info.minSamples} samples at ${info.sampleRate} Hz = ${ms(info.minSamples)} ms)`;
-  }
-  let sound = false;
+  let first = -1;
+  let last = -1;
+  let finite = true;
   for (let i = 0; i < samples.length; i++) {
     const v = samples[i];
-    if (!Number.isFinite(v)) return 'audio has NaN or infinite samples';
-    if (v !== 0) sound = true;
+    if (!Number.isFinite(v)) finite = false;
+    if (v !== 0) {
+      if (first < 0) first = i;
+      last = i;
+    }
   }
-  return sound ? null : 'digital silence: every sample is zero';
+  // With trim_zeros the graph analyses the samples from the first non-zero one to the last.
+  const n = info.featureConfig?.trim_zeros && first >= 0 ? last - first + 1 : samples.length;
+  if (n < info.minSamples) {
+    const ms = (k) => Math.round((1000 * k) / info.sampleRate);
+    const deltas = info.minSamples > (info.featureConfig?.n_fft ?? info.minSamples);
+    let need = deltas
+      ? `fewer than the ${info.deltaFrames} analysis frames the MFCC deltas need`
+      : 'shorter than one analysis frame';
+    if (n < samples.length) need += ', between the digital silence at its ends';
+    return `too short: ${ms(n)} ms, ${need} ` +
+      `(${info.minSamples} samples at ${info.sampleRate} Hz = ${ms(info.minSamples)} ms)`;
+  }
+  if (!finite) return 'audio has NaN or infinite samples';
+  return first >= 0 ? null : 'digital silence: every sample is zero';
 }
 
 /**
