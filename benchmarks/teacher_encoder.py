@@ -134,7 +134,7 @@ def main(argv: list[str] | None = None) -> int:
     path = model_dir()
     params = encoder_variables(path / "model.bin")
     int8_mb = (params["weights"] + 4 * (params["position"] + params["vectors"])) / 2**20
-    result["model"] = {"dir": str(path), "file_mb": (path / "model.bin").stat().st_size / 2**20,
+    result["teacher"] = {"dir": str(path), "file_mb": (path / "model.bin").stat().st_size / 2**20,
                        "encoder_parameters": params, "encoder_int8_mb": int8_mb,
                        "default_model": DEFAULT_MODEL}
     result["packages_mb"] = {"ctranslate2": package_mb("ctranslate2"),
@@ -175,7 +175,7 @@ def main(argv: list[str] | None = None) -> int:
     rows = [["encoder parameters", f"{params['total'] / 1e6:.2f} M", ""],
             ["encoder weights in int8", f"{int8_mb:.1f} MiB", ""],
             ["model file as shipped (float16, with decoder)",
-             f"{result['model']['file_mb']:.1f} MiB", ""],
+             f"{result['teacher']['file_mb']:.1f} MiB", ""],
             ["runtime package", f"ctranslate2 {result['packages_mb']['ctranslate2']:.0f} MiB",
              f"onnxruntime {result['packages_mb']['onnxruntime']:.0f} MiB"],
             ["warm front end, 3 s clip, 1 thread (CPU)", f"{C.ms(warm['front_end_s'])} ms", ""],

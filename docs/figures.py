@@ -284,6 +284,13 @@ def loco_model() -> str | None:
     return next((name for name, r in bundled().items() if loco_entry(r)), None)  # default first
 
 
+def _loco_mean(name: str) -> str:
+    """A model's leave-one-corpus-out mean UAR, unadapted, from its report."""
+    from export.compare import loco_entry
+
+    return f"{loco_entry(report(name))['uar_mean']:.3f}"
+
+
 def loco() -> str:
     """Leave one corpus out: the bundled model measured so, per corpus, as trained and adapted.
 
@@ -368,12 +375,54 @@ def voices_candidates() -> str:
             "recipe was not measured so.")
 
 
+#: Issue 21's distillation runs, in the order the students add to the labels-only network: the
+#: same network, features and augmentation trained on the labels alone, then with the teacher's
+#: soft labels, then with its soft labels and embeddings.
+STUDENTS = ("cnn-mlpfeat-robust-re", "student-cnn")
+
+
+def _teacher_probe() -> dict[str, Any]:
+    """The teacher's linear probe (``python -m export teacher-probe``)."""
+    return json.loads((ROOT / "export" / "reports" / "teacher-probe" / "probe.json").read_text())
+
+
+def students() -> str:
+    """The students of Whisper beside their teacher, the labels-only network and the default.
+
+    UAR on EmoBox's RAVDESS folds (mean ± standard deviation, and each fold), and across the two
+    lossless corpora, each from its report; then EmoBox's published results on the same folds.
+    """
+    header = ["model", "learns from", "EmoBox folds", *[f"fold {i}" for i in range(1, 7)],
+              "held-out training speakers", "RAVDESS → EmoDB", "EmoDB → RAVDESS"]
+    probe = _teacher_probe()
+    rows = [["teacher: Whisper tiny.en + linear probe", "labels, on the encoder's embeddings",
+             _uar(probe["emobox"]), *[f"{f['uar']:.3f}" for f in probe["emobox"]["folds"]],
+             "–", "–", "–"]]
+    sources = {"cnn-mlpfeat-robust-re": "labels", "student-cnn-soft": "labels + soft labels",
+               "student-cnn": "labels + soft labels + embeddings"}
+    for name in (*STUDENTS, default_model()):
+        r = report(name)
+        cross = r.get("cross_corpus", {})
+        rows.append([f"`{name}`" + (" (default)" if name == default_model() else ""),
+                     sources.get(name, "labels (ensemble)"), _uar(r["emobox"]),
+                     *[f"{f['uar']:.3f}" for f in r["emobox"]["folds"]],
+                     _uar(r["emobox"].get("held_out")).split(" ")[0],
+                     *[_uar(cross.get(pair)).split(" ")[0]
+                       for pair in ("ravdess -> emodb", "emodb -> ravdess")]])
+    published = ", ".join(f"{k} {v:.3f}" for k, v in probe["emobox"]["published"].items())
+    return (_table(header, rows) + "\n\nThe students from their reports (`python -m export "
+            "evaluate --recipe export/recipes/NAME.json --protocol emobox --protocol cross`), "
+            "the teacher from `python -m export teacher-probe`. EmoBox's published UAR on the "
+            f"same folds: {published}.")
+
+
 #: The blocks a document may hold, by name (and ``results:NAME``).
 BLOCKS: dict[str, Callable[[], str]] = {
     "bundled-accuracy": bundled_accuracy,
     "loco": loco,
     "loco-recall": loco_recall,
     "voices-candidates": voices_candidates,
+    "students": students,
     "comparison": comparison,
     "librosa-comparison": librosa_comparison,
     "sample-output": sample_output,
@@ -401,6 +450,12 @@ def _default_cross(pair: str) -> str:
 #: The values a sentence may hold, by name.
 VALUES: dict[str, Callable[[], str]] = {
     "default-model": default_model,
+    "teacher-emobox-uar": lambda: _uar(_teacher_probe()["emobox"]),
+    "teacher-loco-uar": lambda: f"{_teacher_probe()['loco']['uar_mean']:.3f}",
+    "teacher-encoder-parameters": lambda: (
+        f"{result('teacher_encoder')['teacher']['encoder_parameters']['total'] / 1e6:.1f} M"),
+    "loco-model": lambda: str(loco_model()),
+    "loco-model-uar": lambda: _loco_mean(str(loco_model())),
     "default-emobox-uar": lambda: _default("emobox"),
     "default-ravdess-to-emodb-uar": lambda: _default_cross("ravdess -> emodb"),
     "default-cold-start": lambda: f"{timings()[default_model()]['cold_wall_median_s']:.2f} s",
