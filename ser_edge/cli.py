@@ -1156,6 +1156,70 @@ def _one_line(exc: BaseException) -> str:
     return " ".join(str(exc).split()) or type(exc).__name__
 
 
+#: ``--mqtt`` and its options, shared by listen and timeline.
+MqttOpt = Annotated[
+    str | None,
+    typer.Option("--mqtt", metavar="URL",
+                 help="Also publish each result to an MQTT broker: mqtt://host[:port]/prefix "
+                      "(mqtts:// for TLS). JSON on PREFIX/emotion (QoS 1), the label retained "
+                      "on PREFIX/state, online/offline (the last will) on PREFIX/availability. "
+                      "Needs the 'mqtt' extra.", show_default=False),
+]
+MqttCredentialsOpt = Annotated[
+    Path | None,
+    typer.Option("--mqtt-credentials", metavar="FILE",
+                 help="A file of KEY=VALUE lines: SER_EDGE_MQTT_USERNAME, "
+                      "SER_EDGE_MQTT_PASSWORD, SER_EDGE_MQTT_CA_FILE, SER_EDGE_MQTT_CERT_FILE, "
+                      "SER_EDGE_MQTT_KEY_FILE (also read from the environment; never from the "
+                      "command line).", show_default=False),
+]
+HaDiscoveryOpt = Annotated[
+    bool,
+    typer.Option("--ha-discovery", help="With --mqtt: announce an emotion sensor to Home "
+                                        "Assistant (MQTT discovery under homeassistant/)."),
+]
+MqttQueueOpt = Annotated[
+    int,
+    typer.Option("--mqtt-queue", min=1, max=1_000_000,
+                 help="With --mqtt: results kept while the broker is unreachable; past that "
+                      "the oldest are dropped (said once, counted at the end)."),
+]
+
+
+def _mqtt_publisher(url: str | None, creds_file: Path | None, ha_discovery: bool,
+                    queue: int, clf: Classifier) -> Any:
+    """The :class:`~ser_edge.mqtt.MqttPublisher` of ``--mqtt``, or None without it."""
+    if url is None:
+        if creds_file is not None or ha_discovery:
+            raise typer.BadParameter("--mqtt-credentials and --ha-discovery go with --mqtt URL",
+                                     param_hint="--mqtt")
+        return None
+    from . import mqtt
+    from .errors import NetworkError
+
+    try:
+        mqtt.parse_url(url)
+        creds = mqtt.credentials(creds_file)
+    except NetworkError as exc:
+        raise _fail(str(exc), EXIT_USAGE) from None
+    try:
+        return mqtt.MqttPublisher(url, labels=clf.labels, creds=creds, ha_discovery=ha_discovery,
+                                  queue_size=queue, model=clf.name or clf.model_path.name,
+                                  warn=mqtt.print_warning)
+    except NetworkError as exc:
+        raise _fail(str(exc), EXIT_FILE_FAILED) from None
+
+
+def _mqtt_close(publisher: Any) -> None:
+    """Close ``--mqtt``'s publisher and say how many results never reached the broker."""
+    if publisher is None:
+        return
+    unsent = publisher.close()
+    if unsent:
+        typer.echo(f"ser-edge: warning: {unsent} result(s) never reached the MQTT broker "
+                   f"({publisher.dropped} dropped while it was unreachable)", err=True)
+
+
 @app.command(
     help=(
         "Recognise emotion live: from the microphone, or from raw PCM on standard input "
@@ -1219,6 +1283,10 @@ def listen(
     model: ModelOpt = None,
     adapt: AdaptOpt = None,
     profile: ProfileOpt = None,
+    mqtt: MqttOpt = None,
+    mqtt_credentials: MqttCredentialsOpt = None,
+    ha_discovery: HaDiscoveryOpt = False,
+    mqtt_queue: MqttQueueOpt = 1000,
 ) -> None:
     """Recognise emotion live, from the microphone or standard input."""
     if source not in (None, "-"):
@@ -1226,18 +1294,20 @@ def listen(
                                  param_hint="SOURCE")
     clf = _load_classifier(model)
     _adapting(clf, _auto_adapt(clf, adapt), profile)
+    publisher = _mqtt_publisher(mqtt, mqtt_credentials, ha_discovery, mqtt_queue, clf)
     try:
         _listen(source, rate, channels, format_.value, window, hop, smooth, speech_only, json_,
-                device, not no_vad, clf)
+                device, not no_vad, clf, publisher)
     except KeyboardInterrupt:  # Ctrl-C: the normal way to stop listening
         _out("")  # every line is already written; a closed pipe still ends quietly
     finally:
+        _mqtt_close(publisher)
         _save_profile(clf, profile)
 
 
 def _listen(source: str | None, rate: int, channels: int, fmt: str, window: float, hop: float,
             smooth: int, speech_only: bool, json_: bool, device: str | None, vad: bool,
-            clf: Classifier) -> None:
+            clf: Classifier, publisher: Any = None) -> None:
     from .errors import ParameterError
     from .stream import StreamingClassifier, pcm_chunks
 
@@ -1261,6 +1331,8 @@ def _listen(source: str | None, rate: int, channels: int, fmt: str, window: floa
     def emit(results: list) -> None:
         lines = []
         for r in results:
+            if publisher is not None:  # every window, the no-speech ones included
+                publisher.publish(r.to_dict())
             if speech_only and not r.speech:
                 continue
             if json_:
@@ -1336,6 +1408,10 @@ def timeline(
     model: ModelOpt = None,
     adapt: AdaptOpt = None,
     profile: ProfileOpt = None,
+    mqtt: MqttOpt = None,
+    mqtt_credentials: MqttCredentialsOpt = None,
+    ha_discovery: HaDiscoveryOpt = False,
+    mqtt_queue: MqttQueueOpt = 1000,
 ) -> None:
     """Show a long recording as a timeline of emotions."""
     if json_ and csv_:
@@ -1347,9 +1423,6 @@ def timeline(
             check_plotting()
         except ImportError as exc:
             raise _fail(str(exc), EXIT_FILE_FAILED) from None
-    from .model import NO_SPEECH, error_line
-    from .timeline import timeline as _timeline
-
     name = _shown(path)
     if str(path) == STDIN and _stdin_closed():
         raise _fail("<stdin>: standard input is closed: pipe or redirect audio into it "
@@ -1359,6 +1432,20 @@ def timeline(
                     "(ser-edge timeline - < call.wav)", EXIT_FILE_FAILED)
     clf = _load_classifier(model)
     _adapting(clf, _auto_adapt(clf, adapt), profile)
+    publisher = _mqtt_publisher(mqtt, mqtt_credentials, ha_discovery, mqtt_queue, clf)
+    try:
+        _timeline_out(path, name, clf, json_, csv_, plot, top_k, max_segment, context, profile,
+                      publisher)
+    finally:
+        _mqtt_close(publisher)
+
+
+def _timeline_out(path: Path, name: str, clf: Classifier, json_: bool, csv_: bool,
+                  plot: Path | None, top_k: int, max_segment: float, context: float,
+                  profile: Path | None, publisher: Any) -> None:
+    from .model import NO_SPEECH, error_line
+    from .timeline import timeline as _timeline
+
     writer = None
     if csv_:
         from .results import csv_line
@@ -1375,8 +1462,11 @@ def timeline(
             for seg in _timeline(_source(path), clf, context_s=context,
                                  max_segment_s=max_segment):
                 segments.append(seg)
+                record = {"path": name, **seg.to_dict()}
+                if publisher is not None:
+                    publisher.publish(record)
                 if json_:
-                    _out(json.dumps({"path": name, **seg.to_dict()}) + "\n")
+                    _out(json.dumps(record) + "\n")
                 elif writer is not None:
                     writer([f"{seg.start_s:.3f}", f"{seg.end_s:.3f}", seg.label,
                                      f"{seg.confidence:.6f}"]
