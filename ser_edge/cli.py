@@ -1503,6 +1503,69 @@ def _timeline_out(path: Path, name: str, clf: Classifier, json_: bool, csv_: boo
 
 @app.command(
     help=(
+        "Serve emotion recognition over HTTP: POST /classify (an audio file in the body; the "
+        "JSON of classify --json), WebSocket /listen (raw PCM in, each window's JSON of listen "
+        "--json out; ?rate=&channels=&format=&window=&hop=&smooth=&vad= as listen's options; "
+        "the text message 'end' flushes), GET /health, GET /model (info --json).\n\n"
+        "Binds 127.0.0.1 (this machine only) unless --host says otherwise. Bad audio gets "
+        "classify's error line with status 400 (422: no speech), a body over --max-bytes 413, "
+        "more than --max-concurrent requests at once 503. The model is loaded once per worker "
+        "process. Needs the 'serve' extra (pip install 'ser-edge[serve]'). Requests are logged "
+        "on stderr.\n\n"
+        "Examples:\n\n"
+        "  ser-edge serve\n\n"
+        "  curl --data-binary @clip.wav http://127.0.0.1:8000/classify\n\n"
+        "  ser-edge serve --host 0.0.0.0 --port 8080 --workers 2\n\n"
+        "Exit status: 0 stopped (SIGINT, SIGTERM); 1 the server cannot start (the extra is "
+        "missing, the port is taken); 2 usage error; 3 the model cannot be used."
+    )
+)
+def serve(
+    host: Annotated[
+        str, typer.Option("--host", help="Address to bind: 0.0.0.0 for every interface.")
+    ] = "127.0.0.1",
+    port: Annotated[int, typer.Option("--port", "-p", min=0, max=65535, help="TCP port.")] = 8000,
+    workers: Annotated[
+        int, typer.Option("--workers", "-w", min=1, max=64,
+                          help="Worker processes (one core each), the model loaded in each.")
+    ] = 1,
+    model: ModelOpt = None,
+    max_bytes: Annotated[
+        int, typer.Option("--max-bytes", min=1, help="Largest request body or WebSocket "
+                                                     "message, in bytes.")
+    ] = 16 * 2**20,
+    max_concurrent: Annotated[
+        int, typer.Option("--max-concurrent", min=1, help="Requests and streams a worker takes "
+                                                          "at once; more get 503.")
+    ] = 8,
+    top_k: Annotated[
+        int, typer.Option("--top-k", "-k", min=1, help="The top pairs of a /classify record.")
+    ] = 3,
+    no_vad: Annotated[
+        bool, typer.Option("--no-vad", help="Classify files even when no speech is detected.")
+    ] = False,
+) -> None:
+    """Serve emotion recognition over HTTP and WebSocket."""
+    from .errors import NetworkError
+
+    try:
+        from . import serve as _serve
+
+        config = _serve.ServeConfig(model=model, max_bytes=max_bytes,
+                                    max_concurrent=max_concurrent, top_k=top_k, vad=not no_vad)
+        _serve.run(config, host=host, port=port, workers=workers)
+    except NetworkError as exc:
+        raise _fail(str(exc), EXIT_FILE_FAILED) from None
+    except ModelError as exc:
+        raise _fail(str(exc), EXIT_MODEL) from None
+    except SystemExit as exc:  # uvicorn's exit when it cannot bind: its reason is logged
+        if exc.code not in (0, None):
+            raise _fail(f"the server could not start on {host}:{port} (see above)",
+                        EXIT_FILE_FAILED) from None
+
+
+@app.command(
+    help=(
         "Benchmark ser-edge on this machine: warm latency per stage, cold start, throughput and "
         "live streaming (processing time per second of audio, latency from a window's end to "
         "its result, memory), as Markdown tables (or --json).\n\n"
