@@ -139,8 +139,9 @@ def parse_url(url: str) -> MqttTarget:
     if not parts.hostname:
         raise NetworkError(f"{url}: no broker host: expected mqtt://host[:port]/topic-prefix")
     prefix = parts.path.strip("/")
-    if parts.query or parts.fragment:
-        raise NetworkError(f"{url}: an MQTT URL has no query or fragment")
+    if "?" in url or "#" in url:  # '#' would be read as a URL's fragment, not a wildcard
+        raise NetworkError(f"{url}: the topic prefix must have no wildcard (+, #) and the URL "
+                           "no query (?)")
     if not prefix:
         raise NetworkError(f"{url}: no topic prefix: expected mqtt://host[:port]/topic-prefix "
                            "(e.g. mqtt://localhost/ser-edge/kitchen)")
@@ -392,10 +393,17 @@ class MqttPublisher:
         if self._discovery is not None:
             topic, payload = self._discovery
             client.publish(topic, json.dumps(payload), qos=1, retain=True)
-        if self._ever_connected:
-            self._warn(f"MQTT broker at {self._where()}: connected again")
+        again = self._ever_connected
         self._ever_connected = self._connected = True
+        if again:
+            self._warn(f"MQTT broker at {self._where()}: connected again")
+            # What waited goes now, from a thread of its own: never paho's, whose locks it holds.
+            threading.Thread(target=self._flush, daemon=True).start()
         self._first.set()
+
+    def _flush(self) -> None:
+        with self._lock:
+            self._send_unsent()
 
     def _on_disconnect(self, client: Any, userdata: Any, flags: Any, reason: Any,
                        properties: Any = None) -> None:
@@ -435,6 +443,7 @@ class MqttPublisher:
         payload = json.dumps(record, allow_nan=False)
         with self._lock:
             self._unsent.append((payload, state_of(record)))
+            self._send_unsent()
             if len(self._unsent) > self.queue_size:
                 self._unsent.popleft()
                 self.dropped += 1
@@ -442,7 +451,6 @@ class MqttPublisher:
                     self._warn(f"MQTT broker at {self._where()} unreachable: more than "
                                f"{self.queue_size} results waiting, dropping the oldest (the "
                                "count is given at the end)")
-            self._send_unsent()
 
     def close(self, timeout: float = 5.0) -> int:
         """Send what is waiting (up to ``timeout`` seconds), say ``offline``, disconnect.
