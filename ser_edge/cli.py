@@ -1516,8 +1516,9 @@ def _timeline_out(path: Path, name: str, clf: Classifier, json_: bool, csv_: boo
         "  ser-edge serve\n\n"
         "  curl --data-binary @clip.wav http://127.0.0.1:8000/classify\n\n"
         "  ser-edge serve --host 0.0.0.0 --port 8080 --workers 2\n\n"
-        "Exit status: 0 stopped (SIGINT, SIGTERM); 1 the server cannot start (the extra is "
-        "missing, the port is taken); 2 usage error; 3 the model cannot be used."
+        "SIGINT (Ctrl-C) or SIGTERM stops it gracefully: requests under way are answered "
+        "first (up to 5 s). Exit status: 1 the server cannot start (the extra is missing, the "
+        "port is taken); 2 usage error; 3 the model cannot be used."
     )
 )
 def serve(
