@@ -7,6 +7,7 @@ message that does not come, fail the test rather than hang it.
 from __future__ import annotations
 
 import getpass
+import importlib
 import os
 import shutil
 import signal
@@ -43,11 +44,26 @@ def wait_until(predicate: Callable[[], Any], what: str, timeout: float = WAIT_S)
         time.sleep(0.02)
 
 
+def missing(why: str) -> None:
+    """Skip, saying ``why``; or fail, where ``SER_EDGE_REQUIRE_NETWORK=1`` (CI) says it is there."""
+    if os.environ.get("SER_EDGE_REQUIRE_NETWORK") == "1":
+        pytest.fail(f"{why} (SER_EDGE_REQUIRE_NETWORK=1)")
+    pytest.skip(why)
+
+
+def require(module: str, extra: str) -> Any:
+    """Import ``module`` of the ``extra``, or :func:`missing`."""
+    try:
+        return importlib.import_module(module)
+    except ImportError:
+        missing(f"the {extra} extra is not installed: pip install -e '.[{extra}]'")
+
+
 def mosquitto_binary() -> str:
-    """Debian's mosquitto (``apt-get install mosquitto``, as .ci/run does), or skip."""
+    """Debian's mosquitto (``apt-get install mosquitto``, as .ci/run does), or :func:`missing`."""
     found = shutil.which("mosquitto") or shutil.which("mosquitto", path="/usr/sbin:/usr/local/sbin")
     if found is None:
-        pytest.skip("mosquitto is not installed (apt-get install mosquitto; .ci/run installs it)")
+        missing("mosquitto is not installed (apt-get install mosquitto; .ci/run installs it)")
     return found
 
 

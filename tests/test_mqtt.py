@@ -23,10 +23,9 @@ from typer.testing import CliRunner
 
 from ser_edge.cli import app
 from ser_edge.samples import SAMPLES
-from tests.network import WAIT_S, Mosquitto, Subscriber, free_port, wait_until
+from tests.network import WAIT_S, Mosquitto, Subscriber, free_port, require, wait_until
 
-paho = pytest.importorskip("paho.mqtt.client",
-                           reason="the mqtt extra is not installed: pip install -e '.[mqtt]'")
+paho = require("paho.mqtt.client", "mqtt")
 
 from ser_edge import mqtt  # noqa: E402
 

@@ -22,11 +22,10 @@ from typer.testing import CliRunner
 
 from ser_edge.cli import app
 from ser_edge.samples import SAMPLES
-from tests.network import WAIT_S, free_port, wait_until
+from tests.network import WAIT_S, free_port, require, wait_until
 
-NO_EXTRA = "the serve extra is not installed: pip install -e '.[serve]'"
-pytest.importorskip("starlette", reason=NO_EXTRA)
-ws_client = pytest.importorskip("websockets.sync.client", reason=NO_EXTRA)
+require("starlette", "serve")
+ws_client = require("websockets.sync.client", "serve")
 from websockets.exceptions import ConnectionClosed, InvalidStatus  # noqa: E402
 
 runner = CliRunner()
