@@ -341,3 +341,17 @@ def test_without_paho_one_line_of_advice() -> None:
     assert out.returncode == 1
     assert out.stderr == ("ser-edge: error: MQTT needs paho-mqtt: pip install "
                           "'ser-edge[mqtt]'\n")
+
+
+def test_the_documented_discovery_message_is_the_one_sent() -> None:
+    """docs/network.md shows the discovery message: it must be what ser-edge sends."""
+    from ser_edge import Classifier
+    from ser_edge._version import __version__
+
+    page = (Path(__file__).resolve().parent.parent / "docs" / "network.md").read_text()
+    shown = json.loads(re.search(r"```json\n(.*?)```", page, re.DOTALL)[1]
+                       .replace('"sw_version": "..."', f'"sw_version": "{__version__}"'))
+    clf = Classifier()
+    _, sent = mqtt.discovery(mqtt.parse_url("mqtt://homeassistant.local/ser-edge/living-room"),
+                             clf.labels, model=clf.name)
+    assert shown == sent
