@@ -7,7 +7,8 @@ TLS) it publishes
 - ``PREFIX/emotion``: every result, at QoS 1, as the JSON object ``listen --json`` (or
   ``timeline --json``) prints for it;
 - ``PREFIX/state``: the current label (``no speech`` for a window without speech), retained, so
-  that a subscriber that comes later knows it at once;
+  that a subscriber that comes later knows it at once; sent when it changes (and once on each
+  connection);
 - ``PREFIX/availability``: ``online`` once connected, ``offline`` when it stops, both retained;
   ``offline`` is also the connection's last will, which the broker publishes if the process dies
   or the network goes;
@@ -334,6 +335,7 @@ class MqttPublisher:
         self._infos: collections.deque[Any] = collections.deque()
         self._connected = False
         self._ever_connected = False
+        self._state: str | None = None  # the last state published on this connection
         self._first = threading.Event()
         self._refused: str | None = None
         creds = dict(creds or {})
@@ -394,6 +396,7 @@ class MqttPublisher:
             topic, payload = self._discovery
             client.publish(topic, json.dumps(payload), qos=1, retain=True)
         again = self._ever_connected
+        self._state = None  # said again on this connection (a broker restarted may have lost it)
         self._ever_connected = self._connected = True
         if again:
             self._warn(f"MQTT broker at {self._where()}: connected again")
@@ -420,9 +423,12 @@ class MqttPublisher:
         """Hand the queued results to paho, oldest first, while connected (``_lock`` held)."""
         while self._unsent and self._connected:
             payload, state = self._unsent.popleft()
-            # The result's delivery is tracked; the state after it is the same connection's.
+            # The result's delivery is tracked; the state after it is the same connection's,
+            # and is sent when it changes (half the messages, and their CPU, for a steady mood).
             self._infos.append(self._client.publish(self.target.topic("emotion"), payload, qos=1))
-            self._client.publish(self.target.topic("state"), state, qos=1, retain=True)
+            if state != self._state:
+                self._client.publish(self.target.topic("state"), state, qos=1, retain=True)
+                self._state = state
             self.published += 1
         while self._infos and self._infos[0].is_published():
             self._infos.popleft()
