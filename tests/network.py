@@ -166,3 +166,17 @@ class Subscriber:
     def close(self) -> None:
         self.client.disconnect()
         self.client.loop_stop()
+
+
+def assert_same_windows(a: list[dict], b: list[dict]) -> None:
+    """The same windows of ``listen --json``: times, speech flags and labels equal, the
+    probabilities within float32 rounding (another process, or chunks cut elsewhere, sum the
+    same samples in another order)."""
+    import numpy as np
+
+    assert [(w["start_s"], w["end_s"], w["speech"], w["label"]) for w in a] == \
+        [(w["start_s"], w["end_s"], w["speech"], w["label"]) for w in b]
+    for x, y in zip(a, b, strict=True):
+        if x["speech"]:
+            np.testing.assert_allclose(list(x["probabilities"].values()),
+                                       list(y["probabilities"].values()), rtol=0, atol=1e-6)

@@ -23,7 +23,15 @@ from typer.testing import CliRunner
 
 from ser_edge.cli import app
 from ser_edge.samples import SAMPLES
-from tests.network import WAIT_S, Mosquitto, Subscriber, free_port, require, wait_until
+from tests.network import (
+    WAIT_S,
+    Mosquitto,
+    Subscriber,
+    assert_same_windows,
+    free_port,
+    require,
+    wait_until,
+)
 
 paho = require("paho.mqtt.client", "mqtt")
 
@@ -86,17 +94,6 @@ def test_every_window_is_published_as_listen_prints_it(broker, pcm) -> None:
     assert json.loads(retained[topic]) == payload
     assert f"{PREFIX}/emotion" not in retained  # results are events, not state
     late.close()
-
-
-def assert_same_windows(a: list[dict], b: list[dict]) -> None:
-    """The same windows, labels and speech flags; probabilities within float32 rounding (a
-    child process reads the pipe in other pieces than CliRunner's input)."""
-    assert [(w["start_s"], w["end_s"], w["speech"], w["label"]) for w in a] == \
-        [(w["start_s"], w["end_s"], w["speech"], w["label"]) for w in b]
-    for x, y in zip(a, b, strict=True):
-        if x["speech"]:
-            np.testing.assert_allclose(list(x["probabilities"].values()),
-                                       list(y["probabilities"].values()), rtol=0, atol=1e-6)
 
 
 def changes(states: list[str]) -> list[str]:
@@ -327,7 +324,9 @@ def test_a_broker_that_wants_a_password(tmp_path: Path, pcm) -> None:
         assert refused.exit_code == 1 and "refused the connection" in refused.stderr
         refused = runner.invoke(app, ["listen", "-", "--mqtt", url, "--mqtt-credentials",
                                       str(bad)], input=b"")
-        assert refused.exit_code == 1 and "refused the connection" in refused.stderr
+        assert refused.exit_code == 1
+        assert refused.stderr == (f"ser-edge: error: the MQTT broker at 127.0.0.1:{b.port} "
+                                  "refused the connection (Not authorized)\n")
         assert "wrong" not in refused.stderr
         ok = runner.invoke(app, ["listen", "-", "--json", "--mqtt", url, "--mqtt-credentials",
                                  str(good)], input=pcm[: 4 * SR].tobytes())
