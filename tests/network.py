@@ -74,7 +74,8 @@ class Mosquitto:
     messages outlive :meth:`stop` and :meth:`start`, as on a real broker restarted.
     """
 
-    def __init__(self, folder: Path, *, password_file: Path | None = None):
+    def __init__(self, folder: Path, *, password_file: Path | None = None,
+                 tls: tuple[Path, Path] | None = None):
         self.binary = mosquitto_binary()
         self.port = free_port()
         self.folder = Path(folder)
@@ -83,13 +84,15 @@ class Mosquitto:
         lines = [f"listener {self.port} 127.0.0.1", f"user {getpass.getuser()}",
                  "persistence true",
                  f"persistence_location {self.folder}/", "log_dest stderr"]
+        if tls is not None:  # (certificate, key) of the server: this listener speaks TLS only
+            lines += [f"certfile {tls[0]}", f"keyfile {tls[1]}"]
         if password_file is not None:
             lines += ["allow_anonymous false", f"password_file {password_file}"]
         else:
             lines += ["allow_anonymous true"]
         self.conf.write_text("\n".join(lines) + "\n")
         self.proc: subprocess.Popen | None = None
-        self.url = f"mqtt://127.0.0.1:{self.port}"
+        self.url = f"{'mqtts' if tls else 'mqtt'}://127.0.0.1:{self.port}"
 
     def start(self) -> None:
         """Start the broker and wait until it takes connections."""
@@ -129,7 +132,8 @@ class Subscriber:
     queues its QoS 1 messages) while it is away, and across a broker restart.
     """
 
-    def __init__(self, port: int, topic: str = "#", client_id: str | None = None):
+    def __init__(self, port: int, topic: str = "#", client_id: str | None = None,
+                 ca: Path | None = None):
         import paho.mqtt.client as paho
 
         self.messages: list[tuple[str, str, bool]] = []
@@ -144,6 +148,8 @@ class Subscriber:
         self._topic = topic
         self._subscribed = threading.Event()
         self.client.on_subscribe = lambda *a: self._subscribed.set()
+        if ca is not None:
+            self.client.tls_set(ca_certs=str(ca))
         self.client.connect("127.0.0.1", port, keepalive=10)
         self.client.loop_start()
         wait_until(self._subscribed.is_set, "the subscription")
@@ -180,3 +186,30 @@ def assert_same_windows(a: list[dict], b: list[dict]) -> None:
         if x["speech"]:
             np.testing.assert_allclose(list(x["probabilities"].values()),
                                        list(y["probabilities"].values()), rtol=0, atol=1e-6)
+
+
+def certificates(folder: Path) -> tuple[Path, Path, Path]:
+    """A certificate authority and a server certificate for 127.0.0.1 signed by it (openssl).
+
+    Returns
+    -------
+    ca, certificate, key : Path
+    """
+    openssl = shutil.which("openssl")
+    if openssl is None:
+        missing("openssl is not installed (apt-get install openssl)")
+    ca, ca_key = folder / "ca.pem", folder / "ca.key"
+    cert, key, csr = folder / "server.pem", folder / "server.key", folder / "server.csr"
+    ext = folder / "san.ext"
+    ext.write_text("subjectAltName=IP:127.0.0.1\n")
+    for cmd in (
+        ["req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", ca_key, "-out", ca,
+         "-days", "2", "-subj", "/CN=ser-edge test CA"],
+        ["req", "-newkey", "rsa:2048", "-nodes", "-keyout", key, "-out", csr, "-subj",
+         "/CN=127.0.0.1"],
+        ["x509", "-req", "-in", csr, "-CA", ca, "-CAkey", ca_key, "-CAcreateserial", "-out",
+         cert, "-days", "2", "-extfile", ext],
+    ):
+        subprocess.run([openssl, *map(str, cmd)], check=True, capture_output=True, timeout=60)
+    key.chmod(0o644)  # mosquitto reads it as the user it runs as
+    return ca, cert, key

@@ -28,6 +28,7 @@ from tests.network import (
     Mosquitto,
     Subscriber,
     assert_same_windows,
+    certificates,
     free_port,
     require,
     wait_until,
@@ -359,3 +360,30 @@ def test_the_documented_discovery_message_is_the_one_sent() -> None:
     _, sent = mqtt.discovery(mqtt.parse_url("mqtt://homeassistant.local/ser-edge/living-room"),
                              clf.labels, model=clf.name)
     assert shown == sent
+
+
+def test_tls_with_a_ca_from_the_environment(tmp_path: Path, pcm, monkeypatch) -> None:
+    """mqtts:// to a broker whose certificate a CA of the test signed: the CA file comes from
+    the environment; without it the certificate is refused, in one line."""
+    ca, cert, key = certificates(tmp_path)
+    b = Mosquitto(tmp_path, tls=(cert, key))
+    b.start()
+    try:
+        url = f"{b.url}/{PREFIX}"
+        assert url.startswith("mqtts://")
+        untrusted = runner.invoke(app, ["listen", "-", "--mqtt", url], input=b"")
+        assert untrusted.exit_code == 1
+        assert untrusted.stderr.startswith("ser-edge: error: cannot reach the MQTT broker at ")
+        assert "CERTIFICATE_VERIFY_FAILED" in untrusted.stderr or "certificate" in \
+            untrusted.stderr
+        assert len(untrusted.stderr.splitlines()) == 1
+        sub = Subscriber(b.port, ca=ca)
+        monkeypatch.setenv("SER_EDGE_MQTT_CA_FILE", str(ca))
+        reference, _ = listen_json(pcm[: 5 * SR])
+        printed, stderr = listen_json(pcm[: 5 * SR], "--mqtt", url)
+        assert printed == reference and stderr == ""
+        wait_until(lambda: len(sub.on(f"{PREFIX}/emotion")) == len(reference), "every window")
+        assert [json.loads(m) for m in sub.on(f"{PREFIX}/emotion")] == reference
+        sub.close()
+    finally:
+        b.stop()
