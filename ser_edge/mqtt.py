@@ -360,6 +360,12 @@ class MqttPublisher:
         try:
             client.connect(self.target.host, self.target.port, keepalive=30)
         except (OSError, ValueError) as exc:
+            import ssl
+
+            if isinstance(exc, ssl.SSLCertVerificationError):
+                raise NetworkError(f"the MQTT broker at {self._where()}: its TLS certificate "
+                                   f"is not trusted ({exc.verify_message}): name the CA that "
+                                   "signed it in SER_EDGE_MQTT_CA_FILE") from None
             reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
             raise NetworkError(f"cannot reach the MQTT broker at {self._where()} "
                                f"({reason or type(exc).__name__})") from None
