@@ -32,7 +32,14 @@ import warnings
 from dataclasses import asdict, dataclass
 from typing import Any
 
-from .errors import AudioWarning, NetworkError, NoSpeechError, ParameterError, SerEdgeError
+from .errors import (
+    AudioWarning,
+    ModelError,
+    NetworkError,
+    NoSpeechError,
+    ParameterError,
+    SerEdgeError,
+)
 
 __all__ = ["ServeConfig", "create_app", "app_from_env", "run", "INSTALL_HINT", "REQUEST_NAME"]
 
@@ -150,6 +157,8 @@ def create_app(config: ServeConfig | None = None, classifier: Any = None) -> Any
                 p = clf.classify(_RequestBody(data), vad=config.vad)
             except NoSpeechError:
                 return 422, json_failure_of(NO_SPEECH)
+            except ModelError as exc:  # the model's fault, not the request's
+                return 500, json_failure_of(error_line(REQUEST_NAME, exc))
             except (SerEdgeError, OSError) as exc:
                 return 400, json_failure_of(error_line(REQUEST_NAME, exc))
         said = list(dict.fromkeys(" ".join(str(w.message).split()) for w in caught
