@@ -1158,6 +1158,70 @@ def _one_line(exc: BaseException) -> str:
     return " ".join(str(exc).split()) or type(exc).__name__
 
 
+#: ``--mqtt`` and its options, shared by listen and timeline.
+MqttOpt = Annotated[
+    str | None,
+    typer.Option("--mqtt", metavar="URL",
+                 help="Also publish each result to an MQTT broker: mqtt://host[:port]/prefix "
+                      "(mqtts:// for TLS). JSON on PREFIX/emotion (QoS 1), the label retained "
+                      "on PREFIX/state, online/offline (the last will) on PREFIX/availability. "
+                      "Needs the 'mqtt' extra.", show_default=False),
+]
+MqttCredentialsOpt = Annotated[
+    Path | None,
+    typer.Option("--mqtt-credentials", metavar="FILE",
+                 help="A file of KEY=VALUE lines: SER_EDGE_MQTT_USERNAME, "
+                      "SER_EDGE_MQTT_PASSWORD, SER_EDGE_MQTT_CA_FILE, SER_EDGE_MQTT_CERT_FILE, "
+                      "SER_EDGE_MQTT_KEY_FILE (also read from the environment; never from the "
+                      "command line).", show_default=False),
+]
+HaDiscoveryOpt = Annotated[
+    bool,
+    typer.Option("--ha-discovery", help="With --mqtt: announce an emotion sensor to Home "
+                                        "Assistant (MQTT discovery under homeassistant/)."),
+]
+MqttQueueOpt = Annotated[
+    int,
+    typer.Option("--mqtt-queue", min=1, max=1_000_000,
+                 help="With --mqtt: results kept while the broker is unreachable; past that "
+                      "the oldest are dropped (said once, counted at the end)."),
+]
+
+
+def _mqtt_publisher(url: str | None, creds_file: Path | None, ha_discovery: bool,
+                    queue: int, clf: Classifier) -> Any:
+    """The :class:`~ser_edge.mqtt.MqttPublisher` of ``--mqtt``, or None without it."""
+    if url is None:
+        if creds_file is not None or ha_discovery:
+            raise typer.BadParameter("--mqtt-credentials and --ha-discovery go with --mqtt URL",
+                                     param_hint="--mqtt")
+        return None
+    from . import mqtt
+    from .errors import NetworkError
+
+    try:
+        mqtt.parse_url(url)
+        creds = mqtt.credentials(creds_file)
+    except NetworkError as exc:
+        raise _fail(str(exc), EXIT_USAGE) from None
+    try:
+        return mqtt.MqttPublisher(url, labels=clf.labels, creds=creds, ha_discovery=ha_discovery,
+                                  queue_size=queue, model=clf.name or clf.model_path.name,
+                                  warn=mqtt.print_warning)
+    except NetworkError as exc:
+        raise _fail(str(exc), EXIT_FILE_FAILED) from None
+
+
+def _mqtt_close(publisher: Any) -> None:
+    """Close ``--mqtt``'s publisher and say how many results never reached the broker."""
+    if publisher is None:
+        return
+    unsent = publisher.close()
+    if unsent:
+        typer.echo(f"ser-edge: warning: {unsent} result(s) never reached the MQTT broker "
+                   f"({publisher.dropped} dropped while it was unreachable)", err=True)
+
+
 @app.command(
     help=(
         "Recognise emotion live: from the microphone, or from raw PCM on standard input "
@@ -1221,6 +1285,10 @@ def listen(
     model: ModelOpt = None,
     adapt: AdaptOpt = None,
     profile: ProfileOpt = None,
+    mqtt: MqttOpt = None,
+    mqtt_credentials: MqttCredentialsOpt = None,
+    ha_discovery: HaDiscoveryOpt = False,
+    mqtt_queue: MqttQueueOpt = 1000,
 ) -> None:
     """Recognise emotion live, from the microphone or standard input."""
     if source not in (None, "-"):
@@ -1228,18 +1296,20 @@ def listen(
                                  param_hint="SOURCE")
     clf = _load_classifier(model)
     _adapting(clf, _auto_adapt(clf, adapt), profile)
+    publisher = _mqtt_publisher(mqtt, mqtt_credentials, ha_discovery, mqtt_queue, clf)
     try:
         _listen(source, rate, channels, format_.value, window, hop, smooth, speech_only, json_,
-                device, not no_vad, clf)
+                device, not no_vad, clf, publisher)
     except KeyboardInterrupt:  # Ctrl-C: the normal way to stop listening
         _out("")  # every line is already written; a closed pipe still ends quietly
     finally:
+        _mqtt_close(publisher)
         _save_profile(clf, profile)
 
 
 def _listen(source: str | None, rate: int, channels: int, fmt: str, window: float, hop: float,
             smooth: int, speech_only: bool, json_: bool, device: str | None, vad: bool,
-            clf: Classifier) -> None:
+            clf: Classifier, publisher: Any = None) -> None:
     from .errors import ParameterError
     from .stream import StreamingClassifier, pcm_chunks
 
@@ -1263,6 +1333,8 @@ def _listen(source: str | None, rate: int, channels: int, fmt: str, window: floa
     def emit(results: list) -> None:
         lines = []
         for r in results:
+            if publisher is not None:  # every window, the no-speech ones included
+                publisher.publish(r.to_dict())
             if speech_only and not r.speech:
                 continue
             if json_:
@@ -1338,6 +1410,10 @@ def timeline(
     model: ModelOpt = None,
     adapt: AdaptOpt = None,
     profile: ProfileOpt = None,
+    mqtt: MqttOpt = None,
+    mqtt_credentials: MqttCredentialsOpt = None,
+    ha_discovery: HaDiscoveryOpt = False,
+    mqtt_queue: MqttQueueOpt = 1000,
 ) -> None:
     """Show a long recording as a timeline of emotions."""
     if json_ and csv_:
@@ -1349,9 +1425,6 @@ def timeline(
             check_plotting()
         except ImportError as exc:
             raise _fail(str(exc), EXIT_FILE_FAILED) from None
-    from .model import NO_SPEECH, error_line
-    from .timeline import timeline as _timeline
-
     name = _shown(path)
     if str(path) == STDIN and _stdin_closed():
         raise _fail("<stdin>: standard input is closed: pipe or redirect audio into it "
@@ -1361,6 +1434,20 @@ def timeline(
                     "(ser-edge timeline - < call.wav)", EXIT_FILE_FAILED)
     clf = _load_classifier(model)
     _adapting(clf, _auto_adapt(clf, adapt), profile)
+    publisher = _mqtt_publisher(mqtt, mqtt_credentials, ha_discovery, mqtt_queue, clf)
+    try:
+        _timeline_out(path, name, clf, json_, csv_, plot, top_k, max_segment, context, profile,
+                      publisher)
+    finally:
+        _mqtt_close(publisher)
+
+
+def _timeline_out(path: Path, name: str, clf: Classifier, json_: bool, csv_: bool,
+                  plot: Path | None, top_k: int, max_segment: float, context: float,
+                  profile: Path | None, publisher: Any) -> None:
+    from .model import NO_SPEECH, error_line
+    from .timeline import timeline as _timeline
+
     writer = None
     if csv_:
         from .results import csv_line
@@ -1377,8 +1464,11 @@ def timeline(
             for seg in _timeline(_source(path), clf, context_s=context,
                                  max_segment_s=max_segment):
                 segments.append(seg)
+                record = {"path": name, **seg.to_dict()}
+                if publisher is not None:
+                    publisher.publish(record)
                 if json_:
-                    _out(json.dumps({"path": name, **seg.to_dict()}) + "\n")
+                    _out(json.dumps(record) + "\n")
                 elif writer is not None:
                     writer([f"{seg.start_s:.3f}", f"{seg.end_s:.3f}", seg.label,
                                      f"{seg.confidence:.6f}"]
@@ -1411,6 +1501,70 @@ def timeline(
             raise _fail(f"{display_name(plot)}: cannot write the plot: {_one_line(exc)}",
                         EXIT_FILE_FAILED) from None
 
+
+
+@app.command(
+    help=(
+        "Serve emotion recognition over HTTP: POST /classify (an audio file in the body; the "
+        "JSON of classify --json), WebSocket /listen (raw PCM in, each window's JSON of listen "
+        "--json out; ?rate=&channels=&format=&window=&hop=&smooth=&vad= as listen's options; "
+        "the text message 'end' flushes), GET /health, GET /model (info --json).\n\n"
+        "Binds 127.0.0.1 (this machine only) unless --host says otherwise. Bad audio gets "
+        "classify's error line with status 400 (422: no speech), a body over --max-bytes 413, "
+        "more than --max-concurrent requests at once 503. The model is loaded once per worker "
+        "process. Needs the 'serve' extra (pip install 'ser-edge[serve]'). Requests are logged "
+        "on stderr.\n\n"
+        "Examples:\n\n"
+        "  ser-edge serve\n\n"
+        "  curl --data-binary @clip.wav http://127.0.0.1:8000/classify\n\n"
+        "  ser-edge serve --host 0.0.0.0 --port 8080 --workers 2\n\n"
+        "SIGINT (Ctrl-C) or SIGTERM stops it gracefully: requests under way are answered "
+        "first (up to 5 s). Exit status: 1 the server cannot start (the extra is missing, the "
+        "port is taken); 2 usage error; 3 the model cannot be used."
+    )
+)
+def serve(
+    host: Annotated[
+        str, typer.Option("--host", help="Address to bind: 0.0.0.0 for every interface.")
+    ] = "127.0.0.1",
+    port: Annotated[int, typer.Option("--port", "-p", min=0, max=65535, help="TCP port.")] = 8000,
+    workers: Annotated[
+        int, typer.Option("--workers", "-w", min=1, max=64,
+                          help="Worker processes (one core each), the model loaded in each.")
+    ] = 1,
+    model: ModelOpt = None,
+    max_bytes: Annotated[
+        int, typer.Option("--max-bytes", min=1, help="Largest request body or WebSocket "
+                                                     "message, in bytes.")
+    ] = 16 * 2**20,
+    max_concurrent: Annotated[
+        int, typer.Option("--max-concurrent", min=1, help="Requests and streams a worker takes "
+                                                          "at once; more get 503.")
+    ] = 8,
+    top_k: Annotated[
+        int, typer.Option("--top-k", "-k", min=1, help="The top pairs of a /classify record.")
+    ] = 3,
+    no_vad: Annotated[
+        bool, typer.Option("--no-vad", help="Classify files even when no speech is detected.")
+    ] = False,
+) -> None:
+    """Serve emotion recognition over HTTP and WebSocket."""
+    from .errors import NetworkError
+
+    try:
+        from . import serve as _serve
+
+        config = _serve.ServeConfig(model=model, max_bytes=max_bytes,
+                                    max_concurrent=max_concurrent, top_k=top_k, vad=not no_vad)
+        _serve.run(config, host=host, port=port, workers=workers)
+    except NetworkError as exc:
+        raise _fail(str(exc), EXIT_FILE_FAILED) from None
+    except ModelError as exc:
+        raise _fail(str(exc), EXIT_MODEL) from None
+    except SystemExit as exc:  # uvicorn's exit when it cannot bind: its reason is logged
+        if exc.code not in (0, None):
+            raise _fail(f"the server could not start on {host}:{port} (see above)",
+                        EXIT_FILE_FAILED) from None
 
 
 @app.command(

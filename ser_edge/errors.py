@@ -14,6 +14,7 @@ __all__ = [
     "NoSpeechError",
     "ModelError",
     "ClusterError",
+    "NetworkError",
     "AudioWarning",
 ]
 
@@ -40,6 +41,14 @@ class ModelError(SerEdgeError):
 
 class ClusterError(SerEdgeError):
     """A Dask cluster cannot be used: the ``cluster`` extra is missing, or no scheduler answers."""
+
+
+class NetworkError(SerEdgeError):
+    """The network cannot be used: an MQTT broker, its URL or credentials, or a server.
+
+    A bad broker URL, a missing or bad credentials file, a broker that cannot be reached or
+    refuses us at start, or the extra that speaks the protocol missing.
+    """
 
 
 class AudioWarning(UserWarning):

@@ -29,7 +29,7 @@ import numpy as np
 
 from .errors import AudioError, ParameterError
 
-__all__ = ["StreamingClassifier", "WindowResult", "pcm_chunks", "PCM_FORMATS"]
+__all__ = ["StreamingClassifier", "WindowResult", "PcmDecoder", "pcm_chunks", "PCM_FORMATS"]
 
 #: Raw PCM sample formats :func:`pcm_chunks` reads: little-endian 16-bit integers and 32-bit floats.
 PCM_FORMATS = {"s16le": np.dtype("<i2"), "f32le": np.dtype("<f4")}
@@ -413,20 +413,65 @@ def pcm_chunks(
     ParameterError
         If ``format`` or ``channels`` is not valid.
     """
-    if format not in PCM_FORMATS:
-        raise ParameterError(f"unknown PCM format {format!r}; choose from {sorted(PCM_FORMATS)}")
-    channels = _positive_int("channels", channels)
-    dtype = PCM_FORMATS[format]
-    frame = dtype.itemsize * channels
+    decoder = PcmDecoder(format=format, channels=channels)
     read = getattr(stream, "read1", None) or stream.read
-    left = b""
     while True:
         data = read(chunk_bytes)
         if not data:
             return
-        data = left + data
-        whole = len(data) // frame * frame
-        left = data[whole:]
-        if whole:
-            x = np.frombuffer(data[:whole], dtype=dtype).reshape(-1, channels)
-            yield x.astype(dtype.newbyteorder("="), copy=False)
+        x = decoder.push(data)
+        if len(x):
+            yield x
+
+
+class PcmDecoder:
+    """Raw interleaved PCM, pushed in pieces of any size, out as arrays of whole frames.
+
+    The bytes of an incomplete frame wait for the next piece, so a stream may be cut anywhere
+    (a pipe's reads, a WebSocket's messages). :func:`pcm_chunks` reads a file-like through one.
+
+    Parameters
+    ----------
+    format : {"s16le", "f32le"}
+        Little-endian 16-bit integers or 32-bit floats (``arecord -f S16_LE`` or ``FLOAT_LE``).
+    channels : int >= 1
+        Channels, interleaved.
+
+    Attributes
+    ----------
+    frame_bytes : int
+        Bytes of one frame (one sample of every channel).
+
+    Raises
+    ------
+    ParameterError
+        If ``format`` or ``channels`` is not valid.
+    """
+
+    def __init__(self, *, format: str = "s16le", channels: int = 1):
+        if format not in PCM_FORMATS:
+            raise ParameterError(f"unknown PCM format {format!r}; choose from "
+                                 f"{sorted(PCM_FORMATS)}")
+        self.channels = _positive_int("channels", channels)
+        self._dtype = PCM_FORMATS[format]
+        self.frame_bytes = self._dtype.itemsize * self.channels
+        self._left = b""
+
+    def push(self, data: bytes) -> np.ndarray:
+        """Add bytes of the stream; return the whole frames they complete.
+
+        Parameters
+        ----------
+        data : bytes
+            The next bytes of the stream, any number of them.
+
+        Returns
+        -------
+        frames : np.ndarray [shape=(n, channels)], int16 or float32
+            In native byte order; ``n`` may be 0.
+        """
+        data = self._left + bytes(data)
+        whole = len(data) // self.frame_bytes * self.frame_bytes
+        self._left = data[whole:]
+        x = np.frombuffer(data[:whole], dtype=self._dtype).reshape(-1, self.channels)
+        return x.astype(self._dtype.newbyteorder("="), copy=False)

@@ -23,6 +23,8 @@ HEAVY = ("librosa", "numba", "llvmlite", "sklearn", "scipy.signal", "scipy", "re
         "import ser_edge.stream",
         "import ser_edge.timeline",
         "from ser_edge import StreamingClassifier",
+        "import ser_edge.mqtt",
+        "import ser_edge.serve",
     ],
 )
 def test_runtime_imports_nothing_heavy(statement):
@@ -55,3 +57,16 @@ def test_classifying_one_file_loads_no_progress_bar():
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert out.returncode == 0, out.stderr
     assert out.stderr.strip().splitlines()[-1] == "[]"
+
+
+#: The network extras' libraries: imported only by the option or command that uses them.
+NETWORK = ("paho", "starlette", "uvicorn", "websockets", "anyio", "h11")
+
+
+@pytest.mark.parametrize("statement", ["import ser_edge.cli", "import ser_edge.mqtt",
+                                       "import ser_edge.serve"])
+def test_network_libraries_are_imported_only_when_used(statement):
+    code = (f"{statement}\nimport sys\n"
+            f"print(sorted(m for m in sys.modules if m.split('.')[0] in {NETWORK!r}))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]"
