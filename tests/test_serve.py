@@ -8,6 +8,7 @@ wait is bounded.
 
 from __future__ import annotations
 
+import http.client
 import json
 import subprocess
 import sys
@@ -67,6 +68,23 @@ class Server:
         status, body = self.request("POST", path, data,
                                     {"Content-Type": "application/octet-stream"})
         return status, json.loads(body)
+
+    def post_announced(self, n_bytes: int, path: str = "/classify") -> tuple[int, dict]:
+        """A POST whose headers announce ``n_bytes`` and wait for the server's word before the
+        body (``Expect: 100-continue``, as curl sends a large file): a server that refuses on
+        the announced length answers before any byte of the body is sent, so the refusal
+        cannot race the upload (sent anyway, a refused body breaks the client's pipe)."""
+        conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=WAIT_S)
+        try:
+            conn.putrequest("POST", path)
+            conn.putheader("Content-Type", "application/octet-stream")
+            conn.putheader("Content-Length", str(n_bytes))
+            conn.putheader("Expect", "100-continue")
+            conn.endheaders()
+            response = conn.getresponse()
+            return response.status, json.loads(response.read())
+        finally:
+            conn.close()
 
     def ws(self, query: str = "") -> str:
         return f"ws://127.0.0.1:{self.port}/listen{query}"
@@ -143,7 +161,7 @@ def test_bad_input_gets_classify_error_and_a_4xx(server, tmp_path: Path) -> None
 
 
 def test_limits(server) -> None:
-    status, record = server.post(b"\0" * (MAX_BYTES + 1))
+    status, record = server.post_announced(MAX_BYTES + 1)
     assert status == 413 and "larger than the 2000000 bytes" in record["error"]
     # One request or stream at a time (--max-concurrent 1): an open stream takes the place.
     with ws_client.connect(server.ws()) as ws:
