@@ -379,7 +379,7 @@ def voices_candidates() -> str:
 #: Issue 21's distillation runs, in the order the students add to the labels-only network: the
 #: same network, features and augmentation trained on the labels alone, then with the teacher's
 #: soft labels, then with its soft labels and embeddings.
-STUDENTS = ("cnn-mlpfeat-robust-re", "student-cnn")
+STUDENTS = ("cnn-mlpfeat-robust-re", "student-cnn-soft", "student-cnn")
 
 
 def _teacher_probe() -> dict[str, Any]:
