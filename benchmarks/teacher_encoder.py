@@ -8,8 +8,8 @@ run:
   weights in int8 (its weight matrices and kernels at one byte per value, its biases, norms
   and positional table at four), counted from the file's own header; the decoder is not
   needed to classify;
-- **the package it needs**: the installed size of ``ctranslate2`` (its folder in site-packages
-  and its ``.libs``) against ``onnxruntime``'s;
+- **the package it needs**: the installed size of ``ctranslate2`` against ``onnxruntime``'s
+  (``benchmarks.footprint``'s count);
 - **warm latency** on a 3 s clip at 16 kHz, one thread, the minimum of ``--reps``: the log-mel
   front end (``export.teacher.log_mel_spectrogram``, numpy) and the encoder (int8);
 - **cold start**: a fresh process that imports numpy, soundfile and ctranslate2, loads the
@@ -104,20 +104,15 @@ def encoder_variables(path: Path) -> dict[str, int]:
     return {**counts, "total": sum(counts.values())}
 
 
-def folder_mb(*folders: Path) -> float:
-    """Bytes of every file under ``folders``, in MiB."""
-    files = [p for f in folders if f.is_dir() for p in f.rglob("*") if p.is_file()]
-    total = sum(p.stat().st_size for p in files)
-    return total / 2**20
+def packages_mb(*names: str) -> dict[str, float]:
+    """Installed size of packages in this venv, in MiB, as ``benchmarks.footprint`` counts a
+    distribution (its package, vendored libraries and metadata, allocated on disk)."""
+    import sysconfig
 
+    from benchmarks.footprint import group, top_level_sizes
 
-def package_mb(name: str) -> float:
-    """Installed size of a package: its folder and its vendored libraries (``NAME.libs``)."""
-    import importlib.util
-
-    spec = importlib.util.find_spec(name)
-    root = Path(spec.origin).parent  # type: ignore[union-attr, arg-type]
-    return folder_mb(root, root.parent / f"{name}.libs")
+    sizes = group(top_level_sizes(Path(sysconfig.get_paths()["purelib"])))
+    return {name: sizes[name] / 2**20 for name in names}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -137,8 +132,7 @@ def main(argv: list[str] | None = None) -> int:
     result["teacher"] = {"dir": str(path), "file_mb": (path / "model.bin").stat().st_size / 2**20,
                        "encoder_parameters": params, "encoder_int8_mb": int8_mb,
                        "default_model": DEFAULT_MODEL}
-    result["packages_mb"] = {"ctranslate2": package_mb("ctranslate2"),
-                             "onnxruntime": package_mb("onnxruntime")}
+    result["packages_mb"] = packages_mb("ctranslate2", "onnxruntime")
 
     with tempfile.TemporaryDirectory(prefix="ser-edge-bench-") as tmp:
         clip = C.make_clip(Path(tmp), 3, 16000)
