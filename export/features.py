@@ -93,9 +93,9 @@ def reference_feature_matrices(y: np.ndarray, sr: int, config: FeatureConfig) ->
     ``librosa.feature.mfcc(y=...)``, ``chroma_stft(y=...)`` and ``melspectrogram(y=...)`` compute
     from ``y`` themselves, value for value). The level normalisation and the active frames have
     no librosa function: they follow :mod:`ser_edge.level`'s rule, on frame levels from
-    ``librosa.feature.rms``; nor does ``config.trim_zeros`` (``librosa.effects.trim`` works on
-    frames in dB): the runtime's :func:`ser_edge.dsp.trim_zeros` removes the digital silence at
-    the ends of ``y`` first, sample-exact.
+    ``librosa.feature.rms``; nor do ``config.trim_zeros`` and ``config.trim_top_db``
+    (``librosa.effects.trim`` works on frames in dB): the runtime's
+    :meth:`ser_edge.features.FeatureConfig.trim` trims the ends of ``y`` first, sample-exact.
 
     Parameters
     ----------
@@ -120,11 +120,9 @@ def reference_feature_matrices(y: np.ndarray, sr: int, config: FeatureConfig) ->
     """
     import librosa
 
-    from ser_edge.dsp import trim_zeros
     from ser_edge.level import active_frames, energy_db, level_gain
 
-    if config.trim_zeros:
-        y = trim_zeros(y)
+    y = config.trim(y)
     stft_kw = {
         "n_fft": config.n_fft,
         "hop_length": config.hop_length,

@@ -113,6 +113,7 @@ IMPLEMENTED: dict[str, Callable[[Any], str | None]] = {
     "delta_width": _always,
     "norm": _always,
     "trim_zeros": _always,
+    "trim_top_db": _always,
 }
 
 
@@ -150,7 +151,8 @@ def feature_graph(g: of.GraphBuilder, waveform: str, config: FeatureConfig, *,
     """Append the graph of ``config``'s features of ``waveform`` to ``g``.
 
     The stages of :func:`ser_edge.features.feature_matrices`, in ONNX: with ``trim_zeros`` the
-    digital silence at the waveform's ends removed, then frames, windowed DFT and power (once,
+    digital silence at the waveform's ends removed, with ``trim_top_db`` its quiet ends, then
+    frames, windowed DFT and power (once,
     shared); with ``level_db`` or ``frames="active"`` the frame levels, the active frames and
     the level gain (:mod:`ser_edge.level`); the mel bank (times the gain), dB with
     ``top_db`` under the clip's maximum, the DCT and its deltas, the chroma bank at the
@@ -188,6 +190,8 @@ def feature_graph(g: of.GraphBuilder, waveform: str, config: FeatureConfig, *,
     y = g.op("Squeeze", waveform, g.const([0], "ax0"), hint="y")
     if config.trim_zeros:
         y = of.trim_zeros(g, y)
+    if config.trim_top_db is not None:
+        y = of.trim_quiet(g, y, config.trim_top_db)
     x = of.frames(g, y, n_fft=config.n_fft, hop_length=config.hop_length)
     power = of.dft_power(g, x, n_fft=config.n_fft, method=dft, dtype=dft_dtype)
     gain = active = None
@@ -549,8 +553,9 @@ def _check_signals(config: FeatureConfig) -> list[tuple[str, np.ndarray]]:
     """Seeded speech-like, noise and chirp signals at ``config.sr``: 0.5, 1.3 and 3 s.
 
     Only those with the frames ``config.min_frames`` asks (a delta width over 31 leaves out the
-    0.5 s ones). With ``config.trim_zeros``, also each speech-like signal between 0.6 s of
-    digital silence, which the graph must trim as numpy does.
+    0.5 s ones). With ``config.trim_zeros`` or ``trim_top_db``, also each speech-like signal
+    between 0.6 s of digital silence and between 0.6 s of quiet noise, which the graph must trim
+    as numpy does.
     """
     sr = config.sr
     rng = np.random.default_rng(20261202)
@@ -562,10 +567,13 @@ def _check_signals(config: FeatureConfig) -> list[tuple[str, np.ndarray]]:
         voice *= 0.5 + 0.5 * np.sin(2 * np.pi * 1.5 * t) ** 2
         voice = voice + 0.003 * rng.standard_normal(len(t))
         out.append((f"voice {seconds} s", voice))
-        if config.trim_zeros:
+        if config.trims:
             silence = np.zeros(int(0.6 * sr))
             out.append((f"voice {seconds} s in digital silence",
                         np.concatenate([silence, voice, silence])))
+            hiss = 0.001 * rng.standard_normal(len(silence))
+            out.append((f"voice {seconds} s in quiet noise",
+                        np.concatenate([hiss, voice, hiss[::-1]])))
         out.append((f"noise {seconds} s", 0.05 * rng.standard_normal(len(t))))
         f1 = 0.45 * sr
         out.append((f"chirp {seconds} s",

@@ -5,7 +5,7 @@ constants, and returns the names of its outputs, so that a pipeline reads as the
 (:func:`ser_edge.features.feature_matrices`) and a new :class:`~ser_edge.features.FeatureConfig`
 option slots in as one more function::
 
-    (trim zeros) -> frames -> windowed DFT -> power -> mel -> (x gain) -> dB -> DCT (MFCC) -> deltas
+    (trim ends) -> frames -> windowed DFT -> power -> mel -> (x gain) -> dB -> DCT (MFCC) -> deltas
                                     -> chroma (x gain, then scaled per frame)
                                     -> frame levels (rms) -> dB -> active frames -> level gain
     (per-block matrices) -> pooling, over the active frames or all -> the model's input vector
@@ -47,6 +47,7 @@ __all__ = [
     "DFT_METHODS",
     "GraphBuilder",
     "trim_zeros",
+    "trim_quiet",
     "frames",
     "dft_power",
     "rms",
@@ -144,13 +145,27 @@ class GraphBuilder:
 # -- framing ---------------------------------------------------------------------------------
 
 
+def _trim_to(g: GraphBuilder, y: str, kept: str) -> str:
+    """``y`` from the first sample where int32 mask ``kept`` is 1 to the last.
+
+    The mask's ``ArgMax`` (the first maximum) for the first kept sample, the ``ArgMax`` of the
+    mask reversed (``Slice`` with step -1) for the samples after the last, then ``Slice``. With
+    no sample kept, both first maxima are at 0: ``y`` is kept whole, as the runtime keeps it.
+    """
+    first = g.op("ArgMax", kept, axis=0, keepdims=1, hint="first_kept")
+    backwards = g.op("Slice", kept, g.const([-1], "last"),
+                     g.const([np.iinfo(np.int64).min], "before_first"), g.const([0], "ax0"),
+                     g.const([-1], "step_back"), hint="kept_reversed")
+    after = g.op("ArgMax", backwards, axis=0, keepdims=1, hint="trimmed_after")
+    stop = g.op("Sub", g.op("Shape", y), after, hint="stop")
+    return g.op("Slice", y, first, stop, g.const([0], "ax0"), hint="trimmed")
+
+
 def trim_zeros(g: GraphBuilder, y: str) -> str:
     """The signal without its leading and trailing runs of samples that are exactly 0.0.
 
-    As :func:`ser_edge.dsp.trim_zeros`, sample-exact: the mask ``y != 0`` as int32, its
-    ``ArgMax`` (the first maximum) for the first non-zero sample, the ``ArgMax`` of the mask
-    reversed (``Slice`` with step -1) for the zeros after the last, then ``Slice``. In a signal
-    of zeros only, both first maxima are at 0: it is kept whole, as the runtime keeps it.
+    As :func:`ser_edge.dsp.trim_zeros`, sample-exact: the mask ``y != 0`` as int32, cut from
+    its first 1 to its last (a signal of zeros only is kept whole).
 
     Parameters
     ----------
@@ -165,13 +180,36 @@ def trim_zeros(g: GraphBuilder, y: str) -> str:
     """
     nonzero = g.cast(g.op("Not", g.op("Equal", y, g.const(np.float32(0), "zero", np.float32))),
                      np.int32)
-    first = g.op("ArgMax", nonzero, axis=0, keepdims=1, hint="first_nonzero")
-    backwards = g.op("Slice", nonzero, g.const([-1], "last"),
-                     g.const([np.iinfo(np.int64).min], "before_first"), g.const([0], "ax0"),
-                     g.const([-1], "step_back"), hint="nonzero_reversed")
-    zeros_after = g.op("ArgMax", backwards, axis=0, keepdims=1, hint="zeros_after")
-    stop = g.op("Sub", g.op("Shape", y), zeros_after, hint="stop")
-    return g.op("Slice", y, first, stop, g.const([0], "ax0"), hint="trimmed")
+    return _trim_to(g, y, nonzero)
+
+
+def trim_quiet(g: GraphBuilder, y: str, top_db: float) -> str:
+    """The signal from its first sample loud relative to its peak to its last one.
+
+    As :func:`ser_edge.dsp.trim_quiet`, sample-exact: the threshold
+    ``max |y| * 10 ** (-top_db / 20)`` computed in float64 and rounded to float32, as numpy
+    does, the mask ``|y| > threshold`` in float32 as int32, cut from its first 1 to its last
+    (a signal with no sample above it is kept whole).
+
+    Parameters
+    ----------
+    g : GraphBuilder
+    y : str
+        float32 ``[shape=(n_samples,)]``, ``n_samples >= 1``.
+    top_db : float > 0
+        The threshold under the loudest sample, in dB.
+
+    Returns
+    -------
+    trimmed : str
+        float32 ``[shape=(m,)]``.
+    """
+    magnitude = g.op("Abs", y, hint="magnitude")
+    peak = g.cast(g.op("ReduceMax", magnitude, keepdims=1, hint="peak"), np.float64)
+    factor = g.const(np.float64(10.0 ** (-float(top_db) / 20.0)), "trim_factor", np.float64)
+    threshold = g.cast(g.op("Mul", peak, factor), np.float32)
+    loud = g.cast(g.op("Greater", magnitude, threshold), np.int32)
+    return _trim_to(g, y, loud)
 
 
 def frames(g: GraphBuilder, y: str, *, n_fft: int, hop_length: int) -> str:

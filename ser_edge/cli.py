@@ -895,6 +895,8 @@ def _describe(clf: Classifier) -> list[str]:
     level = []
     if cfg.trim_zeros:
         level.append("digital silence (samples exactly 0) trimmed from both ends first")
+    if cfg.trim_top_db is not None:
+        level.append(f"ends quieter than {cfg.trim_top_db:g} dB under the loudest sample trimmed")
     if cfg.level_db is not None:
         level.append(f"level normalised to {cfg.level_db:g} dBFS")
     if cfg.frames == "active":

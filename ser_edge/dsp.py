@@ -26,6 +26,8 @@ __all__ = [
     "fft_frequencies",
     "trim_zeros",
     "trim_zeros_stream",
+    "trim_quiet",
+    "trim_quiet_threshold",
 ]
 
 # Samples searched at once for a non-zero one (trim_zeros), and most zeros given out in one piece
@@ -550,6 +552,73 @@ def trim_zeros_stream(chunks) -> Iterator[np.ndarray]:
         held = len(chunk) - stop
     if not heard and held:
         yield from _zeros(held, dtype)
+
+
+def trim_quiet_threshold(peak: float, top_db: float) -> float:
+    """The level under which :func:`trim_quiet` trims: ``top_db`` dB under the peak sample.
+
+    Parameters
+    ----------
+    peak : float >= 0
+        The signal's largest absolute sample value.
+    top_db : float > 0
+        How far under ``peak`` the threshold lies, in dB.
+
+    Returns
+    -------
+    threshold : float
+        ``peak * 10 ** (-top_db / 20)``, in the samples' units (full scale 1.0).
+    """
+    return float(peak) * 10.0 ** (-float(top_db) / 20.0)
+
+
+def trim_quiet(y: np.ndarray, top_db: float) -> np.ndarray:
+    """The signal from its first sample loud relative to its peak to its last one.
+
+    ``librosa.effects.trim`` with ``ref=np.max``, but sample-exact: a sample is loud when its
+    magnitude is above :func:`trim_quiet_threshold` (``top_db`` dB under the largest magnitude,
+    computed in float64 and rounded to ``y``'s dtype),
+    and ``y[start:stop]`` spans the first loud sample to the last, interior samples unchanged.
+    librosa compares frames' RMS in dB, so its cut falls on the frame grid, and what is added
+    around a clip moves the grid under the rest; here the cut is on the first loud sample, so
+    digital silence, a pad of noise under the threshold, or a gate that leaves the loud samples
+    alone change nothing that is kept: the analysis frames start on the same sample. The
+    threshold follows the peak, so a gain does not move the cut. A signal with no sample above
+    the threshold (all zeros, or empty) is returned unchanged.
+
+    Parameters
+    ----------
+    y : np.ndarray [shape=(n,)]
+        Mono audio, float.
+    top_db : float > 0
+        The threshold under the peak, in dB (``FeatureConfig.trim_top_db``).
+
+    Returns
+    -------
+    y_trimmed : np.ndarray [shape=(m,)], ``y``'s dtype
+        A view of ``y``; ``y`` itself when no sample is above the threshold.
+
+    Raises
+    ------
+    ParameterError
+        If ``y`` is not 1-D or ``top_db`` is not > 0.
+
+    See Also
+    --------
+    trim_zeros : the same with the threshold at 0.
+    """
+    y = np.asarray(y)
+    if y.ndim != 1:
+        raise ParameterError(f"trim_quiet takes mono audio (1-D), got shape {y.shape}")
+    if not top_db > 0:
+        raise ParameterError(f"trim_quiet's top_db must be > 0, got {top_db!r}")
+    if not y.size:
+        return y
+    a = np.abs(y)
+    # The threshold in float64, rounded to the samples' dtype: they are compared in it.
+    threshold = np.asarray(trim_quiet_threshold(a.max(), top_db)).astype(a.dtype)
+    loud = np.flatnonzero(a > threshold)
+    return y if not loud.size else y[loud[0] : loud[-1] + 1]
 
 
 def _zeros(n: int, dtype: np.dtype) -> Iterator[np.ndarray]:

@@ -21,6 +21,8 @@ from .dsp import (
     power_spectrogram,
     power_to_db,
     stft,
+    trim_quiet,
+    trim_quiet_threshold,
     trim_zeros,
     trim_zeros_stream,
 )
@@ -85,7 +87,7 @@ _CONFIG_SCHEMA = 1
 #: level normalisation or frame selection).
 _LEGACY = {"chroma_threshold": None, "top_db": 80.0, "level_db": None, "frames": "all",
            "active_range_db": 40.0, "active_floor_db": 6.0, "delta_width": 9, "norm": None,
-           "active_floor_range_db": None, "trim_zeros": False}
+           "active_floor_range_db": None, "trim_zeros": False, "trim_top_db": None}
 
 
 def _check_names(field: str, names: tuple[str, ...], allowed: tuple[str, ...], kind: str) -> None:
@@ -199,6 +201,12 @@ class FeatureConfig:
         so that digital silence at a clip's ends changes no feature; a clip of zeros only is
         left as it is. False analyses every sample, as configurations written before this field
         did. Left out of the JSON when False.
+    trim_top_db : float > 0 or None
+        Remove the signal's ends quieter than this many dB under its loudest sample, after
+        ``trim_zeros`` and before anything else (:func:`ser_edge.dsp.trim_quiet`, sample-exact):
+        silence, a quiet pad or a gate at a clip's ends then changes no kept sample and does not
+        move the frame grid. None keeps the ends, as configurations written before this field
+        did (and it is then left out of the JSON).
 
     Raises
     ------
@@ -229,6 +237,7 @@ class FeatureConfig:
     delta_width: int = 9
     norm: str | None = None
     trim_zeros: bool = False
+    trim_top_db: float | None = None
 
     def __post_init__(self) -> None:
         # Lists arrive from JSON; keep the dataclass hashable and immutable.
@@ -282,6 +291,11 @@ class FeatureConfig:
                 f"FeatureConfig.trim_zeros must be true or false, got {self.trim_zeros!r}"
             )
         object.__setattr__(self, "trim_zeros", bool(self.trim_zeros))
+        if self.trim_top_db is not None and (isinstance(self.trim_top_db, bool)
+                                             or not self.trim_top_db > 0):
+            raise ParameterError(
+                f"FeatureConfig.trim_top_db must be > 0 or None, got {self.trim_top_db!r}"
+            )
         width = self.delta_width
         if (isinstance(width, bool) or not isinstance(width, (int, np.integer))
                 or width < 3 or width % 2 != 1):
@@ -343,6 +357,33 @@ class FeatureConfig:
         """Name every row of the frame matrix (``"mfcc_0"``, ...), in :func:`frame_matrix` order."""
         return [f"{name}_{i}" for name, rows in self.block_sizes.items() for i in range(rows)]
 
+    @property
+    def trims(self) -> bool:
+        """Whether the signal's ends are trimmed before the analysis (:meth:`trim`)."""
+        return self.trim_zeros or self.trim_top_db is not None
+
+    def trim(self, y: np.ndarray) -> np.ndarray:
+        """The samples of ``y`` that are analysed: its ends trimmed as the configuration says.
+
+        :func:`ser_edge.dsp.trim_zeros` with ``trim_zeros``, then
+        :func:`ser_edge.dsp.trim_quiet` with ``trim_top_db``; ``y`` itself with neither.
+
+        Parameters
+        ----------
+        y : np.ndarray [shape=(n,)]
+            Mono audio at ``sr``.
+
+        Returns
+        -------
+        y_trimmed : np.ndarray [shape=(m,)], ``m <= n``
+            A view of ``y``.
+        """
+        if self.trim_zeros:
+            y = trim_zeros(y)
+        if self.trim_top_db is not None:
+            y = trim_quiet(y, self.trim_top_db)
+        return y
+
     def to_json(self) -> str:
         """Serialise to a JSON object string (keys sorted, with a ``schema`` number)."""
         data = dataclasses.asdict(self)
@@ -356,6 +397,8 @@ class FeatureConfig:
             del data["active_floor_range_db"]
         if not data["trim_zeros"]:  # as configurations written before it
             del data["trim_zeros"]
+        if data["trim_top_db"] is None:  # as configurations written before it
+            del data["trim_top_db"]
         return json.dumps(data, sort_keys=True)
 
     @classmethod
@@ -877,8 +920,8 @@ def feature_matrices(y: np.ndarray, *, sr: int, config: FeatureConfig) -> dict[s
 
     librosa's three calls (``mfcc``, ``chroma_stft``, ``melspectrogram``) each compute the same
     power spectrogram; this computes it once, and the log-mel spectrogram once for MFCC and mel.
-    With ``config.trim_zeros`` the digital silence at the ends of ``y`` is removed first
-    (:func:`ser_edge.dsp.trim_zeros`). With ``config.level_db`` the mel and chroma projections
+    With ``config.trim_zeros`` or ``config.trim_top_db`` the ends of ``y`` are trimmed first
+    (:meth:`FeatureConfig.trim`). With ``config.level_db`` the mel and chroma projections
     are scaled by the level gain (:func:`ser_edge.level.level_gain`) before the dB conversion;
     with ``config.frames == "active"`` only the active frames' columns are returned (the deltas
     are taken over every frame first).
@@ -913,8 +956,7 @@ def feature_matrices(y: np.ndarray, *, sr: int, config: FeatureConfig) -> dict[s
     y = np.asarray(y)
     if y.ndim != 1:
         raise ParameterError(f"feature_matrices takes mono audio (1-D), got shape {y.shape}")
-    if config.trim_zeros:
-        y = trim_zeros(y)
+    y = config.trim(y)
     wanted = set(config.features)
     levels = _needs_levels(config)
     need_mel = bool(wanted & {"mfcc", "mel", "mfcc_delta"})
@@ -1107,7 +1149,10 @@ def feature_vector_stream(
     ``chunks`` is read twice: once for the loudest mel value, once for the features.
     With ``config.trim_zeros`` the digital silence at the signal's ends is dropped as the pieces
     come (:func:`ser_edge.dsp.trim_zeros_stream`): leading zeros are skipped, and a run of zeros
-    is held back as a count until a non-zero sample follows it.
+    is held back as a count until a non-zero sample follows it. With ``config.trim_top_db`` the
+    pieces are read once more first, for the loudest sample and each piece's loudest: the
+    pieces before the first loud sample and after the last are skipped, the two around them cut
+    (:func:`ser_edge.dsp.trim_quiet`, the same samples).
 
     Parameters
     ----------
@@ -1144,6 +1189,8 @@ def feature_vector_stream(
                              "use feature_vector, or fix the tuning")
     if config.trim_zeros:  # leading zeros skipped, trailing ones held back as a count
         chunks = _ZeroTrimmed(chunks)
+    if config.trim_top_db is not None:
+        chunks = _QuietTrimmed(chunks, config.trim_top_db)
     wanted = set(config.features)
     cepstra = bool(wanted & {"mfcc", "mfcc_delta"})
     need_mel = cepstra or "mel" in wanted
@@ -1220,6 +1267,43 @@ class _ZeroTrimmed:
 
     def __iter__(self):
         return trim_zeros_stream(self.chunks)
+
+
+class _QuietTrimmed:
+    """``chunks`` without their ends quieter than ``top_db`` under the loudest sample.
+
+    :func:`ser_edge.dsp.trim_quiet` of the concatenated ``chunks``, sample for sample: a first
+    reading finds the loudest sample and each piece's loudest (one float per piece), so that
+    the piece holding the first loud sample and the one holding the last are known; each
+    iteration then skips the pieces outside them and cuts those two.
+    """
+
+    def __init__(self, chunks: Iterable[np.ndarray], top_db: float):
+        self.chunks = chunks
+        peaks, dtype = [], np.dtype(np.float32)
+        for chunk in chunks:
+            dtype = np.asarray(chunk).dtype
+            peaks.append(np.max(np.abs(chunk)) if len(chunk) else dtype.type(0))
+        peak = max(peaks, default=0.0)
+        # As trim_quiet: the threshold in float64, rounded to the samples' dtype.
+        threshold = np.asarray(trim_quiet_threshold(peak, top_db)).astype(dtype)
+        loud = [i for i, p in enumerate(peaks) if p > threshold]
+        self.first, self.last = (loud[0], loud[-1]) if loud else (None, None)
+        self.threshold = threshold
+
+    def __iter__(self):
+        for i, chunk in enumerate(self.chunks):
+            if self.first is None:  # nothing above the threshold: the signal as it is
+                yield chunk
+                continue
+            if i < self.first:
+                continue
+            if i > self.last:
+                break
+            loud = np.flatnonzero(np.abs(chunk) > self.threshold)
+            start = loud[0] if i == self.first else 0
+            stop = loud[-1] + 1 if i == self.last else len(chunk)
+            yield chunk[start:stop]
 
 
 class _DeltaStream:

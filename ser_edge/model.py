@@ -525,8 +525,8 @@ class Classifier:
         that the MFCC deltas need (``1 + n_samples // hop_length`` frames for an even
         ``n_fft``). The same for both kinds of model: a waveform model's graph cannot refuse a
         clip with a message (its deltas would be NaN), so shorter clips are refused here first.
-        With ``feature_config.trim_zeros`` they are counted from the clip's first non-zero
-        sample to its last (the digital silence at its ends is not analysed).
+        With ``feature_config.trim_zeros`` (``trim_top_db``) they are counted from the clip's
+        first non-zero (loud) sample to its last: its trimmed ends are not analysed.
         """
         config = self.feature_config
         frames = (config.min_frames - 1) * config.hop_length + config.n_fft % 2
@@ -782,7 +782,6 @@ class Classifier:
         :attr:`min_frames`. With a :attr:`profile`, adapted to the speaker (:meth:`_adapted`).
         """
         from . import audio
-        from .dsp import trim_zeros
         from .features import feature_vector, frame_matrix
 
         config = self.feature_config
@@ -791,13 +790,14 @@ class Classifier:
         # silence: nothing to classify otherwise.
         n_min = self.min_samples
         n = y.shape[-1]
-        if config.trim_zeros and y.ndim == 1:  # the samples that are analysed
-            n = len(trim_zeros(y))
+        if config.trims and y.ndim == 1:  # the samples that are analysed
+            n = len(config.trim(y))
         if 0 < n < n_min:
             need = ("shorter than one analysis frame" if n_min == config.n_fft else
                     f"fewer than the {config.min_frames} analysis frames the MFCC deltas need")
             if n < y.shape[-1]:
-                need += ", between the digital silence at its ends"
+                need += (", between the digital silence at its ends" if not
+                         config.trim_top_db else ", between the quiet ends trimmed")
             raise AudioError(
                 f"{where}too short: {1000 * n / config.sr:.0f} ms, {need} "
                 f"({n_min} samples at {config.sr} Hz = {1000 * n_min / config.sr:.0f} ms)"

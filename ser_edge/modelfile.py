@@ -236,6 +236,7 @@ FEATURE_CONFIG_SCHEMA: dict[str, Any] = {
     "delta_width": Int(3, 999),
     "norm": Choice(NORMS),
     "trim_zeros": Bool(),
+    "trim_top_db": Nullable(Number(0, 1000, above=True)),
     "schema": Int(0, 1000),
 }
 

@@ -100,8 +100,8 @@ class StreamingClassifier:
     :meth:`push` returns it then. Windows in which voice activity detection
     (:func:`ser_edge.vad.has_speech`, the check ``classify`` makes on a file) finds no speech are
     returned with ``speech=False`` and no label, as are windows too quiet to analyse and, for a
-    model that trims digital silence (``FeatureConfig.trim_zeros``), windows with less sound
-    between the zeros at their ends than the model analyses.
+    model that trims a clip's ends (``FeatureConfig.trim_zeros``, ``trim_top_db``), windows
+    with less sound between their trimmed ends than the model analyses.
 
     Parameters
     ----------
@@ -353,7 +353,7 @@ class StreamingClassifier:
         # nor, for a model that trims digital silence, a blip too short to analyse inside it.
         if (self.vad and not self._vad_frames.has_speech(y, start)) \
                 or not len(y) or max(float(y.max()), -float(y.min())) < self._min_peak \
-                or self._too_short_between_zeros(y):
+                or self._too_short_once_trimmed(y):
             self._recent.clear()
             return WindowResult(start_s, end_s, False)
         # Windows overlap: each adds to a speaker profile only the share of it that is new.
@@ -367,15 +367,13 @@ class StreamingClassifier:
         label = self.labels[int(np.argmax(row))]
         return WindowResult(start_s, end_s, True, label, probabilities)
 
-    def _too_short_between_zeros(self, y: np.ndarray) -> bool:
-        """Whether the model trims digital silence and leaves less of ``y`` than it analyses.
+    def _too_short_once_trimmed(self, y: np.ndarray) -> bool:
+        """Whether the model trims the window's ends and leaves less of ``y`` than it analyses.
 
-        :attr:`Classifier.min_samples`, counted between the zeros at the window's ends.
+        :attr:`Classifier.min_samples`, counted between the window's trimmed ends.
         """
-        from .dsp import trim_zeros
-
-        return (self.classifier.feature_config.trim_zeros
-                and len(trim_zeros(y)) < self.classifier.min_samples)
+        config = self.classifier.feature_config
+        return config.trims and len(config.trim(y)) < self.classifier.min_samples
 
     def __repr__(self) -> str:
         return (f"StreamingClassifier(sr={self.sr}, channels={self.channels}, "

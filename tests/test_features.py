@@ -361,6 +361,86 @@ def test_trim_zeros_option_round_trips_and_is_left_out_when_false():
             FeatureConfig(trim_zeros=bad)
 
 
+def test_trim_quiet_cuts_at_the_first_and_last_loud_sample(rng):
+    """A sample is loud above top_db under the peak (strictly); the cut is sample-exact, a view,
+    gain-invariant; nothing loud (zeros, empty) leaves the signal as it is."""
+    y = np.array([0.0, 0.001, -0.05, 0.2, 0.0, 0.001, -1.0, 0.04, 0.09, 0.001], np.float32)
+    got = dsp.trim_quiet(y, 20.0)  # threshold 0.1: 0.2 first, -1.0 last
+    assert np.shares_memory(got, y)
+    np.testing.assert_array_equal(got, y[3:7])
+    np.testing.assert_array_equal(dsp.trim_quiet(y, 30.0), y[2:9])  # 0.0316...
+    np.testing.assert_array_equal(dsp.trim_quiet(y * np.float32(0.01), 20.0), y[3:7] * 0.01)
+    assert dsp.trim_quiet_threshold(0.5, 20.0) == pytest.approx(0.05)
+    np.testing.assert_array_equal(dsp.trim_quiet(np.array([0.1, 1.0, 0.1], np.float32), 20.0),
+                                  [1.0])  # at the threshold is not above it
+    for same in (np.zeros(5, np.float32), np.zeros(0, np.float32)):
+        assert dsp.trim_quiet(same, 25.0) is same
+    voice = rng.standard_normal(3000).astype(np.float32)
+    np.testing.assert_array_equal(dsp.trim_quiet(voice, 80.0), voice)
+    with pytest.raises(ParameterError, match="1-D"):
+        dsp.trim_quiet(np.ones((2, 3), np.float32), 25.0)
+    for bad in (0.0, -3.0):
+        with pytest.raises(ParameterError, match="top_db must be > 0"):
+            dsp.trim_quiet(voice, bad)
+
+
+def test_trim_top_db_option_round_trips_and_is_left_out_when_none():
+    assert "trim_top_db" not in json.loads(FeatureConfig().to_json())
+    assert FeatureConfig.from_json(FeatureConfig().to_json()).trim_top_db is None
+    config = FeatureConfig(frames="active", level_db=-20.0, trim_top_db=25.0)
+    assert json.loads(config.to_json())["trim_top_db"] == 25.0
+    assert FeatureConfig.from_json(config.to_json()) == config
+    assert config.trims and not FeatureConfig().trims
+    for bad in (0.0, -1.0, True):
+        with pytest.raises(ParameterError, match="trim_top_db must be > 0"):
+            FeatureConfig(trim_top_db=bad)
+
+
+#: The default model's features with the quiet ends trimmed (the -quiet candidate's).
+_QUIET = FeatureConfig(features=("mfcc", "chroma", "mel", "mfcc_delta"), level_db=-20.0,
+                       frames="active", top_db=60.0, trim_top_db=25.0,
+                       stats={"mfcc": ("mean", "std"), "chroma": ("mean", "std"),
+                              "mel": ("std",), "mfcc_delta": ("std",)})
+
+
+def test_quiet_ends_and_a_gate_around_a_real_clip_change_nothing_when_trimmed(rng):
+    """0.6 s of digital silence, or of white noise 40 dB under the clip's peak, on each side,
+    and a gate under the trim's threshold: with trim_top_db the same vector and frame matrix,
+    bit for bit, as the clip trimmed; without it, other features."""
+    for name, y in _real_clips():
+        peak = float(np.abs(y).max())
+        n = int(0.6 * 16000)
+        hiss = (rng.standard_normal(n) * peak * 10 ** (-40 / 20) / 4).astype(np.float32)
+        gated = y.copy()
+        quiet = np.abs(gated) <= dsp.trim_quiet_threshold(peak, 25.0)
+        first, last = np.flatnonzero(~quiet)[[0, -1]]
+        gated[:first][quiet[:first]] = 0.0  # the gate touches only what the trim removes
+        gated[last + 1:][quiet[last + 1:]] = 0.0
+        for z in (np.concatenate([np.zeros(n, np.float32), y, np.zeros(n, np.float32)]),
+                  np.concatenate([hiss, y, hiss[::-1]]), gated):
+            for func in (features.feature_vector, features.frame_matrix):
+                np.testing.assert_array_equal(func(z, sr=16000, config=_QUIET),
+                                              func(y, sr=16000, config=_QUIET), err_msg=name)
+        untrimmed = dataclasses.replace(_QUIET, trim_top_db=None)
+        padded = np.concatenate([hiss, y, hiss[::-1]])
+        assert not np.array_equal(features.feature_vector(padded, sr=16000, config=untrimmed),
+                                  features.feature_vector(y, sr=16000, config=untrimmed))
+
+
+@pytest.mark.parametrize("n_cuts", [0, 3, 25])
+def test_feature_vector_stream_trims_quiet_ends_as_feature_vector(signal, rng, n_cuts):
+    """Quiet noise and zeros at both ends, a quiet gap inside (kept): the streamed vector is the
+    whole signal's, however it is cut."""
+    voice = signal("vibrato", 16000, duration=2.0)
+    hiss = (1e-4 * rng.standard_normal(int(1.3 * 16000))).astype(np.float32)
+    y = np.concatenate([np.zeros(300, np.float32), hiss, voice, hiss, voice[::-1], hiss[:5]])
+    ref = features.feature_vector(y, sr=16000, config=_QUIET)
+    np.testing.assert_array_equal(ref, features.feature_vector(dsp.trim_quiet(y, 25.0), sr=16000,
+                                                               config=_QUIET))
+    got = features.feature_vector_stream(_chunked(y, rng, n_cuts), sr=16000, config=_QUIET)
+    np.testing.assert_allclose(got, ref, rtol=2e-5, atol=2e-5 * np.abs(ref).max())
+
+
 #: A RAVDESS clip that starts with 0.55 s of exact zeros at 16 kHz, and the shipped samples (one
 #: starts with a zero, neither ends with one).
 _LEADING_ZEROS = "Actor_02/03-01-01-01-01-01-02.flac"

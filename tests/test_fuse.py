@@ -31,7 +31,7 @@ from export.fuse import (  # noqa: E402
     fuse,
     fuse_file,
 )
-from ser_edge.dsp import power_spectrogram, trim_zeros  # noqa: E402
+from ser_edge.dsp import power_spectrogram, trim_quiet, trim_zeros  # noqa: E402
 from ser_edge.errors import AudioError, ModelError, ParameterError  # noqa: E402
 from ser_edge.features import FeatureConfig, feature_matrices, feature_vector  # noqa: E402
 from ser_edge.model import BUNDLED_MODELS, Classifier  # noqa: E402
@@ -87,6 +87,26 @@ def test_trim_zeros_equals_numpy_sample_for_sample(rng: np.random.Generator) -> 
         (got,) = sess.run(None, {"y": y})
         assert got.dtype == np.float32
         np.testing.assert_array_equal(got, trim_zeros(y))
+
+
+@pytest.mark.parametrize("top_db", [25.0, 60.0])
+def test_trim_quiet_equals_numpy_sample_for_sample(rng: np.random.Generator, top_db: float) -> None:
+    """The threshold in float64 and the ArgMax/Slice stage keep exactly the samples
+    ser_edge.dsp.trim_quiet keeps: quiet noise or zeros at either end, samples at the threshold
+    itself (not loud), zeros only kept whole."""
+    sess = session(stage_model(lambda g, y: of.trim_quiet(g, y, top_db), {"y": ["n"]},
+                               output_rank=1))
+    voice = (0.3 * rng.standard_normal(5000)).astype(np.float32)
+    hiss = (1e-4 * rng.standard_normal(4800)).astype(np.float32)
+    at = np.float32(np.abs(voice).max() * 10.0 ** (-top_db / 20.0))
+    edge = np.concatenate([[at, -at], voice, [at]]).astype(np.float32)
+    cases = [voice, np.concatenate([hiss, voice]), np.concatenate([voice, hiss]),
+             np.concatenate([hiss, voice, np.zeros(7, np.float32), hiss]), edge,
+             np.array([0.5], np.float32), np.zeros(1, np.float32), np.zeros(3000, np.float32)]
+    for y in cases:
+        (got,) = sess.run(None, {"y": y})
+        assert got.dtype == np.float32
+        np.testing.assert_array_equal(got, trim_quiet(y, top_db))
 
 
 @pytest.mark.parametrize(("n_fft", "hop"), [(1024, 256), (512, 160), (400, 160), (1000, 300),
@@ -340,6 +360,11 @@ CONFIGS = {
                "mfcc_delta": ("std",)},
         top_db=60.0, level_db=-20.0, frames="active", active_range_db=25.0,
         active_floor_range_db=40.0, trim_zeros=True),
+    "robust, the quiet ends trimmed": FeatureConfig(
+        features=("mfcc", "chroma", "mel", "mfcc_delta"),
+        stats={"mfcc": ("mean", "std"), "chroma": ("mean", "std"), "mel": ("std",),
+               "mfcc_delta": ("std",)},
+        top_db=60.0, level_db=-20.0, frames="active", trim_top_db=25.0),
     # Per-utterance normalisation (frame networks' input), over the active frames and all.
     "meanvar over active frames": FeatureConfig(
         features=("mel", "mfcc_delta"), n_mels=64, n_mfcc=13, level_db=-20.0, frames="active",
@@ -936,6 +961,35 @@ def test_export_fuse_command_on_a_frame_network(frame_net, tmp_path: Path) -> No
     assert result.exit_code == 0, result.output
     assert "outputs label, probabilities, n_frames" in result.output
     assert Classifier(out).min_frames == 16
+
+
+def test_fused_model_that_trims_quiet_ends_equals_numpy_on_padded_and_gated_clips(
+        build_model, ravdess_dir: Path, tmp_path: Path, rng: np.random.Generator) -> None:
+    """A model with trim_top_db, fused (fuse_file checks it on voice in quiet noise too): on
+    real clips padded with digital silence or with noise under the threshold, and gated under
+    it, the numpy runtime's label and probabilities, which are the clip's."""
+    from ser_edge import audio
+
+    src = build_model(tmp_path / "quiet.onnx", config=CONFIGS["robust, the quiet ends trimmed"],
+                      seed=5)
+    fuse_file(src, tmp_path / "quiet-waveform.onnx")
+    numpy_clf, fused_clf = Classifier(src), Classifier(tmp_path / "quiet-waveform.onnx")
+    assert fused_clf.feature_config.trim_top_db == 25.0 and fused_clf.input_kind == "waveform"
+    for name in ["Actor_02/03-01-01-01-01-01-02.flac", "Actor_20/03-01-06-01-02-02-20.flac"]:
+        y = audio.load(ravdess_dir / name, sr=16000)[0]
+        threshold = float(np.abs(y).max()) * 10 ** (-25 / 20)
+        hiss = (0.5 * threshold * rng.uniform(-1, 1, 9600)).astype(np.float32)
+        gated = np.where(np.abs(y) < 0.5 * threshold, np.float32(0), y)
+        loud = np.flatnonzero(np.abs(y) > threshold)
+        gated[loud[0]:loud[-1] + 1] = y[loud[0]:loud[-1] + 1]  # the gate only where trimmed
+        p = numpy_clf.predict(y, 16000)
+        for z in (np.concatenate([np.zeros(9600, np.float32), y, np.zeros(9600, np.float32)]),
+                  np.concatenate([hiss, y, hiss]), gated):
+            assert numpy_clf.predict(z, 16000).probabilities == p.probabilities, name
+            q = fused_clf.predict(z, 16000)
+            assert q.label == p.label, name
+            assert max(abs(p.probabilities[k] - q.probabilities[k]) for k in p.probabilities) \
+                <= 1e-3, name
 
 
 def test_fused_model_that_trims_equals_numpy_on_padded_clips(build_model, ravdess_dir: Path,

@@ -331,6 +331,34 @@ def test_a_model_that_trims_digital_silence(trimming: Classifier, ravdess_dir: P
         trimming.predict(np.concatenate([silence, y[8808 : 8808 + 500], silence]), 16000)
 
 
+def test_a_model_that_trims_quiet_ends(build_model, ravdess_dir: Path, tmp_path: Path,
+                                       monkeypatch, rng: np.random.Generator) -> None:
+    """Quiet noise (50 dB under the clip's peak) and digital silence around a clip: the same
+    probabilities in memory and from a long file streamed in two passes; a clip too short
+    between its quiet ends is refused, saying so."""
+    import soundfile as sf
+
+    from ser_edge import audio, model
+
+    clf = Classifier(build_model(tmp_path / "quiet.onnx",
+                                 config=dataclasses.replace(TRIMMING, trim_zeros=False,
+                                                            trim_top_db=25.0)))
+    y = audio.load(ravdess_dir / "Actor_02" / "03-01-01-01-01-01-02.flac", sr=16000)[0]
+    level = float(np.abs(y).max()) * 10 ** (-50 / 20)
+    hiss = (level * rng.uniform(-1, 1, int(0.6 * 16000))).astype(np.float32)
+    padded = np.concatenate([np.zeros(300, np.float32), hiss, y, hiss])
+    assert clf.predict(padded, 16000).probabilities == clf.predict(y, 16000).probabilities
+    long = np.concatenate([hiss, hiss, y, hiss, y, np.zeros(2 * 16000, np.float32)])
+    sf.write(str(tmp_path / "long.wav"), long, 16000, subtype="FLOAT")
+    monkeypatch.setattr(model, "STREAM_MIN_SECONDS", 2.0)
+    streamed = clf.classify(tmp_path / "long.wav")
+    for label, p in clf.predict(long, 16000).probabilities.items():
+        assert streamed.probabilities[label] == pytest.approx(p, abs=1e-5)
+    loud = np.where(np.arange(500) % 80 < 40, 0.5, -0.5).astype(np.float32)  # a square wave
+    with pytest.raises(AudioError, match=r"too short: 31 ms, .* between the quiet ends trimmed"):
+        clf.predict(np.concatenate([hiss, loud, hiss]), 16000)
+
+
 # -- the bundled model ---------------------------------------------------------------------------
 
 

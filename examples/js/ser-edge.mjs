@@ -157,15 +157,35 @@ export function signalProblem(samples, info) {
       last = i;
     }
   }
-  // With trim_zeros the graph analyses the samples from the first non-zero one to the last.
-  const n = info.featureConfig?.trim_zeros && first >= 0 ? last - first + 1 : samples.length;
+  // With trim_zeros the graph analyses the samples from the first non-zero one to the last; with
+  // trim_top_db from the first loud one (above the threshold under the peak, in float32) to the
+  // last.
+  let n = info.featureConfig?.trim_zeros && first >= 0 ? last - first + 1 : samples.length;
+  const topDb = info.featureConfig?.trim_top_db;
+  if (topDb != null && first >= 0) {
+    let peak = 0;
+    for (let i = 0; i < samples.length; i++) peak = Math.max(peak, Math.abs(samples[i]));
+    const threshold = Math.fround(peak * 10 ** (-topDb / 20));
+    let loudFirst = -1;
+    let loudLast = -1;
+    for (let i = 0; i < samples.length; i++) {
+      if (Math.abs(samples[i]) > threshold) {
+        if (loudFirst < 0) loudFirst = i;
+        loudLast = i;
+      }
+    }
+    if (loudFirst >= 0) n = loudLast - loudFirst + 1;
+  }
   if (n < info.minSamples) {
     const ms = (k) => Math.round((1000 * k) / info.sampleRate);
     const deltas = info.minSamples > (info.featureConfig?.n_fft ?? info.minSamples);
     let need = deltas
       ? `fewer than the ${info.deltaFrames} analysis frames the MFCC deltas need`
       : 'shorter than one analysis frame';
-    if (n < samples.length) need += ', between the digital silence at its ends';
+    if (n < samples.length) {
+      need += topDb != null ? ', between the quiet ends trimmed'
+        : ', between the digital silence at its ends';
+    }
     return `too short: ${ms(n)} ms, ${need} ` +
       `(${info.minSamples} samples at ${info.sampleRate} Hz = ${ms(info.minSamples)} ms)`;
   }
