@@ -344,13 +344,13 @@ def loco_recall() -> str:
 #: export/reports/, the bundled ones under ser_edge/models/NAME-report/).
 CANDIDATES = ("mlp-cnn3-robust-geometric", "ens6-mb-adapt", "mlp-cnn3-re",
               "mlp-cnn3-robust-geometric-floor", "mlp-cnn3-robust-geometric-trim", "ens-re-adapt",
-              "mlp-re", "mlpnet-re-adapt")
+              "mlp-re", "mlpnet-re-adapt", "mlp-cnn3-robust-geometric-quiet")
 
 
 def voices_candidates() -> str:
     """The voices issue's candidates: EmoBox folds, held-out training speakers, LOCO, padding."""
-    keys = ("digital silence 0.6 s around", "gate under -50 dBFS", "telephone band",
-            "reverberation RT60 0.5 s")
+    keys = ("digital silence 0.6 s around", "white noise -60 dBFS 0.6 s around",
+            "gate under -50 dBFS", "telephone band", "reverberation RT60 0.5 s")
     header = ["recipe", "corpora", "EmoBox folds", "held-out training speakers",
               "LOCO mean (adapted)", "RAVDESS → EmoDB", "EmoDB → RAVDESS",
               *[f"unchanged: {k}" for k in keys]]
