@@ -18,7 +18,11 @@ Against issue 25's targets, on real speech (RAVDESS clips end to end, resampled 
    HTTP connection, POSTing a 3 s WAV clip (16 kHz) to ``/classify``; requests per second and
    latency percentiles over ``--requests`` requests after a warm-up, and the resident memory of
    each worker every 500 requests (psutil). Targets: at least 100 requests/s, p95 at most 50 ms,
-   memory flat. The client runs on the same two cores as the server.
+   memory flat. The client runs on the same two cores as the server. To read the rate against,
+   the CPU milliseconds per request of each worker and of the client over the same run,
+   ``Classifier.classify`` of the same clip alone in this process (what a worker cannot do
+   without: two cores give at most 2000 / that requests/s), and the floor of the HTTP stack:
+   ``GET /health`` (no body, no classification) with the same client, against the same server.
 
 The machine is shared: the load average at start and end is in the result.
 
@@ -271,9 +275,19 @@ def serve(folder: Path, requests: int, warmup: int, threads: int) -> dict[str, A
                 th.join()
             return time.perf_counter() - t
 
+        def cpu_s() -> dict[str, float]:
+            return {str(p.pid): sum(p.cpu_times()[:2]) for p in parent.children(recursive=True)
+                    if "resource_tracker" not in " ".join(p.cmdline())}
+
         run(warmup, False)
         memory.append({"requests": 0, "rss_mb": worker_rss()})
+        cpu0, own0 = cpu_s(), os.times()
         wall = run(requests, True)
+        cpu1, own1 = cpu_s(), os.times()
+        worker_cpu = {pid: 1000 * (cpu1[pid] - cpu0[pid]) / requests for pid in cpu0 if pid in cpu1}
+        client_cpu = 1000 * (own1.user - own0.user + own1.system - own0.system) / requests
+        # The floor: the same client and server, GET /health (no body, no classification).
+        floor = http_floor(port, threads, min(requests, 3000))
     finally:
         proc.send_signal(signal.SIGTERM)
         proc.wait(timeout=30)
@@ -285,7 +299,61 @@ def serve(folder: Path, requests: int, warmup: int, threads: int) -> dict[str, A
             "requests_per_s": len(ms) / wall,
             "latency_ms": C.summary(ms) | {"p95": float(np.percentile(ms, 95)),
                                            "p99": float(np.percentile(ms, 99))},
-            "memory": memory, "rss_growth_mb": growth}
+            "memory": memory, "rss_growth_mb": growth,
+            "worker_cpu_ms_per_request": worker_cpu, "client_cpu_ms_per_request": client_cpu,
+            "classify_cpu_ms": classify_cpu_ms(body), "floor_get_health": floor}
+
+
+def http_floor(port: int, threads: int, requests: int) -> dict[str, Any]:
+    """Requests/s and latency of ``GET /health`` with ``threads`` kept-alive connections."""
+    latencies: list[float] = []
+    lock = threading.Lock()
+    left = [requests]
+
+    def client() -> None:
+        conn = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
+        while True:
+            with lock:
+                if left[0] <= 0:
+                    break
+                left[0] -= 1
+            t = time.perf_counter()
+            conn.request("GET", "/health")
+            response = conn.getresponse()
+            response.read()
+            took = time.perf_counter() - t
+            with lock:
+                latencies.append(took)
+        conn.close()
+
+    pool = [threading.Thread(target=client) for _ in range(threads)]
+    t = time.perf_counter()
+    for th in pool:
+        th.start()
+    for th in pool:
+        th.join()
+    wall = time.perf_counter() - t
+    ms = [1000 * x for x in latencies]
+    return {"requests": len(ms), "requests_per_s": len(ms) / wall,
+            "latency_ms": C.summary(ms) | {"p95": float(np.percentile(ms, 95))}}
+
+
+def classify_cpu_ms(body: bytes, reps: int = 200) -> float:
+    """CPU milliseconds of ``Classifier.classify`` on the POSTed clip, in this process (the
+    median of ``reps``): what a worker cannot do without."""
+    import io
+
+    from ser_edge import Classifier
+
+    clf = Classifier()
+    for _ in range(10):
+        clf.classify(io.BytesIO(body))
+    times = []
+    for _ in range(reps):
+        t = time.process_time()
+        clf.classify(io.BytesIO(body))
+        times.append(1000 * (time.process_time() - t))
+    return statistics.median(times)
 
 
 def main() -> None:
@@ -333,6 +401,13 @@ def main() -> None:
           f"{srv['requests_per_s']:.0f} requests/s", ">= 100"],
          ["serve, latency p95", f"{srv['latency_ms']['p95']:.1f} ms (median "
           f"{srv['latency_ms']['median']:.1f})", "<= 50 ms"],
+         ["serve, CPU per request", "workers " + ", ".join(
+             f"{v:.1f}" for v in srv["worker_cpu_ms_per_request"].values())
+          + f" ms (classify alone {srv['classify_cpu_ms']:.1f} ms), client "
+          f"{srv['client_cpu_ms_per_request']:.1f} ms", ""],
+         ["serve's floor: GET /health, the same client",
+          f"{srv['floor_get_health']['requests_per_s']:.0f} requests/s (p95 "
+          f"{srv['floor_get_health']['latency_ms']['p95']:.1f} ms)", ""],
          [f"serve, worker memory over {srv['requests']} requests",
           ", ".join(f"{g:+.1f} MiB" for g in growth) + " (from "
           + ", ".join(f"{v:.0f}" for v in srv["memory"][0]["rss_mb"].values()) + " MiB)",

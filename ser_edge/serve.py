@@ -332,7 +332,8 @@ def run(config: ServeConfig | None = None, *, host: str = "127.0.0.1", port: int
     config = config or ServeConfig()
     clf = Classifier(config.model)  # a bad model is one line here, not a traceback per worker
     options = dict(host=host, port=port, log_level=log_level, ws_max_size=config.max_bytes,
-                   timeout_graceful_shutdown=5, server_header=False)
+                   timeout_graceful_shutdown=5, server_header=False,
+                   http="ser_edge._serve_http:NoDelayHTTPProtocol")  # Nagle off: see there
     if workers == 1:  # this process serves: the model loaded once, here
         uvicorn.run(create_app(config, clf), **options)
         return
