@@ -2,15 +2,22 @@
 
 from __future__ import annotations
 
-import warnings
-from pathlib import Path
+# As the ser-edge command does before numpy loads: one BLAS thread, so that a classification run
+# in this process (CliRunner) computes what the command and `serve`'s workers compute, to the
+# last bit (two BLAS threads differ in the 9th digit of a probability).
+from ser_edge._threads import default_to_one_thread
 
-import numpy as np
-import pytest
+default_to_one_thread()
 
-from export.data import missing_corpus
-from export.paths import corpus_dir
-from ser_edge.features import FeatureConfig
+import warnings  # noqa: E402
+from pathlib import Path  # noqa: E402
+
+import numpy as np  # noqa: E402
+import pytest  # noqa: E402
+
+from export.data import missing_corpus  # noqa: E402
+from export.paths import corpus_dir  # noqa: E402
+from ser_edge.features import FeatureConfig  # noqa: E402
 
 #: RAVDESS's eight emotions.
 EMOTIONS = ("neutral", "calm", "happy", "sad", "angry", "fearful", "disgust", "surprised")
