@@ -344,7 +344,8 @@ def loco_recall() -> str:
 #: export/reports/, the bundled ones under ser_edge/models/NAME-report/).
 CANDIDATES = ("mlp-cnn3-robust-geometric", "ens6-mb-adapt", "mlp-cnn3-re",
               "mlp-cnn3-robust-geometric-floor", "mlp-cnn3-robust-geometric-trim", "ens-re-adapt",
-              "mlp-re", "mlpnet-re-adapt", "mlp-cnn3-robust-geometric-quiet")
+              "mlp-re", "mlpnet-re-adapt", "mlp-cnn3-robust-geometric-quiet",
+              "mlp-cnn3-robust-geometric-quiet40")
 
 
 def voices_candidates() -> str:
