@@ -17,11 +17,17 @@ clips whose label is unchanged (the voices issue asks >= 0.95 on every corpus), 
 clips had no speech found. Clips are every ``--every``-th of each corpus (1: all).
 
     python -m benchmarks.invariance --model mlp-cnn3-robust-geometric --every 1
+
+``--align-peak`` measures the model with ``FeatureConfig.align_peak`` switched on at inference
+(the frames start on the loudest sample; :func:`ser_edge.dsp.align_peak`): a probe of what the
+option does for a model trained without it, which cuts fewer than a hop of samples from each
+clip and so gives its features the frame phase it was trained on at random.
 """
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import time
 from pathlib import Path
 
@@ -51,10 +57,15 @@ def _label(clf: Classifier, y: np.ndarray, sr: int) -> str:
         return f"(error: {exc})"
 
 
-def measure(model: str | None, every: int = 1, corpora: tuple[str, ...] = CORPORA) -> dict:
+def measure(model: str | None, every: int = 1, corpora: tuple[str, ...] = CORPORA,
+            align_peak: bool = False) -> dict:
     """Per corpus: clips, the share unchanged under each perturbation, clips without speech."""
     clf = Classifier(model)
-    out: dict = {"model": clf.name or str(clf.model_path), "every": every, "corpora": {}}
+    name = clf.name or str(clf.model_path)
+    if align_peak:
+        clf.feature_config = dataclasses.replace(clf.feature_config, align_peak=True)
+        name += " with align_peak"
+    out: dict = {"model": name, "align_peak": align_peak, "every": every, "corpora": {}}
     for name in corpora:
         root = corpus_dir(name)
         if root is None:
@@ -105,12 +116,16 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--model", default=None, help="bundled name or ONNX file")
     parser.add_argument("--every", type=int, default=1, help="every N-th clip of each corpus")
+    parser.add_argument("--align-peak", action="store_true",
+                        help="switch FeatureConfig.align_peak on at inference (a probe)")
     parser.add_argument("--results", default=None,
                         help="name of the results file (default invariance-<model>)")
     args = parser.parse_args()
     result = start("invariance", args)
-    result.update(measure(args.model, args.every))
-    result["benchmark"] = args.results or f"invariance-{Path(result['model']).stem}"
+    result.update(measure(args.model, args.every, align_peak=args.align_peak))
+    result["benchmark"] = args.results or "invariance-" + Path(
+        result["model"].removesuffix(" with align_peak")).stem + ("-aligned" if args.align_peak
+                                                                else "")
     finish(result, table(result))
 
 

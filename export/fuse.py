@@ -114,6 +114,7 @@ IMPLEMENTED: dict[str, Callable[[Any], str | None]] = {
     "norm": _always,
     "trim_zeros": _always,
     "trim_top_db": _always,
+    "align_peak": _always,
 }
 
 
@@ -151,7 +152,8 @@ def feature_graph(g: of.GraphBuilder, waveform: str, config: FeatureConfig, *,
     """Append the graph of ``config``'s features of ``waveform`` to ``g``.
 
     The stages of :func:`ser_edge.features.feature_matrices`, in ONNX: with ``trim_zeros`` the
-    digital silence at the waveform's ends removed, with ``trim_top_db`` its quiet ends, then
+    digital silence at the waveform's ends removed, with ``trim_top_db`` its quiet ends, with
+    ``align_peak`` the samples before the one that puts the loudest on the frame grid, then
     frames, windowed DFT and power (once,
     shared); with ``level_db`` or ``frames="active"`` the frame levels, the active frames and
     the level gain (:mod:`ser_edge.level`); the mel bank (times the gain), dB with
@@ -192,6 +194,8 @@ def feature_graph(g: of.GraphBuilder, waveform: str, config: FeatureConfig, *,
         y = of.trim_zeros(g, y)
     if config.trim_top_db is not None:
         y = of.trim_quiet(g, y, config.trim_top_db)
+    if config.align_peak:
+        y = of.align_peak(g, y, config.hop_length)
     x = of.frames(g, y, n_fft=config.n_fft, hop_length=config.hop_length)
     power = of.dft_power(g, x, n_fft=config.n_fft, method=dft, dtype=dft_dtype)
     gain = active = None
@@ -553,9 +557,9 @@ def _check_signals(config: FeatureConfig) -> list[tuple[str, np.ndarray]]:
     """Seeded speech-like, noise and chirp signals at ``config.sr``: 0.5, 1.3 and 3 s.
 
     Only those with the frames ``config.min_frames`` asks (a delta width over 31 leaves out the
-    0.5 s ones). With ``config.trim_zeros`` or ``trim_top_db``, also each speech-like signal
-    between 0.6 s of digital silence and between 0.6 s of quiet noise, which the graph must trim
-    as numpy does.
+    0.5 s ones). With ``config.trim_zeros``, ``trim_top_db`` or ``align_peak``, also each
+    speech-like signal between 0.6 s of digital silence and between 0.6 s of quiet noise, which
+    the graph must trim and align as numpy does.
     """
     sr = config.sr
     rng = np.random.default_rng(20261202)

@@ -48,6 +48,7 @@ __all__ = [
     "GraphBuilder",
     "trim_zeros",
     "trim_quiet",
+    "align_peak",
     "frames",
     "dft_power",
     "rms",
@@ -210,6 +211,32 @@ def trim_quiet(g: GraphBuilder, y: str, top_db: float) -> str:
     threshold = g.cast(g.op("Mul", peak, factor), np.float32)
     loud = g.cast(g.op("Greater", magnitude, threshold), np.int32)
     return _trim_to(g, y, loud)
+
+
+def align_peak(g: GraphBuilder, y: str, hop_length: int) -> str:
+    """The signal from the sample that puts its loudest one on the frame grid.
+
+    As :func:`ser_edge.dsp.align_peak`, sample-exact: ``ArgMax`` of ``|y|`` (the first of equal
+    maxima, as ``numpy.argmax``), ``Mod`` the hop, and ``Slice`` from there to the end.
+
+    Parameters
+    ----------
+    g : GraphBuilder
+    y : str
+        float32 ``[shape=(n_samples,)]``, ``n_samples >= 1``.
+    hop_length : int > 0
+        The analysis hop, in samples.
+
+    Returns
+    -------
+    aligned : str
+        float32 ``[shape=(n_samples - offset,)]``, ``offset < hop_length``.
+    """
+    loudest = g.op("ArgMax", g.op("Abs", y, hint="magnitude"), axis=0, keepdims=1,
+                   hint="loudest")
+    start = g.op("Mod", loudest, g.const([int(hop_length)], "align_hop"), hint="aligned_start")
+    end = g.const([np.iinfo(np.int64).max], "to_end")
+    return g.op("Slice", y, start, end, g.const([0], "ax0"), hint="aligned")
 
 
 def frames(g: GraphBuilder, y: str, *, n_fft: int, hop_length: int) -> str:

@@ -897,6 +897,8 @@ def _describe(clf: Classifier) -> list[str]:
         level.append("digital silence (samples exactly 0) trimmed from both ends first")
     if cfg.trim_top_db is not None:
         level.append(f"ends quieter than {cfg.trim_top_db:g} dB under the loudest sample trimmed")
+    if cfg.align_peak:
+        level.append("frames aligned to start on the loudest sample")
     if cfg.level_db is not None:
         level.append(f"level normalised to {cfg.level_db:g} dBFS")
     if cfg.frames == "active":

@@ -795,7 +795,7 @@ class Classifier:
         if 0 < n < n_min:
             need = ("shorter than one analysis frame" if n_min == config.n_fft else
                     f"fewer than the {config.min_frames} analysis frames the MFCC deltas need")
-            if n < y.shape[-1]:
+            if n < y.shape[-1] and (config.trim_zeros or config.trim_top_db):
                 need += (", between the digital silence at its ends" if not
                          config.trim_top_db else ", between the quiet ends trimmed")
             raise AudioError(

@@ -237,6 +237,7 @@ FEATURE_CONFIG_SCHEMA: dict[str, Any] = {
     "norm": Choice(NORMS),
     "trim_zeros": Bool(),
     "trim_top_db": Nullable(Number(0, 1000, above=True)),
+    "align_peak": Bool(),
     "schema": Int(0, 1000),
 }
 

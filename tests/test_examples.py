@@ -233,6 +233,33 @@ def test_node_example_runs_a_robust_model(node_example: Path, clips_16k: list[Pa
     assert proc.stderr.splitlines()[0] == f"ser-edge-node: error: {short}: {why}"
 
 
+def test_node_example_counts_the_samples_align_peak_drops(node_example: Path, build_model,
+                                                          tmp_path: Path) -> None:
+    """A model with align_peak: a clip long enough for the deltas but not once the samples
+    before the aligned start are dropped gets Python's "too short" message, with the length
+    that is analysed."""
+    import dataclasses
+
+    from export.fused_parity import ROBUST
+    from ser_edge.errors import AudioError
+
+    model = tmp_path / "aligned-waveform.onnx"
+    fuse_file(build_model(tmp_path / "aligned.onnx",
+                          config=dataclasses.replace(ROBUST, align_peak=True)), model)
+    fused_clf = Classifier(model)
+    y = 0.1 * np.sin(np.arange(fused_clf.min_samples + 60) / 5).astype(np.float32)
+    y[100] = 0.5  # the loudest: 100 samples dropped, 40 fewer than the deltas need
+    clip = tmp_path / "clip.wav"
+    sf.write(clip, y, 16000, subtype="FLOAT")
+    with pytest.raises(AudioError) as python_error:
+        fused_clf.classify(clip, vad=False)
+    why = str(python_error.value).split(": ", 1)[1]
+    assert why.startswith("too short: ") and "digital silence" not in why
+    proc = _node(node_example, "--model", str(model), str(clip))
+    assert proc.returncode == 1
+    assert proc.stderr.splitlines()[0] == f"ser-edge-node: error: {clip}: {why}"
+
+
 # -- the web page in Chromium ------------------------------------------------------------------
 
 

@@ -396,6 +396,80 @@ def test_trim_top_db_option_round_trips_and_is_left_out_when_none():
             FeatureConfig(trim_top_db=bad)
 
 
+def test_align_peak_drops_the_loudest_samples_offset_from_the_grid(rng):
+    """argmax |y| mod hop_length samples dropped (the first of equal maxima), a view; a gain
+    does not move it; zeros and empty signals unchanged; bad input refused."""
+    y = np.zeros(1000, np.float32)
+    y[[300, 700]] = [0.5, -0.9]  # the loudest at 700: 700 mod 256 = 188
+    got = dsp.align_peak(y, 256)
+    assert np.shares_memory(got, y) and len(got) == 1000 - 188
+    assert got[700 - 188] == np.float32(-0.9) and (700 - 188) % 256 == 0
+    assert len(dsp.align_peak(y * np.float32(1e-3), 256)) == len(got)
+    y[[300, 700]] = [0.9, -0.9]  # equal magnitudes: the first counts, 300 mod 256 = 44
+    assert len(dsp.align_peak(y, 256)) == 1000 - 44
+    assert len(dsp.align_peak(y, 100)) == 1000  # 300 is on a grid of 100 already
+    for same in (np.zeros(5, np.float32), np.zeros(0, np.float32)):
+        np.testing.assert_array_equal(dsp.align_peak(same, 256), same)
+    with pytest.raises(ParameterError, match="1-D"):
+        dsp.align_peak(np.ones((2, 3), np.float32), 256)
+    for bad in (0, -1, 2.5, True):
+        with pytest.raises(ParameterError, match="hop_length must be a positive integer"):
+            dsp.align_peak(y, bad)
+
+
+def test_align_peak_option_round_trips_and_is_left_out_when_false():
+    assert "align_peak" not in json.loads(FeatureConfig().to_json())
+    config = FeatureConfig(frames="active", level_db=-20.0, align_peak=True)
+    assert json.loads(config.to_json())["align_peak"] is True
+    assert FeatureConfig.from_json(config.to_json()) == config
+    assert config.trims and FeatureConfig(align_peak=np.bool_(True)).align_peak is True
+    for bad in ("yes", 1, None):
+        with pytest.raises(ParameterError, match="align_peak must be true or false"):
+            FeatureConfig(align_peak=bad)
+
+
+@pytest.mark.parametrize("pad_s", [0.6, 0.3371])
+def test_align_peak_keeps_the_frames_over_a_real_voice_where_they_were(rng, pad_s):
+    """Quiet noise (40 dB under the peak) of any length before and after a real clip: with
+    align_peak every frame over the clip is one of the unpadded clip's frames, whole frames
+    later; without it the frames fall between them (a 0.6 s pad is half a hop)."""
+    aligned = FeatureConfig(align_peak=True)
+    for name, y in _real_clips():
+        peak = float(np.abs(y).max())
+        n = int(pad_s * 16000)
+        hiss = (rng.uniform(-1, 1, n) * peak * 10 ** (-40 / 20)).astype(np.float32)
+        z = np.concatenate([hiss, y, hiss[::-1]])
+        for config, grid in ((aligned, True), (FeatureConfig(), False)):
+            a, b = config.trim(y), config.trim(z)
+            shift = len(b) - len(a) - n  # where a starts in b
+            S_a = dsp.power_spectrogram(a, n_fft=1024, hop_length=256)
+            S_b = dsp.power_spectrogram(b, n_fft=1024, hop_length=256)
+            inner = slice(4, S_a.shape[1] - 4)  # frames within the clip, not its ends
+            if grid:
+                assert shift % 256 == 0, name
+                k = shift // 256
+                np.testing.assert_allclose(S_b[:, 4 + k : S_a.shape[1] - 4 + k], S_a[:, inner],
+                                           rtol=1e-5, atol=1e-9 * S_a.max(), err_msg=name)
+            else:
+                assert shift % 256 != 0, name
+
+
+@pytest.mark.parametrize("n_cuts", [0, 3, 25])
+def test_feature_vector_stream_aligns_to_the_peak_as_feature_vector(signal, rng, n_cuts):
+    """With align_peak (after trim_zeros), the streamed vector is the whole signal's however it
+    is cut, and differs from the unaligned one."""
+    config = dataclasses.replace(_QUIET, trim_top_db=None, trim_zeros=True, align_peak=True)
+    voice = signal("vibrato", 16000, duration=2.0)
+    y = np.concatenate([np.zeros(300, np.float32), voice, voice[::-1] * 1.5,
+                        np.zeros(77, np.float32)])
+    ref = features.feature_vector(y, sr=16000, config=config)
+    got = features.feature_vector_stream(_chunked(y, rng, n_cuts), sr=16000, config=config)
+    np.testing.assert_allclose(got, ref, rtol=2e-5, atol=2e-5 * np.abs(ref).max())
+    plain = features.feature_vector(y, sr=16000,
+                                    config=dataclasses.replace(config, align_peak=False))
+    assert not np.array_equal(plain, ref)
+
+
 #: The default model's features with the quiet ends trimmed (the -quiet candidate's).
 _QUIET = FeatureConfig(features=("mfcc", "chroma", "mel", "mfcc_delta"), level_db=-20.0,
                        frames="active", top_db=60.0, trim_top_db=25.0,

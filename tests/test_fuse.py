@@ -31,7 +31,12 @@ from export.fuse import (  # noqa: E402
     fuse,
     fuse_file,
 )
-from ser_edge.dsp import power_spectrogram, trim_quiet, trim_zeros  # noqa: E402
+from ser_edge.dsp import (  # noqa: E402
+    align_peak,
+    power_spectrogram,
+    trim_quiet,
+    trim_zeros,
+)
 from ser_edge.errors import AudioError, ModelError, ParameterError  # noqa: E402
 from ser_edge.features import FeatureConfig, feature_matrices, feature_vector  # noqa: E402
 from ser_edge.model import BUNDLED_MODELS, Classifier  # noqa: E402
@@ -107,6 +112,23 @@ def test_trim_quiet_equals_numpy_sample_for_sample(rng: np.random.Generator, top
         (got,) = sess.run(None, {"y": y})
         assert got.dtype == np.float32
         np.testing.assert_array_equal(got, trim_quiet(y, top_db))
+
+
+@pytest.mark.parametrize("hop", [256, 160, 7])
+def test_align_peak_equals_numpy_sample_for_sample(rng: np.random.Generator, hop: int) -> None:
+    """ArgMax, Mod and Slice keep exactly the samples ser_edge.dsp.align_peak keeps: the
+    loudest anywhere, equal maxima (the first counts), shorter than a hop, zeros only."""
+    sess = session(stage_model(lambda g, y: of.align_peak(g, y, hop), {"y": ["n"]},
+                               output_rank=1))
+    voice = (0.3 * rng.standard_normal(5000)).astype(np.float32)
+    ties = voice.copy()
+    ties[[1234, 4321]] = [2.0, -2.0]
+    cases = [voice, voice[::-1].copy(), ties, voice[:hop - 2], np.array([0.5], np.float32),
+             np.zeros(1, np.float32), np.zeros(3000, np.float32)]
+    for y in cases:
+        (got,) = sess.run(None, {"y": y})
+        assert got.dtype == np.float32
+        np.testing.assert_array_equal(got, align_peak(y, hop))
 
 
 @pytest.mark.parametrize(("n_fft", "hop"), [(1024, 256), (512, 160), (400, 160), (1000, 300),
@@ -365,6 +387,12 @@ CONFIGS = {
         stats={"mfcc": ("mean", "std"), "chroma": ("mean", "std"), "mel": ("std",),
                "mfcc_delta": ("std",)},
         top_db=60.0, level_db=-20.0, frames="active", trim_top_db=25.0),
+    "robust, trimmed and aligned to the peak": FeatureConfig(
+        features=("mfcc", "chroma", "mel", "mfcc_delta"),
+        stats={"mfcc": ("mean", "std"), "chroma": ("mean", "std"), "mel": ("std",),
+               "mfcc_delta": ("std",)},
+        top_db=60.0, level_db=-20.0, frames="active", active_range_db=25.0,
+        active_floor_range_db=40.0, trim_zeros=True, align_peak=True),
     # Per-utterance normalisation (frame networks' input), over the active frames and all.
     "meanvar over active frames": FeatureConfig(
         features=("mel", "mfcc_delta"), n_mels=64, n_mfcc=13, level_db=-20.0, frames="active",

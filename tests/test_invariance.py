@@ -41,6 +41,32 @@ def test_speech_is_found_in_every_sampled_clip(measured) -> None:
         CORPORA, 0)
 
 
+#: What the same models keep with ``FeatureConfig.align_peak`` switched on at inference (on every
+#: 5th clip ens6-mb-adapt keeps 0.992-1.000 with digital silence per corpus, 0.934-1.000 with
+#: the noise pad, 0.858-0.991 gated: benchmarks/results/invariance-ens6-mb-adapt-aligned.json).
+KEPT_ALIGNED = {"digital silence 0.6 s around": 0.97, "white noise -60 dBFS 0.6 s around": 0.93,
+                "gate under -50 dBFS": 0.88}
+
+
+@pytest.fixture(scope="module")
+def measured_aligned(measured) -> dict:
+    """As ``measured`` (the same model), with the frames aligned to the loudest sample."""
+    return measure(measured["model"], every=100, align_peak=True)
+
+
+@pytest.mark.parametrize("perturbation", PERTURBATIONS)
+def test_aligned_frames_keep_more_labels(measured, measured_aligned, perturbation: str) -> None:
+    """The frame grid through the loudest sample: a pad no longer moves the frames over the
+    voice, so digital silence changes almost no label, and no perturbation changes more."""
+    def kept(result: dict) -> float:
+        corpora = result["corpora"].values()
+        return np.average([c["label_unchanged"][perturbation] for c in corpora],
+                          weights=[c["clips"] for c in corpora])
+
+    assert kept(measured_aligned) >= KEPT_ALIGNED[perturbation], measured_aligned["corpora"]
+    assert kept(measured_aligned) >= kept(measured)
+
+
 @pytest.mark.parametrize("perturbation", PERTURBATIONS)
 def test_padding_and_gating_leave_the_label(measured, perturbation: str) -> None:
     corpora = measured["corpora"].values()

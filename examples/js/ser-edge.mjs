@@ -160,7 +160,9 @@ export function signalProblem(samples, info) {
   // With trim_zeros the graph analyses the samples from the first non-zero one to the last; with
   // trim_top_db from the first loud one (above the threshold under the peak, in float32) to the
   // last.
-  let n = info.featureConfig?.trim_zeros && first >= 0 ? last - first + 1 : samples.length;
+  const trimsZeros = info.featureConfig?.trim_zeros && first >= 0;
+  let n = trimsZeros ? last - first + 1 : samples.length;
+  let lo = trimsZeros ? first : 0;
   const topDb = info.featureConfig?.trim_top_db;
   if (topDb != null && first >= 0) {
     let peak = 0;
@@ -175,6 +177,16 @@ export function signalProblem(samples, info) {
       }
     }
     if (loudFirst >= 0) n = loudLast - loudFirst + 1;
+    if (loudFirst >= 0) lo = loudFirst;
+  }
+  // With align_peak the first (argmax |y| - start) mod hop_length samples of what is kept are
+  // dropped, so that a frame starts on the loudest sample.
+  if (info.featureConfig?.align_peak) {
+    let loudest = lo;
+    for (let i = lo; i < lo + n; i++) {
+      if (Math.abs(samples[i]) > Math.abs(samples[loudest])) loudest = i;
+    }
+    n -= (loudest - lo) % info.featureConfig.hop_length;
   }
   if (n < info.minSamples) {
     const ms = (k) => Math.round((1000 * k) / info.sampleRate);
@@ -182,7 +194,7 @@ export function signalProblem(samples, info) {
     let need = deltas
       ? `fewer than the ${info.deltaFrames} analysis frames the MFCC deltas need`
       : 'shorter than one analysis frame';
-    if (n < samples.length) {
+    if (n < samples.length && (info.featureConfig?.trim_zeros || topDb != null)) {
       need += topDb != null ? ', between the quiet ends trimmed'
         : ', between the digital silence at its ends';
     }
