@@ -16,11 +16,16 @@ TLS) it publishes
   under ``homeassistant/``: a sensor whose state is the label and whose attributes are the
   probabilities.
 
-When the broker goes away, the client (paho-mqtt's network thread) reconnects with a backoff of 1
-to 30 s, and results wait in a queue of at most ``queue_size`` results; past that the oldest is
-dropped, counted in :attr:`MqttPublisher.dropped` and said once through ``warn``. At start the
-broker must answer (within ``connect_timeout``) and accept us: a bad URL, credentials or a
-broker that is not there is a :class:`~ser_edge.errors.NetworkError` naming the problem.
+paho-mqtt's network loop is driven by the publisher itself, not by a thread of paho's: a result is
+written to the socket in the caller's thread as it is published, and a service thread of ours
+reads the broker's acknowledgements, keeps the connection alive and reconnects, ten times a
+second, every paho call under one lock. (paho's own thread woke for every message, to write it and
+again to read its acknowledgement: half of the publisher's CPU.) When the broker goes away, the
+service thread reconnects with a backoff of 1 to 30 s, and results wait in a queue of at most
+``queue_size`` results; past that the oldest is dropped, counted in :attr:`MqttPublisher.dropped`
+and said once through ``warn``. At start the broker must answer (within ``connect_timeout``) and
+accept us: a bad URL, credentials or a broker that is not there is a
+:class:`~ser_edge.errors.NetworkError` naming the problem.
 
 User name, password and TLS files never come from the command line: :func:`credentials` reads
 them from the environment (``SER_EDGE_MQTT_USERNAME``, ``SER_EDGE_MQTT_PASSWORD``,
@@ -38,6 +43,7 @@ import re
 import socket
 import sys
 import threading
+import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -76,6 +82,9 @@ PORTS = {"mqtt": 1883, "mqtts": 8883}
 
 #: Seconds between reconnection attempts: from the first to the longest (doubling).
 BACKOFF_S = (1, 30)
+
+#: Seconds between two turns of the service thread (acknowledgements read, keep-alive, reconnect).
+SERVICE_S = 0.1
 
 
 @dataclass(frozen=True)
@@ -328,9 +337,11 @@ class MqttPublisher:
         self._warn = warn or (lambda message: None)
         self._discovery = discovery(self.target, self.labels, model=model) if ha_discovery \
             else None
-        # paho calls back from its network thread holding its own locks: the callbacks only set
-        # flags; the queue is the caller's (under _lock), and the caller sends it once connected.
-        self._lock = threading.Lock()
+        # Every paho call, and the queue, under _lock: paho has no thread of its own here (see
+        # the module's docstring), and its callbacks run inside those calls.
+        self._lock = threading.RLock()
+        self._stopping = threading.Event()
+        self._service: threading.Thread | None = None
         self._unsent: collections.deque[tuple[str, str]] = collections.deque()
         self._infos: collections.deque[Any] = collections.deque()
         self._connected = False
@@ -353,7 +364,6 @@ class MqttPublisher:
             except (OSError, ValueError) as exc:
                 raise NetworkError(f"cannot set up TLS for {self._where()}: {exc}") from None
         client.will_set(self.target.topic("availability"), "offline", qos=1, retain=True)
-        client.reconnect_delay_set(*BACKOFF_S)
         client.on_connect = self._on_connect
         client.on_disconnect = self._on_disconnect
         self._client = client
@@ -369,8 +379,13 @@ class MqttPublisher:
             reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
             raise NetworkError(f"cannot reach the MQTT broker at {self._where()} "
                                f"({reason or type(exc).__name__})") from None
-        client.loop_start()
-        if not self._first.wait(connect_timeout):
+        deadline = time.monotonic() + connect_timeout
+        with self._lock:
+            while not self._first.is_set() and time.monotonic() < deadline:
+                if not self._pump() and not self._first.is_set():
+                    break  # the broker closed the connection without an answer
+                time.sleep(0.01)
+        if not self._first.is_set():
             self._stop()
             raise NetworkError(f"the MQTT broker at {self._where()} did not answer within "
                                f"{connect_timeout:g} s")
@@ -378,6 +393,8 @@ class MqttPublisher:
             self._stop()
             raise NetworkError(f"the MQTT broker at {self._where()} refused the connection "
                                f"({self._refused})")
+        self._service = threading.Thread(target=self._serve, name="ser-edge-mqtt", daemon=True)
+        self._service.start()
 
     def _where(self) -> str:
         return f"{self.target.host}:{self.target.port}"
@@ -387,14 +404,15 @@ class MqttPublisher:
         """Whether the broker is connected now."""
         return self._connected
 
-    # -- paho's network thread -----------------------------------------------------------------
+    # -- paho's callbacks (inside a paho call, _lock held) --------------------------------------
 
     def _on_connect(self, client: Any, userdata: Any, flags: Any, reason: Any,
                     properties: Any = None) -> None:
+        self._connecting = False
         if reason.is_failure:
-            if not self._ever_connected:  # at start: say why; later: paho tries again
+            client.disconnect()
+            if not self._ever_connected:  # at start: say why; later: tried again
                 self._refused = str(reason)
-                client.disconnect()
                 self._first.set()
             return
         client.publish(self.target.topic("availability"), "online", qos=1, retain=True)
@@ -404,15 +422,9 @@ class MqttPublisher:
         again = self._ever_connected
         self._state = None  # said again on this connection (a broker restarted may have lost it)
         self._ever_connected = self._connected = True
-        if again:
+        if again:  # what waited goes at the service thread's next turn
             self._warn(f"MQTT broker at {self._where()}: connected again")
-            # What waited goes now, from a thread of its own: never paho's, whose locks it holds.
-            threading.Thread(target=self._flush, daemon=True).start()
         self._first.set()
-
-    def _flush(self) -> None:
-        with self._lock:
-            self._send_unsent()
 
     def _on_disconnect(self, client: Any, userdata: Any, flags: Any, reason: Any,
                        properties: Any = None) -> None:
@@ -421,9 +433,56 @@ class MqttPublisher:
             self._warn(f"MQTT broker at {self._where()}: connection lost ({reason}); "
                        f"reconnecting, keeping up to {self.queue_size} results")
 
+    # -- paho's network work, in whichever thread holds _lock ----------------------------------
+
+    def _pump(self) -> bool:
+        """Read what the broker sent, write what waits, keep alive: whether still connected.
+
+        paho's calls for an external loop (``loop_read``, ``loop_write``, ``loop_misc``) on its
+        non-blocking socket; not ``loop()``, which makes paho wake a socket pair on every
+        message. ``_lock`` held.
+        """
+        client, ok = self._client, (self._paho.MQTT_ERR_SUCCESS, self._paho.MQTT_ERR_AGAIN)
+        rc = client.loop_read()
+        if rc in ok and client.want_write():
+            rc = client.loop_write()
+        if rc in ok:
+            rc = client.loop_misc()
+        return rc in ok
+
+    # -- the service thread ----------------------------------------------------------------------
+
+    def _serve(self) -> None:
+        """Read acknowledgements, keep the connection alive, send what waited, reconnect."""
+        backoff, retry_at = float(BACKOFF_S[0]), 0.0
+        while not self._stopping.wait(SERVICE_S):
+            if self._connected or self._connecting:
+                with self._lock:
+                    if self._closing:
+                        return
+                    if not self._pump():
+                        self._connecting = False  # lost, or refused: try again later
+                    self._send_unsent()
+                if self._connected:
+                    backoff = float(BACKOFF_S[0])
+                continue
+            now = time.monotonic()
+            if now < retry_at:
+                continue
+            # Not connected, so the caller does not touch paho: the reconnection, which waits
+            # for TCP, can run without the lock; the broker's answer is read on the next turns.
+            try:
+                self._client.reconnect()
+                self._connecting = True
+            except (OSError, ValueError):
+                pass
+            retry_at = now + backoff
+            backoff = min(2 * backoff, float(BACKOFF_S[1]))
+
     # -- the caller's thread -------------------------------------------------------------------
 
     _closing = False
+    _connecting = False  # reconnect() sent, the broker's answer not read yet
 
     def _send_unsent(self) -> None:
         """Hand the queued results to paho, oldest first, while connected (``_lock`` held)."""
@@ -478,11 +537,11 @@ class MqttPublisher:
         unsent : int
             Results that never reached the broker: queued when it stopped, or dropped.
         """
-        import time
-
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             with self._lock:
+                if self._connected:
+                    self._pump()
                 self._send_unsent()
                 if not self._unsent and not self._infos:
                     break
@@ -492,20 +551,21 @@ class MqttPublisher:
             self._closing = True
             info = (self._client.publish(self.target.topic("availability"), "offline", qos=1,
                                          retain=True) if self._connected else None)
-        if info is not None:
-            try:
-                info.wait_for_publish(max(0.5, deadline - time.monotonic()))
-            except (RuntimeError, ValueError):  # the connection went meanwhile
-                pass
+            until = max(time.monotonic() + 0.5, deadline)
+            while info is not None and self._connected and not info.is_published() \
+                    and time.monotonic() < until:
+                self._pump()
+                time.sleep(0.01)
         self._stop()
         return unsent + self.dropped
 
     def _stop(self) -> None:
         self._closing = True
-        try:
-            self._client.disconnect()
-        finally:
-            self._client.loop_stop()
+        self._stopping.set()
+        if self._service is not None and self._service is not threading.current_thread():
+            self._service.join()
+        with self._lock:
+            self._client.disconnect()  # written at once: no thread of paho's to wait for
 
     def __enter__(self) -> MqttPublisher:
         return self
