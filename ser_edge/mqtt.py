@@ -86,6 +86,10 @@ BACKOFF_S = (1, 30)
 #: Seconds between two turns of the service thread (acknowledgements read, keep-alive, reconnect).
 SERVICE_S = 0.1
 
+#: The connection's keep-alive, in seconds: with nothing to publish, the service thread pings the
+#: broker within it (which otherwise drops the client after one and a half times it).
+KEEPALIVE_S = 30
+
 
 @dataclass(frozen=True)
 class MqttTarget:
@@ -368,7 +372,7 @@ class MqttPublisher:
         client.on_disconnect = self._on_disconnect
         self._client = client
         try:
-            client.connect(self.target.host, self.target.port, keepalive=30)
+            client.connect(self.target.host, self.target.port, keepalive=KEEPALIVE_S)
         except (OSError, ValueError) as exc:
             import ssl
 

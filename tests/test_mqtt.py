@@ -182,6 +182,32 @@ def test_broker_stopped_and_started_mid_stream(broker, pcm) -> None:
     sub.close()
 
 
+def test_an_idle_publisher_keeps_its_connection_alive(broker, monkeypatch) -> None:
+    """Nothing published for three keep-alive periods (1 s here): the publisher's own service
+    thread (paho has none here) pings the broker, and reads its answers; a result published
+    then arrives, and no connection was lost."""
+    monkeypatch.setattr(mqtt, "KEEPALIVE_S", 1)
+    warnings: list[str] = []
+    sub = Subscriber(broker.port)
+    pub = mqtt.MqttPublisher(f"{broker.url}/{PREFIX}", labels=("angry", "calm"),
+                             warn=warnings.append)
+    log: list[str] = []
+    pub._client.on_log = lambda client, userdata, level, message: log.append(message)
+    try:
+        wait_until(lambda: sub.on(f"{PREFIX}/availability") == ["online"], "online")
+        threading.Event().wait(3.5)
+        assert sum(m.startswith("Sending PINGREQ") for m in log) >= 2, log
+        assert sum(m.startswith("Received PINGRESP") for m in log) >= 2, log
+        assert pub.connected and warnings == []
+        assert sub.on(f"{PREFIX}/availability") == ["online"]  # no will
+        pub.publish({"start_s": 0.0, "end_s": 3.0, "speech": True, "label": "calm",
+                     "probabilities": {"angry": 0.25, "calm": 0.75}})
+        wait_until(lambda: len(sub.on(f"{PREFIX}/emotion")) == 1, "the result")
+    finally:
+        assert pub.close() == 0
+    sub.close()
+
+
 def test_last_will_when_the_process_dies(broker, pcm) -> None:
     sub = Subscriber(broker.port)
     proc = subprocess.Popen([sys.executable, "-m", "ser_edge", "listen", "-", "--mqtt",
