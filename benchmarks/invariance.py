@@ -61,11 +61,10 @@ def measure(model: str | None, every: int = 1, corpora: tuple[str, ...] = CORPOR
             align_peak: bool = False) -> dict:
     """Per corpus: clips, the share unchanged under each perturbation, clips without speech."""
     clf = Classifier(model)
-    name = clf.name or str(clf.model_path)
     if align_peak:
         clf.feature_config = dataclasses.replace(clf.feature_config, align_peak=True)
-        name += " with align_peak"
-    out: dict = {"model": name, "align_peak": align_peak, "every": every, "corpora": {}}
+    out: dict = {"model": clf.name or str(clf.model_path), "align_peak": align_peak,
+                 "every": every, "corpora": {}}
     for name in corpora:
         root = corpus_dir(name)
         if root is None:
@@ -100,7 +99,8 @@ def measure(model: str | None, every: int = 1, corpora: tuple[str, ...] = CORPOR
 
 def table(result: dict) -> str:
     """Markdown: per corpus, clips, the share of labels each perturbation leaves unchanged."""
-    md = [f"Labels unchanged by padding and gating, {result['model']} (every "
+    aligned = " with align_peak" if result.get("align_peak") else ""
+    md = [f"Labels unchanged by padding and gating, {result['model']}{aligned} (every "
           f"{result['every']}. clip):", "",
           "| corpus | clips | digital silence 0.6 s | white noise -60 dBFS 0.6 s | "
           "gate -50 dBFS | first 8 ms cut | no speech |", "|---|---|---|---|---|---|---|"]
@@ -123,9 +123,8 @@ def main() -> None:
     args = parser.parse_args()
     result = start("invariance", args)
     result.update(measure(args.model, args.every, align_peak=args.align_peak))
-    result["benchmark"] = args.results or "invariance-" + Path(
-        result["model"].removesuffix(" with align_peak")).stem + ("-aligned" if args.align_peak
-                                                                else "")
+    result["benchmark"] = args.results or (f"invariance-{Path(result['model']).stem}"
+                                           + ("-aligned" if args.align_peak else ""))
     finish(result, table(result))
 
 

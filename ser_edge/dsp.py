@@ -29,7 +29,6 @@ __all__ = [
     "trim_quiet",
     "trim_quiet_threshold",
     "align_peak",
-    "peak_offset",
 ]
 
 # Samples searched at once for a non-zero one (trim_zeros), and most zeros given out in one piece
@@ -623,23 +622,6 @@ def trim_quiet(y: np.ndarray, top_db: float) -> np.ndarray:
     return y if not loud.size else y[loud[0] : loud[-1] + 1]
 
 
-def peak_offset(index: int, hop_length: int) -> int:
-    """How many leading samples :func:`align_peak` drops: ``index mod hop_length``.
-
-    Parameters
-    ----------
-    index : int >= 0
-        Position of the signal's loudest sample (the first of equal ones), in samples.
-    hop_length : int > 0
-        The analysis hop, in samples.
-
-    Returns
-    -------
-    offset : int, ``0 <= offset < hop_length``
-    """
-    return int(index) % int(hop_length)
-
-
 def align_peak(y: np.ndarray, hop_length: int) -> np.ndarray:
     """The signal from the sample that puts its loudest one on the frame grid.
 
@@ -662,7 +644,7 @@ def align_peak(y: np.ndarray, hop_length: int) -> np.ndarray:
     Returns
     -------
     y_aligned : np.ndarray [shape=(n - offset,)], ``y``'s dtype
-        A view of ``y`` without its first :func:`peak_offset` samples.
+        A view of ``y`` without its first ``argmax(|y|) mod hop_length`` samples.
 
     Raises
     ------
@@ -678,7 +660,7 @@ def align_peak(y: np.ndarray, hop_length: int) -> np.ndarray:
                              f"got {hop_length!r}")
     if not y.size:
         return y
-    return y[peak_offset(int(np.argmax(np.abs(y))), hop_length):]
+    return y[int(np.argmax(np.abs(y))) % hop_length:]
 
 
 def _zeros(n: int, dtype: np.dtype) -> Iterator[np.ndarray]:

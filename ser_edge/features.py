@@ -18,7 +18,6 @@ import numpy as np
 from .dsp import (
     align_peak,
     fft_frequencies,
-    peak_offset,
     power_blocks_stream,
     power_spectrogram,
     power_to_db,
@@ -1349,7 +1348,7 @@ class _PeakAligned:
                 if peak is None or value > peak:
                     peak, index = value, at + i
             at += len(chunk)
-        self.skip = peak_offset(index, hop_length)
+        self.skip = index % hop_length
 
     def __iter__(self):
         skip = self.skip

@@ -176,8 +176,10 @@ export function signalProblem(samples, info) {
         loudLast = i;
       }
     }
-    if (loudFirst >= 0) n = loudLast - loudFirst + 1;
-    if (loudFirst >= 0) lo = loudFirst;
+    if (loudFirst >= 0) {
+      n = loudLast - loudFirst + 1;
+      lo = loudFirst;
+    }
   }
   // With align_peak the first (argmax |y| - start) mod hop_length samples of what is kept are
   // dropped, so that a frame starts on the loudest sample.
